@@ -1,0 +1,1 @@
+"""Prefect tasks: thin adapters between files/MLflow and the pure libraries."""
