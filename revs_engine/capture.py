@@ -1,0 +1,165 @@
+"""Activation capture in one batched forward pass.
+
+Offers :func:`capture_activations` → :class:`Capture`, and :func:`hooks` (a context manager that removes every hook
+it registered on every path, including exceptions). Positions are sliced inside the hooks, so memory is
+``O(batch × positions × layers × d)``, not ``O(sequence)``.
+
+Per layer ``l`` and chosen position: ``resid_pre`` (block input; for l=0 the embeddings), ``resid_post`` (block
+output), ``attn_out`` and ``mlp_out`` (the two residual contributions) and ``neuron_act`` (FF2 input, captured with a
+forward *pre*-hook). For every supported family ``resid_post == resid_pre + attn_out + mlp_out``: sequential blocks
+(Llama, GPT-2, NeoX with ``use_parallel_residual=False``) add them one after the other; parallel blocks (GPT-J,
+NeoX by default) compute both from the same input and add both — the sum is the same identity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from revs_engine.arch import ModelArch
+from revs_engine.errors import ShapeError
+
+STREAMS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "neuron_act")
+
+
+def first(x):
+    """Return ``x[0]`` for tuple outputs (GPT-J blocks, attention modules), else ``x``."""
+    return x[0] if isinstance(x, tuple | list) else x
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Activations at the chosen positions.
+
+    Attributes:
+        resid_pre, resid_post, attn_out, mlp_out: ``[batch, n_pos, n_layers, d_model]``.
+        neuron_act: ``[batch, n_pos, n_layers, d_ff]``.
+        logits: the model's final logits at the positions, ``[batch, n_pos, V]``.
+        positions: ``[batch, n_pos]`` absolute positions in the (padded) input.
+        layers: the captured layer indices.
+    """
+
+    resid_pre: torch.Tensor
+    resid_post: torch.Tensor
+    attn_out: torch.Tensor
+    mlp_out: torch.Tensor
+    neuron_act: torch.Tensor
+    logits: torch.Tensor
+    positions: torch.Tensor
+    layers: tuple[int, ...]
+
+
+@contextlib.contextmanager
+def hooks(registrations: list[tuple[nn.Module, str, Callable]]) -> Iterator[None]:
+    """Register ``(module, "forward"|"pre", fn)`` hooks for the duration of the block; always remove them."""
+    handles = []
+    try:
+        for module, kind, fn in registrations:
+            if kind == "pre":
+                handles.append(module.register_forward_pre_hook(fn, with_kwargs=True))
+            else:
+                handles.append(module.register_forward_hook(fn))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Return the index of the last real token of each row ``[batch, 1]`` (works for left and right padding)."""
+    idx = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return (attention_mask.long() * idx).argmax(-1, keepdim=True)
+
+
+def position_ids_for(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that count only real tokens, so left padding gives the same result as no padding."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def model_forward(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                  **kwargs):
+    """Run ``model`` with padding-safe position ids; return its output."""
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    return model(input_ids=input_ids, attention_mask=attention_mask,
+                 position_ids=position_ids_for(attention_mask), use_cache=False, **kwargs)
+
+
+@torch.no_grad()
+def capture_activations(model: nn.Module, arch: ModelArch, input_ids: torch.Tensor,
+                        attention_mask: torch.Tensor | None = None, positions: torch.Tensor | None = None,
+                        layers: list[int] | None = None) -> Capture:
+    """Run one forward pass and capture every stream at ``positions`` of ``layers``.
+
+    Args:
+        model: causal LM in eval mode.
+        arch: ``resolve_arch(model)``.
+        input_ids: ``[batch, seq]`` (a 1-D tensor is treated as one row).
+        attention_mask: ``[batch, seq]``; None means no padding.
+        positions: ``[batch, n_pos]`` absolute indices; None means the last real token of each row.
+        layers: layer indices to capture (default all).
+
+    Returns:
+        A :class:`Capture`.
+    """
+    if input_ids.dim() == 1:
+        input_ids = input_ids.unsqueeze(0)
+    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+        raise ShapeError(f"input_ids must be [batch, seq] with seq ≥ 1, got {tuple(input_ids.shape)}")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if positions is None:
+        positions = last_positions(attention_mask)
+    positions = positions.to(input_ids.device).long()
+    if positions.dim() == 1:
+        positions = positions.unsqueeze(1)
+    layers = list(range(arch.n_layers)) if layers is None else list(layers)
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1)
+    store: dict[str, dict[int, torch.Tensor]] = {name: {} for name in STREAMS}
+
+    def take(x: torch.Tensor) -> torch.Tensor:  # [batch, seq, d] -> [batch, n_pos, d]
+        return x[rows, positions]
+
+    def block_pre(layer):
+        def hook(module, args, kwargs):
+            store["resid_pre"][layer] = take(args[0] if args else kwargs["hidden_states"])
+        return hook
+
+    def block_post(layer):
+        def hook(module, args, output):
+            store["resid_post"][layer] = take(first(output))
+        return hook
+
+    def attn_post(layer):
+        def hook(module, args, output):
+            store["attn_out"][layer] = take(first(output))
+        return hook
+
+    def mlp_post(layer):
+        def hook(module, args, output):
+            store["mlp_out"][layer] = take(first(output))
+        return hook
+
+    def ff2_pre(layer):
+        def hook(module, args, kwargs):
+            store["neuron_act"][layer] = take(args[0] if args else kwargs["input"])
+        return hook
+
+    regs = []
+    for layer in layers:
+        block = arch.layers[layer]
+        regs += [
+            (block, "pre", block_pre(layer)),
+            (block, "forward", block_post(layer)),
+            (arch.sub(layer, arch.spec.attn), "forward", attn_post(layer)),
+            (arch.sub(layer, arch.spec.mlp), "forward", mlp_post(layer)),
+            (arch.mlp_out[layer], "pre", ff2_pre(layer)),
+        ]
+    with hooks(regs):
+        out = model_forward(model, input_ids, attention_mask)
+    stacked = {name: torch.stack([store[name][layer] for layer in layers], dim=2) for name in STREAMS}
+    return Capture(**stacked, logits=out.logits[rows, positions], positions=positions, layers=tuple(layers))
