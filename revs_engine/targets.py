@@ -1,0 +1,124 @@
+"""Which tokens of a secret are edited and evaluated (reference/revs-method.md §1.1, §2.1).
+
+Offers :class:`TokenTarget` (one teacher-forced ``(prefix, token)`` pair — an edit request and an evaluation
+point), :class:`TargetConfig` and :func:`select_targets`.
+
+Tokenisation convention, used by probes, metrics and REVS alike: the prompt and the secret are encoded
+*separately* without special tokens and concatenated (``prompt_ids + secret_ids``); the secret keeps its leading
+space when the text has one (``" 545-71-4735"``). Working in ids avoids the paper code's decode/re-encode drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class TokenTarget:
+    """One target token of one secret, with its teacher-forced prefix.
+
+    Attributes:
+        secret_index: index of the secret in the caller's list.
+        position: index of the token within the secret's tokens.
+        prefix_ids: prompt ids + the secret's true tokens before ``position``.
+        token_id: the target token id.
+    """
+
+    secret_index: int
+    position: int
+    prefix_ids: tuple[int, ...] = field(repr=False)
+    token_id: int = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetConfig:
+    """How target tokens are chosen from a secret.
+
+    Args:
+        max_tokens: keep at most this many tokens per secret (None: all eligible).
+        method: ``rarest`` (highest token id first, the paper's proxy), ``first``, ``frequent``, ``random``.
+        skip_substrings: a token whose text contains one of these is never a target (but still part of prefixes).
+        stop_substrings: stop at the first token whose text contains one of these (e.g. ``@`` for emails).
+        skip_whitespace_only: never target tokens that are only whitespace / punctuation (needed for digit-level
+            tokenizers such as SmolLM2's, reference/revs-method.md §8).
+        seed: for ``random``.
+    """
+
+    max_tokens: int | None = 2
+    method: Literal["rarest", "first", "frequent", "random"] = "rarest"
+    skip_substrings: tuple[str, ...] = ()
+    stop_substrings: tuple[str, ...] = ()
+    skip_whitespace_only: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be ≥ 1 or None, got {self.max_tokens}")
+        if self.method not in ("rarest", "first", "frequent", "random"):
+            raise ValueError(f"unknown method {self.method!r}: use rarest, first, frequent or random")
+
+
+def _is_filler(text: str) -> bool:
+    stripped = text.strip()
+    return not stripped or all(not c.isalnum() for c in stripped)
+
+
+def eligible_positions(token_texts: list[str], cfg: TargetConfig) -> list[int]:
+    """Return the positions of ``token_texts`` that may be targets, in order, honouring skip/stop rules."""
+    out = []
+    for i, text in enumerate(token_texts):
+        if any(s in text for s in cfg.stop_substrings):
+            break
+        if any(s in text for s in cfg.skip_substrings):
+            continue
+        if cfg.skip_whitespace_only and _is_filler(text):
+            continue
+        out.append(i)
+    return out
+
+
+def order_positions(positions: list[int], token_ids: list[int], cfg: TargetConfig) -> list[int]:
+    """Order eligible positions by ``cfg.method`` and keep ``cfg.max_tokens`` of them."""
+    if cfg.method == "rarest":
+        ordered = sorted(positions, key=lambda p: -token_ids[p])  # stable: ties keep text order
+    elif cfg.method == "frequent":
+        ordered = sorted(positions, key=lambda p: token_ids[p])
+    elif cfg.method == "random":
+        ordered = list(np.random.default_rng(cfg.seed).permutation(positions)) if positions else []
+        ordered = [int(p) for p in ordered]
+    else:
+        ordered = list(positions)
+    return ordered[: cfg.max_tokens] if cfg.max_tokens is not None else ordered
+
+
+def select_targets(prompt_ids: list[int], secret_ids: list[int], token_texts: list[str], cfg: TargetConfig,
+                   secret_index: int = 0, positions: list[int] | None = None) -> list[TokenTarget]:
+    """Return the target tokens of one secret as teacher-forced pairs, in secret order.
+
+    Args:
+        prompt_ids: ids of the text before the secret.
+        secret_ids: ids of the secret.
+        token_texts: decoded text of each secret token (for skip/stop rules).
+        cfg: selection rules.
+        secret_index: carried into each :class:`TokenTarget`.
+        positions: explicit positions to use instead of the rule-based choice.
+    """
+    if len(token_texts) != len(secret_ids):
+        raise ValueError("token_texts and secret_ids must have the same length")
+    if positions is None:
+        positions = order_positions(eligible_positions(token_texts, cfg), secret_ids, cfg)
+    return [
+        TokenTarget(secret_index, p, tuple(prompt_ids) + tuple(secret_ids[:p]), int(secret_ids[p]))
+        for p in sorted(positions)
+    ]
+
+
+def encode_pair(tokenizer, prompt: str, secret: str) -> tuple[list[int], list[int], list[str]]:
+    """Encode ``prompt`` and ``secret`` separately (no special tokens); return ids and per-token texts."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+    secret_ids = tokenizer(secret, add_special_tokens=False)["input_ids"]
+    texts = [tokenizer.decode([t]) for t in secret_ids]
+    return list(prompt_ids), list(secret_ids), texts

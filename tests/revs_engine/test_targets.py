@@ -1,0 +1,45 @@
+import pytest
+
+from revs_engine.targets import TargetConfig, eligible_positions, select_targets
+
+SSN_TEXTS = [" ", "5", "4", "5", "-", "7", "1", "-", "4", "7", "3", "5"]
+SSN_IDS = [216, 37, 36, 37, 29, 39, 33, 29, 36, 39, 35, 37]
+
+
+def test_whitespace_and_punctuation_are_never_targets_by_default():
+    assert eligible_positions(SSN_TEXTS, TargetConfig()) == [1, 2, 3, 5, 6, 8, 9, 10, 11]
+
+
+def test_paper_rule_keeps_the_space_when_asked():
+    assert 0 in eligible_positions(SSN_TEXTS, TargetConfig(skip_whitespace_only=False))
+
+
+def test_rarest_picks_highest_ids_and_returns_secret_order():
+    targets = select_targets([100, 101], SSN_IDS, SSN_TEXTS, TargetConfig(max_tokens=2))
+    assert [t.position for t in targets] == [5, 9]  # the two '7' (id 39), in text order
+    assert targets[0].prefix_ids == (100, 101, *SSN_IDS[:5])
+    assert targets[0].token_id == 39
+
+
+def test_email_stop_and_skip_rules():
+    texts = [" mar", "isol", ".", "qu", "@", "gmail", ".", "com"]
+    ids = [10, 20, 30, 40, 50, 60, 70, 80]
+    cfg = TargetConfig(max_tokens=None, stop_substrings=("@",), skip_substrings=(".",))
+    assert eligible_positions(texts, cfg) == [0, 1, 3]
+    assert [t.position for t in select_targets([], ids, texts, cfg)] == [0, 1, 3]
+
+
+def test_random_is_seeded():
+    a = select_targets([], SSN_IDS, SSN_TEXTS, TargetConfig(method="random", seed=3))
+    b = select_targets([], SSN_IDS, SSN_TEXTS, TargetConfig(method="random", seed=3))
+    assert a == b
+
+
+def test_explicit_positions_override_the_rule():
+    assert [t.position for t in select_targets([], SSN_IDS, SSN_TEXTS, TargetConfig(), positions=[11, 1])] == [1, 11]
+
+
+@pytest.mark.parametrize(("kwargs", "msg"), [({"max_tokens": 0}, "max_tokens"), ({"method": "oldest"}, "method")])
+def test_invalid_config_raises(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        TargetConfig(**kwargs)
