@@ -1,0 +1,1 @@
+"""Reproducible benchmarks, each against its named baseline; run by `make bench`."""
