@@ -1,0 +1,137 @@
+"""REVS hyperparameters as one frozen, validated dataclass.
+
+Offers :class:`RevsConfig` and :func:`rank_bounds` (fraction window → integer ranks for one vocabulary size).
+
+Rank margins are FRACTIONS of the vocabulary size, so one config serves a 49k (SmolLM2) and a 128k (Llama-3)
+vocabulary (DESIGN.md §6). The defaults are the authors' GPT-J demo configuration (reference/revs-method.md §1.9:
+neuron window 30000–45000, MLP window 1000–45000, residual window 1000–10000 of V = 50400; n_max 30; top-100
+activation filter) expressed as fractions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from revs_engine.targets import TargetConfig
+
+_GPTJ_V = 50400.0
+
+
+def rank_bounds(window: tuple[float, float], vocab_size: int) -> tuple[int, int]:
+    """Return the integer rank window ``[bottom, top]`` of a fraction window for ``vocab_size`` entries.
+
+    Ranks run 0..V−1, so the top bound is capped at V−1.
+    """
+    lo, hi = window
+    return int(lo * vocab_size), min(int(hi * vocab_size), vocab_size - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class RevsConfig:
+    """Hyperparameters of REVS (reference/revs-method.md §1.3–§1.7, §1.9).
+
+    Args:
+        n_neurons: n_max, the most neurons edited per layer per target token.
+        act_filter: activation pre-filter (§1.4): ``top_k`` (the ``act_top_k`` largest signed activations),
+            ``positive`` (all > 0) or ``none``.
+        act_top_k: K of the ``top_k`` filter; must be ≥ ``n_neurons``.
+        neuron_rank_window: ``(bottom, top)`` target-rank window of every edited neuron vector, fractions of V.
+        mlp_rank_window: window of the layer's MLP-output rank; the top bound also gates layers (§1.3).
+        residual_rank_window: window of the layer's residual rank; the bottom bound gates layers (§1.3) and
+            defines convergence of a target (final rank ≥ bottom).
+        max_iter_neuron: cap of the per-neuron demotion loop (§1.5).
+        max_iter_mlp: cap of the outer loop over the number of edited neurons (§1.7).
+        initial_offset: initial logit offset δ of a neuron below the window (§1.5, −10).
+        push: δ multiplier when a neuron is not demoted enough (1.3).
+        back_off: δ multiplier when a neuron is demoted too far (0.8).
+        growth: k multiplier when the MLP rank is below its window (1.6).
+        shrink: k multiplier when the MLP rank is above its window (0.8).
+        start_k: initial number of edited neurons (5, capped at ``n_neurons``).
+        faithful_rmsnorm_inverse: reproduce the authors' approximate RMSNorm inverse
+            ``h = ĥ·√(σ²+ε)/γ + μ`` (§1.6) instead of the exact one. No effect on LayerNorm models.
+        seed: torch seed set at the start of a run (the algorithm itself is deterministic).
+        targets: which tokens of each secret are edited (§1.1).
+    """
+
+    n_neurons: int = 30
+    act_filter: Literal["top_k", "positive", "none"] = "top_k"
+    act_top_k: int = 100
+    neuron_rank_window: tuple[float, float] = (30000 / _GPTJ_V, 45000 / _GPTJ_V)
+    mlp_rank_window: tuple[float, float] = (1000 / _GPTJ_V, 45000 / _GPTJ_V)
+    residual_rank_window: tuple[float, float] = (1000 / _GPTJ_V, 10000 / _GPTJ_V)
+    max_iter_neuron: int = 100
+    max_iter_mlp: int = 100
+    initial_offset: float = -10.0
+    push: float = 1.3
+    back_off: float = 0.8
+    growth: float = 1.6
+    shrink: float = 0.8
+    start_k: int = 5
+    faithful_rmsnorm_inverse: bool = False
+    seed: int = 0
+    targets: TargetConfig = field(default_factory=TargetConfig)
+
+    def __post_init__(self) -> None:
+        if self.n_neurons < 1:
+            raise ValueError(f"n_neurons must be ≥ 1, got {self.n_neurons}")
+        if self.act_filter not in ("top_k", "positive", "none"):
+            raise ValueError(f"act_filter must be 'top_k', 'positive' or 'none', got {self.act_filter!r}")
+        if self.act_filter == "top_k" and self.act_top_k < self.n_neurons:
+            raise ValueError(f"act_top_k ({self.act_top_k}) must be ≥ n_neurons ({self.n_neurons}): the "
+                             "activation filter has to leave at least n_neurons candidates")
+        for name in ("neuron_rank_window", "mlp_rank_window", "residual_rank_window"):
+            window = getattr(self, name)
+            if len(window) != 2:
+                raise ValueError(f"{name} must be a (bottom, top) pair of fractions, got {window!r}")
+            lo, hi = window
+            if not (0 < lo <= 1 and 0 < hi <= 1):
+                raise ValueError(f"{name} fractions of the vocabulary must lie in (0, 1], got {window!r}")
+            if lo > hi:
+                raise ValueError(f"{name}: bottom margin {lo} is above top margin {hi}")
+        for name in ("max_iter_neuron", "max_iter_mlp", "start_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.initial_offset >= 0:
+            raise ValueError(f"initial_offset must be negative (it lowers the target logit), got "
+                             f"{self.initial_offset}")
+        if not (self.push > 1 and 0 < self.back_off < 1):
+            raise ValueError(f"need push > 1 and 0 < back_off < 1, got {self.push}, {self.back_off}")
+        if not (self.growth > 1 and 0 < self.shrink < 1):
+            raise ValueError(f"need growth > 1 and 0 < shrink < 1, got {self.growth}, {self.shrink}")
+
+    def bounds(self, vocab_size: int) -> dict[str, tuple[int, int]]:
+        """Return the three rank windows as integer ranks for ``vocab_size``."""
+        return {
+            "neuron": rank_bounds(self.neuron_rank_window, vocab_size),
+            "mlp": rank_bounds(self.mlp_rank_window, vocab_size),
+            "residual": rank_bounds(self.residual_rank_window, vocab_size),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (tuples become lists), e.g. for a patch manifest."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["targets"] = {f.name: getattr(self.targets, f.name) for f in dataclasses.fields(self.targets)}
+        return _jsonable(out)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RevsConfig:
+        """Rebuild a config from :meth:`to_dict` output."""
+        data = dict(data)
+        tgt = dict(data.pop("targets", {}))
+        for key in ("skip_substrings", "stop_substrings"):
+            if key in tgt:
+                tgt[key] = tuple(tgt[key])
+        for key in ("neuron_rank_window", "mlp_rank_window", "residual_rank_window"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data, targets=TargetConfig(**tgt))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
