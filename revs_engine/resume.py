@@ -6,10 +6,9 @@ primitive, exposed for tests).
 
 REVS edits FF2 of layer l and then needs layer l+1's activations on the *edited* model (reference/revs-method.md
 §1.2). The authors re-run the full model per layer (L forward passes per target, O(L²) block calls). Editing
-layer l
-changes nothing before block l, so the walker keeps the full-sequence input of the current block, runs that single
-block with hooks, and — only when the block was edited — runs it once more to get the edited output: L + (#edited
-layers) block calls per target.
+layer l changes nothing before block l, so the walker keeps the full-sequence input of the current block, runs that
+single block with hooks, and — only when the block was edited — runs it once more to get the edited output:
+L + (#edited layers) block calls per target.
 
 How blocks are called is not re-implemented per family: one ordinary forward pass records every block's
 positional and keyword arguments besides the hidden states (causal mask, position ids, rotary ``(cos, sin)`` for
