@@ -290,8 +290,8 @@ def _load_tokenizer(where: str | Path, kwargs: dict) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(where, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
-        if isinstance(exc, OSError) and not isinstance(where, Path) and _hub_offline():
-            raise
+        if isinstance(exc, OSError) and not isinstance(where, Path):
+            raise  # a hub id: _load_hub explains unreachable / offline
         raise ModelLoadError(
             f"cannot load a tokenizer from {where}: {_brief(exc)}. Save the tokenizer next to the "
             "model (tokenizer.save_pretrained(dir)) or re-download the model."

@@ -331,3 +331,9 @@ def test_stale_materialized_dir_is_rebuilt(tmp_path, monkeypatch):
     assert out == stale
     assert (out / "revs_embedded.json").is_file()
     assert weights_sha256(AutoModelForCausalLM.from_pretrained(out)) == weights_sha256(_tiny("llama"))
+
+
+def test_existing_weights_file_asks_for_its_directory(saved_llama, tmp_path):
+    _, out = saved_llama
+    with pytest.raises(ModelLoadError, match="only .gguf files.*directory that holds config.json"):
+        load_model(out / "model.safetensors", cache_dir=tmp_path)
