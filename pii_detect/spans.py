@@ -1,0 +1,69 @@
+"""Span geometry: chunking long texts with overlap, and resolving duplicate/overlapping spans.
+
+Offers :func:`chunk_bounds` (whitespace-snapped windows such that any span no longer than the overlap lies whole
+inside the chunk that owns its start) and :func:`resolve_spans` (drop exact duplicates, same-entity overlaps and
+spans contained in a longer, at-least-as-confident span of another entity, e.g. the URL ``example.com`` inside an
+email address).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pii_detect.findings import Span
+
+
+def _snap(text: str, pos: int, floor: int) -> int:
+    """Move a cut point back to just after whitespace (no token is split), not below ``floor``."""
+    for i in range(pos, floor, -1):
+        if text[i - 1].isspace():
+            return i
+    return pos
+
+
+def chunk_bounds(text: str, size: int, overlap: int) -> list[tuple[int, int, int]]:
+    """Return ``(start, end, owned_until)`` windows covering ``text``.
+
+    A span found in a window is kept only when it starts before ``owned_until`` (the next window's start), so
+    each span is reported once; because windows overlap by at least ``overlap`` characters, any span of length
+    <= ``overlap`` that starts in a window ends inside it.
+    """
+    n = len(text)
+    if n <= size:
+        return [(0, n, n)]
+    out: list[tuple[int, int, int]] = []
+    start = 0
+    while True:
+        end = min(start + size, n)
+        if end == n:
+            out.append((start, n, n))
+            return out
+        nxt = _snap(text, end - overlap, start + overlap)
+        out.append((start, end, nxt))
+        start = nxt
+
+
+def resolve_spans(spans: Iterable[Span]) -> list[Span]:
+    """Return spans sorted by position with duplicates and dominated overlaps removed."""
+    best: dict[tuple[int, int, str], Span] = {}
+    for s in spans:
+        k = (s.start, s.end, s.entity_type)
+        if k not in best or s.score > best[k].score:
+            best[k] = s
+    ordered = sorted(best.values(), key=lambda s: (s.start, -(s.end - s.start), -s.score))
+    kept: list[Span] = []
+    active: list[Span] = []  # kept spans that may still contain later ones
+    for s in ordered:
+        active = [a for a in active if a.end > s.start]
+        dominated = False
+        for a in active:
+            if a.entity_type == s.entity_type and a.start < s.end:
+                dominated = True  # same entity overlapping a longer/earlier one (Presidio keeps the container)
+            elif a.start <= s.start and s.end <= a.end and a.score >= s.score:
+                dominated = True
+            if dominated:
+                break
+        if not dominated:
+            kept.append(s)
+            active.append(s)
+    return kept
