@@ -1,0 +1,387 @@
+"""Deletion-request state that survives a crash, and per-model locks.
+
+Offers
+- :data:`STEPS` — ``received → located → probed → edited → audited → reported`` (``failed`` from any step);
+- :class:`RequestStore` — ``begin(request) -> RequestState``, ``advance(request_id, step, evidence)``,
+  ``fail(request_id, reason)``, ``status(request_id)``, ``list_requests()``;
+- :class:`RequestState` — an immutable snapshot (``status``, ``completed``, ``next_step``, ``is_done(step)``,
+  ``evidence``, ``history``);
+- :func:`model_lock` — an exclusive ``fcntl.flock`` on ``.revs/locks/<model>.lock`` that serializes requests
+  against one model;
+- :data:`SENSITIVE` — an in-process registry of raw values (filled by ``begin``) that evidence and failure
+  reasons are checked against.
+
+State lives in ``.revs/requests/<request_id>/state.json`` (atomic writes, a per-request lock around every
+read-modify-write). It stores the subject only as keyed HMACs (:func:`pii_detect.normalize.value_hmac`, the same
+hash findings carry, so they can be matched) and masked previews; the raw request file stays where the user
+keeps it.
+
+Resuming: ``begin`` on a known request returns its state (a failed one is reopened at its last completed step);
+the caller runs ``state.next_step`` onward and skips every ``state.is_done(step)`` — ``advance`` refuses a step
+that is already done or out of order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from tasks._io import atomic_write_text
+from tasks._workspace import hmac_key, workspace_root
+
+STEPS: tuple[str, ...] = ("received", "located", "probed", "edited", "audited", "reported")
+FAILED = "failed"
+STATE_VERSION = 1
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_REDACTED = "[REDACTED]"
+
+
+class RequestStateError(RuntimeError):
+    """Base class for request-state errors."""
+
+
+class IllegalTransitionError(RequestStateError):
+    """A step was advanced out of order, repeated, or after the request finished or failed."""
+
+
+class RequestNotFoundError(RequestStateError, LookupError):
+    """No state exists for this request id."""
+
+
+class RequestConflictError(RequestStateError):
+    """A request id was reused for a different request."""
+
+
+class LockTimeoutError(RequestStateError, TimeoutError):
+    """A lock could not be acquired in time."""
+
+
+class SensitiveValueError(ValueError):
+    """Evidence would have written a raw personal value to disk."""
+
+
+class _IdentifierLike(Protocol):
+    type: str
+    value: str
+
+
+class _SubjectLike(Protocol):
+    name: str
+    identifiers: Sequence[_IdentifierLike]
+
+
+class RequestLike(Protocol):
+    """What :meth:`RequestStore.begin` needs (``flows.params.DeletionRequest`` satisfies it)."""
+
+    request_id: str
+    received_at: datetime
+    verified_at: datetime
+    legal_basis: str
+    requester_ref: str
+    subject: _SubjectLike
+
+
+class _SensitiveValues:
+    """Raw values known to this process; used to refuse or redact them before anything is written."""
+
+    MIN_LEN = 4  # shorter values (initials) would redact ordinary words
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def register(self, values: Iterator[str] | Sequence[str]) -> None:
+        """Remember raw values (and their case-folded forms) for the rest of this process."""
+        with self._lock:
+            for value in values:
+                value = value.strip()
+                if len(value) >= self.MIN_LEN:
+                    self._values |= {value, value.casefold()}
+
+    def find(self, text: str) -> bool:
+        """Return True when ``text`` contains a registered value."""
+        folded = text.casefold()
+        return any(v in text or v in folded for v in self._values)
+
+    def redact(self, text: str) -> str:
+        """Return ``text`` with every registered value replaced by ``[REDACTED]``."""
+        for value in sorted(self._values, key=len, reverse=True):
+            text = re.sub(re.escape(value), _REDACTED, text, flags=re.IGNORECASE)
+        return text
+
+    def clear(self) -> None:
+        """Forget every registered value."""
+        with self._lock:
+            self._values.clear()
+
+
+SENSITIVE = _SensitiveValues()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _lock_name(name: str) -> str:
+    """Return a file-name-safe lock name: the name itself when safe, else a slug plus a short hash."""
+    if _SAFE_ID.fullmatch(name) and name not in {".", ".."}:
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "model"
+    return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+
+
+@contextlib.contextmanager
+def _flock(path: Path, timeout: float | None) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeoutError(f"{path}: still held by another run after {timeout:.0f} s; "
+                                               "wait for it or raise the timeout.") from None
+                    time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+@contextlib.contextmanager
+def model_lock(model_name: str, timeout: float | None = None, root: Path | None = None) -> Iterator[Path]:
+    """Hold the exclusive lock of one model (``.revs/locks/<model>.lock``) for the duration of the block.
+
+    Two deletion requests against one model are serialized: the second blocks (or raises
+    :class:`LockTimeoutError` after ``timeout`` seconds). The lock is released when the process dies.
+    """
+    path = (root or workspace_root()) / "locks" / f"{_lock_name(model_name)}.lock"
+    with _flock(path, timeout):
+        yield path
+
+
+@dataclass(frozen=True, slots=True)
+class RequestState:
+    """A snapshot of one request's progress (no raw personal values)."""
+
+    request_id: str
+    status: str
+    completed: tuple[str, ...]
+    evidence: Mapping[str, Any]
+    history: tuple[Mapping[str, Any], ...]
+    subject: Mapping[str, Any]
+    legal_basis: str
+    requester_ref: str
+
+    @property
+    def next_step(self) -> str | None:
+        """The first step not yet completed (``None`` when reported)."""
+        return next((s for s in STEPS if s not in self.completed), None)
+
+    @property
+    def done(self) -> bool:
+        """True once the request is reported."""
+        return self.status == "reported"
+
+    def is_done(self, step: str) -> bool:
+        """Return True when ``step`` was already completed (the caller must skip it)."""
+        if step not in STEPS:
+            raise ValueError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+        return step in self.completed
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RequestState:
+        """Build a snapshot from a ``state.json`` document."""
+        return cls(request_id=data["request_id"], status=data["status"], completed=tuple(data["completed"]),
+                   evidence=data["evidence"], history=tuple(data["history"]), subject=data["subject"],
+                   legal_basis=data["legal_basis"], requester_ref=data["requester_ref"])
+
+
+def _json_safe(value: Any, path: str) -> None:
+    if value is None or isinstance(value, bool | int | float):
+        return
+    if isinstance(value, str):
+        if SENSITIVE.find(value):
+            raise SensitiveValueError(f"evidence {path}: contains a raw personal value; "
+                                      "store its HMAC or a masked preview instead")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _json_safe(item, f"{path}[{i}]")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"evidence {path}: keys must be strings")
+            _json_safe(key, f"{path}.<key>")
+            _json_safe(item, f"{path}.{key}")
+        return
+    raise TypeError(f"evidence {path}: {type(value).__name__} is not JSON data (use str, number, list, dict)")
+
+
+class RequestStore:
+    """Persisted deletion-request states under ``<workspace>/requests/``."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root or workspace_root()
+
+    # -- paths and IO
+    def _dir(self, request_id: str) -> Path:
+        if not _SAFE_ID.fullmatch(request_id):
+            raise ValueError("request_id must be 1-128 letters, digits, '.', '_' or '-' (no path separators)")
+        return self.root / "requests" / request_id
+
+    def state_path(self, request_id: str) -> Path:
+        """Return the path of a request's ``state.json``."""
+        return self._dir(request_id) / "state.json"
+
+    @contextlib.contextmanager
+    def _locked(self, request_id: str) -> Iterator[None]:
+        with _flock(self.root / "locks" / f"request-{_lock_name(request_id)}.lock", None):
+            yield
+
+    def _read(self, request_id: str) -> dict[str, Any]:
+        path = self.state_path(request_id)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RequestNotFoundError(f"no request {request_id!r} in {self.root / 'requests'}; "
+                                       "start it with `revs delete --request FILE`") from None
+
+    def _write(self, data: dict[str, Any]) -> RequestState:
+        data["updated_at"] = _now()
+        atomic_write_text(self.state_path(data["request_id"]), json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return RequestState.from_json(data)
+
+    # -- subject fingerprint
+    def _subject_record(self, request: RequestLike, key: bytes) -> dict[str, Any]:
+        # Imported here: `pii_detect` loads Presidio/spaCy on import (seconds); `revs status` must stay instant.
+        from pii_detect import mask as pii_mask
+        from pii_detect import normalize as pii_normalize
+
+        idents = []
+        for ident in request.subject.identifiers:
+            entity = pii_normalize.ENTITY_FOR_TYPE.get(ident.type, "OTHER")
+            idents.append({"type": ident.type, "entity_type": entity,
+                           "value_hmac": pii_normalize.value_hmac(key, entity, ident.value),
+                           "masked_preview": pii_mask.mask_value(entity, ident.value)})
+        return {"name_hmac": pii_normalize.value_hmac(key, "PERSON", request.subject.name),
+                "name_masked": pii_mask.mask_value("PERSON", request.subject.name),
+                "identifiers": idents}
+
+    @staticmethod
+    def _fingerprint(request: RequestLike, subject: Mapping[str, Any], key: bytes) -> str:
+        doc = json.dumps({"subject": subject, "legal_basis": request.legal_basis,
+                          "received_at": request.received_at.isoformat(),
+                          "verified_at": request.verified_at.isoformat(),
+                          "requester_ref": request.requester_ref}, sort_keys=True)
+        return hmac.new(key, doc.encode(), hashlib.sha256).hexdigest()
+
+    # -- API
+    def begin(self, request: RequestLike) -> RequestState:
+        """Start a request, or resume it: return its state (a failed one reopens at its last completed step).
+
+        Raises:
+            RequestConflictError: The id is already used by a request with different content.
+        """
+        key = hmac_key(self.root)
+        SENSITIVE.register([request.subject.name, *(i.value for i in request.subject.identifiers)])
+        subject = self._subject_record(request, key)
+        fingerprint = self._fingerprint(request, subject, key)
+        with self._locked(request.request_id):
+            if self.state_path(request.request_id).exists():
+                data = self._read(request.request_id)
+                if data["fingerprint"] != fingerprint:
+                    raise RequestConflictError(
+                        f"request {request.request_id!r} already exists with different content; "
+                        "use a new request_id for a new request")
+                if data["status"] != FAILED:
+                    return RequestState.from_json(data)
+                resumed = data["completed"][-1]
+                data["history"].append({"at": _now(), "from": FAILED, "to": resumed, "event": "resumed"})
+                data["status"] = resumed
+                return self._write(data)
+            now = _now()
+            data = {
+                "schema_version": STATE_VERSION, "request_id": request.request_id,
+                "legal_basis": request.legal_basis, "requester_ref": request.requester_ref,
+                "received_at": request.received_at.isoformat(), "verified_at": request.verified_at.isoformat(),
+                "subject": subject, "fingerprint": fingerprint, "created_at": now,
+                "status": "received", "completed": ["received"],
+                "evidence": {"received": {"identifiers": len(subject["identifiers"])}},
+                "history": [{"at": now, "from": None, "to": "received", "event": "begin"}],
+            }
+            return self._write(data)
+
+    def advance(self, request_id: str, step: str, evidence: Mapping[str, Any] | None = None) -> RequestState:
+        """Record that ``step`` completed, with its evidence (ids, paths, hashes, counts — never raw values).
+
+        Raises:
+            IllegalTransitionError: ``step`` is not the next step, is already done, or the request failed.
+            SensitiveValueError: The evidence contains a raw value registered by :meth:`begin`.
+        """
+        if step not in STEPS:
+            raise IllegalTransitionError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+        evidence = dict(evidence or {})
+        _json_safe(evidence, step)
+        with self._locked(request_id):
+            data = self._read(request_id)
+            if data["status"] == FAILED:
+                raise IllegalTransitionError(f"request {request_id!r} failed; resume it with begin() first")
+            if step in data["completed"]:
+                raise IllegalTransitionError(f"request {request_id!r}: step {step!r} is already done; "
+                                             "a completed step is never redone")
+            expected = RequestState.from_json(data).next_step
+            if step != expected:
+                raise IllegalTransitionError(f"request {request_id!r}: cannot go from {data['status']!r} to "
+                                             f"{step!r}; the next step is {expected!r}")
+            data["history"].append({"at": _now(), "from": data["status"], "to": step, "event": "advance"})
+            data["status"] = step
+            data["completed"].append(step)
+            data["evidence"][step] = evidence
+            return self._write(data)
+
+    def fail(self, request_id: str, reason: str) -> RequestState:
+        """Mark the request failed with ``reason`` (raw values known to this process are redacted).
+
+        Raises:
+            IllegalTransitionError: The request is already reported.
+        """
+        with self._locked(request_id):
+            data = self._read(request_id)
+            if data["status"] == "reported":
+                raise IllegalTransitionError(f"request {request_id!r} is already reported; it cannot fail")
+            data["history"].append({"at": _now(), "from": data["status"], "to": FAILED, "event": "fail",
+                                    "reason": SENSITIVE.redact(str(reason))[:2000]})
+            data["status"] = FAILED
+            return self._write(data)
+
+    def status(self, request_id: str) -> RequestState:
+        """Return the request's current state.
+
+        Raises:
+            RequestNotFoundError: No such request.
+        """
+        return RequestState.from_json(self._read(request_id))
+
+    def list_requests(self) -> list[str]:
+        """Return the ids of every request in the workspace, sorted."""
+        base = self.root / "requests"
+        return sorted(p.parent.name for p in base.glob("*/state.json")) if base.exists() else []

@@ -1,0 +1,57 @@
+"""Audit verdict against the policy thresholds."""
+
+import pytest
+
+from tasks.verdict import AuditThresholds, evaluate_audit
+
+GOOD = {
+    "efficacy": {"t1": 99.0, "t2": 95.0},
+    "exact_extractions": {"plain": 0, "perturbed": 0},
+    "specificity": 92.0,
+    "perplexity_before": 10.0,
+    "perplexity_after": 10.2,
+}
+
+
+def test_passing_metrics_pass():
+    verdict = evaluate_audit(GOOD, AuditThresholds())
+    assert verdict.passed
+    assert verdict.failures == []
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"efficacy": {"t1": 99.0, "t2": 94.9}}, "efficacy@100[t2]: 94.90 < 95.00"),
+    ({"exact_extractions": {"plain": 1, "perturbed": 0}}, "exact_extractions.plain: 1 > 0"),
+    ({"exact_extractions": {"plain": 0, "perturbed": 2}}, "exact_extractions.perturbed: 2 > 0"),
+    ({"specificity": 89.99}, "specificity: 89.99 < 90.00"),
+    ({"perplexity_after": 10.3}, "perplexity increase: 3.00% > 2.00%"),
+    ({"efficacy": {}}, "efficacy@100: missing"),
+    ({"efficacy": {"t1": float("nan")}}, "efficacy@100[t1]: missing or not a number"),
+    ({"specificity": None}, "specificity: missing"),
+    ({"exact_extractions": None}, "exact_extractions.plain: missing"),
+    ({"perplexity_before": 0}, "perplexity: "),
+])
+def test_each_criterion_fails_on_its_own(change, expected):
+    verdict = evaluate_audit({**GOOD, **change}, AuditThresholds())
+    assert not verdict.passed
+    assert any(f.startswith(expected) for f in verdict.failures), verdict.failures
+
+
+def test_all_failures_are_listed_and_mapping_thresholds_work():
+    bad = {"efficacy": {"a": 10.0, "b": 20.0}, "exact_extractions": {"plain": 3, "perturbed": 3},
+           "specificity": 1.0, "perplexity_before": 1.0, "perplexity_after": 2.0}
+    verdict = evaluate_audit(bad, {"min_efficacy": 5.0, "max_exact_extractions_plain": 3})
+    assert verdict.failures == ["exact_extractions.perturbed: 3 > 0", "specificity: 1.00 < 90.00",
+                                "perplexity increase: 100.00% > 2.00%"]
+    assert verdict.to_dict() == {"passed": False, "failures": verdict.failures}
+
+
+def test_perplexity_decrease_passes():
+    assert evaluate_audit({**GOOD, "perplexity_after": 9.0}, AuditThresholds()).passed
+
+
+@pytest.mark.parametrize("kwargs", [{"min_efficacy": 101}, {"efficacy_k": 0}, {"max_exact_extractions_plain": -1},
+                                    {"max_perplexity_increase_pct": -0.1}])
+def test_impossible_thresholds_raise(kwargs):
+    with pytest.raises(ValueError, match=r"must be|percentage"):
+        AuditThresholds(**kwargs)
