@@ -1,0 +1,292 @@
+"""Memorization probes: does greedy decoding reproduce a target after its prefix? One batched forward pass decides.
+
+Offers :class:`ProbeItem` (token ids of a ``(prefix, target)`` pair), :class:`ProbeConfig`, :class:`ProbeResult`,
+:func:`probe` (batched teacher-forced verdicts), :func:`k_extractable` (fixed prefix lengths, Carlini et al.),
+:func:`probes_table` (an Arrow table in :data:`~revs_engine.schema.PROBES_SCHEMA`) and :func:`items_from_texts`
+(tokenisation at the edge, the convention of :mod:`revs_engine.targets`).
+
+Why one forward pass is enough (DESIGN §6): greedy decoding emits ``argmax(logits)`` at every step, and as long as
+every emitted token equals the target token the model's input is exactly ``prefix + target[:j]`` — the
+teacher-forced input. So greedy emits the whole target iff, in one teacher-forced pass over
+``prefix + target[:-1]``, the argmax at every target position is the target token; and the first position where it
+is not is where greedy decoding first diverges. Ties are broken like ``torch.argmax`` (lowest index), as
+``generate(do_sample=False)`` does: a target token at rank 0 (nothing strictly greater) tying with a lower id
+is *not* emitted. Caveats: a target that contains the EOS id mid-way is decided as if decoding continued past EOS;
+generation-config logits processors (repetition penalty, bad words) are not applied — greedy here is plain argmax.
+
+Definitions used in the probes table:
+    exact_match: greedy emits exactly ``target_ids`` (ids, not text).
+    first_mismatch: index in the target of the first greedy divergence, -1 when none.
+    target_token_ranks: teacher-forced rank of every target token (strictly-greater convention, 0 = top).
+    extraction_score: fraction of target positions whose teacher-forced argmax is the target token (1.0 ⇔
+        exact_match; an "almost memorized" target scores high even when greedy derails once).
+    memorized: ``extraction_score >= ProbeConfig.memorized_threshold`` (default 1.0, i.e. exact match).
+
+Padding: rows are right-padded by default (``padding_side="left"`` is also supported and gives the same verdicts);
+position ids count real tokens only (:func:`revs_engine.capture.model_forward`). Long prefixes are never cut
+silently: pass ``max_prefix_tokens`` to keep their last tokens (``prefix_truncated`` records it); a sequence
+longer than the model's context without it raises :class:`~revs_engine.errors.ShapeError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyarrow as pa
+import torch
+from tqdm.auto import tqdm
+
+from revs_engine.arch import ARCH_SPECS
+from revs_engine.capture import model_forward
+from revs_engine.errors import ShapeError
+from revs_engine.lens import rank_of
+from revs_engine.schema import PROBES_SCHEMA
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeItem:
+    """A ``(prefix, target)`` pair as token ids (prompt and target encoded separately, concatenated).
+
+    Attributes:
+        prefix_ids: ids of the text before the target (≥ 1 token).
+        target_ids: ids of the target (≥ 1 token).
+    """
+
+    prefix_ids: tuple[int, ...] = field(repr=False)
+    target_ids: tuple[int, ...] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.prefix_ids) == 0 or len(self.target_ids) == 0:
+            raise ValueError("a ProbeItem needs at least one prefix token and one target token")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    """How probes are batched and judged.
+
+    Args:
+        batch_size: rows per forward pass (rows are sorted by length first, so padding is small).
+        max_prefix_tokens: keep only the last this-many prefix tokens (None: never truncate; too-long rows raise).
+        padding_side: ``"right"`` (default) or ``"left"``; both give identical verdicts.
+        memorized_threshold: ``memorized`` iff ``extraction_score >= threshold`` (1.0 = exact greedy match).
+        progress: show a tqdm progress bar.
+    """
+
+    batch_size: int = 32
+    max_prefix_tokens: int | None = None
+    padding_side: Literal["right", "left"] = "right"
+    memorized_threshold: float = 1.0
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if self.max_prefix_tokens is not None and self.max_prefix_tokens < 1:
+            raise ValueError(f"max_prefix_tokens must be ≥ 1 or None, got {self.max_prefix_tokens}")
+        if self.padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {self.padding_side!r}")
+        if not 0.0 < self.memorized_threshold <= 1.0:
+            raise ValueError(f"memorized_threshold must be in (0, 1], got {self.memorized_threshold}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """The verdict for one probed pair; fields are the columns of :data:`PROBES_SCHEMA` (no raw values, no ids)."""
+
+    finding_id: str
+    prefix_tokens: int
+    target_tokens: int
+    prefix_truncated: bool
+    exact_match: bool
+    first_mismatch: int
+    target_token_ranks: tuple[int, ...]
+    extraction_score: float
+    memorized: bool
+
+    def to_record(self) -> dict[str, str | int | float | bool | list[int]]:
+        """Return a row for :data:`PROBES_SCHEMA`."""
+        return {
+            "finding_id": self.finding_id, "prefix_tokens": self.prefix_tokens,
+            "target_tokens": self.target_tokens, "prefix_truncated": self.prefix_truncated,
+            "exact_match": self.exact_match, "first_mismatch": self.first_mismatch,
+            "target_token_ranks": list(self.target_token_ranks), "extraction_score": self.extraction_score,
+            "memorized": self.memorized,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class KExtractableResult:
+    """k-extractability at one fixed prefix length ``k`` (the last ``k`` prefix tokens are the context).
+
+    Attributes:
+        k: prefix length in tokens.
+        flags: per item: True/False, or None when its prefix is shorter than ``k`` (not testable at this k).
+        eligible: number of items with a prefix of ≥ ``k`` tokens.
+        extractable: number of eligible items greedy reproduces exactly.
+    """
+
+    k: int
+    flags: tuple[bool | None, ...]
+    eligible: int
+    extractable: int
+
+    @property
+    def rate(self) -> float:
+        """Fraction of eligible items that are extractable (0.0 when none is eligible)."""
+        return self.extractable / self.eligible if self.eligible else 0.0
+
+    def to_record(self) -> dict[str, int | float]:
+        """Return the summary as a flat record."""
+        return {"k": self.k, "eligible": self.eligible, "extractable": self.extractable, "rate": self.rate}
+
+
+def max_positions(model: torch.nn.Module) -> int | None:
+    """Return the model's maximum sequence length from its config, or None when it declares none."""
+    cfg = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+@torch.no_grad()
+def target_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Return next-token logits at ``(rows[i], positions[i])`` → ``[n, V]``, unembedding only those positions.
+
+    For the families of the architecture table the base model's last hidden state is the final-norm output, so
+    ``unembed(h[rows, positions])`` equals ``model(...).logits[rows, positions]`` without the ``[batch, seq, V]``
+    tensor; other models fall back to the full logits.
+    """
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    unembed = model.get_output_embeddings()
+    if model_type in ARCH_SPECS and unembed is not None and model.base_model is not model:
+        hidden = model_forward(model.base_model, input_ids, attention_mask).last_hidden_state  # [b, seq, d]
+        return unembed(hidden[rows, positions])
+    return model_forward(model, input_ids, attention_mask).logits[rows, positions]
+
+
+def _prepare(item: ProbeItem, cfg: ProbeConfig, limit: int | None) -> tuple[tuple[int, ...], bool]:
+    prefix = item.prefix_ids
+    truncated = cfg.max_prefix_tokens is not None and len(prefix) > cfg.max_prefix_tokens
+    if truncated:
+        prefix = prefix[-cfg.max_prefix_tokens:]
+    total = len(prefix) + len(item.target_ids) - 1
+    if limit is not None and total > limit:
+        raise ShapeError(f"a probe needs {total} positions but the model has {limit}; pass "
+                         f"ProbeConfig(max_prefix_tokens=...) to keep only the last prefix tokens")
+    return prefix, truncated
+
+
+@torch.no_grad()
+def probe(model: torch.nn.Module, items: Sequence[ProbeItem], *, finding_ids: Sequence[str] | None = None,
+          config: ProbeConfig | None = None, pad_id: int = 0) -> list[ProbeResult]:
+    """Decide greedy reproduction of every item with teacher-forced, batched forward passes.
+
+    Args:
+        model: causal LM (eval mode; its dtype and device are used as they are).
+        items: the pairs to probe.
+        finding_ids: one id per item for the results (default: the item's index as a string).
+        config: batching, truncation and threshold (default :class:`ProbeConfig`).
+        pad_id: id written into padding slots (masked out; any valid id works).
+
+    Returns:
+        One :class:`ProbeResult` per item, in input order.
+    """
+    cfg = config or ProbeConfig()
+    if finding_ids is not None and len(finding_ids) != len(items):
+        raise ValueError(f"{len(finding_ids)} finding_ids for {len(items)} items")
+    ids = [str(i) for i in range(len(items))] if finding_ids is None else [str(f) for f in finding_ids]
+    limit = max_positions(model)
+    prepared = [_prepare(item, cfg, limit) for item in items]
+    order = sorted(range(len(items)), key=lambda i: len(prepared[i][0]) + len(items[i].target_ids))
+    device = next(model.parameters()).device
+    results: list[ProbeResult | None] = [None] * len(items)
+    batches = [order[s:s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size)]
+    for batch in tqdm(batches, desc="probe", unit="batch", disable=not cfg.progress):
+        seqs = [prepared[i][0] + items[i].target_ids[:-1] for i in batch]
+        width = max(len(s) for s in seqs)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        rows, positions, targets = [], [], []
+        for r, (i, seq) in enumerate(zip(batch, seqs, strict=True)):
+            offset = width - len(seq) if cfg.padding_side == "left" else 0
+            input_ids[r, offset:offset + len(seq)] = torch.tensor(seq)
+            mask[r, offset:offset + len(seq)] = 1
+            start = offset + len(prepared[i][0]) - 1  # the logits here predict target[0]
+            n_target = len(items[i].target_ids)
+            rows += [r] * n_target
+            positions += range(start, start + n_target)
+            targets += items[i].target_ids
+        logits = target_logits(model, input_ids.to(device), mask.to(device),
+                               torch.tensor(rows, device=device), torch.tensor(positions, device=device))
+        tgt = torch.tensor(targets, device=device)
+        ranks = rank_of(logits, tgt).tolist()  # strictly-greater convention
+        hits = (logits.argmax(-1) == tgt).tolist()  # argmax = lowest index among ties, like greedy generate
+        cursor = 0
+        for i in batch:
+            n_target = len(items[i].target_ids)
+            hit = hits[cursor:cursor + n_target]
+            rank = ranks[cursor:cursor + n_target]
+            cursor += n_target
+            score = sum(hit) / n_target
+            results[i] = ProbeResult(
+                finding_id=ids[i], prefix_tokens=len(prepared[i][0]), target_tokens=n_target,
+                prefix_truncated=prepared[i][1], exact_match=all(hit),
+                first_mismatch=next((j for j, h in enumerate(hit) if not h), -1),
+                target_token_ranks=tuple(int(x) for x in rank), extraction_score=float(score),
+                memorized=score >= cfg.memorized_threshold,
+            )
+    n_mem = sum(r.memorized for r in results if r is not None)
+    logger.info("probed %d items: %d memorized", len(items), n_mem)
+    return [r for r in results if r is not None]
+
+
+def k_extractable(model: torch.nn.Module, items: Sequence[ProbeItem], ks: Sequence[int] = (32, 50), *,
+                  config: ProbeConfig | None = None, pad_id: int = 0) -> dict[int, KExtractableResult]:
+    """Check k-extractability: does greedy reproduce the target from exactly the last ``k`` prefix tokens?
+
+    An item whose prefix is shorter than ``k`` is not testable at that ``k`` (flag None) rather than silently
+    tested with a shorter context.
+    """
+    base = config or ProbeConfig()
+    out = {}
+    for k in ks:
+        if k < 1:
+            raise ValueError(f"prefix lengths must be ≥ 1, got {k}")
+        idx = [i for i, item in enumerate(items) if len(item.prefix_ids) >= k]
+        cut = [ProbeItem(items[i].prefix_ids[-k:], items[i].target_ids) for i in idx]
+        cfg = ProbeConfig(batch_size=base.batch_size, max_prefix_tokens=None, padding_side=base.padding_side,
+                          progress=base.progress)
+        res = probe(model, cut, config=cfg, pad_id=pad_id) if cut else []
+        flags: list[bool | None] = [None] * len(items)
+        for i, r in zip(idx, res, strict=True):
+            flags[i] = r.exact_match
+        out[k] = KExtractableResult(k=k, flags=tuple(flags), eligible=len(idx),
+                                    extractable=sum(r.exact_match for r in res))
+    return out
+
+
+def probes_table(results: Sequence[ProbeResult]) -> pa.Table:
+    """Return ``results`` as an Arrow table in :data:`PROBES_SCHEMA`."""
+    return pa.Table.from_pylist([r.to_record() for r in results], schema=PROBES_SCHEMA)
+
+
+def items_from_texts(tokenizer, pairs: Sequence[tuple[str, str]]) -> list[ProbeItem]:
+    """Tokenise ``(prefix, target)`` texts: encoded separately without special tokens, ids concatenated.
+
+    The target keeps its leading space when the corpus has one (the text right after the prefix), which is the
+    convention of :func:`revs_engine.targets.encode_pair`.
+    """
+    out = []
+    for prefix, target in pairs:
+        p = tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
+        t = tokenizer(target, add_special_tokens=False)["input_ids"]
+        out.append(ProbeItem(tuple(p), tuple(t)))
+    return out
