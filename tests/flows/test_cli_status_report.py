@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
+
 from flows.cli import main
 from flows.params import parse_request
 from tasks.requests import RequestStore
 from tests.flows.test_params import EMAIL, NAME, VALID
+from tests.tasks.conftest import make_run_dir, sample_report_data
 
 
 def test_status_prints_history_without_raw_values(capsys):
@@ -35,3 +38,41 @@ def test_status_json_and_listing(capsys):
     assert json.loads(capsys.readouterr().out)["status"] == "received"
     assert main(["status"]) == 0
     assert capsys.readouterr().out == "REQ-2026-0001\treceived\n"
+
+
+@pytest.fixture
+def report_data():
+    return sample_report_data()
+
+
+@pytest.fixture
+def run_dir(tmp_path, report_data):
+    return make_run_dir(tmp_path, report_data)
+
+
+def test_report_export_then_verify_then_tamper(tmp_path, run_dir, capsys):
+    out = tmp_path / "export"
+    assert main(["report", "export", "--run", str(run_dir), "--format", "json", "--out", str(out)]) == 0
+    assert (out / "report.json").exists()
+    assert not (out / "report.html").exists()
+    assert main(["report", "verify", str(out)]) == 0
+    assert "OK:" in capsys.readouterr().out
+    (out / "report.json").write_text("{}")
+    assert main(["report", "verify", str(out)]) == 1
+    assert "report.json: content changed" in capsys.readouterr().err
+
+
+def test_report_export_by_request_uses_the_recorded_run(tmp_path, run_dir, report_data, capsys):
+    store = RequestStore()
+    store.begin(parse_request(json.dumps(VALID)))
+    assert main(["report", "export", "--request", "REQ-2026-0001", "--out", str(tmp_path / "a")]) == 1
+    assert "no run_id recorded" in capsys.readouterr().err
+    store.advance("REQ-2026-0001", "located", {"run_id": report_data["run_id"]})
+    assert main(["report", "export", "--request", "REQ-2026-0001", "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "report.html").exists()
+
+
+def test_report_export_errors_exit_1(tmp_path, capsys):
+    assert main(["report", "export", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
+    assert "report_data.json: missing" in capsys.readouterr().err
+    assert main(["report", "export", "--request", "NOPE", "--out", str(tmp_path / "o")]) == 1
