@@ -5,8 +5,8 @@ requests, and findings as Arrow tables (DESIGN §2) that carry locations, a keye
 never the raw value. The raw span is re-read on demand with :func:`read_span` / :func:`read_document`.
 
 Public API:
-    - :func:`scan_corpus`, :func:`scan_corpus_table`, :class:`Scanner`, :class:`ScanConfig`, :class:`ReaderOptions`,
-      :func:`load_config`, :class:`ScanStats`
+    - :func:`scan_corpus`, :func:`scan_corpus_table`, :class:`Scanner`, :class:`ScanConfig`,
+      :class:`ReaderOptions`, :func:`load_config`, :class:`ScanStats`
     - :func:`locate_subject`, :func:`parse_deletion_request`, :class:`Subject`, :class:`SubjectMatcher`
     - :func:`iter_documents`, :func:`read_document`, :func:`read_documents`, :func:`read_span`
     - :class:`PiiFinding`, :func:`findings_to_table`, :data:`FINDINGS_SCHEMA`

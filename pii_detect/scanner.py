@@ -1,9 +1,9 @@
 """Find PII spans in texts: a fast structured path (pattern recognizers, no NLP) and optional spaCy NER.
 
 Offers :class:`Scanner` — ``find_spans(text)``, ``find_spans_batch(texts)`` and ``scan_documents(docs)``
-(-> findings with HMAC and masked preview, never the value). Long texts are chunked (:func:`~pii_detect.spans.chunk_bounds`),
-spans are de-duplicated (:func:`~pii_detect.spans.resolve_spans`), per-entity thresholds apply after the
-context-word boost.
+(-> findings with HMAC and masked preview, never the value). Long texts are chunked
+(:func:`~pii_detect.spans.chunk_bounds`), spans are de-duplicated (:func:`~pii_detect.spans.resolve_spans`),
+and per-entity thresholds apply after the context-word boost.
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ class Scanner:
                                            strict=True):
             for ent in doc.ents:
                 etype = SPACY_LABEL_TO_ENTITY.get(ent.label_)
-                if etype in self._ner and offset + ent.start_char < owned and self.config.threshold(etype) <= NER_SCORE:
+                if etype not in self._ner or offset + ent.start_char >= owned:
+                    continue
+                if self.config.threshold(etype) <= NER_SCORE:
                     out[i].append(Span(offset + ent.start_char, offset + ent.end_char, etype, NER_SCORE,
                                        "SpacyRecognizer"))
         return out

@@ -26,7 +26,7 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
                         help="corpus files or directories (.txt/.md/.log, .jsonl, .csv/.tsv, .parquet; also .gz)")
     parser.add_argument("--out", required=True, type=Path, help="findings Parquet file to write")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--config", type=Path, help="JSON/TOML/YAML file: entities, thresholds, recognizers, reader")
+    parser.add_argument("--config", type=Path, help="JSON/TOML/YAML: entities, thresholds, recognizers, reader")
     parser.add_argument("--lines", action="store_true", default=None,
                         help="plain text: one document per line (default: one per file)")
     parser.add_argument("--jsonl-field", help="dotted key path of the text in JSONL records (default: text)")

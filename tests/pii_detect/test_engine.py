@@ -1,0 +1,56 @@
+"""Engine tests: the only ones that load the spaCy model (session-scoped)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pii_detect import ScanConfig, Scanner
+from pii_detect.engine import build_analyzer, load_ner_pipeline
+
+
+@pytest.fixture(scope="session")
+def nlp():
+    return load_ner_pipeline()
+
+
+def test_ner_pipeline_is_explicit_and_ner_only(nlp):
+    assert nlp.pipe_names == ["ner"]
+    assert nlp.max_length == 1_000_000
+
+
+def test_ner_entities_only_when_asked(nlp):
+    text = "Yesterday Angela Merkel met Barack Obama in Berlin; mail a@example.com"
+    structured = Scanner(ScanConfig(), b"k", nlp=nlp)
+    assert {s.entity_type for s in structured.find_spans(text)} == {"EMAIL_ADDRESS"}
+    both = Scanner(ScanConfig(entities=("PERSON", "LOCATION", "EMAIL_ADDRESS")), b"k", nlp=nlp)
+    got = {(s.entity_type, text[s.start:s.end]) for s in both.find_spans(text)}
+    assert {("PERSON", "Angela Merkel"), ("PERSON", "Barack Obama"), ("LOCATION", "Berlin"),
+            ("EMAIL_ADDRESS", "a@example.com")} <= got
+
+
+def test_ner_chunks_long_text_without_cutting_or_duplicating_names(nlp):
+    cfg = ScanConfig(entities=("PERSON",), chunk_size=2_000, chunk_overlap=200)
+    sentence = "The weather is calm today and Barack Obama spoke. "
+    text = sentence * 200
+    spans = Scanner(cfg, b"k", nlp=nlp).find_spans(text)
+    starts = [s.start for s in spans]
+    assert starts == sorted(set(starts))
+    assert all(text[s.start:s.end] == "Barack Obama" for s in spans)
+    assert len(spans) >= 190  # the small model misses a few; a cut or duplicated name would fail above
+
+
+@pytest.mark.slow
+def test_ner_on_text_over_spacy_limit_is_chunked(nlp):
+    cfg = ScanConfig(entities=("PERSON",), chunk_size=50_000, chunk_overlap=500)
+    text = ("The weather is calm today. " * 40_000) + "Then Barack Obama spoke."
+    assert len(text) > 1_000_000
+    spans = Scanner(cfg, b"k", nlp=nlp).find_spans(text)
+    assert [(s.entity_type, text[s.start:s.end]) for s in spans] == [("PERSON", "Barack Obama")]
+
+
+@pytest.mark.slow
+def test_build_analyzer_runs_offline():
+    analyzer = build_analyzer()
+    results = analyzer.analyze("mail john@example.com, ssn 536-22-8412", language="en",
+                               entities=["EMAIL_ADDRESS", "US_SSN"])
+    assert {r.entity_type for r in results} == {"EMAIL_ADDRESS", "US_SSN"}
