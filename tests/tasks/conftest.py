@@ -57,3 +57,27 @@ def report_data():
 def run_dir(tmp_path, report_data):
     """A run directory under the test's REVS_HOME (see :func:`make_run_dir`)."""
     return make_run_dir(tmp_path, report_data)
+
+
+@pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory):
+    """One migrated MLflow SQLite DB per session (a fresh migration costs seconds)."""
+    from tasks._mlflow import MlflowAdapter
+
+    root = tmp_path_factory.mktemp("mlflow-template")
+    MlflowAdapter(root=root).client.search_experiments()
+    return root / "mlflow.db"
+
+
+@pytest.fixture
+def mlflow_adapter(tmp_path, _mlflow_template, monkeypatch):
+    """An adapter on a per-test copy of the template DB: sqlite:///{tmp_path}/ws/mlflow.db."""
+    import shutil
+
+    from tasks._mlflow import MlflowAdapter
+
+    monkeypatch.delenv("REVS_MLFLOW_TRACKING_URI", raising=False)
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copyfile(_mlflow_template, root / "mlflow.db")
+    return MlflowAdapter(root=root)
