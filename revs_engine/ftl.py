@@ -127,8 +127,9 @@ def unlearn_ftl(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], c
             for target in targets:
                 opt.zero_grad(set_to_none=True)
                 loss = _last_logits(model, target, device).softmax(-1)[target.token_id]
-                losses.append(float(loss))
-                if float(loss) < cfg.loss_break:
+                value = float(loss.detach())
+                losses.append(value)
+                if value < cfg.loss_break:
                     continue
                 loss.backward()
                 opt.step()
