@@ -76,3 +76,22 @@ def test_report_export_errors_exit_1(tmp_path, capsys):
     assert main(["report", "export", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
     assert "report_data.json: missing" in capsys.readouterr().err
     assert main(["report", "export", "--request", "NOPE", "--out", str(tmp_path / "o")]) == 1
+
+
+def test_ui_command_line_is_explicit_and_local(tmp_path, monkeypatch, capsys):
+    from flows.commands.ui import build_command
+
+    cmd = build_command(tmp_path / "ws", 5123)
+    assert cmd[1:4] == ["-m", "mlflow", "ui"]
+    assert cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{(tmp_path / 'ws').resolve()}/mlflow.db"
+    assert cmd[cmd.index("--default-artifact-root") + 1] == str((tmp_path / "ws").resolve() / "mlartifacts")
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--port") + 1] == "5123"
+    monkeypatch.setenv("REVS_HOME", str(tmp_path / "home"))
+    assert main(["ui", "--print-command", "--port", "5001"]) == 0
+    assert f"sqlite:///{(tmp_path / 'home').resolve()}/mlflow.db" in capsys.readouterr().out
+
+
+def test_retire_cli_requires_reason_and_reports_refusals(capsys):
+    assert main(["retire", "m", "--versions", "1"]) == 2
+    assert "--reason" in capsys.readouterr().err

@@ -119,3 +119,17 @@ def test_default_adapter_uses_revs_home(monkeypatch, tmp_path):
     assert MlflowAdapter().tracking_uri == f"sqlite:///{(tmp_path / 'home' / 'mlflow.db').resolve()}"
     monkeypatch.setenv("REVS_MLFLOW_TRACKING_URI", "http://mlflow:5000")
     assert MlflowAdapter().tracking_uri == "http://mlflow:5000"
+
+
+def test_revs_retire_cli_lists_and_retires(mlflow_adapter, tmp_path, monkeypatch, capsys):
+    from flows.cli import main
+
+    monkeypatch.setenv("REVS_HOME", str(mlflow_adapter.root))
+    mlflow_adapter.register_base("m", _files(tmp_path, "b", b"b"), "00" * 32)
+    mlflow_adapter.register_version("m", _files(tmp_path, "e", b"e"), 1, "11" * 32, "run-a", "REQ-1", True)
+    assert main(["retire", "m", "--list"]) == 0
+    assert "v2\tproduction\taudit=passed" in capsys.readouterr().out
+    assert main(["retire", "m", "--versions", "2", "--reason", "x"]) == 1
+    assert "is production" in capsys.readouterr().err
+    assert main(["retire", "m", "--versions", "1", "--reason", "holds data erased by REQ-1"]) == 0
+    assert [r["version"] for r in mlflow_adapter.lineage("m")] == [2]
