@@ -1,0 +1,159 @@
+"""Glue for `revs unlearn`: probes + findings + corpus → token targets → REVS / FT-L → saved model version + patch.
+
+Offers :class:`UnlearnItem` (one finding's prompt/secret as token ids; raw text never leaves memory),
+:func:`read_items`, :func:`build_targets`, :class:`UnlearnReport` and :func:`run_unlearn`.
+
+Raw values are re-read from the corpus at the findings' ``(source, doc_key, start, end)`` (DESIGN.md §2); only
+finding ids, masked previews and HMACs are returned, logged or written. The output directory appears whole or not
+at all: model (safetensors, config, tokenizer — loadable with ``from_pretrained``), ``patch/`` (patch.safetensors,
+manifest.json, edits.parquet) and ``targets.parquet`` are staged in a sibling temp dir and renamed into place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from pii_detect.readers.lookup import read_document
+from pii_detect.schema import FINDINGS_SCHEMA
+from revs_engine.arch import resolve_arch
+from revs_engine.config import RevsConfig
+from revs_engine.ftl import FtlConfig, unlearn_ftl
+from revs_engine.hashing import weights_sha256
+from revs_engine.lens import VocabLens
+from revs_engine.loading import load_model
+from revs_engine.patch import PatchManifest, edits_table, make_patch, save_patch
+from revs_engine.revs import unlearn
+from revs_engine.saving import save_model
+from revs_engine.schema import PROBES_SCHEMA
+from revs_engine.targets import TargetConfig, TokenTarget, select_targets
+from tasks._io import read_table, write_table
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UnlearnItem:
+    """One finding to erase, as token ids (prompt and secret encoded separately, no special tokens)."""
+
+    finding_id: str
+    masked_preview: str
+    value_hmac: str
+    prompt_ids: tuple[int, ...] = field(repr=False)
+    secret_ids: tuple[int, ...] = field(repr=False)
+    token_texts: tuple[str, ...] = field(repr=False)
+
+
+def read_items(probes_path: Path, findings_path: Path, tokenizer, *, only_memorized: bool) -> list[UnlearnItem]:
+    """Join probes with findings, re-read each value from the corpus and tokenize it.
+
+    The secret keeps its leading space when the document has one before it (the targets convention); the prompt
+    is cut to the probe's ``prefix_tokens`` last tokens so REVS edits the context the probe measured.
+    """
+    probes = read_table(probes_path, PROBES_SCHEMA).to_pylist()
+    findings = {r["finding_id"]: r for r in read_table(findings_path, FINDINGS_SCHEMA).to_pylist()}
+    items = []
+    for row in probes:
+        if only_memorized and not row["memorized"]:
+            continue
+        f = findings.get(row["finding_id"])
+        if f is None:
+            raise KeyError(f"probe {row['finding_id']} has no row in {findings_path}; pass the findings it was "
+                           "made from")
+        text = read_document(f["source"], f["doc_key"], expected_sha256=f["doc_sha256"])
+        prompt, secret = text[: f["start"]], text[f["start"]: f["end"]]
+        if prompt.endswith(" "):
+            prompt, secret = prompt[:-1], " " + secret
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+        if row["prefix_tokens"] and len(prompt_ids) > row["prefix_tokens"]:
+            prompt_ids = prompt_ids[-row["prefix_tokens"]:]
+        secret_ids = tokenizer(secret, add_special_tokens=False)["input_ids"]
+        if not prompt_ids or not secret_ids:
+            logger.warning("finding %s: empty prompt or secret after tokenization; skipped", f["finding_id"])
+            continue
+        texts = tuple(tokenizer.decode([t]) for t in secret_ids)
+        items.append(UnlearnItem(f["finding_id"], f["masked_preview"], f["value_hmac"], tuple(prompt_ids),
+                                 tuple(secret_ids), texts))
+    return items
+
+
+def build_targets(items: list[UnlearnItem], cfg: TargetConfig) -> list[TokenTarget]:
+    """Select the target tokens of every item (``secret_index`` = index into ``items``)."""
+    out: list[TokenTarget] = []
+    for i, item in enumerate(items):
+        out += select_targets(list(item.prompt_ids), list(item.secret_ids), list(item.token_texts), cfg,
+                              secret_index=i)
+    return out
+
+
+@dataclass(frozen=True)
+class UnlearnReport:
+    """What `revs unlearn` did: one row per target (ids and previews only), plus the output location."""
+
+    rows: list[dict] = field(repr=False)
+    out_dir: Path
+    base_sha256: str
+    edited_sha256: str
+    converged: int
+    seconds: float
+
+
+def _target_rows(method, items, targets, result) -> list[dict]:
+    rows = []
+    for t, r in zip(targets, result.targets, strict=True):
+        item = items[t.secret_index]
+        converged = r.converged if method == "revs" else r.rank_after > r.rank_before
+        rows.append({"finding_id": item.finding_id, "masked_preview": item.masked_preview, "position": t.position,
+                     "rank_before": r.rank_before, "rank_after": r.rank_after, "converged": bool(converged)})
+    return rows
+
+
+def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path, out_dir: Path, *, cache_dir: Path,
+                only_memorized: bool = False, method: str = "revs", revs_cfg: RevsConfig | None = None,
+                ftl_cfg: FtlConfig | None = None, progress: bool = False,
+                overwrite: bool = False) -> UnlearnReport:
+    """Load the model, erase the probed findings, save the edited model + patch into ``out_dir`` atomically."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists; choose another --out or pass --overwrite")
+    revs_cfg = revs_cfg or RevsConfig()
+    loaded = load_model(model_spec, cache_dir=cache_dir)
+    model, tok = loaded.model, loaded.tokenizer
+    arch = resolve_arch(model)
+    items = read_items(probes_path, findings_path, tok, only_memorized=only_memorized)
+    targets = build_targets(items, revs_cfg.targets)
+    if method == "revs":
+        result = unlearn(model, arch, targets, revs_cfg, lens=VocabLens(model, arch), progress=progress)
+        config, backup, seconds = revs_cfg.to_dict(), result.backup, result.seconds
+    elif method == "ftl":
+        ftl_cfg = ftl_cfg or FtlConfig()
+        result = unlearn_ftl(model, arch, targets, ftl_cfg)
+        config = {f: getattr(ftl_cfg, f) for f in ftl_cfg.__slots__}
+        backup, seconds = result.backup, result.seconds
+    else:
+        raise ValueError(f"unknown method {method!r}: use revs or ftl")
+    rows = _target_rows(method, items, targets, result)
+    edited = weights_sha256(model)
+    convergence = {"targets": len(rows), "converged": sum(r["converged"] for r in rows)}
+    manifest = PatchManifest(loaded.source, loaded.weights_sha256, edited, method=method, config=config,
+                             target_hmacs=sorted({i.value_hmac for i in items}), convergence=convergence)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=out_dir.parent))
+    try:
+        save_model(model, tok, stage / "v")
+        patch = make_patch(arch, backup)
+        save_patch(patch, manifest, stage / "v" / "patch")
+        write_table(edits_table(patch), stage / "v" / "patch" / "edits.parquet")
+        write_table(pa.Table.from_pylist(rows), stage / "v" / "targets.parquet")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.rename(stage / "v", out_dir)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return UnlearnReport(rows, out_dir, loaded.weights_sha256, edited, convergence["converged"], seconds)

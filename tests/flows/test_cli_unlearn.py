@@ -1,0 +1,87 @@
+"""`revs unlearn` end to end on a tiny model, a two-document corpus and hand-made findings/probes."""
+
+import pyarrow as pa
+import pytest
+import torch
+
+from flows.cli import main
+from pii_detect.readers.base import doc_sha256
+from pii_detect.schema import FINDINGS_SCHEMA
+from revs_engine.arch import resolve_arch
+from revs_engine.hashing import weights_sha256
+from revs_engine.patch import load_patch, revert_patch
+from revs_engine.schema import PROBES_SCHEMA
+from tasks._io import write_table
+from tests.revs_engine._tokenizer import make_tiny_tokenizer
+
+SECRETS = ["545-71-4735", "318-42-5906"]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    tok = make_tiny_tokenizer()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=48, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      tie_word_embeddings=False, eos_token_id=0, bos_token_id=0, pad_token_id=0)
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.mlp.down_proj.weight.mul_(30)
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    findings, probes = [], []
+    for i, secret in enumerate(SECRETS):
+        text = f"Her social security number is {secret} on file."
+        doc = tmp_path / f"doc{i}.txt"
+        doc.write_text(text)
+        start = text.index(secret)
+        findings.append({"finding_id": f"f{i}", "source": str(doc), "doc_key": "file",
+                         "doc_sha256": doc_sha256(text), "start": start, "end": start + len(secret),
+                         "entity_type": "US_SSN", "score": 0.85, "recognizer": "test", "value_hmac": f"hmac{i}",
+                         "masked_preview": f"***-**-{secret[-4:]}"})
+        probes.append({"finding_id": f"f{i}", "prefix_tokens": 0, "target_tokens": 5, "prefix_truncated": False,
+                       "exact_match": i == 0, "first_mismatch": -1 if i == 0 else 0,
+                       "target_token_ranks": [0, 0, 0], "extraction_score": 1.0, "memorized": i == 0})
+    write_table(pa.Table.from_pylist(findings, schema=FINDINGS_SCHEMA), tmp_path / "findings.parquet")
+    write_table(pa.Table.from_pylist(probes, schema=PROBES_SCHEMA), tmp_path / "probes.parquet")
+    return tmp_path
+
+
+@pytest.mark.parametrize("method", ["revs", "ftl"])
+def test_unlearn_writes_a_loadable_model_and_its_patch_without_raw_values(setup, capsys, method):
+    from transformers import AutoModelForCausalLM
+
+    # when
+    code = main(["unlearn", "--model", str(setup / "base"), "--probes", str(setup / "probes.parquet"),
+                 "--only-memorized", "--out", str(setup / "v2"), "--method", method, "--no-progress"])
+    out = capsys.readouterr().out
+    # then the command reports per-target ranks for the memorized finding only
+    assert code in (0, 3)
+    assert "f0" in out
+    assert "f1" not in out
+    assert "rank before" in out
+    assert all(s not in out for s in SECRETS)
+    # the edited version loads with from_pretrained and its patch reverts it to the base
+    edited = AutoModelForCausalLM.from_pretrained(setup / "v2")
+    patch, manifest = load_patch(setup / "v2" / "patch")
+    assert manifest.method == method
+    assert manifest.target_hmacs == ["hmac0"]
+    assert weights_sha256(edited) == manifest.edited_weights_sha256
+    revert_patch(edited, resolve_arch(edited), patch, expect_base=manifest.base_weights_sha256)
+    # and no raw value was written anywhere
+    for path in (setup / "v2").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert all(s.encode() not in data for s in SECRETS), path
+    assert not [p for p in setup.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_existing_out_is_refused(setup, capsys):
+    (setup / "v2").mkdir()
+    code = main(["unlearn", "--model", str(setup / "base"), "--probes", str(setup / "probes.parquet"),
+                 "--out", str(setup / "v2"), "--no-progress"])
+    assert code == 2
+    assert "exists" in capsys.readouterr().err
