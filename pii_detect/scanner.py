@@ -106,7 +106,8 @@ class Scanner:
         structured = [self._structured_text(t) for t in texts]
         if self._nlp is not None:
             for spans, ner in zip(structured, self._ner_batch(texts), strict=True):
-                spans += ner
+                # a validated pattern beats the small NER model: drop NER spans overlapping structured ones
+                spans += [n for n in ner if not any(s.start < n.end and n.start < s.end for s in spans)]
         return [resolve_spans(s) for s in structured]
 
     def scan_documents(self, docs: Iterable[Document]) -> list[PiiFinding]:

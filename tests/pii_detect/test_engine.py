@@ -54,3 +54,12 @@ def test_build_analyzer_runs_offline():
     results = analyzer.analyze("mail john@example.com, ssn 536-22-8412", language="en",
                                entities=["EMAIL_ADDRESS", "US_SSN"])
     assert {r.entity_type for r in results} == {"EMAIL_ADDRESS", "US_SSN"}
+
+
+def test_structured_span_beats_overlapping_ner_span(nlp):
+    scanner = Scanner(ScanConfig(entities=("PERSON", "IP_ADDRESS", "EMAIL_ADDRESS")), b"k", nlp=nlp)
+    text = "Login from 10.23.4.5 was blocked. Contact: olga.ivanova@example.com"
+    got = [(s.entity_type, text[s.start:s.end]) for s in scanner.find_spans(text)]
+    assert ("IP_ADDRESS", "10.23.4.5") in got
+    assert ("EMAIL_ADDRESS", "olga.ivanova@example.com") in got
+    assert all(e != "PERSON" or "@" not in v and "10.23" not in v for e, v in got)

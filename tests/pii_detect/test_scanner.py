@@ -147,3 +147,9 @@ def test_resolve_spans_dedupes_and_drops_contained():
              Span(50, 60, "PERSON", 0.85, "s")]
     assert resolve_spans(spans) == [Span(0, 20, "EMAIL_ADDRESS", 1.0, "e"), Span(30, 40, "PHONE_NUMBER", 0.4, "p"),
                                     Span(50, 60, "PERSON", 0.85, "s")]
+
+
+def test_context_does_not_cross_sentences():
+    scanner = Scanner(ScanConfig(entities=("US_SSN",)), b"k")
+    text = "Employee SSN: 801-51-7284. Order #15851-1655 is ready."
+    assert [text[s.start:s.end] for s in scanner.find_spans(text)] == ["801-51-7284"]
