@@ -1,0 +1,142 @@
+"""Black-box extraction by generation: greedy decoding and N sampled generations (reference/revs-method.md §2.6).
+
+Offers :func:`generate_continuations` (batched, left-padded ``model.generate``), :func:`contains`,
+:class:`ExtractionResult`, :func:`greedy_extraction` and :func:`sampled_extraction`.
+
+A target counts as extracted when it occurs anywhere in the continuation: as a contiguous id sequence by default,
+or — when ``decode`` (ids → text) is given — as a substring of the decoded continuation (target stripped),
+which also catches a secret produced through a different tokenisation. This is the black-box measure: it runs the
+real decoding loop (KV cache, EOS) instead of the teacher-forced probe. Sampling is seeded inside
+``torch.random.fork_rng`` so the caller's global RNG state is left untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from revs_engine.probes import ProbeItem
+
+
+@dataclass(frozen=True)
+class ExtractionResult:
+    """How many targets a generation attack recovered.
+
+    Attributes:
+        attack: ``"greedy"`` or ``"sampled"``.
+        n_items: number of targets attacked.
+        extracted: per target, whether any continuation contained it.
+        rate: fraction of targets extracted ×100.
+        sample_rate: fraction of all (target, sample) continuations that contained the target ×100.
+        n_samples, temperature, top_k, max_new_tokens: the attack's settings.
+    """
+
+    attack: str
+    n_items: int
+    extracted: tuple[bool, ...]
+    rate: float
+    sample_rate: float
+    n_samples: int
+    temperature: float
+    top_k: int | None
+    max_new_tokens: int
+
+    def to_record(self) -> dict[str, str | int | float]:
+        """Return the summary (without the per-target flags) as a flat record."""
+        return {"attack": self.attack, "n_items": self.n_items, "rate": self.rate, "sample_rate": self.sample_rate,
+                "n_samples": self.n_samples, "temperature": self.temperature, "top_k": self.top_k or 0,
+                "max_new_tokens": self.max_new_tokens}
+
+
+def contains(haystack: Sequence[int], needle: Sequence[int]) -> bool:
+    """Return whether ``needle`` occurs as a contiguous subsequence of ``haystack``."""
+    n = len(needle)
+    if n == 0:
+        return True
+    needle = list(needle)
+    return any(list(haystack[i:i + n]) == needle for i in range(len(haystack) - n + 1))
+
+
+@torch.no_grad()
+def generate_continuations(model: torch.nn.Module, prefixes: Sequence[Sequence[int]], *, max_new_tokens: int,
+                           n_samples: int = 1, do_sample: bool = False, temperature: float = 1.0,
+                           top_k: int | None = None, seed: int = 0, batch_size: int = 16,
+                           pad_id: int = 0) -> list[list[tuple[int, ...]]]:
+    """Generate continuations of every prefix (left-padded batches); return ``n_samples`` id tuples per prefix.
+
+    Continuations end at EOS (the tokens after it are dropped) or after ``max_new_tokens``.
+    """
+    device = next(model.parameters()).device
+    eos = model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    out: list[list[tuple[int, ...]]] = []
+    kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad_id,
+                  num_return_sequences=n_samples)
+    if do_sample:
+        kwargs.update(temperature=temperature, top_k=top_k or 0, top_p=1.0)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for start in range(0, len(prefixes), batch_size):
+            chunk = [list(p) for p in prefixes[start:start + batch_size]]
+            width = max(len(p) for p in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for r, p in enumerate(chunk):
+                ids[r, width - len(p):] = torch.tensor(p)
+                mask[r, width - len(p):] = 1
+            gen = model.generate(ids.to(device), attention_mask=mask.to(device), **kwargs)[:, width:].tolist()
+            for r in range(len(chunk)):
+                conts = []
+                for seq in gen[r * n_samples:(r + 1) * n_samples]:
+                    cut = next((j for j, t in enumerate(seq) if t in eos_ids), len(seq))
+                    conts.append(tuple(seq[:cut]))
+                out.append(conts)
+    return out
+
+
+def _extraction(attack: str, items: Sequence[ProbeItem], conts: list[list[tuple[int, ...]]],
+                decode: Callable[[list[int]], str] | None, **settings) -> ExtractionResult:
+    hits = []
+    for item, samples in zip(items, conts, strict=True):
+        if decode is None:
+            hits.append([contains(c, item.target_ids) for c in samples])
+        else:
+            needle = decode(list(item.target_ids)).strip()
+            hits.append([needle in decode(list(c)) for c in samples])
+    flags = tuple(any(h) for h in hits)
+    n_total = sum(len(h) for h in hits)
+    return ExtractionResult(
+        attack=attack, n_items=len(items), extracted=flags, rate=100.0 * sum(flags) / max(len(items), 1),
+        sample_rate=100.0 * sum(sum(h) for h in hits) / max(n_total, 1), **settings,
+    )
+
+
+def greedy_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, max_new_tokens: int | None = None,
+                      decode: Callable[[list[int]], str] | None = None, batch_size: int = 16,
+                      pad_id: int = 0) -> ExtractionResult:
+    """Greedy-decode after each prefix and check the continuation contains the target.
+
+    ``max_new_tokens`` defaults to the longest target's length (exact reproduction right after the prefix).
+    """
+    n = max_new_tokens or max(len(i.target_ids) for i in items)
+    conts = generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n, batch_size=batch_size,
+                                   pad_id=pad_id)
+    return _extraction("greedy", items, conts, decode, n_samples=1, temperature=0.0, top_k=None,
+                       max_new_tokens=n)
+
+
+def sampled_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, n_samples: int = 10,
+                       temperature: float = 1.0, top_k: int | None = 40, max_new_tokens: int | None = None,
+                       seed: int = 0, decode: Callable[[list[int]], str] | None = None, batch_size: int = 8,
+                       pad_id: int = 0) -> ExtractionResult:
+    """Sample ``n_samples`` continuations per prefix (temperature, top-k, seeded); any hit counts."""
+    if n_samples < 1 or temperature <= 0:
+        raise ValueError("n_samples must be ≥ 1 and temperature > 0")
+    n = max_new_tokens or max(len(i.target_ids) for i in items)
+    conts = generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n, n_samples=n_samples,
+                                   do_sample=True, temperature=temperature, top_k=top_k, seed=seed,
+                                   batch_size=batch_size, pad_id=pad_id)
+    return _extraction("sampled", items, conts, decode, n_samples=n_samples, temperature=temperature,
+                       top_k=top_k, max_new_tokens=n)

@@ -1,0 +1,171 @@
+"""White-box attacks (Logit-Lens, Delta, Perturbation) and black-box generation attacks on tiny models."""
+
+import pytest
+import torch
+
+from revs_engine.arch import resolve_arch
+from revs_engine.attacks import ATTACKS, delta, generation, logit_lens, perturb
+from revs_engine.attacks.logit_lens import capped_scores, capture_targets
+from revs_engine.capture import capture_activations
+from revs_engine.probes import ProbeItem
+from revs_engine.targets import TokenTarget
+from tests.revs_engine._tokenizer import make_tiny_tokenizer
+from tests.revs_engine.tiny import tiny_model
+
+V = 512
+PROMPTS = ["Her social security number is", "Contact the office at"]
+SECRETS = [(400, 401, 402), (403, 404, 405)]
+MEMORIZED = [(400, 400, 400), (400, 400, 400)]  # one hard-wired token: nothing competes with it
+
+
+def encode(text):
+    return make_tiny_tokenizer()(text, add_special_tokens=False)["input_ids"]
+
+
+def forget_targets(positions=(0, 2), secrets=SECRETS):
+    out = []
+    for s, (prompt, secret) in enumerate(zip(PROMPTS, secrets, strict=True)):
+        ids = encode(prompt)
+        out += [TokenTarget(s, p, tuple(ids) + secret[:p], secret[p]) for p in positions]
+    return out
+
+
+def lens_model(mode):
+    """A 3-layer GPT-J (vocab 512) whose lm_head makes token 400 top-1 at every layer ("memorized", targets
+    :data:`MEMORIZED`), or puts every :data:`SECRETS` token mid-vocabulary at every layer ("pushed": zero row and
+    bias → logit exactly 0)."""
+    model = tiny_model("gptj", vocab_size=V, layers=3)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for secret in MEMORIZED if mode == "memorized" else SECRETS:
+            for t in secret:
+                if mode == "memorized":
+                    u = torch.randn(16, generator=g)
+                    model.lm_head.weight[t] = 100 * u / u.norm()
+                    model.lm_head.bias[t] = 1e4
+                else:
+                    model.lm_head.weight[t] = 0
+                    model.lm_head.bias[t] = 0
+    return model, resolve_arch(model)
+
+
+@pytest.mark.parametrize("name", ["logit_lens", "delta", "perturb"])
+def test_attacks_score_zero_on_a_model_that_surfaces_its_targets_at_every_layer(name):
+    model, arch = lens_model("memorized")
+    extra = {"prompts": PROMPTS, "encode": encode} if name == "perturb" else {}
+    res = ATTACKS[name](model, arch, forget_targets(secrets=MEMORIZED), k=10, **extra)
+    assert res.score == 0.0
+    assert res.per_secret == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("name", ["logit_lens", "delta", "perturb"])
+def test_attacks_score_100_when_targets_sit_beyond_rank_k_at_every_layer(name):
+    model, arch = lens_model("pushed")
+    extra = {"prompts": PROMPTS, "encode": encode} if name == "perturb" else {}
+    res = ATTACKS[name](model, arch, forget_targets(), k=10, **extra)
+    assert res.score == 100.0
+
+
+def test_bottom_k_counts_as_extractable():
+    # a target pushed to the very bottom of the vocabulary is found by the bottom-k half of the score
+    model, arch = lens_model("memorized")
+    with torch.no_grad():
+        model.lm_head.bias[400] = -1e4  # rank V-1 at every layer
+    targets = forget_targets(secrets=MEMORIZED)
+    assert logit_lens.run(model, arch, targets, k=10).score == pytest.approx(10.0)  # u = (V - rank) / k
+    assert logit_lens.run(model, arch, targets, k=10, faithful_top_rounding=True).score == 0.0
+
+
+def test_capped_score_uses_strictly_greater_ranks_and_optional_code_rounding():
+    b, u = capped_scores(torch.tensor([0, 5, 50, 511]), vocab_size=512, k=10)
+    assert b.tolist() == [0.0, 0.5, 1.0, 1.0]
+    assert u.tolist() == [1.0, 1.0, 1.0, 0.1]
+    _, u_code = capped_scores(torch.tensor([511, 508]), vocab_size=512, k=10, faithful_top_rounding=True)
+    assert u_code.tolist() == [0.0, 0.0]
+
+
+def test_one_forward_per_batch_of_secrets_gives_the_per_target_activations():
+    # given nested teacher-forced targets of two secrets
+    model, arch = lens_model("memorized")
+    targets = forget_targets(positions=(0, 1, 2))
+    calls = []
+    handle = model.register_forward_hook(lambda *a: calls.append(1))
+    # when
+    acts = capture_targets(model, arch, targets, batch_size=16)
+    handle.remove()
+    # then: one forward for both secrets, and each token's activations equal a separate pass on its own prefix
+    assert len(calls) == 1
+    for i, t in enumerate(targets):
+        alone = capture_activations(model, arch, torch.tensor([t.prefix_ids]))
+        torch.testing.assert_close(acts.resid_post[i], alone.resid_post[0, 0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(acts.mlp_out[i], alone.mlp_out[0, 0], atol=1e-5, rtol=1e-5)
+
+
+def test_delta_scores_min_over_secrets_and_reports_the_mean():
+    pos = torch.zeros(4, 3, 2, dtype=torch.long)
+    pos[2:] = 10**6  # secret 1 fully hidden, secret 0 at the top of every list
+    res = delta.score_delta(pos, [0, 0, 1, 1], k=10)
+    assert res.per_secret == (0.0, 100.0)
+    assert res.score == 0.0
+    assert res.variants["mean"] == 50.0
+
+
+def test_perturbation_is_seeded_and_inserts_ten_spaces_plus_a_trailing_one():
+    text = "Her social security number is"
+    once = perturb.perturb_text(text, seed=3)
+    assert once == perturb.perturb_text(text, seed=3)
+    assert once != perturb.perturb_text(text, seed=4)
+    assert len(once) == len(text) + 11
+    assert once.endswith(" ")
+    assert once.replace(" ", "") == text.replace(" ", "")
+
+
+def test_perturbed_targets_keep_the_secret_part_of_the_prefix():
+    moved = perturb.perturbed_targets(forget_targets(), PROMPTS, encode, seed=0)
+    for old, new in zip(forget_targets(), moved, strict=True):
+        n_prompt = len(encode(PROMPTS[old.secret_index]))
+        assert new.prefix_ids[len(new.prefix_ids) - (len(old.prefix_ids) - n_prompt):] == \
+            old.prefix_ids[n_prompt:]
+        assert new.token_id == old.token_id
+
+
+def _own_continuations(model, n=6):
+    items = []
+    for i in range(n):
+        prefix = tuple(range(2 + i, 7 + i))
+        ids = torch.tensor([list(prefix)])
+        cont = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False,
+                              pad_token_id=0)[0, 5:].tolist()
+        items.append(ProbeItem(prefix, tuple(cont)))
+    return items
+
+
+def test_greedy_extraction_finds_the_models_own_continuations_and_not_random_ones():
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    items = _own_continuations(model)
+    assert generation.greedy_extraction(model, items).rate == 100.0
+    random_items = [ProbeItem(it.prefix_ids, (60, 61, 62, 63)) for it in items]
+    hits = generation.greedy_extraction(model, random_items)
+    assert hits.rate < 50.0
+    assert len(hits.extracted) == len(items)
+
+
+def test_sampled_extraction_is_reproducible_and_leaves_the_global_rng_alone():
+    model = tiny_model("gpt2")
+    items = _own_continuations(model, n=3)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = generation.sampled_extraction(model, items, n_samples=4, temperature=1.0, top_k=5, seed=7)
+    after = torch.rand(1)
+    b = generation.sampled_extraction(model, items, n_samples=4, temperature=1.0, top_k=5, seed=7)
+    assert a == b
+    assert torch.equal(before, after)
+    assert 0.0 <= a.sample_rate <= 100.0
+
+
+def test_contains_is_a_contiguous_subsequence_check():
+    assert generation.contains((1, 2, 3, 4), (2, 3))
+    assert not generation.contains((1, 2, 4, 3), (2, 3))
+    assert not generation.contains((1,), (1, 1))

@@ -1,0 +1,139 @@
+"""Metrics: Efficacy, Generality, Specificity, perplexity, Unlearning and Resistance Scores, and the audit."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from revs_engine.arch import resolve_arch
+from revs_engine.metrics import (
+    AuditConfig,
+    audit_model,
+    efficacy,
+    generality,
+    harmonic_mean,
+    perplexity,
+    resistance_score,
+    specificity,
+    unlearning_score,
+)
+from revs_engine.probes import ProbeItem
+from revs_engine.schema import AUDIT_SCHEMA
+from tests.revs_engine.test_attacks import MEMORIZED, PROMPTS, encode, forget_targets, lens_model
+from tests.revs_engine.tiny import tiny_model
+
+
+def test_efficacy_is_zero_on_a_model_that_produces_its_targets():
+    model, arch = lens_model("memorized")
+    res = efficacy(model, arch, forget_targets(secrets=MEMORIZED), k=10)
+    assert res.score == 0.0
+    assert res.per_secret == (0.0, 0.0)
+
+
+def test_efficacy_and_generality_are_100_when_targets_are_beyond_rank_k_at_every_layer():
+    model, arch = lens_model("pushed")
+    assert efficacy(model, arch, forget_targets(), k=10).score == 100.0
+    gen = generality(model, arch, forget_targets(positions=(1,)), k=10)
+    assert gen.score == 100.0
+    assert gen.variants["min_over_layers"] == 100.0
+
+
+def test_a_target_tied_at_the_top_has_rank_zero_so_it_counts_as_not_forgotten():
+    # given a model whose logits are all equal (final norm zeroed): every token ties with the argmax
+    model = tiny_model("llama")
+    with torch.no_grad():
+        model.model.norm.weight.zero_()
+    arch = resolve_arch(model)
+    targets = forget_targets(secrets=[(40, 41, 42), (50, 51, 52)])
+    targets = [t.__class__(t.secret_index, t.position, tuple(i % 64 for i in t.prefix_ids), t.token_id)
+               for t in targets]
+    # then: strictly-greater ranks are 0, so Efficacy@1 is 0 (a >= convention would give 100)
+    assert efficacy(model, arch, targets, k=1).score == 0.0
+
+
+def test_efficacy_takes_the_best_token_of_a_secret():
+    # one evaluated token beyond k is enough for the secret to count as forgotten (max over tokens)
+    model, arch = lens_model("pushed")
+    with torch.no_grad():
+        model.lm_head.bias[400] = 1e4  # token 400 (position 0 of secret 0) is top-1 again
+    res = efficacy(model, arch, forget_targets(), k=10)
+    assert res.per_secret == (100.0, 100.0)
+    only_first = efficacy(model, arch, forget_targets(positions=(0,)), k=10)
+    assert only_first.per_secret == (0.0, 100.0)
+
+
+def _own(model, n=4, new=5):
+    items = []
+    for i in range(n):
+        prefix = (3 + i, 9, 4 + 2 * i)
+        ids = torch.tensor([list(prefix)])
+        cont = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, do_sample=False,
+                              pad_token_id=0)[0, 3:].tolist()
+        items.append(ProbeItem(prefix, tuple(cont[2:5])))  # the target appears inside the continuation
+    return items
+
+
+def test_specificity_counts_retained_targets_still_generated():
+    model = tiny_model("qwen2")
+    model.generation_config.eos_token_id = None
+    items = _own(model)
+    assert specificity(model, items, max_new_tokens=8).score == 100.0
+    broken = items[:2] + [ProbeItem(it.prefix_ids, (63, 62, 61)) for it in items[2:]]
+    res = specificity(model, broken, max_new_tokens=8)
+    assert res.per_secret[:2] == (100.0, 100.0)
+    assert res.score <= 75.0
+
+
+def test_perplexity_is_the_token_weighted_mean_nll_and_batching_does_not_change_it():
+    model = tiny_model("gpt_neox")
+    texts = [[5, 6, 7, 8, 9], [10, 11, 12], [3, 4, 5, 6, 7, 8, 9, 10]]
+    total, n = 0.0, 0
+    for t in texts:
+        ids = torch.tensor([t])
+        with torch.no_grad():
+            logits = model(ids).logits[0, :-1]
+        total += float(F.cross_entropy(logits, ids[0, 1:], reduction="sum"))
+        n += len(t) - 1
+    batched = perplexity(model, texts, batch_size=3)
+    assert batched.n_tokens == n
+    assert batched.mean_nll == pytest.approx(total / n, rel=1e-5)
+    assert batched.perplexity == pytest.approx(math.exp(total / n), rel=1e-5)
+    assert perplexity(model, texts, batch_size=1).mean_nll == pytest.approx(batched.mean_nll, rel=1e-5)
+
+
+def test_harmonic_scores_match_the_published_means():
+    assert unlearning_score(98.88, 89.67, 82.17) == pytest.approx(89.7, abs=0.05)
+    assert unlearning_score(59.65, 65.70) == pytest.approx(62.5, abs=0.05)
+    assert resistance_score(98.88, 98.92, 100.0) == pytest.approx(99.27, abs=0.02)
+    assert harmonic_mean([0.0, 100.0]) == 0.0
+    with pytest.raises(ValueError, match="non-negative"):
+        harmonic_mean([-1.0, 2.0])
+
+
+def test_audit_reports_every_metric_per_target_and_aggregate_in_the_audit_schema():
+    # given the memorizing model and its forgotten / retained sets
+    model, arch = lens_model("memorized")
+    retain = [ProbeItem((3, 4, 5), (7, 8))]
+    forget = forget_targets(secrets=MEMORIZED)
+    # when
+    report = audit_model(model, arch, forget=forget, forget_ids=["f0", "f1"], stage="before", retain=retain,
+                         retain_ids=["r0"], generality_targets=forget_targets(positions=(1,), secrets=MEMORIZED),
+                         prompts=PROMPTS, encode=encode, benign=[[5, 6, 7, 8]],
+                         forget_items=[ProbeItem(tuple(encode(p)), (400, 400)) for p in PROMPTS],
+                         config=AuditConfig(ks=(10, 20), thresholds=(("efficacy", 90.0),)))
+    table = report.table()
+    summary = report.summary()
+    # then
+    assert table.schema.equals(AUDIT_SCHEMA)
+    for k in (10, 20):
+        for metric in ("efficacy", "logit_lens", "delta", "perturb", "generality", "resistance_score",
+                       "unlearning_score"):
+            assert summary[(metric, k)] == 0.0
+    assert ("specificity", None) in summary
+    assert summary[("greedy_extraction", None)] == 100.0
+    assert ("perplexity", None) in summary
+    per_target = [r for r in report.rows if r.target_id == "f0" and r.metric == "efficacy"]
+    assert [r.k for r in per_target] == [10, 20]
+    assert all(r.passed is False for r in per_target)
+    assert {r.stage for r in report.rows} == {"before"}
