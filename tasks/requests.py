@@ -263,7 +263,7 @@ class RequestStore:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RequestNotFoundError(f"no request {request_id!r} in {self.root / 'requests'}; "
-                                       "start it with `revs delete --request FILE`") from None
+                                       "run the deletion-request flow on its file") from None
 
     def _write(self, data: dict[str, Any]) -> RequestState:
         data["updated_at"] = _now()

@@ -133,3 +133,32 @@ def test_revs_retire_cli_lists_and_retires(mlflow_adapter, tmp_path, monkeypatch
     assert "is production" in capsys.readouterr().err
     assert main(["retire", "m", "--versions", "1", "--reason", "holds data erased by REQ-1"]) == 0
     assert [r["version"] for r in mlflow_adapter.lineage("m")] == [2]
+
+
+def test_planted_values_reach_no_file_in_the_workspace(mlflow_adapter, tmp_path, report_data):
+    # given a request whose raw values are known to this process
+    from flows.params import parse_request
+    from tasks.reporting import build_report, export_report
+    from tasks.requests import RequestStore
+    from tests.flows.test_params import EMAIL, NAME, PHONE, SSN, VALID
+
+    root = mlflow_adapter.root
+    store = RequestStore(root)
+    store.begin(parse_request(json.dumps(VALID)))
+    try:
+        # when the request is tracked, fails with a leaky message, is logged, registered and reported
+        store.advance("REQ-2026-0001", "located", {"run_id": report_data["run_id"], "findings": 3})
+        store.fail("REQ-2026-0001", f"ValueError: could not tokenize {EMAIL} / {SSN} for {NAME}")
+        with mlflow_adapter.start_run(tags={"request_id": "REQ-2026-0001"}) as run_id:
+            mlflow_adapter.log_params(run_id, {"identifiers": 5})
+            with pytest.raises(ValueError, match="raw personal value"):
+                mlflow_adapter.log_params(run_id, {"subject": NAME})
+        mlflow_adapter.register_base("m", _files(tmp_path, "b", b"b"), "00" * 32)
+        export_report(build_report(report_data), root / "export", root=root)
+        # then no written byte anywhere in the workspace holds a raw value
+        blob = b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
+        for raw in (EMAIL, SSN, "219099999", PHONE, "+12125550187", NAME, NAME.casefold()):
+            assert raw.encode() not in blob, raw
+        assert b"[REDACTED]" in (root / "requests" / "REQ-2026-0001" / "state.json").read_bytes()
+    finally:
+        SENSITIVE.clear()
