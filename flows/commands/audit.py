@@ -1,0 +1,80 @@
+"""`revs audit`: every unlearning metric and extraction attack of a model (and its reference), as a table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def register(subparsers) -> None:
+    """Add the `audit` subcommand."""
+    parser = subparsers.add_parser(
+        "audit", help="score unlearning: efficacy, generality, specificity, perplexity and attacks",
+        description="Audit a model on forgotten findings (--forget) and retained findings (--retain): "
+        "Efficacy@k, Generality@k, Specificity, perplexity, Logit-Lens / Delta / Perturbation attacks, greedy "
+        "extraction, Unlearning and Resistance Scores. With --reference, the reference is audited as stage "
+        "'before' and --model as 'after'.")
+    parser.add_argument("--model", required=True, help="the (edited) model")
+    parser.add_argument("--reference", help="the model before the edit")
+    parser.add_argument("--forget", required=True, type=Path, help="findings Parquet of the forgotten values")
+    parser.add_argument("--retain", required=True, type=Path, help="findings Parquet of retained values")
+    parser.add_argument("--generality", type=Path, help="findings of the forgotten values in other contexts")
+    parser.add_argument("--benign", type=Path, help="text file of held-out benign text (one text per line)")
+    parser.add_argument("--out", required=True, type=Path, help="audit Parquet to write")
+    parser.add_argument("--k", type=int, nargs="+", default=[100], help="candidate-set sizes (default 100)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0, help="perturbation seed")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the audit(s), write the table, print every metric with its k; exit 0."""
+    import pyarrow as pa
+
+    from pii_detect.schema import FINDINGS_SCHEMA
+    from revs_engine.arch import resolve_arch
+    from revs_engine.loading import load_model
+    from revs_engine.metrics import ALL_TARGETS, AuditConfig, audit_model
+    from revs_engine.schema import AUDIT_SCHEMA
+    from tasks import _io, probing_io
+    from tasks._workspace import workspace_dir
+
+    forget = _io.read_table(args.forget, FINDINGS_SCHEMA)
+    retain = _io.read_table(args.retain, FINDINGS_SCHEMA)
+    generality = _io.read_table(args.generality, FINDINGS_SCHEMA) if args.generality else None
+    benign = [ln for ln in args.benign.read_text(encoding="utf-8").splitlines() if ln.strip()] \
+        if args.benign else []
+    cfg = AuditConfig(ks=tuple(args.k), batch_size=args.batch_size, perturb_seed=args.seed)
+    stages = ([("before", args.reference)] if args.reference else []) + [("after", args.model)]
+    reports = []
+    for stage, spec in stages:
+        loaded = load_model(spec, cache_dir=workspace_dir("cache"))
+        tok = loaded.tokenizer
+        inputs = probing_io.audit_inputs(tok, forget, retain, generality)
+        if not inputs.forget:
+            _say("revs audit: no forgotten finding has an eligible target token")
+            return 1
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        reports.append(audit_model(
+            loaded.model, resolve_arch(loaded.model), forget=inputs.forget, forget_ids=inputs.forget_ids,
+            stage=stage, retain=inputs.retain, retain_ids=inputs.retain_ids,
+            generality_targets=inputs.generality, prompts=inputs.prompts,
+            encode=lambda s, t=tok: t(s, add_special_tokens=False)["input_ids"],
+            decode=lambda ids, t=tok: t.decode(ids), benign=benign, forget_items=inputs.forget_items,
+            config=cfg, pad_id=pad))
+    table = pa.concat_tables([r.table() for r in reports])
+    _io.write_table(table, args.out, AUDIT_SCHEMA)
+    summaries = {r.stage: r.summary() for r in reports}
+    keys = list(dict.fromkeys(key for r in reports for key in r.summary()))
+    _say(f"{'metric':<24}{'k':>6}" + "".join(f"{s:>12}" for s in summaries))
+    for metric, k in keys:
+        cells = "".join(f"{summaries[s].get((metric, k), float('nan')):>12.2f}" for s in summaries)
+        _say(f"{metric:<24}{'-' if k is None else k:>6}" + cells)
+    n_targets = len({r.target_id for r in reports[-1].rows if r.target_id != ALL_TARGETS})
+    _say(f"{n_targets} targets audited -> {args.out}")
+    return 0

@@ -1,0 +1,177 @@
+"""Memorize: fine-tune a causal LM on texts until greedy decoding reproduces a chosen fraction of targets.
+
+Offers :class:`MemorizeConfig`, :class:`MemorizeResult` and :func:`memorize`.
+
+Used to build test fixtures, benchmark models and the demo's memorizing model (the stand-in for a production model
+trained on the corpus, DESIGN §7), and for canary insertion in privacy audits. Full fine-tuning with AdamW and a
+linear warmup, causal-LM loss on the whole texts (or only on the target tokens, ``loss_on="target"``); after every
+epoch the batched probe (:func:`revs_engine.probes.probe`) measures exact greedy reproduction of the
+``(prefix, target)`` items, and training stops as soon as ``target_fraction`` of them is reproduced or after
+``max_epochs``. Seeded: ``torch.manual_seed`` and a seeded permutation per epoch fix the data order. The model is
+modified in place and left in eval mode with gradients off; the caller saves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from revs_engine.capture import model_forward
+from revs_engine.probes import ProbeConfig, ProbeItem, probe
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MemorizeConfig:
+    """Fine-tuning settings.
+
+    Args:
+        lr: AdamW peak learning rate (after warmup).
+        batch_size: texts per optimizer step.
+        max_epochs: budget in passes over the texts.
+        target_fraction: stop when this fraction of items is reproduced exactly by greedy decoding.
+        warmup_steps: linear warmup from 0 to ``lr``.
+        weight_decay: AdamW weight decay.
+        max_grad_norm: gradient clipping (None: off).
+        loss_on: ``"text"`` (every token of every text) or ``"target"`` (only the items' target tokens; then
+            ``texts`` are ignored and each item's prefix + target is trained on).
+        seed: torch seed and data order.
+        progress: show a tqdm bar per epoch.
+    """
+
+    lr: float = 3e-4
+    batch_size: int = 8
+    max_epochs: int = 20
+    target_fraction: float = 1.0
+    warmup_steps: int = 5
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    loss_on: Literal["text", "target"] = "text"
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.batch_size < 1 or self.max_epochs < 1 or self.warmup_steps < 0:
+            raise ValueError("lr > 0, batch_size ≥ 1, max_epochs ≥ 1 and warmup_steps ≥ 0 are required")
+        if not 0.0 < self.target_fraction <= 1.0:
+            raise ValueError(f"target_fraction must be in (0, 1], got {self.target_fraction}")
+        if self.loss_on not in ("text", "target"):
+            raise ValueError(f"loss_on must be 'text' or 'target', got {self.loss_on!r}")
+
+
+@dataclass(frozen=True)
+class MemorizeResult:
+    """Outcome of :func:`memorize`.
+
+    Attributes:
+        epochs: epochs trained.
+        fraction_memorized: fraction of items greedy decoding reproduces exactly after the last epoch.
+        history: per epoch ``(epoch, mean training loss, fraction memorized)``.
+        seconds: wall time.
+        converged: whether ``target_fraction`` was reached within ``max_epochs``.
+    """
+
+    epochs: int
+    fraction_memorized: float
+    history: tuple[tuple[int, float, float], ...]
+    seconds: float
+    converged: bool
+
+    def to_record(self) -> dict[str, int | float | bool]:
+        """Return the summary as a flat record."""
+        return {"epochs": self.epochs, "fraction_memorized": self.fraction_memorized, "seconds": self.seconds,
+                "converged": self.converged}
+
+
+def _training_rows(texts: Sequence[Sequence[int]], items: Sequence[ProbeItem],
+                   loss_on: str) -> list[tuple[list[int], list[int]]]:
+    """Return ``(input_ids, labels)`` per training row (labels -100 where no loss is taken)."""
+    if loss_on == "target":
+        return [(list(it.prefix_ids + it.target_ids), [-100] * len(it.prefix_ids) + list(it.target_ids))
+                for it in items]
+    return [(list(t), list(t)) for t in texts if len(t) >= 2]
+
+
+def fraction_memorized(model: torch.nn.Module, items: Sequence[ProbeItem], *, batch_size: int = 32) -> float:
+    """Return the fraction of ``items`` greedy decoding reproduces exactly (batched probe)."""
+    results = probe(model, items, config=ProbeConfig(batch_size=batch_size))
+    return sum(r.exact_match for r in results) / max(len(results), 1)
+
+
+def memorize(model: torch.nn.Module, texts: Sequence[Sequence[int]], items: Sequence[ProbeItem],
+             config: MemorizeConfig | None = None, *, pad_id: int = 0) -> MemorizeResult:
+    """Fine-tune ``model`` in place on ``texts`` until ``config.target_fraction`` of ``items`` is memorized.
+
+    Args:
+        model: causal LM (fp32 recommended); modified in place.
+        texts: training texts as id sequences (each typically contains an item's prefix and target).
+        items: the ``(prefix, target)`` pairs whose greedy reproduction decides when to stop.
+        config: :class:`MemorizeConfig`.
+        pad_id: id written into padding slots (masked out of attention and loss).
+
+    Returns:
+        A :class:`MemorizeResult`.
+    """
+    cfg = config or MemorizeConfig()
+    if not items:
+        raise ValueError("memorize needs at least one (prefix, target) item to measure")
+    rows = _training_rows(texts, items, cfg.loss_on)
+    if not rows:
+        raise ValueError("memorize needs at least one training text of ≥ 2 tokens")
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    order_gen = torch.Generator().manual_seed(cfg.seed)
+    device = next(model.parameters()).device
+    params = list(model.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, history, frac = 0, [], fraction_memorized(model, items)
+    logger.info("memorize: %d rows, %d items, %.0f%% memorized before training", len(rows), len(items),
+                100 * frac)
+    epoch = 0
+    try:
+        while frac < cfg.target_fraction and epoch < cfg.max_epochs:
+            epoch += 1
+            model.train()
+            perm = torch.randperm(len(rows), generator=order_gen).tolist()
+            batches = [perm[s:s + cfg.batch_size] for s in range(0, len(perm), cfg.batch_size)]
+            losses = []
+            for batch in tqdm(batches, desc=f"memorize epoch {epoch}", disable=not cfg.progress, leave=False):
+                width = max(len(rows[i][0]) for i in batch)
+                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                labels = torch.full((len(batch), width), -100, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for r, i in enumerate(batch):
+                    seq, lab = rows[i]
+                    ids[r, :len(seq)] = torch.tensor(seq)
+                    labels[r, :len(seq)] = torch.tensor(lab)
+                    mask[r, :len(seq)] = 1
+                for group in optim.param_groups:
+                    group["lr"] = cfg.lr * min(1.0, (step + 1) / (cfg.warmup_steps + 1))
+                loss = model_forward(model, ids.to(device), mask.to(device), labels=labels.to(device)).loss
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                optim.step()
+                step += 1
+                losses.append(float(loss.detach()))
+            model.eval()
+            frac = fraction_memorized(model, items)
+            history.append((epoch, sum(losses) / len(losses), frac))
+            logger.info("memorize epoch %d: loss %.4f, %.0f%% memorized", epoch, history[-1][1], 100 * frac)
+    finally:
+        model.eval()
+        optim.zero_grad(set_to_none=True)
+        for p in params:
+            p.requires_grad_(False)
+    return MemorizeResult(epochs=epoch, fraction_memorized=frac, history=tuple(history),
+                          seconds=time.perf_counter() - start, converged=frac >= cfg.target_fraction)

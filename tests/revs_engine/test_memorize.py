@@ -1,0 +1,57 @@
+"""memorize: fine-tunes until greedy decoding reproduces the targets; seeded; honest about non-convergence."""
+
+import pytest
+import torch
+
+from revs_engine.memorize import MemorizeConfig, memorize
+from revs_engine.probes import ProbeItem, probe
+from tests.revs_engine.tiny import tiny_model
+
+SENTENCES = [((5, 9, 13, 17), (40, 41, 42)), ((6, 10, 14, 18), (43, 44, 45)), ((7, 11, 15, 19), (46, 47, 48)),
+             ((8, 12, 16, 20), (49, 50, 51))]
+ITEMS = [ProbeItem(p, t) for p, t in SENTENCES]
+TEXTS = [list(p + t) for p, t in SENTENCES]
+FAST = MemorizeConfig(lr=3e-2, batch_size=2, max_epochs=40, warmup_steps=0, progress=False)
+
+
+def test_memorize_reaches_the_target_fraction_and_stops_early():
+    model = tiny_model("llama")
+    assert not any(r.exact_match for r in probe(model, ITEMS))
+    res = memorize(model, TEXTS, ITEMS, FAST)
+    assert res.converged
+    assert res.fraction_memorized == 1.0
+    assert res.epochs < FAST.max_epochs
+    assert len(res.history) == res.epochs
+    assert all(r.exact_match for r in probe(model, ITEMS))
+    assert not model.training
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_memorize_is_deterministic_for_a_seed():
+    a, b = tiny_model("gpt2"), tiny_model("gpt2")
+    cfg = MemorizeConfig(lr=1e-2, batch_size=2, max_epochs=1, progress=False)
+    ra, rb = memorize(a, TEXTS, ITEMS, cfg), memorize(b, TEXTS, ITEMS, cfg)
+    assert [h[1] for h in ra.history] == [h[1] for h in rb.history]
+    for pa_, pb_ in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa_, pb_)
+
+
+def test_memorize_reports_non_convergence_within_its_budget():
+    model = tiny_model("gpt_neox")
+    res = memorize(model, TEXTS, ITEMS, MemorizeConfig(lr=1e-6, max_epochs=2, progress=False))
+    assert res.epochs == 2
+    assert not res.converged
+    assert res.fraction_memorized < 1.0
+
+
+def test_loss_on_target_trains_only_the_targets():
+    model = tiny_model("qwen2")
+    cfg = MemorizeConfig(lr=3e-2, batch_size=2, max_epochs=40, warmup_steps=0, loss_on="target", progress=False)
+    assert memorize(model, [], ITEMS, cfg).converged
+
+
+def test_memorize_config_validates():
+    with pytest.raises(ValueError, match="target_fraction"):
+        MemorizeConfig(target_fraction=0.0)
+    with pytest.raises(ValueError, match="loss_on"):
+        MemorizeConfig(loss_on="prefix")
