@@ -69,7 +69,7 @@ def test_memorize_reproduces_a_handful_of_sentences_on_smollm2():
     items = items_from_texts(lm.tokenizer, SENTENCES)
     before = sum(r.exact_match for r in probe(lm.model, items))
     res = memorize(lm.model, [list(it.prefix_ids + it.target_ids) for it in items], items,
-                   MemorizeConfig(lr=1e-3, batch_size=3, max_epochs=8, warmup_steps=2, target_fraction=1.0))
+                   MemorizeConfig(lr=3e-4, batch_size=6, max_epochs=10, warmup_steps=2, target_fraction=1.0))
     assert before < len(items)
     assert res.fraction_memorized >= 0.95
     assert res.converged
