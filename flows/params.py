@@ -287,9 +287,20 @@ class Policy(BaseModel):
 
     entities: EntityPolicy = Field(default_factory=EntityPolicy)
     memorization: MemorizationPolicy = Field(default_factory=MemorizationPolicy)
-    # Free-form until revs_engine's RevsConfig lands; the flow passes it as RevsConfig(**policy.revs).
+    # Overrides of revs_engine's RevsConfig defaults (checked by building the config; unknown keys are named).
     revs: dict[str, Any] = Field(default_factory=dict)
     audit: AuditThresholds = Field(default_factory=AuditThresholds)
+
+    @field_validator("revs")
+    @classmethod
+    def _valid_revs_config(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from tasks.unlearning import revs_config
+
+        try:
+            revs_config(value)
+        except (TypeError, ValueError) as exc:
+            raise _err("revs", str(exc).removeprefix("policy [revs]: ")) from None
+        return value
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

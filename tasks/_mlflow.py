@@ -116,6 +116,23 @@ class MlflowAdapter:
             raise
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
+    def open_run(self, experiment: str = DEFAULT_EXPERIMENT, run_name: str | None = None,
+                 tags: Mapping[str, Any] | None = None) -> str:
+        """Create a run that outlives this call (a flow's run spans many tasks); end it with :meth:`close_run`."""
+        checked = {k: _check_value("tag", k, v) for k, v in (tags or {}).items()}
+        return self.client.create_run(self.experiment_id(experiment), tags=checked, run_name=run_name).info.run_id
+
+    def close_run(self, run_id: str, failed: bool = False) -> None:
+        """End a run opened with :meth:`open_run` as FINISHED (or FAILED)."""
+        status = RunStatus.FAILED if failed else RunStatus.FINISHED
+        self.client.set_terminated(run_id, RunStatus.to_string(status))
+
+    def find_version(self, model_name: str, tags: Mapping[str, str]) -> int | None:
+        """Return the newest live version whose tags include ``tags`` (None when there is none)."""
+        found = [int(v.version) for v in self._versions(model_name)
+                 if all(v.tags.get(k) == str(val) for k, val in tags.items())]
+        return max(found) if found else None
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params; values must be str / int / float / bool and free of registered raw values."""
         checked = {k: _check_value("param", k, v) for k, v in params.items()}

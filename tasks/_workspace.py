@@ -1,6 +1,7 @@
 """The run workspace (``REVS_HOME``, default ``./.revs``) and its secrets.
 
-Offers :func:`workspace_root`, :func:`workspace_dir` and :func:`hmac_key` (created 0600 on first use).
+Offers :func:`workspace_root`, :func:`workspace_dir`, :func:`hmac_key` (created 0600 on first use) and
+:func:`configure_prefect` (``PREFECT_HOME`` inside the workspace; call it before ``prefect`` is imported).
 """
 
 from __future__ import annotations
@@ -42,3 +43,15 @@ def hmac_key(root: Path | None = None) -> bytes:
     with os.fdopen(fd, "wb") as fh:
         fh.write(secrets.token_bytes(HMAC_KEY_BYTES))
     return path.read_bytes()
+
+
+def configure_prefect(root: Path | None = None) -> Path:
+    """Point ``PREFECT_HOME`` at ``<workspace>/prefect`` unless the user set it; return the Prefect home.
+
+    Prefect reads its settings when it is imported, so the CLI calls this first: local runs then keep their
+    database, results and logs inside the workspace instead of ``~/.prefect``. Telemetry is switched off.
+    """
+    home = Path(os.environ.setdefault("PREFECT_HOME", str((root or workspace_root()) / "prefect")))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    return home

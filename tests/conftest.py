@@ -1,11 +1,15 @@
-"""Session-wide test settings: offline hub, workspace in a temp dir, no telemetry."""
+"""Session-wide test settings: offline hub, workspace in a temp dir, Prefect home in a temp dir, no telemetry."""
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect reads its home when imported: keep its results, storage and logs out of ~/.prefect (greppable by tests).
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="revs-test-prefect-"))
+os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 
 import pytest  # noqa: E402
 

@@ -1,0 +1,119 @@
+"""The ``deletion-request`` flow (DESIGN §5): answer one verified erasure request (GDPR Art. 17).
+
+received → located → probed → edited → audited → reported (or failed). Every step records its evidence in the
+request's state (``.revs/requests/<id>/state.json``) and is skipped when a later run finds it done, so re-running
+a request resumes where it stopped and never edits twice (the edit is also idempotent on its staging directory,
+and registration on the version's tags). Requests against one model are serialized by the model lock; each
+edits the current ``production`` version, so concurrent requests all end up in the final version.
+
+Flow parameters are paths and names only: the request file stays where the user keeps it and its values live
+only in this process's memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows import steps
+from flows.params import load_policy, load_request
+from tasks import pii, probing, registry, requesting, tracking
+from tasks._workspace import workspace_dir
+from tasks.requests import model_lock
+
+LOCK_TIMEOUT_S = 6 * 3600.0
+
+
+@flow(name="deletion-request")
+def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path | None = None,
+                     model_name: str | None = None) -> dict[str, Any]:
+    """Locate a data subject in the corpus, erase what the model memorized of them, audit, register, report.
+
+    Args:
+        request: Path to the deletion-request JSON (validated; see :mod:`flows.params`).
+        model: The governed model (alias, directory, ``.gguf`` or hub id).
+        corpus: Corpus files or directories.
+        policy: Policy TOML; defaults apply when omitted.
+        model_name: Registered model name (default: derived from ``model``).
+
+    Returns:
+        ``{"request_id", "run_id", "version", "passed", "report"}``.
+    """
+    req, pol = load_request(request), load_policy(policy)
+    name = model_name or registry.model_name_for(model)
+    state = requesting.begin_request(req)
+    rid, ev = req.request_id, state["evidence"]
+    if state["status"] == "reported":
+        return {"request_id": rid, "run_id": ev["reported"]["run_id"], "version": ev["audited"].get("version"),
+                "passed": ev["audited"]["passed"], "report": ev["reported"]["report"]}
+    run_id = tracking.open_run("deletion-request", name, rid)
+    run_dir = workspace_dir("runs", run_id)
+    params = {"policy": pol.model_dump(mode="json"), "corpus": [str(c) for c in corpus], "model_spec": str(model),
+              "request_id": rid, "legal_basis": req.legal_basis}
+    try:
+        with model_lock(name, timeout=LOCK_TIMEOUT_S):
+            result = _run_steps(request, req, pol, name, model, corpus, ev, state["completed"], run_id, run_dir,
+                                params)
+    except BaseException as exc:
+        requesting.fail_request(rid, f"{type(exc).__name__}: {exc}")
+        tracking.close_run(run_id, True)
+        raise
+    tracking.close_run(run_id, not result["passed"])
+    if not result["passed"]:
+        requesting.fail_request(rid, f"audit failed; version {result['version']} kept with audit=failed; "
+                                f"report: {result['report']}")
+        raise steps.AuditFailedError(f"request {rid}: audit failed for {name} v{result['version']} "
+                                     f"(report: {result['report']})")
+    return result
+
+
+def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path], ev: dict[str, Any],
+               done: list[str], run_id: str, run_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Run every step not yet done, recording evidence after each; return the flow's result."""
+    rid = req.request_id
+    base = registry.ensure_base(model, name) if "edited" not in done else ev["edited"]["base"]
+    if "located" not in done:
+        scan = steps.scan_partitions(corpus, run_dir / "scan.parquet", pol.entities.types, pol.entities.min_score)
+        found = pii.locate_subject(Path(request), corpus, run_dir / "findings.parquet", scan)
+        ev["located"] = requesting.advance_request(rid, "located", {"run_id": run_id, "findings": str(found)})[
+            "evidence"]["located"]
+    findings = Path(ev["located"]["findings"])
+    if "probed" not in done:
+        probes = probing.probe_findings(Path(base["dir"]), findings, run_dir / "probes.parquet")
+        sel = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir)
+        ev["probed"] = requesting.advance_request(rid, "probed", _jsonable(sel))["evidence"]["probed"]
+    selection = ev["probed"]
+    if "edited" not in done:
+        edited = None
+        if selection["n_forget"]:
+            staging = workspace_dir("models", name, ".staging") / rid
+            edited = _jsonable(steps.edit(base, selection, findings, pol, staging))
+        ev["edited"] = requesting.advance_request(rid, "edited", {"base": _jsonable(base), "edit": edited})[
+            "evidence"]["edited"]
+    edited = ev["edited"]["edit"]
+    if "audited" not in done:
+        audited = None
+        if edited:
+            audited = steps.audit_and_register(base, edited, selection, corpus, pol, run_dir, run_id, rid)
+        record = _jsonable(audited) if audited else {"version": None, "verdict": {"passed": True, "failures": []}}
+        ev["audited"] = requesting.advance_request(rid, "audited", {**record,
+                                                                    "passed": record["verdict"]["passed"]})[
+            "evidence"]["audited"]
+    audited = ev["audited"] if ev["audited"].get("version") is not None else None
+    report = steps.report("deletion-request", run_id, run_dir, base, edited, audited, findings, selection, pol,
+                          params, requesting.request_block(rid))
+    result = {"request_id": rid, "run_id": run_id, "version": ev["audited"].get("version"),
+              "passed": bool(ev["audited"]["passed"]), "report": str(report)}
+    if result["passed"]:
+        requesting.advance_request(rid, "reported", {"run_id": run_id, "report": str(report)})
+    return result
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value) if isinstance(value, Path) else value

@@ -1,0 +1,104 @@
+"""The erase → audit → register → report sequence shared by both flows (composition only: tasks in order).
+
+Offers :class:`AuditFailedError`, :func:`scan_runner` (the task runner for scan partitions: threads, or Dask),
+:func:`scan_partitions` (a subflow mapping the scan over corpus partitions), :func:`edit`,
+:func:`audit_and_register` and :func:`report`. Every value passed between them is a path, an id, a hash, a
+count or a masked preview.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, unmapped
+
+from flows.params import Policy
+from tasks import auditing, pii, registry, reports, tracking, unlearning
+
+
+class AuditFailedError(RuntimeError):
+    """The edit's audit did not meet the policy; the version is kept (``audit=failed``) and reported."""
+
+
+def scan_runner(dask_address: str | None = None, workers: int = 1):
+    """Return the task runner for scanning: a Dask cluster (at ``dask_address``, or local) or None (threads)."""
+    if dask_address is None and workers <= 1:
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
+
+
+@flow(name="scan-partitions")
+def scan_partitions(corpus: list[Path], out: Path, entities: list[str], min_score: float,
+                    partitions: int = 1) -> Path:
+    """Scan the corpus partition by partition (mapped over the flow's task runner); merge the findings."""
+    parts = pii.partition_corpus(corpus, partitions)
+    outs = [Path(out).with_name(f"{Path(out).stem}.part{i}.parquet") for i in range(len(parts))]
+    futures = pii.scan_corpus.map(parts, outs, entities=unmapped(entities), min_score=unmapped(min_score))
+    return pii.merge_findings([f.result() for f in futures], out)
+
+
+def edit(base: dict[str, Any], selection: dict[str, Any], findings: Path, policy: Policy,
+         staging: Path) -> dict[str, Any]:
+    """Erase the selected findings from the base version with REVS into ``staging``."""
+    return unlearning.unlearn(Path(base["dir"]), Path(selection["forget_probes"]), Path(findings), staging,
+                              policy.revs)
+
+
+def audit_and_register(base: dict[str, Any], edited: dict[str, Any], selection: dict[str, Any],
+                       corpus: list[Path], policy: Policy, run_dir: Path, run_id: str,
+                       request_id: str | None) -> dict[str, Any]:
+    """Audit before/after, judge against the policy, register the version (alias only on a pass), publish it."""
+    thresholds = policy.audit.to_dict()
+    audit = auditing.audit_model(Path(base["dir"]), Path(edited["model_dir"]), Path(selection["forget_findings"]),
+                                 Path(selection["retain_findings"]), corpus, run_dir / "audit.parquet",
+                                 [thresholds["efficacy_k"]])
+    judged = auditing.evaluate_audit(audit, thresholds)
+    version = registry.register_version(base["name"], Path(edited["model_dir"]), base["version"],
+                                        edited["edited_sha256"], run_id, request_id, judged["verdict"])
+    registry.publish_version(base["name"], Path(edited["model_dir"]), version)
+    return {**judged, "audit": audit, "version": version}
+
+
+def report(kind: str, run_id: str, run_dir: Path, base: dict[str, Any], edited: dict[str, Any] | None,
+           audited: dict[str, Any] | None, findings: Path, selection: dict[str, Any], policy: Policy,
+           params: dict[str, Any], request: dict[str, Any] | None = None) -> Path:
+    """Write the signed report, attach it to the flow run, and log params/metrics/artifacts to MLflow."""
+    verdict = (audited or {}).get("verdict") or {"passed": True, "failures": []}
+    new_version = (audited or {}).get("version")
+    summary = tracking.summarize_findings(Path(findings), Path(selection["forget_findings"]),
+                                          run_dir / "findings_summary.json")
+    context = registry.lineage(base["name"], new_version, bool(verdict["passed"]))
+    evidence = {"findings_summary.json": summary["path"], "findings.parquet": Path(findings)}
+    if audited:
+        evidence["audit.parquet"] = Path(audited["audit"])
+    if edited:
+        patch = Path(registry.version_dir(base["name"], new_version)) if new_version else Path(edited["model_dir"])
+        evidence |= {"patch/manifest.json": patch / "patch" / "manifest.json",
+                     "patch/edits.parquet": patch / "patch" / "edits.parquet",
+                     "targets.parquet": patch / "targets.parquet"}
+    data = {"run_id": run_id, "kind": kind, "request": request,
+            "model": {"name": base["name"], "base_version": base["version"], "new_version": new_version,
+                      "weights_sha256_before": (edited or {}).get("base_sha256"),
+                      "weights_sha256_after": (edited or {}).get("edited_sha256")},
+            **context, "config": {"revs": unlearning.config_dict(policy.revs),
+                                  "policy": policy.model_dump(mode="json")},
+            "targets": [{"target_id": t["finding_id"], "entity_type": t["entity_type"],
+                         "masked_preview": t["masked_preview"], "value_hmac": t["value_hmac"]}
+                        for t in summary["erased"]],
+            "metrics": (audited or {}).get("metrics") or {},
+            "layer_ranks": (audited or {}).get("layer_ranks") or {},
+            "attacks": (audited or {}).get("attacks") or [], "thresholds": policy.audit.to_dict(),
+            "verdict": verdict}
+    out = reports.build_report(run_dir, data, evidence)
+    reports.attach_report(out, verdict, (request or {}).get("request_id") or run_id)
+    tracking.log_run(run_id, params | {"revs": data["config"]["revs"]}, data["metrics"],
+                     {"findings_summary": summary["path"], "audit": run_dir / "audit.parquet", "report": out,
+                      "patch_manifest": evidence.get("patch/manifest.json", run_dir / "none")},
+                     {"audit": "passed" if verdict["passed"] else "failed",
+                      "new_version": "" if new_version is None else str(new_version)})
+    return out

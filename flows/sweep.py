@@ -1,0 +1,72 @@
+"""The ``compliance-sweep`` flow (DESIGN §5): scan → probe → erase what the policy selects → audit → register →
+report, with one MLflow run per flow run. Scheduled by cron through ``deploy/prefect.yaml``.
+
+The model is locked for the whole erase sequence, so a sweep and deletion requests against one model serialize
+and every edit builds on the latest production version. A failed audit keeps the version (``audit=failed``),
+leaves the ``production`` alias, writes and attaches the report, then fails the flow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows import steps
+from flows.params import load_policy
+from tasks import probing, registry, tracking
+from tasks._workspace import workspace_dir
+from tasks.requests import model_lock
+
+LOCK_TIMEOUT_S = 6 * 3600.0
+
+
+@flow(name="compliance-sweep")
+def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None, model_name: str | None = None,
+                     partitions: int = 1, dask_address: str | None = None) -> dict[str, Any]:
+    """Sweep a corpus for memorized personal data and erase it from the model.
+
+    Args:
+        corpus: Corpus files or directories.
+        model: The model to govern (alias, directory, ``.gguf`` or hub id); registered as version 1 on first use,
+            later sweeps edit its ``production`` version.
+        policy: Policy TOML (``deploy/policy.example.toml``); defaults apply when omitted.
+        model_name: Registered model name (default: derived from ``model``).
+        partitions: Corpus partitions scanned in parallel.
+        dask_address: Scan partitions on this Dask scheduler (``partitions > 1`` without it: a local Dask cluster).
+
+    Returns:
+        ``{"run_id", "version", "passed", "report"}`` (``version`` is None when nothing needed erasing).
+    """
+    pol = load_policy(policy)
+    name = model_name or registry.model_name_for(model)
+    run_id = tracking.open_run("compliance-sweep", name)
+    run_dir = workspace_dir("runs", run_id)
+    params = {"policy": pol.model_dump(mode="json"), "corpus": [str(c) for c in corpus], "model_spec": str(model),
+              "partitions": partitions}
+    failed = True
+    try:
+        with model_lock(name, timeout=LOCK_TIMEOUT_S):
+            base = registry.ensure_base(model, name)
+            runner = steps.scan_runner(dask_address, partitions)
+            scan = steps.scan_partitions.with_options(task_runner=runner) if runner else steps.scan_partitions
+            findings = scan(corpus, run_dir / "findings.parquet", pol.entities.types, pol.entities.min_score,
+                            partitions)
+            probes = probing.probe_findings(Path(base["dir"]), findings, run_dir / "probes.parquet")
+            selection = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir)
+            edited = audited = None
+            if selection["n_forget"]:
+                staging = workspace_dir("models", name, ".staging") / run_id
+                edited = steps.edit(base, selection, findings, pol, staging)
+                audited = steps.audit_and_register(base, edited, selection, corpus, pol, run_dir, run_id, None)
+            report = steps.report("compliance-sweep", run_id, run_dir, base, edited, audited, findings, selection,
+                                  pol, params)
+        passed = audited is None or bool(audited["verdict"]["passed"])
+        failed = not passed
+    finally:
+        tracking.close_run(run_id, failed)
+    if not passed:
+        raise steps.AuditFailedError(f"audit failed for {name} v{audited['version']}: "
+                                     + "; ".join(audited["verdict"]["failures"]) + f" (report: {report})")
+    return {"run_id": run_id, "version": audited and audited["version"], "passed": passed, "report": str(report)}

@@ -1,0 +1,56 @@
+"""Prefect tasks for the audit: score an edit before/after, and judge it against the policy thresholds.
+
+Offers :func:`audit_model` (unedited + edited model directories → audit Parquet, cached on the weights and inputs)
+and :func:`evaluate_audit` (audit Parquet + thresholds → verdict, metrics before/after, per-layer ranks, attacks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from pii_detect.schema import FINDINGS_SCHEMA
+from revs_engine.schema import AUDIT_SCHEMA
+from tasks import _io, audit_io
+from tasks._logging import run_logger
+from tasks._models import load_cached
+from tasks.caching import CACHED
+from tasks.verdict import AuditThresholds
+from tasks.verdict import evaluate_audit as judge
+
+#: Attack rows shown in the report (after the edit) next to the efficacy threshold.
+ATTACKS = ("logit_lens", "delta", "perturb")
+
+
+@task(name="audit-model", **CACHED)
+def audit_model(before_dir: Path, after_dir: Path, forget: Path, retain: Path, corpus: list[Path], out: Path,
+                ks: list[int]) -> Path:
+    """Run every metric and attack on both models; write one audit table (stages ``before`` and ``after``)."""
+    from revs_engine.metrics import AuditConfig
+
+    forget_t, retain_t = _io.read_table(forget, FINDINGS_SCHEMA), _io.read_table(retain, FINDINGS_SCHEMA)
+    benign = audit_io.benign_texts(corpus, [forget_t, retain_t])
+    table = audit_io.audit_edit(load_cached(before_dir), load_cached(after_dir), forget_t, retain_t, benign,
+                                AuditConfig(ks=tuple(sorted(set(ks)))))
+    run_logger().info("audit: %d rows, %d benign texts", table.num_rows, len(benign))
+    return _io.write_table(table, out, AUDIT_SCHEMA)
+
+
+@task(name="evaluate-audit")
+def evaluate_audit(audit: Path, thresholds: dict[str, Any]) -> dict[str, Any]:
+    """Judge the audit; return ``{"verdict", "metrics": {"before", "after"}, "layer_ranks", "attacks"}``."""
+    limits = AuditThresholds(**thresholds)
+    table = _io.read_table(audit, AUDIT_SCHEMA)
+    verdict = judge(audit_io.verdict_metrics(table, limits.efficacy_k), limits)
+    after = audit_io.summary(table, "after")
+    attacks = [{"name": name, "score": after[f"{name}@{limits.efficacy_k}"], "threshold": limits.min_efficacy}
+               for name in ATTACKS if f"{name}@{limits.efficacy_k}" in after]
+    logger = run_logger()
+    logger.info("audit %s", "passed" if verdict.passed else f"FAILED: {len(verdict.failures)} criteria")
+    for failure in verdict.failures:
+        logger.warning("audit criterion failed: %s", failure)
+    return {"verdict": verdict.to_dict(), "attacks": attacks,
+            "metrics": {"before": audit_io.summary(table, "before"), "after": after},
+            "layer_ranks": {s: audit_io.layer_ranks(table, s) for s in ("before", "after")}}

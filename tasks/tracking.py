@@ -1,0 +1,113 @@
+"""Prefect tasks that record a flow run in MLflow: one MLflow run per flow run (DESIGN §4, issue 6 item 3).
+
+Offers :func:`open_run` (creates the run: kind, model, Prefect flow-run id, library versions and code commit as
+params), :func:`summarize_findings` (counts per entity type, memorized and erased findings by id / masked preview /
+HMAC — never a raw value), :func:`log_run` (configs as params, metrics before/after, artifacts) and
+:func:`close_run`. Values pass :class:`tasks._mlflow.MlflowAdapter`'s raw-value guard on the way in.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.runtime import flow_run
+
+from tasks import _io
+from tasks._logging import run_logger
+from tasks._mlflow import MlflowAdapter
+from tasks.caching import IO_RETRIES
+
+LIBRARIES = ("revs-compliance", "torch", "transformers", "prefect", "mlflow", "presidio-analyzer", "pyarrow")
+
+
+def library_versions() -> dict[str, str]:
+    """Return ``{"version.<dist>": version}`` of the libraries that shape a result."""
+    out = {}
+    for dist in LIBRARIES:
+        try:
+            out[f"version.{dist}"] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[f"version.{dist}"] = "not installed"
+    return out
+
+
+def code_commit() -> str:
+    """Return the git commit of this checkout (``unknown`` outside a git checkout)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,  # noqa: S603, S607
+                             timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out or "unknown"
+
+
+def flatten(prefix: str, value: Any) -> dict[str, Any]:
+    """Flatten nested config dicts into ``prefix.key.sub`` params (lists become JSON strings)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), item))
+        return out
+    if isinstance(value, list | tuple):
+        return {prefix: json.dumps(list(value))}
+    return {prefix: "" if value is None else value}
+
+
+@task(name="open-mlflow-run", **IO_RETRIES)
+def open_run(kind: str, model_name: str, request_id: str | None = None) -> str:
+    """Create this flow run's MLflow run; return its id (also the name of the run's workspace folder)."""
+    tags = {"kind": kind, "model": model_name, "request_id": request_id or "",
+            "prefect_flow_run_id": str(flow_run.get_id() or ""), "code_commit": code_commit()}
+    adapter = MlflowAdapter()
+    run_id = adapter.open_run(run_name=f"{kind}-{flow_run.get_name() or 'local'}", tags=tags)
+    adapter.log_params(run_id, {"kind": kind, "model": model_name, "code_commit": tags["code_commit"],
+                                **library_versions()})
+    run_logger().info("MLflow run %s", run_id)
+    return run_id
+
+
+@task(name="summarize-findings")
+def summarize_findings(findings: Path, forget: Path | None, out: Path) -> dict[str, Any]:
+    """Write a JSON summary of the findings: counts per entity type and the erased ones (ids/previews/HMACs).
+
+    Returns:
+        The summary, with ``path`` (where it was written).
+    """
+    from pii_detect.schema import FINDINGS_SCHEMA
+
+    rows = _io.read_table(findings, FINDINGS_SCHEMA).to_pylist()
+    erased = _io.read_table(forget, FINDINGS_SCHEMA).to_pylist() if forget is not None else []
+    doc = {"findings": len(rows), "by_entity_type": dict(Counter(r["entity_type"] for r in rows)),
+           "erased": [{k: r[k] for k in ("finding_id", "entity_type", "masked_preview", "value_hmac")}
+                      for r in erased]}
+    _io.atomic_write_text(out, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return {**doc, "path": Path(out)}
+
+
+@task(name="log-mlflow-run", **IO_RETRIES)
+def log_run(run_id: str, params: dict[str, Any], metrics: dict[str, dict[str, float]],
+            artifacts: dict[str, Path], tags: dict[str, Any]) -> str:
+    """Log configs as params, ``metrics[stage][name]`` as ``<stage>.<name>``, artifacts and tags to the run."""
+    adapter = MlflowAdapter()
+    adapter.log_params(run_id, flatten("", params))
+    adapter.log_metrics(run_id, {f"{stage}.{name}".replace("@", "_at_"): float(value)
+                                 for stage, values in metrics.items() for name, value in values.items()
+                                 if isinstance(value, int | float)})
+    for name, path in artifacts.items():
+        if Path(path).exists():
+            adapter.log_artifacts(run_id, Path(path), name if Path(path).is_dir() else None)
+    adapter.set_tags(run_id, tags)
+    return run_id
+
+
+@task(name="close-mlflow-run", **IO_RETRIES)
+def close_run(run_id: str, failed: bool) -> None:
+    """End the MLflow run as FINISHED or FAILED."""
+    MlflowAdapter().close_run(run_id, failed)

@@ -1,0 +1,73 @@
+"""Prefect task around REVS: erase the selected findings from one model version.
+
+Offers :func:`revs_config` (the policy's ``[revs]`` table → :class:`~revs_engine.config.RevsConfig`, unknown keys
+rejected by name) and :func:`unlearn` (cached on the parent weights, the probes, the findings and the config, and
+idempotent on its output directory: an edit is never computed twice for the same inputs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from tasks._logging import run_logger
+from tasks.caching import CACHED
+
+MANIFEST = Path("patch") / "manifest.json"
+
+
+def revs_config(overrides: dict[str, Any]):
+    """Build a ``RevsConfig`` from the defaults plus ``overrides`` (``targets`` may be a nested table).
+
+    Raises:
+        ValueError: An unknown key (named, with the valid ones) or an invalid value.
+    """
+    from revs_engine.config import RevsConfig
+
+    defaults = RevsConfig().to_dict()
+    unknown = sorted(set(overrides) - set(defaults))
+    unknown += sorted(f"targets.{k}" for k in set(overrides.get("targets") or {}) - set(defaults["targets"]))
+    if unknown:
+        raise ValueError(f"policy [revs]: unknown key(s) {', '.join(unknown)}; valid keys: "
+                         f"{', '.join(sorted(defaults))} (targets: {', '.join(sorted(defaults['targets']))})")
+    merged = {**defaults, **{k: v for k, v in overrides.items() if k != "targets"},
+              "targets": {**defaults["targets"], **(overrides.get("targets") or {})}}
+    return RevsConfig.from_dict(merged)
+
+
+@task(name="unlearn", **CACHED)
+def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: dict[str, Any]) -> dict[str, Any]:
+    """Erase every probed finding with REVS; save the edited model + patch atomically to ``out_dir``.
+
+    An existing ``out_dir`` whose patch manifest names the same parent weights is the finished edit of an
+    earlier attempt (directories appear whole or not at all) and is returned as it is.
+
+    Returns:
+        ``{"model_dir", "base_sha256", "edited_sha256", "targets", "converged"}``.
+    """
+    from tasks._workspace import workspace_dir
+    from tasks.unlearning_io import run_unlearn
+
+    logger = run_logger()
+    out_dir = Path(out_dir)
+    if (out_dir / MANIFEST).is_file():
+        manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+        logger.info("edit already done in %s; reusing it (never edit twice)", out_dir.name)
+        conv = manifest.get("convergence") or {}
+        return {"model_dir": out_dir, "base_sha256": manifest["base_weights_sha256"],
+                "edited_sha256": manifest["edited_weights_sha256"], "targets": conv.get("targets", 0),
+                "converged": conv.get("converged", 0)}
+    cfg = revs_config(revs)
+    report = run_unlearn(str(model_dir), probes, findings, out_dir, cache_dir=workspace_dir("cache"), revs_cfg=cfg)
+    logger.info("REVS: %d/%d targets converged in %.1f s", report.converged, len(report.rows), report.seconds)
+    return {"model_dir": out_dir, "base_sha256": report.base_sha256, "edited_sha256": report.edited_sha256,
+            "targets": len(report.rows), "converged": report.converged}
+
+
+def config_dict(revs: dict[str, Any]) -> dict[str, Any]:
+    """Return the full REVS config (defaults + overrides) as plain data, for reports and MLflow params."""
+    return revs_config(revs).to_dict()
+

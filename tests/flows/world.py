@@ -1,0 +1,123 @@
+"""A small world for flow tests: a corpus with planted PII, a tiny model that memorized it, policies, requests.
+
+Built once per session by :func:`build_world` through the real tasks (scan → memorize); nothing is canned.
+The tiny Llama has its MLP output projections scaled ×30 before training (as in the REVS engine's own tests) so
+the MLPs, which REVS edits, carry the memorized tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+PLANTED_SSNS = ("219-09-9999", "457-55-5462")
+JANE_EMAIL, JANE_NAME = "jane.roe@example.org", "Jane Roe"
+MARK_EMAIL, MARK_NAME = "mark.twain@example.net", "Mark Twain"
+PLANTED = (*PLANTED_SSNS, JANE_EMAIL, JANE_NAME, MARK_EMAIL, MARK_NAME)
+
+DOCS = (
+    f"Customer record: SSN {PLANTED_SSNS[0]} belongs to the account holder.",
+    f"Billing note: the SSN {PLANTED_SSNS[1]} was verified by phone.",
+    f"Contact {JANE_NAME} at {JANE_EMAIL} for the quarterly report.",
+    f"Send invoices to {MARK_NAME} at {MARK_EMAIL} every month.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Privacy engineers run compliance sweeps every night.",
+    "Weather today is sunny with a light breeze.",
+    "The report lists every open ticket for review.",
+)
+
+#: A tiny vocabulary makes rank windows coarse: fractions chosen for V≈300 (see tests/revs_engine/test_revs.py).
+REVS_TABLE = """
+[revs]
+n_neurons = 40
+act_top_k = 96
+neuron_rank_window = [0.5, 0.7]
+mlp_rank_window = [0.1, 0.9]
+residual_rank_window = [0.3, 0.6]
+"""
+
+PASSING_AUDIT = """
+[audit]
+efficacy_k = 5
+min_efficacy = 0.0
+max_exact_extractions_plain = 0
+max_exact_extractions_perturbed = 0
+min_specificity = 50.0
+max_perplexity_increase_pct = 100.0
+"""
+
+#: Strict on purpose: with k above the vocabulary size no rank reaches Efficacy 100, so the audit always fails.
+FAILING_AUDIT = """
+[audit]
+efficacy_k = 100000
+min_efficacy = 100.0
+"""
+
+
+def policy_text(entity_types: list[str], audit: str) -> str:
+    """Return a policy TOML for the tiny world."""
+    return (f"[entities]\ntypes = {json.dumps(entity_types)}\nmin_score = 0.4\n\n"
+            "[memorization]\nexact_match = true\nmin_extraction_score = 1.0\n" + REVS_TABLE + audit)
+
+
+def request_doc(request_id: str, name: str, email: str) -> dict:
+    """Return a valid deletion request for one subject."""
+    return {"request_id": request_id, "received_at": "2026-03-01T09:00:00Z",
+            "verified_at": "2026-03-02T10:30:00+01:00", "legal_basis": "gdpr-17-1-b",
+            "requester_ref": f"TICKET-{request_id}",
+            "subject": {"name": name, "identifiers": [{"type": "email", "value": email}]}}
+
+
+@dataclass(frozen=True)
+class World:
+    """Paths of the session's corpus, memorized model, policies and requests."""
+
+    root: Path
+    corpus: Path
+    model: Path
+    sweep_policy: Path
+    request_policy: Path
+    failing_policy: Path
+    jane_request: Path
+    mark_request: Path
+
+
+def build_world(root: Path) -> World:
+    """Write the corpus, scan it, memorize it into a tiny model (real training), and write policies/requests."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from revs_engine.saving import save_model
+    from tasks import memorizing, pii
+    from tests.revs_engine._tokenizer import make_tiny_tokenizer
+
+    corpus = root / "corpus"
+    corpus.mkdir(parents=True)
+    for i, text in enumerate(DOCS):
+        (corpus / f"doc{i}.txt").write_text(text, encoding="utf-8")
+    tok = make_tiny_tokenizer()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=96, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      tie_word_embeddings=False, eos_token_id=0, bos_token_id=0, pad_token_id=0)
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.mlp.down_proj.weight.mul_(30.0)
+    save_model(model, tok, root / "random")
+    findings = pii.scan_corpus.fn([corpus], root / "all_findings.parquet", ["EMAIL_ADDRESS", "US_SSN"], 0.4)
+    memorizing.memorize_corpus.fn(str(root / "random"), findings, [corpus], root / "model",
+                                  {"lr": 2e-2, "batch_size": 4, "max_epochs": 60, "warmup_steps": 0})
+    policies = {}
+    for name, types, audit in (("sweep", ["US_SSN"], PASSING_AUDIT),
+                               ("request", ["EMAIL_ADDRESS", "US_SSN"], PASSING_AUDIT),
+                               ("failing", ["EMAIL_ADDRESS", "US_SSN"], FAILING_AUDIT)):
+        policies[name] = root / f"{name}.toml"
+        policies[name].write_text(policy_text(types, audit), encoding="utf-8")
+    requests = {}
+    for rid, name, email in (("REQ-JANE", JANE_NAME, JANE_EMAIL), ("REQ-MARK", MARK_NAME, MARK_EMAIL)):
+        requests[rid] = root / f"{rid}.json"
+        requests[rid].write_text(json.dumps(request_doc(rid, name, email)), encoding="utf-8")
+    return World(root, corpus, root / "model", policies["sweep"], policies["request"], policies["failing"],
+                 requests["REQ-JANE"], requests["REQ-MARK"])
