@@ -54,5 +54,19 @@ def run(args: argparse.Namespace) -> int:
     except (RegistryError, ValueError) as exc:
         _echo(f"revs retire: {exc}", err=True)
         return 1
+    _remove_workspace_copies(args.model, args.versions)
     _echo(f"retired {args.model} versions {','.join(map(str, args.versions))}; record: {record}")
     return 0
+
+
+def _remove_workspace_copies(model: str, versions: list[int]) -> None:
+    """Delete the retired versions' materialized weights under ``REVS_HOME/models/<model>/v<N>``."""
+    import shutil
+
+    from tasks._workspace import workspace_root
+
+    for version in versions:
+        path = workspace_root() / "models" / model / f"v{version}"
+        if path.is_dir():
+            shutil.rmtree(path)
+            _echo(f"deleted workspace copy {path}")

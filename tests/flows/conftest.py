@@ -1,4 +1,4 @@
-"""Flow-test fixtures: one Prefect test harness per session, and the tiny memorized world (tests/flows/world.py)."""
+"""Flow-test fixtures: one Prefect test harness per session and the tiny memorized world (tests/flows/world.py)."""
 
 import pytest
 

@@ -28,14 +28,17 @@ DOCS = (
 )
 
 #: A tiny vocabulary makes rank windows coarse: fractions chosen for V≈300 (see tests/revs_engine/test_revs.py).
-REVS_TABLE = """
+#: Measured on this world (tests/flows): the sweep's SSNs need 20 neurons on their 2 rarest tokens; a subject's
+#: name + email need 3 tokens but only 10 neurons (more costs Specificity on this 2-layer model).
+REVS_WINDOWS = """
 [revs]
-n_neurons = 40
 act_top_k = 96
 neuron_rank_window = [0.5, 0.7]
 mlp_rank_window = [0.1, 0.9]
 residual_rank_window = [0.3, 0.6]
 """
+SWEEP_REVS = REVS_WINDOWS + "n_neurons = 20\n\n[revs.targets]\nmax_tokens = 2\n"
+REQUEST_REVS = REVS_WINDOWS + "n_neurons = 10\n\n[revs.targets]\nmax_tokens = 3\n"
 
 PASSING_AUDIT = """
 [audit]
@@ -43,8 +46,8 @@ efficacy_k = 5
 min_efficacy = 0.0
 max_exact_extractions_plain = 0
 max_exact_extractions_perturbed = 0
-min_specificity = 50.0
-max_perplexity_increase_pct = 100.0
+min_specificity = 25.0
+max_perplexity_increase_pct = 200.0
 """
 
 #: Strict on purpose: with k above the vocabulary size no rank reaches Efficacy 100, so the audit always fails.
@@ -55,10 +58,10 @@ min_efficacy = 100.0
 """
 
 
-def policy_text(entity_types: list[str], audit: str) -> str:
+def policy_text(entity_types: list[str], revs: str, audit: str) -> str:
     """Return a policy TOML for the tiny world."""
     return (f"[entities]\ntypes = {json.dumps(entity_types)}\nmin_score = 0.4\n\n"
-            "[memorization]\nexact_match = true\nmin_extraction_score = 1.0\n" + REVS_TABLE + audit)
+            "[memorization]\nexact_match = true\nmin_extraction_score = 1.0\n" + audit + revs)
 
 
 def request_doc(request_id: str, name: str, email: str) -> dict:
@@ -110,11 +113,11 @@ def build_world(root: Path) -> World:
     memorizing.memorize_corpus.fn(str(root / "random"), findings, [corpus], root / "model",
                                   {"lr": 2e-2, "batch_size": 4, "max_epochs": 60, "warmup_steps": 0})
     policies = {}
-    for name, types, audit in (("sweep", ["US_SSN"], PASSING_AUDIT),
-                               ("request", ["EMAIL_ADDRESS", "US_SSN"], PASSING_AUDIT),
-                               ("failing", ["EMAIL_ADDRESS", "US_SSN"], FAILING_AUDIT)):
+    for name, types, revs, audit in (("sweep", ["US_SSN"], SWEEP_REVS, PASSING_AUDIT),
+                                     ("request", ["EMAIL_ADDRESS", "US_SSN"], REQUEST_REVS, PASSING_AUDIT),
+                                     ("failing", ["EMAIL_ADDRESS", "US_SSN"], REQUEST_REVS, FAILING_AUDIT)):
         policies[name] = root / f"{name}.toml"
-        policies[name].write_text(policy_text(types, audit), encoding="utf-8")
+        policies[name].write_text(policy_text(types, revs, audit), encoding="utf-8")
     requests = {}
     for rid, name, email in (("REQ-JANE", JANE_NAME, JANE_EMAIL), ("REQ-MARK", MARK_NAME, MARK_EMAIL)):
         requests[rid] = root / f"{rid}.json"
