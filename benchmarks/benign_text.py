@@ -1,0 +1,76 @@
+"""Held-out benign text for the perplexity check: real English prose and number-heavy sentences.
+
+Offers :func:`prose_paragraphs` (paragraphs of the Python standard library's own module documentation — real
+English prose that ships with every Python, so no download) and :func:`numeric_sentences` (seeded synthetic
+sentences full of dates, amounts, times, phone-like and id-like numbers that are NOT in any benchmark set), and
+:func:`benign_texts` (both, deterministic).
+
+The number-heavy half matters on digit-level tokenizers (reference/revs-method.md §8): an edit that demotes digits
+globally shows up there first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import re
+
+_MODULES = ("argparse", "textwrap", "json", "csv", "logging", "unittest", "pathlib", "datetime", "decimal",
+            "fractions", "statistics", "calendar", "heapq", "bisect", "collections", "functools", "itertools",
+            "string", "difflib", "shutil", "tempfile", "zipfile", "tarfile", "sqlite3", "email", "http",
+            "urllib", "socket", "threading", "subprocess", "pickle", "shelve", "random", "math", "locale")
+
+
+def prose_paragraphs(n: int = 40, min_chars: int = 200) -> list[str]:
+    """Return up to ``n`` prose paragraphs (≥ ``min_chars``) from standard-library docstrings, in a fixed order."""
+    out: list[str] = []
+    for name in _MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:  # a stripped-down Python may lack one; the others suffice
+            continue
+        docs = [mod.__doc__ or ""] + [getattr(getattr(mod, a), "__doc__", "") or "" for a in sorted(dir(mod))
+                                      if not a.startswith("_")]
+        for doc in docs:
+            for para in re.split(r"\n\s*\n", doc):
+                text = " ".join(para.split())
+                if len(text) >= min_chars and not re.search(r"[>{}\[\]=|]|\w\(", text):
+                    out.append(text)
+                    if len(out) >= n:
+                        return out
+    return out
+
+
+_NUMERIC = [
+    "The train left platform {a} at {h}:{m:02d} and arrived {b} minutes late, on {d} {mon} {y}.",
+    "Order {a}{b} totals ${p}.{c:02d}, including ${q}.{c2:02d} shipping; it ships on {mon} {d}, {y}.",
+    "Room {a} on floor {f} holds {b} chairs, {c} tables and {q} boxes of paper.",
+    "In {y} the town counted {a},{b:03d} residents, up {c}.{f}% from {y0}.",
+    "Call the front desk at extension {a} or the main line between {h} and {h2} o'clock.",
+    "The invoice dated {d}/{mm}/{y} lists {b} items at {p}.{c:02d} euros each, {q} in total.",
+    "Flight {a} departs gate {f}{c} at {h}:{m:02d}; boarding closes {b} minutes earlier.",
+    "The recipe needs {f} eggs, {a} grams of flour, {b} ml of milk and {c} minutes in the oven at {q} degrees.",
+    "Version {f}.{c}.{b} fixed {a} bugs and was released on {y}-{mm}-{d:02d}.",
+    "Sum {a} and {b} to get {s}; multiply {f} by {c} to get {fc}.",
+]
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"]
+
+
+def numeric_sentences(n: int = 40, seed: int = 12345) -> list[str]:
+    """Return ``n`` seeded number-heavy benign sentences."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        a, b, c, f = rng.randint(10, 999), rng.randint(10, 999), rng.randint(1, 99), rng.randint(1, 9)
+        values = dict(a=a, b=b, c=c, f=f, q=rng.randint(100, 999), p=rng.randint(1, 500), c2=rng.randint(0, 99),
+                      h=rng.randint(1, 12), h2=rng.randint(1, 12), m=rng.randint(0, 59), d=rng.randint(1, 28),
+                      mm=rng.randint(1, 12), y=rng.randint(1990, 2024), y0=rng.randint(1950, 1989),
+                      mon=rng.choice(_MONTHS), s=a + b, fc=f * c)
+        out.append(_NUMERIC[i % len(_NUMERIC)].format(**values))
+    return out
+
+
+def benign_texts(n_prose: int = 40, n_numeric: int = 40) -> list[str]:
+    """Return prose paragraphs followed by number-heavy sentences (held-out text for perplexity)."""
+    return prose_paragraphs(n_prose) + numeric_sentences(n_numeric)
