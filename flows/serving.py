@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import socket
@@ -66,6 +67,7 @@ def load_deployments(prefect_file: Path = DEFAULT_PREFECT_FILE, only: Sequence[s
         schedule = {"interval": interval} if interval and crons else {"cron": crons} if crons else {}
         out.append(flow.to_deployment(name=dep["name"], description=dep.get("description"),
                                       tags=dep.get("tags"), parameters=params,
+                                      concurrency_limit=dep.get("concurrency_limit"),
                                       entrypoint_type=EntrypointType.MODULE_PATH, **schedule))
     return out
 
@@ -119,15 +121,20 @@ def run_counts(deployment_ids: Sequence[Any]) -> Counter:
     """Return ``Counter({state name: flow runs})`` over the given deployments."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
 
+    deployments = DeploymentFilter(id=DeploymentFilterId(any_=list(deployment_ids)))
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(
-            deployment_ids))))
+        runs = client.read_flow_runs(deployment_filter=deployments, sort=FlowRunSort.ID_DESC, limit=200)
     return Counter(r.state.name for r in runs if r.state is not None)
 
 
-def serve(deployments: Sequence[Any], run_for: float | None = None, stop_after_runs: int | None = None) -> Counter:
+def serve(deployments: Sequence[Any], run_for: float | None = None, stop_after_runs: int | None = None,
+          limit: int = 1) -> Counter:
     """Serve the deployments until Ctrl-C, ``run_for`` seconds, or ``stop_after_runs`` finished runs.
+
+    ``limit`` flow runs execute at a time (default 1: every flow edits the same workspace and model registry;
+    the model lock would serialize them anyway).
 
     Returns:
         The flow runs of the served deployments per state name.
@@ -146,7 +153,11 @@ def serve(deployments: Sequence[Any], run_for: float | None = None, stop_after_r
             if deadline is not None and time.monotonic() > deadline:
                 return interrupt()
             if stop_after_runs and ids:
-                counts = run_counts(ids)
+                try:
+                    counts = run_counts(ids)
+                except Exception:  # noqa: BLE001 - a flaky read must not stop the deadline check
+                    logging.getLogger(__name__).exception("could not read the flow runs; retrying")
+                    continue
                 if counts["Completed"] + counts["Failed"] + counts["Crashed"] >= stop_after_runs:
                     return interrupt()
         return None
@@ -156,7 +167,7 @@ def serve(deployments: Sequence[Any], run_for: float | None = None, stop_after_r
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        prefect_serve(*deployments, print_starting_message=True)
+        prefect_serve(*deployments, print_starting_message=True, limit=limit)
     finally:
         stop.set()
     return run_counts(ids)

@@ -37,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from tasks._workspace import configure_prefect
 
     configure_prefect()
-    from flows.deletion import deletion_request
     from flows.params import ParamsError, load_policy, load_request
-    from flows.steps import AuditFailedError
 
     try:
         request = load_request(args.request)
@@ -50,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         _echo(f"revs forget: {exc.filename}: {exc.strerror}", err=True)
         return 2
+    from flows.deletion import deletion_request  # Prefect, torch: imported only once the input is valid
+    from flows.steps import AuditFailedError
+
     try:
         result = deletion_request(args.request, args.model, args.corpus, args.policy, args.name)
     except AuditFailedError as exc:

@@ -44,14 +44,15 @@ def run(args: argparse.Namespace) -> int:
 
     configure_prefect()
     from flows.params import ParamsError, load_policy
-    from flows.steps import AuditFailedError
-    from flows.sweep import compliance_sweep
 
     try:
         load_policy(args.policy)
     except (ParamsError, OSError) as exc:
         _echo(f"revs sweep: {exc}", err=True)
         return 2
+    from flows.steps import AuditFailedError  # Prefect, torch: imported only once the input is valid
+    from flows.sweep import compliance_sweep
+
     try:
         result = compliance_sweep(args.corpus, args.model, args.policy, args.name, args.partitions, args.dask)
     except AuditFailedError as exc:

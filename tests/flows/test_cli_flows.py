@@ -1,0 +1,70 @@
+"""`revs forget` / `revs sweep` reject bad input before any flow runs; the Dask scan option maps partitions."""
+
+import json
+
+import pytest
+
+from flows.cli import main
+from tests.flows.world import request_doc
+
+SECRET_EMAIL = "rejected.person@example.com"
+
+
+def test_forget_rejects_an_invalid_request_with_field_paths_and_no_values(tmp_path, capsys):
+    doc = request_doc("REQ-BAD", "Rejected Person", SECRET_EMAIL)
+    doc["legal_basis"] = "because"
+    doc["subject"]["identifiers"].append({"type": "ssn", "value": "000-12-3456"})
+    request = tmp_path / "bad.json"
+    request.write_text(json.dumps(doc))
+    code = main(["forget", str(request), "--model", "m", "--corpus", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "legal_basis: unknown legal basis" in err
+    assert "subject.identifiers[1].value: not a valid SSN" in err
+    assert SECRET_EMAIL not in err
+    assert "000-12-3456" not in err
+    assert not (tmp_path / "revs_home" / "requests").exists()
+
+
+@pytest.mark.parametrize("command", ["sweep", "forget"])
+def test_unknown_revs_key_in_the_policy_is_named(tmp_path, capsys, command):
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[revs]\nn_neurons = 5\nneurons_per_layer = 3\n")
+    request = tmp_path / "req.json"
+    request.write_text(json.dumps(request_doc("REQ-1", "Some Body", SECRET_EMAIL)))
+    args = ["sweep", "--corpus", str(tmp_path), "--model", "m"] if command == "sweep" else \
+        ["forget", str(request), "--model", "m", "--corpus", str(tmp_path)]
+    assert main([*args, "--policy", str(policy)]) == 2
+    err = capsys.readouterr().err
+    assert "revs: unknown key(s) neurons_per_layer" in err
+    assert "valid keys:" in err
+
+
+def test_invalid_revs_value_in_the_policy_is_rejected(tmp_path):
+    from flows.params import ParamsError, load_policy
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[revs]\nn_neurons = 50\nact_top_k = 10\n")
+    with pytest.raises(ParamsError, match="act_top_k"):
+        load_policy(policy)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_dask_task_runner_scans_partitions_like_the_thread_runner(tmp_path):
+    from prefect_dask import DaskTaskRunner
+
+    from flows.steps import scan_partitions
+    from tasks import _io
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(4):
+        (corpus / f"d{i}.txt").write_text(f"Write to person{i}@example.com or call about SSN 219-09-99{i}8.")
+    entities = ["EMAIL_ADDRESS", "US_SSN"]
+    single = scan_partitions([corpus], tmp_path / "one.parquet", entities, 0.4, 1)
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 2, "processes": False})
+    mapped = scan_partitions.with_options(task_runner=runner)([corpus], tmp_path / "two.parquet", entities, 0.4, 3)
+    one, two = _io.read_table(single), _io.read_table(mapped)
+    assert one.num_rows >= 4
+    assert one.column("finding_id").to_pylist() == two.column("finding_id").to_pylist()
+    assert len(list(tmp_path.glob("two.part*.parquet"))) == 3

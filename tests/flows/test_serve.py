@@ -1,0 +1,33 @@
+"""`revs serve`: starts a Prefect server on 127.0.0.1 and a short-interval deployment fires (really runs)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_serve_starts_a_local_server_and_a_short_interval_sweep_fires(world, tmp_path):
+    # given: no PREFECT_API_URL, a fresh workspace and Prefect home, a fast-polling runner
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env |= {"REVS_HOME": str(tmp_path / "revs_home"), "PREFECT_HOME": str(tmp_path / "prefect"),
+            "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    revs = Path(sys.executable).with_name("revs")
+    cmd = [str(revs), "serve", "--only", "compliance-sweep", "--interval", "10",
+           "--param", f"corpus={json.dumps([str(world.corpus)])}", "--param", f"model={world.model}",
+           "--param", f"policy={world.sweep_policy}", "--param", "model_name=served",
+           "--stop-after-runs", "1", "--run-for", "240"]
+    # when
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, check=False)  # noqa: S603
+    out = proc.stdout + proc.stderr
+    # then: the server was local, the scheduled sweep completed and left its report in the workspace
+    assert "Prefect API: http://127.0.0.1:" in out, out[-3000:]
+    assert "Completed=1" in out, out[-3000:]
+    assert proc.returncode == 0, out[-3000:]
+    reports = list((tmp_path / "revs_home" / "runs").glob("*/report/manifest.json"))
+    assert len(reports) >= 1
+    assert (tmp_path / "prefect" / "prefect.db").is_file()
