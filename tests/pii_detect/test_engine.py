@@ -63,3 +63,25 @@ def test_structured_span_beats_overlapping_ner_span(nlp):
     assert ("IP_ADDRESS", "10.23.4.5") in got
     assert ("EMAIL_ADDRESS", "olga.ivanova@example.com") in got
     assert all(e != "PERSON" or "@" not in v and "10.23" not in v for e, v in got)
+
+
+def test_ner_findings_carry_no_raw_names(nlp, tmp_path):
+    # given documents naming people (NER entities) and an e-mail address
+    import pyarrow.parquet as pq
+
+    from pii_detect import Document, findings_to_table
+
+    names = ["Angela Merkel", "Barack Obama"]
+    docs = [Document("/c/a.txt", f"line:{i}", f"Yesterday {n} met the press in Berlin.")
+            for i, n in enumerate(names, 1)]
+    scanner = Scanner(ScanConfig(entities=("PERSON", "LOCATION")), b"k" * 32, nlp=nlp)
+    # when
+    findings = scanner.scan_documents(docs)
+    out = tmp_path / "f.parquet"
+    pq.write_table(findings_to_table(findings), out, compression="none")
+    # then names were found, previews are masked, and neither names nor their parts reach the file
+    assert {f.masked_preview for f in findings if f.entity_type == "PERSON"} == {"A*** M***", "B*** O***"}
+    blob = out.read_bytes()
+    for part in [*names, "Merkel", "Obama", "Angela", "Barack", "Berlin"]:
+        assert part.encode() not in blob
+    assert not [f for f in findings for n in names if n in repr(f)]

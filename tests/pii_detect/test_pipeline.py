@@ -100,3 +100,30 @@ def test_locate_subject_finds_rows_in_corpus(tmp_path, key):
     assert {r["entity_type"] for r in rows} == {"US_SSN", "PHONE_NUMBER"}
     assert len(rows) == 2 + 2 + 1  # 12 records: 2 SSN, 2 phone; plus the SSN line in b.txt
     assert all(r["recognizer"] == "SubjectMatcher" for r in rows)
+
+
+def _raw_forms(values):
+    """Each value as written, and with spaces, dashes, dots and parentheses removed."""
+    out = set(values)
+    for v in values:
+        out.add("".join(c for c in v if c not in " -.()"))
+    return out
+
+
+def test_locate_findings_file_never_contains_raw_values(tmp_path, key):
+    # given a deletion request naming values in other formats than the corpus has them
+    (tmp_path / "corpus").mkdir()
+    corpus = make_corpus(tmp_path / "corpus", n=12)
+    req = parse_deletion_request({"subject": {"identifiers": [
+        {"type": "ssn", "value": "536 22 8412"}, {"type": "phone", "value": "+1 646 555 0123"},
+        {"type": "email", "value": PLANTED["EMAIL_ADDRESS"].upper()}]}})
+    # when
+    table = collect_findings(locate_subject([corpus], req.subject, key))
+    out = tmp_path / "located.parquet"
+    pq.write_table(table, out, compression="none")
+    # then the three identifiers were located, and no form of any value is in the file
+    assert {r["entity_type"] for r in table.to_pylist()} == {"US_SSN", "PHONE_NUMBER", "EMAIL_ADDRESS"}
+    blob = out.read_bytes().lower()
+    forms = _raw_forms([PLANTED["US_SSN"], PLANTED["PHONE_NUMBER"], PLANTED["EMAIL_ADDRESS"], "536 22 8412",
+                        "+1 646 555 0123", "+16465550123"])
+    assert not [f for f in forms if f.lower().encode() in blob]
