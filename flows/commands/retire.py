@@ -1,7 +1,8 @@
 """`revs retire MODEL --versions 1,2 --reason TEXT`: delete model versions that still contain erased data.
 
-Deletes each version's registry entry and files, runs `mlflow gc` on the workspace store, and writes a retirement
-record (``.revs/retirements/*.json`` plus a run in the ``revs-retirements`` experiment). ``--list`` shows the
+Deletes each version's registry entry and files (and its workspace copy, ``REVS_HOME/models/<model>/v<N>``), runs
+`mlflow gc` on the workspace store, and writes a retirement record (``.revs/retirements/*.json`` plus a run in the
+``revs-retirements`` experiment). ``--list`` shows the
 lineage first. The production version cannot be retired.
 """
 

@@ -68,3 +68,27 @@ def test_dask_task_runner_scans_partitions_like_the_thread_runner(tmp_path):
     assert one.num_rows >= 4
     assert one.column("finding_id").to_pylist() == two.column("finding_id").to_pylist()
     assert len(list(tmp_path.glob("two.part*.parquet"))) == 3
+
+
+def _exit_quietly():
+    pass
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_processes_forked_after_a_flow_run_exit_cleanly():
+    # Prefect 3.8.8's services leave a thread exit hook that fails in forked children (tasks/_logging.py)
+    import multiprocessing
+
+    from prefect import flow
+
+    import tasks._logging  # noqa: F401 - installs the fork fix
+
+    @flow(name="fork-check")
+    def noop() -> int:
+        return 1
+
+    assert noop() == 1
+    child = multiprocessing.get_context("fork").Process(target=_exit_quietly)
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0

@@ -19,7 +19,7 @@ import pytest
 
 from tests.flows.world import PLANTED
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "fresh_workspace")]
 MODEL = "tiny-llama"
 
 
@@ -30,12 +30,13 @@ def _lineage():
 
 
 @pytest.fixture(scope="module")
-def swept(world, tmp_path_factory):
+def swept(world, tmp_path_factory, mlflow_template):
     """A workspace after a sweep and one deletion request (run via the CLI); yields ``(home, results)``."""
     from flows.cli import main
     from flows.sweep import compliance_sweep
+    from tests.flows.conftest import seed_workspace
 
-    home = tmp_path_factory.mktemp("swept") / "revs_home"
+    home = seed_workspace(tmp_path_factory.mktemp("swept") / "revs_home", mlflow_template)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("REVS_HOME", str(home))
         sweep = compliance_sweep([world.corpus], str(world.model), world.sweep_policy, MODEL)

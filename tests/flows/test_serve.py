@@ -11,10 +11,13 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_serve_starts_a_local_server_and_a_short_interval_sweep_fires(world, tmp_path):
+def test_serve_starts_a_local_server_and_a_short_interval_sweep_fires(world, tmp_path, mlflow_template):
+    from tests.flows.conftest import seed_workspace
+
     # given: no PREFECT_API_URL, a fresh workspace and Prefect home, a fast-polling runner
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env |= {"REVS_HOME": str(tmp_path / "revs_home"), "PREFECT_HOME": str(tmp_path / "prefect"),
+    home = seed_workspace(tmp_path / "revs_home", mlflow_template)
+    env |= {"REVS_HOME": str(home), "PREFECT_HOME": str(tmp_path / "prefect"),
             "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
     revs = Path(sys.executable).with_name("revs")
     cmd = [str(revs), "serve", "--only", "compliance-sweep", "--interval", "10",
