@@ -92,3 +92,31 @@ def test_processes_forked_after_a_flow_run_exit_cleanly():
     child.start()
     child.join(30)
     assert child.exitcode == 0
+
+
+def test_deployments_file_builds_served_deployments_with_its_schedules_and_parameters():
+    from flows import serving
+
+    deployments = {d.name: d for d in serving.load_deployments()}
+    assert set(deployments) == {"compliance-sweep", "deletion-request"}
+    sweep, deletion = deployments["compliance-sweep"], deployments["deletion-request"]
+    assert sweep.parameters["corpus"] == ["/data/corpus"]
+    assert [s.schedule.cron for s in sweep.schedules] == ["0 2 * * *"]
+    assert not deletion.schedules
+    assert sweep.concurrency_limit == 1
+    fast = serving.load_deployments(only=["compliance-sweep"], interval=5, overrides={"model": "m", "nope": 1})
+    assert fast[0].parameters["model"] == "m"
+    assert "nope" not in fast[0].parameters
+    assert fast[0].schedules[0].schedule.interval.total_seconds() == 5
+    with pytest.raises(ValueError, match="no deployment named typo"):
+        serving.load_deployments(only=["typo"])
+
+
+def test_prefect_home_defaults_into_the_workspace(monkeypatch, tmp_path):
+    from tasks._workspace import configure_prefect
+
+    monkeypatch.delenv("PREFECT_HOME")
+    monkeypatch.setenv("REVS_HOME", str(tmp_path / "ws"))
+    assert configure_prefect() == tmp_path / "ws" / "prefect"
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "mine"))
+    assert configure_prefect() == tmp_path / "mine"
