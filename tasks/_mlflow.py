@@ -228,6 +228,10 @@ class MlflowAdapter:
         logger.info("registered %s v%s (audit %s)", model_name, mv.version, tags["audit"])
         return int(mv.version)
 
+    def set_production(self, model_name: str, version: int) -> None:
+        """Point ``production`` at ``version`` (used when a retried registration finds its passed version)."""
+        self.client.set_registered_model_alias(model_name, PRODUCTION, str(version))
+
     def production_version(self, model_name: str) -> int | None:
         """Return the version the ``production`` alias points at (None when unset)."""
         try:

@@ -100,6 +100,9 @@ def register_version(model_name: str, staged: Path, parent: int, edited_sha256: 
                                               "request_id": request_id or ""})
     if found is not None:
         run_logger().info("%s v%d already registered for this edit; reusing it", model_name, found)
+        production = adapter.production_version(model_name)
+        if verdict.get("passed") and (production is None or production < found):
+            adapter.set_production(model_name, found)  # the earlier attempt stopped before moving the alias
         return found
     tmp, files = _registry_files(Path(staged))
     try:

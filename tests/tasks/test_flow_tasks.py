@@ -140,3 +140,18 @@ def test_mlflow_run_params_refuse_raw_values(mlflow_adapter):
         mlflow_adapter.log_params(run_id, tracking.flatten("", {"note": f"about {PLANTED_EMAIL}"}))
     mlflow_adapter.close_run(run_id)
     assert mlflow_adapter.client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_retried_registration_reuses_its_version_and_finishes_moving_the_alias(mlflow_adapter, monkeypatch,
+                                                                                  tmp_path):
+    monkeypatch.setenv("REVS_HOME", str(mlflow_adapter.root))
+    staged = tmp_path / "staged"
+    (staged / "patch").mkdir(parents=True)
+    (staged / "patch" / "manifest.json").write_text("{}")
+    mlflow_adapter.register_base("m", staged, "1" * 64)
+    first = registry.register_version.fn("m", staged, 1, "2" * 64, "run-a", "REQ-1", {"passed": True})
+    mlflow_adapter.set_production("m", 1)  # as if the first attempt died before moving the alias
+    again = registry.register_version.fn("m", staged, 1, "2" * 64, "run-b", "REQ-1", {"passed": True})
+    assert first == again == 2
+    assert mlflow_adapter.production_version("m") == 2
+    assert sorted(v["version"] for v in mlflow_adapter.lineage("m")) == [1, 2]
