@@ -1,7 +1,8 @@
 """Memorization probes: does greedy decoding reproduce a target after its prefix? One batched forward pass decides.
 
 Offers :class:`ProbeItem` (token ids of a ``(prefix, target)`` pair), :class:`ProbeConfig`, :class:`ProbeResult`,
-:func:`probe` (batched teacher-forced verdicts), :func:`k_extractable` (fixed prefix lengths, Carlini et al.),
+:func:`probe` (batched teacher-forced verdicts), :func:`plan_batches` (length-aware batching),
+:func:`k_extractable` (fixed prefix lengths, Carlini et al.),
 :func:`probes_table` (an Arrow table in :data:`~revs_engine.schema.PROBES_SCHEMA`) and :func:`items_from_texts`
 (tokenisation at the edge, the convention of :mod:`revs_engine.targets`).
 
@@ -70,7 +71,8 @@ class ProbeConfig:
     """How probes are batched and judged.
 
     Args:
-        batch_size: rows per forward pass (rows are sorted by length first, so padding is small).
+        batch_size: at most this many rows per forward pass (rows are sorted by length and grouped by
+            :func:`plan_batches`, so padding is small).
         max_prefix_tokens: keep only the last this-many prefix tokens (None: never truncate; too-long rows raise).
         padding_side: ``"right"`` (default) or ``"left"``; both give identical verdicts.
         memorized_threshold: ``memorized`` iff ``extraction_score >= threshold`` (1.0 = exact greedy match).
@@ -172,6 +174,36 @@ def target_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_mas
     return model_forward(model, input_ids, attention_mask).logits[rows, positions]
 
 
+#: Fixed cost of one forward pass (kernel launches, masks, Python), in padded positions: what a batch must save
+#: in padding to be worth cutting. Rough CPU measurement on SmolLM2 (30 layers); only affects speed, not results.
+BATCH_OVERHEAD_POSITIONS = 64
+
+
+def plan_batches(lengths: Sequence[int], max_rows: int,
+                 overhead: int = BATCH_OVERHEAD_POSITIONS) -> list[list[int]]:
+    """Split items into batches of at most ``max_rows``, minimising padded positions plus a per-batch overhead.
+
+    Items are sorted by length and cut into contiguous runs by dynamic programming, minimising
+    ``sum(rows × longest + overhead)`` over batches: a few long rows no longer pad a batch of short ones, and
+    similar lengths still share one forward pass. Returns item indices per batch (shortest batches first).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    n = len(order)
+    best = [0] + [float("inf")] * n  # best[j]: cost of the first j sorted items
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        longest = lengths[order[j - 1]]
+        for i in range(max(0, j - max_rows), j):
+            cost = best[i] + (j - i) * longest + overhead
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    batches = []
+    while n:
+        batches.append(order[cut[n]:n])
+        n = cut[n]
+    return batches[::-1]
+
+
 def _prepare(item: ProbeItem, cfg: ProbeConfig, limit: int | None) -> tuple[tuple[int, ...], bool]:
     prefix = item.prefix_ids
     truncated = cfg.max_prefix_tokens is not None and len(prefix) > cfg.max_prefix_tokens
@@ -205,10 +237,10 @@ def probe(model: torch.nn.Module, items: Sequence[ProbeItem], *, finding_ids: Se
     ids = [str(i) for i in range(len(items))] if finding_ids is None else [str(f) for f in finding_ids]
     limit = max_positions(model)
     prepared = [_prepare(item, cfg, limit) for item in items]
-    order = sorted(range(len(items)), key=lambda i: len(prepared[i][0]) + len(items[i].target_ids))
+    lengths = [len(prepared[i][0]) + len(items[i].target_ids) - 1 for i in range(len(items))]
     device = next(model.parameters()).device
     results: list[ProbeResult | None] = [None] * len(items)
-    batches = [order[s:s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size)]
+    batches = plan_batches(lengths, cfg.batch_size)
     for batch in tqdm(batches, desc="probe", unit="batch", disable=not cfg.progress):
         seqs = [prepared[i][0] + items[i].target_ids[:-1] for i in batch]
         width = max(len(s) for s in seqs)

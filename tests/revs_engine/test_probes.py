@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from revs_engine.errors import ShapeError
-from revs_engine.probes import ProbeConfig, ProbeItem, k_extractable, probe, probes_table
+from revs_engine.probes import ProbeConfig, ProbeItem, k_extractable, plan_batches, probe, probes_table
 from revs_engine.schema import PROBES_SCHEMA
 from tests.revs_engine.tiny import tiny_model
 
@@ -160,3 +160,24 @@ def test_probe_item_rejects_empty_parts():
         ProbeItem((), (1,))
     with pytest.raises(ValueError, match="batch_size"):
         ProbeConfig(batch_size=0)
+
+
+@pytest.mark.parametrize("max_rows", [1, 3, 8, 64])
+def test_plan_batches_covers_every_item_once_within_the_row_cap(max_rows):
+    lengths = [int(x) for x in torch.randint(1, 40, (50,), generator=torch.Generator().manual_seed(max_rows))]
+    batches = plan_batches(lengths, max_rows)
+    assert sorted(i for b in batches for i in b) == list(range(50))
+    assert all(1 <= len(b) <= max_rows for b in batches)
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat)  # contiguous runs of the length order
+
+
+def test_plan_batches_keeps_long_rows_from_padding_short_ones():
+    # given 30 short items and 2 long ones: one batch would pad 30 rows to 200 positions
+    lengths = [10] * 30 + [200, 190]
+    batches = plan_batches(lengths, max_rows=32, overhead=64)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert len(batches) == 2
+    assert padded == 30 * 10 + 2 * 200
+    assert plan_batches([5] * 10, max_rows=32) == [list(range(10))]  # equal lengths: one forward
+    assert plan_batches([], max_rows=4) == []
