@@ -137,7 +137,8 @@ def resolve_arch(model: nn.Module, spec: ArchSpec | None = None) -> ModelArch:
             )
     unembed = model.get_output_embeddings()
     if unembed is None:
-        raise UnsupportedArchitectureError(f"{type(model).__name__} has no output embedding: not a causal LM head.")
+        raise UnsupportedArchitectureError(f"{type(model).__name__} has no output embedding: "
+                                           "not a causal LM head.")
     embed = model.get_input_embeddings()
     tied = embed is not None and embed.weight.data_ptr() == unembed.weight.data_ptr()
     w0 = neuron_vectors(mlp_out[0], spec.transposed)

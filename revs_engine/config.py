@@ -51,6 +51,13 @@ class RevsConfig:
         start_k: initial number of edited neurons (5, capped at ``n_neurons``).
         faithful_rmsnorm_inverse: reproduce the authors' approximate RMSNorm inverse
             ``h = ĥ·√(σ²+ε)/γ + μ`` (§1.6) instead of the exact one. No effect on LayerNorm models.
+        neuron_score: ``rank`` (the paper: activation filter, then rank) or ``contrast`` (the filter ranks
+            activation minus ``contrast_weight`` × the neuron's activation on the retain guard, §8); ``contrast``
+            needs a guard and falls back to ``rank`` without one.
+        contrast_weight: λ of the contrast score.
+        guard_check: with a guard, verify each secret's edit on the guard's retained items and redo it with a
+            doubled contrast weight when one of them is no longer reproduced.
+        guard_retries: how many stricter attempts per secret before keeping the one that broke the fewest.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
     """
@@ -70,6 +77,10 @@ class RevsConfig:
     shrink: float = 0.8
     start_k: int = 5
     faithful_rmsnorm_inverse: bool = False
+    neuron_score: Literal["rank", "contrast"] = "rank"
+    contrast_weight: float = 1.0
+    guard_check: bool = True
+    guard_retries: int = 3
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
 
@@ -98,6 +109,11 @@ class RevsConfig:
                              f"{self.initial_offset}")
         if not (self.push > 1 and 0 < self.back_off < 1):
             raise ValueError(f"need push > 1 and 0 < back_off < 1, got {self.push}, {self.back_off}")
+        if self.neuron_score not in ("rank", "contrast"):
+            raise ValueError(f"neuron_score must be 'rank' or 'contrast', got {self.neuron_score!r}")
+        if self.contrast_weight < 0 or self.guard_retries < 0:
+            raise ValueError(f"contrast_weight and guard_retries must be ≥ 0, got {self.contrast_weight}, "
+                             f"{self.guard_retries}")
         if not (self.growth > 1 and 0 < self.shrink < 1):
             raise ValueError(f"need growth > 1 and 0 < shrink < 1, got {self.growth}, {self.shrink}")
 

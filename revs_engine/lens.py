@@ -5,8 +5,8 @@ layer gating, probes and the logit-lens attack alike), ``invert`` (exact LayerNo
 original vector's statistics, and the unembedding's pseudo-inverse) — and :func:`rank_of`, the rank convention used
 everywhere: the number of vocabulary entries whose logit is *strictly greater* than the target's (0 = argmax).
 
-The pseudo-inverse of ``W_U`` ``[V, d]`` is applied as ``(W_Uᵀ W_U)⁻¹ W_Uᵀ``: since ``W_U`` has full column rank this
-equals ``pinv(W_U)`` exactly, but only the ``[d, d]`` inverse Gram matrix is stored (Llama-3's ``[d, V]`` pinv
+The pseudo-inverse of ``W_U`` ``[V, d]`` is applied as ``(W_Uᵀ W_U)⁻¹ W_Uᵀ``: since ``W_U`` has full column rank
+this equals ``pinv(W_U)`` exactly, but only the ``[d, d]`` inverse Gram matrix is stored (Llama-3's ``[d, V]`` pinv
 would be 2 GB). It is computed in float64 once per model and cached on disk keyed by the weights' sha256.
 """
 
@@ -121,5 +121,5 @@ class VocabLens:
         return (n - beta) / gamma * torch.sqrt(var + self.eps) + mu
 
     def invert(self, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """Map logits ``[..., V]`` back to hidden vectors ``[..., d]`` using ``reference`` ``[..., d]`` norm stats."""
+        """Map logits ``[..., V]`` back to hidden vectors ``[..., d]`` with ``reference`` ``[..., d]`` norm stats."""
         return self.denormalize(self.pinv_apply(logits), reference)

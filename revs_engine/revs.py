@@ -19,6 +19,7 @@ Deliberate differences from the authors' code (all flagged in results, none chan
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from revs_engine.arch import ModelArch, neuron_vectors
 from revs_engine.capture import capture_activations
 from revs_engine.config import RevsConfig
 from revs_engine.demote import demote_neurons
-from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits
+from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits, restore
+from revs_engine.guard import GuardActivations, RetainGuard, guard_activations, intact
 from revs_engine.lens import VocabLens, rank_of
 from revs_engine.resume import LayerActs, LayerWalker
 from revs_engine.select import gate_layer, select_neurons
@@ -83,6 +85,8 @@ class TargetResult:
     converged: bool
     iterations: int
     seconds: float
+    guard_broken: int = 0
+    attempts: int = 1
 
     @property
     def layers(self) -> tuple[int, ...]:
@@ -95,6 +99,7 @@ class TargetResult:
             "target_index": self.target_index, "secret_index": self.secret_index, "position": self.position,
             "rank_before": self.rank_before, "rank_after": self.rank_after, "rank_final": self.rank_final,
             "converged": self.converged, "iterations": self.iterations, "seconds": self.seconds,
+            "guard_broken": self.guard_broken, "attempts": self.attempts,
             "layers": ",".join(map(str, self.layers)),
             "neurons_per_layer": ",".join(str(r.n_neurons) for r in self.layer_results),
             "residual_ranks_before": ",".join(map(str, self.residual_ranks_before)),
@@ -147,11 +152,14 @@ def _next_k(k: int, r_mlp: int, r_res: int, b: dict[str, tuple[int, int]], n_max
 
 @torch.no_grad()
 def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, token_id: int, cfg: RevsConfig,
-               bounds: dict[str, tuple[int, int]], gate_ranks: tuple[int, int]) -> tuple[NeuronEdit, LayerResult]:
-    """Compute (do not apply) the edit of one layer for one target (§1.4–§1.7)."""
+               bounds: dict[str, tuple[int, int]], gate_ranks: tuple[int, int],
+               collateral: torch.Tensor | None = None) -> tuple[NeuronEdit, LayerResult] | None:
+    """Compute (do not apply) the edit of one layer for one target (§1.4–§1.7); None when no neuron qualifies."""
     vectors = neuron_vectors(arch.mlp_out[layer], arch.spec.transposed).detach()  # [d_ff, d]
-    order, _ = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg)
+    order, _ = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral)
     n_max = int(order.numel())
+    if n_max == 0:
+        return None
     dem = demote_neurons(lens, vectors[order], token_id, bounds["neuron"], max_iter=cfg.max_iter_neuron,
                          initial_offset=cfg.initial_offset, push=cfg.push, back_off=cfg.back_off,
                          faithful_rmsnorm_inverse=cfg.faithful_rmsnorm_inverse)
@@ -182,8 +190,8 @@ def _final_and_residual_ranks(model, arch, ids: torch.Tensor, token_id: int, len
 
 @torch.no_grad()
 def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: TokenTarget, cfg: RevsConfig, *,
-                   target_index: int = 0, resume: bool = True) -> tuple[TargetResult, list[NeuronEdit],
-                                                                       WeightBackup | None, int]:
+                   target_index: int = 0, resume: bool = True, guard_acts: GuardActivations | None = None
+                   ) -> tuple[TargetResult, list[NeuronEdit], WeightBackup | None, int]:
     """Edit every gated layer for one target, applying each edit at once; return result, edits, backup, calls."""
     start = time.perf_counter()
     ids = torch.tensor(target.prefix_ids, dtype=torch.long, device=arch.unembed.weight.device)[None]
@@ -195,14 +203,19 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
     for layer in range(arch.n_layers):
         acts = walker.layer(layer)
         gate = gate_layer(lens, acts.mlp_out, acts.resid_post, t, bounds["residual"][0], bounds["mlp"][1])
+        done = None
         if gate.edit:
-            edit, res = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual))
+            collateral = None if guard_acts is None else guard_acts.collateral(layer)
+            done = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual),
+                              collateral)
+        if done is not None:
+            edit, res = done
             edit = NeuronEdit(edit.layer, edit.neurons, edit.delta, target_index)
             taken = apply_edits(model, arch, [edit])
             backup = taken if backup is None else backup.merged(taken)
             edits.append(edit)
             results.append(res)
-        walker.commit(layer, edited=gate.edit)
+        walker.commit(layer, edited=done is not None)
     rank_after, res_after = _final_and_residual_ranks(model, arch, ids, t, lens)
     converged = rank_after >= bounds["residual"][0]
     result = TargetResult(target_index, target.secret_index, target.position, rank_before, rank_after,
@@ -211,19 +224,88 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
     return result, edits, backup, walker.forward_blocks + 2 * arch.n_layers
 
 
+def _secret_groups(targets: list[TokenTarget]) -> list[list[int]]:
+    """Group consecutive target indices of the same secret (a secret's tokens are edited and checked together)."""
+    groups: list[list[int]] = []
+    for i, t in enumerate(targets):
+        if groups and targets[groups[-1][-1]].secret_index == t.secret_index:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _stricter(cfg: RevsConfig) -> RevsConfig:
+    """The next, more conservative attempt after the guard broke: weigh collateral twice as much."""
+    return dataclasses.replace(cfg, neuron_score="contrast", contrast_weight=max(2 * cfg.contrast_weight, 1.0))
+
+
+@dataclass
+class _Attempt:
+    broken: int  # guarded items this secret's edit broke (intact before it, not after)
+    results: list[TargetResult]
+    edits: list[NeuronEdit]
+    backup: WeightBackup
+    guard_ok: torch.Tensor | None  # guarded items intact after it
+
+
+@torch.no_grad()
+def _unlearn_secret(model, arch, lens, targets, group, cfg, *, resume, guard, guard_acts, guard_ok, pad_id
+                    ) -> tuple[_Attempt, int]:
+    """Edit one secret's targets; with a guard, verify and redo stricter when retained items broke (§8).
+
+    Returns the kept attempt (its edits are in the model) and the block calls of all attempts.
+    """
+    retries = cfg.guard_retries if guard_ok is not None else 0
+    attempt_cfg, best, last, calls = cfg, None, None, 0
+    for attempt in range(1, retries + 2):
+        results, edits, backup = [], [], WeightBackup({}, {})
+        for i in group:
+            res, target_edits, taken, n_calls = unlearn_target(model, arch, lens, targets[i], attempt_cfg,
+                                                               target_index=i, resume=resume,
+                                                               guard_acts=guard_acts)
+            results.append(res)
+            edits += target_edits
+            calls += n_calls
+            if taken is not None:
+                backup = backup.merged(taken)
+        now_ok = None if guard_ok is None else intact(model, guard.items, pad_id=pad_id)
+        broken = 0 if guard_ok is None else int((guard_ok & ~now_ok).sum())
+        last = _Attempt(broken, [dataclasses.replace(r, guard_broken=broken, attempts=attempt) for r in results],
+                        edits, backup, now_ok)
+        if best is None or broken < best.broken:
+            best = last
+        if broken == 0 or attempt == retries + 1:
+            break
+        logger.info("secret %d: the edit broke %d retained item(s); redoing it stricter (attempt %d)",
+                    targets[group[0]].secret_index, broken, attempt + 1)
+        restore(model, arch, backup)
+        attempt_cfg = _stricter(attempt_cfg)
+    if best is not last:  # an earlier attempt broke fewer retained items: put its edits back
+        restore(model, arch, last.backup)
+        best.backup = apply_edits(model, arch, best.edits)
+    return best, calls
+
+
 @torch.no_grad()
 def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: RevsConfig, *,
-            lens: VocabLens | None = None, progress: bool = False, resume: bool = True) -> RevsResult:
+            lens: VocabLens | None = None, progress: bool = False, resume: bool = True,
+            guard: RetainGuard | None = None, pad_id: int = 0) -> RevsResult:
     """Unlearn ``targets`` in order with REVS; the model's weights are edited in place.
 
     Args:
         model: causal LM in eval mode (fp32 recommended, §1.10).
         arch: ``resolve_arch(model)``.
-        targets: teacher-forced target tokens (:func:`~revs_engine.targets.select_targets`).
+        targets: teacher-forced target tokens (:func:`~revs_engine.targets.select_targets`); the tokens of one
+            secret must be consecutive.
         cfg: hyperparameters.
         lens: a :class:`VocabLens` to reuse (its cached pseudo-inverse); built if None.
         progress: show a tqdm progress bar over targets.
         resume: resume forwards from the edited block (fast); False runs a full forward per layer (naive).
+        guard: retained items / benign text the edit must leave alone (:mod:`revs_engine.guard`). Its activations
+            feed ``neuron_score="contrast"``; with ``cfg.guard_check`` every secret's edit is verified on the
+            guard's items and redone stricter (up to ``cfg.guard_retries`` times) when one of them broke.
+        pad_id: padding id for the guard's batched passes.
 
     Returns:
         A :class:`RevsResult`; ``edit.restore(model, arch, result.backup)`` undoes the whole call bit-exactly.
@@ -231,20 +313,30 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
     torch.manual_seed(cfg.seed)
     lens = lens or VocabLens(model, arch)
     start = time.perf_counter()
-    results, edits, calls = [], [], 0
+    guard_acts = guard_ok = None
+    if guard is not None and len(guard):
+        guard_acts = guard_activations(model, arch, guard, pad_id=pad_id)
+        if cfg.guard_check and guard.items:
+            guard_ok = intact(model, guard.items, pad_id=pad_id)
+    results: list[TargetResult | None] = [None] * len(targets)
+    edits, calls = [], 0
     backup = WeightBackup({}, {})
-    for i, target in enumerate(tqdm(targets, desc="REVS", unit="target", disable=not progress)):
-        res, target_edits, taken, n_calls = unlearn_target(model, arch, lens, target, cfg, target_index=i,
-                                                           resume=resume)
-        results.append(res)
-        edits += target_edits
+    bounds = cfg.bounds(arch.vocab_size)
+    bar = tqdm(total=len(targets), desc="REVS", unit="target", disable=not progress)
+    for group in _secret_groups(targets):
+        kept, n_calls = _unlearn_secret(model, arch, lens, targets, group, cfg, resume=resume, guard=guard,
+                                        guard_acts=guard_acts, guard_ok=guard_ok, pad_id=pad_id)
+        for i, r in zip(group, kept.results, strict=True):
+            results[i] = r
+            if not r.converged:
+                logger.warning("target %d (secret %d, position %d) did not converge: final rank %d < %d", i,
+                               r.secret_index, r.position, r.rank_after, bounds["residual"][0])
+        edits += kept.edits
         calls += n_calls
-        if taken is not None:
-            backup = backup.merged(taken)
-        if not res.converged:
-            logger.warning("target %d (secret %d, position %d) did not converge: final rank %d < %d",
-                           i, res.secret_index, res.position, res.rank_after, cfg.bounds(arch.vocab_size)
-                           ["residual"][0])
+        guard_ok = kept.guard_ok
+        backup = backup.merged(kept.backup)
+        bar.update(len(group))
+    bar.close()
     finals = []
     for target, res in zip(targets, results, strict=True):  # later edits may re-promote earlier targets
         ids = torch.tensor(target.prefix_ids, dtype=torch.long, device=arch.unembed.weight.device)[None]

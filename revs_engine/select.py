@@ -75,19 +75,36 @@ def neuron_ranks(lens: VocabLens, vectors: torch.Tensor, token_id: int, chunk: i
     return torch.cat([lens.ranks(vectors[i:i + chunk], token_id) for i in range(0, vectors.shape[0], chunk)])
 
 
+def contrast_scores(neuron_act: torch.Tensor, collateral: torch.Tensor, weight: float) -> torch.Tensor:
+    """Return ``a_j − weight·c_j`` ``[d_ff]``: activation at the secret's context minus activation where the
+    retain guard needs its predictions kept (:meth:`~revs_engine.guard.GuardActivations.collateral`).
+
+    Editing neuron j changes the MLP output by ``a_j(x)·Δ_j`` at every context x, so a neuron that fires for the
+    secret but not for retained secrets moves the former and leaves the latter (reference/revs-method.md §8).
+    """
+    return neuron_act - weight * collateral
+
+
 @torch.no_grad()
 def select_neurons(lens: VocabLens, vectors: torch.Tensor, neuron_act: torch.Tensor, token_id: int,
-                   cfg: RevsConfig) -> tuple[torch.Tensor, torch.Tensor]:
+                   cfg: RevsConfig, collateral: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose the neurons to edit (§1.4): activation filter, then the smallest target ranks of the raw vectors.
 
     Args:
         vectors: ``[d_ff, d_model]`` the layer's neuron write vectors (:func:`~revs_engine.arch.neuron_vectors`).
         neuron_act: ``[d_ff]`` activations at the last position.
+        collateral: ``[d_ff]`` guard activations; with ``cfg.neuron_score == "contrast"`` the activation filter
+            ranks :func:`contrast_scores` instead of raw activations and drops neurons whose score is ≤ 0.
 
     Returns:
         ``(neurons [n], ranks [n])`` with n ≤ ``cfg.n_neurons``, best (smallest rank) first; ties keep index order.
     """
-    cand = candidate_neurons(neuron_act, cfg.act_filter, cfg.act_top_k)
+    if collateral is not None and cfg.neuron_score == "contrast":
+        score = contrast_scores(neuron_act, collateral, cfg.contrast_weight)
+        cand = candidate_neurons(score, "top_k", cfg.act_top_k)
+        cand = cand[score[cand] > 0]
+    else:
+        cand = candidate_neurons(neuron_act, cfg.act_filter, cfg.act_top_k)
     ranks = neuron_ranks(lens, vectors[cand], token_id)
     order = torch.sort(ranks, stable=True).indices[: cfg.n_neurons]
     return cand[order], ranks[order]

@@ -10,6 +10,7 @@ space when the text has one (``" 545-71-4735"``). Working in ids avoids the pape
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -110,10 +111,16 @@ def select_targets(prompt_ids: list[int], secret_ids: list[int], token_texts: li
         raise ValueError("token_texts and secret_ids must have the same length")
     if positions is None:
         positions = order_positions(eligible_positions(token_texts, cfg), secret_ids, cfg)
-    return [
-        TokenTarget(secret_index, p, tuple(prompt_ids) + tuple(secret_ids[:p]), int(secret_ids[p]))
-        for p in sorted(positions)
-    ]
+    return targets_at(prompt_ids, secret_ids, positions, secret_index=secret_index)
+
+
+def targets_at(prompt_ids: Sequence[int], secret_ids: Sequence[int], positions: Sequence[int], *,
+               secret_index: int = 0) -> list[TokenTarget]:
+    """Return the teacher-forced targets of ``secret_ids`` at ``positions`` (sorted, in secret order)."""
+    if any(not 0 <= p < len(secret_ids) for p in positions):
+        raise ValueError(f"positions {list(positions)} outside a secret of {len(secret_ids)} tokens")
+    return [TokenTarget(secret_index, p, tuple(prompt_ids) + tuple(secret_ids[:p]), int(secret_ids[p]))
+            for p in sorted(set(positions))]
 
 
 def encode_pair(tokenizer, prompt: str, secret: str) -> tuple[list[int], list[int], list[str]]:
