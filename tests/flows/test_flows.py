@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import shutil
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -100,8 +101,6 @@ def test_one_mlflow_run_per_flow_run_with_params_metrics_and_artifacts(in_swept)
 
 
 def test_reports_verify_and_a_changed_byte_is_caught(in_swept, tmp_path, capsys):
-    import shutil
-
     from flows.cli import main
 
     home, results = in_swept
@@ -124,6 +123,25 @@ def test_reports_verify_and_a_changed_byte_is_caught(in_swept, tmp_path, capsys)
     assert main(["report", "export", "--request", "REQ-JANE", "--out", str(tmp_path / "export")]) == 0
     assert main(["report", "verify", str(tmp_path / "export")]) == 0
 
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (make test installs it)")
+def test_a_flow_report_renders_in_headless_chromium(in_swept, tmp_path):
+    import subprocess
+
+    from tests.tasks.test_reporting import _png_pixels
+
+    home, _ = in_swept
+    page = home / "runs" / _request_run(home) / "report" / "report.html"
+    shot = tmp_path / "shot.png"
+    cmd = [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-background-networking", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'p'}",
+           f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()]
+    subprocess.run(cmd, capture_output=True, timeout=120, check=False)  # noqa: S603
+    pixels = [p for row in _png_pixels(shot)[::4] for p in row[::4]]
+    assert len(set(pixels)) > 20
+    assert sum(1 for p in pixels if p != (255, 255, 255)) > len(pixels) // 100
+    assert (31, 119, 180) in set(pixels)  # the per-layer rank plot's "before" line
 
 def _request_run(home: Path) -> str:
     state = json.loads((home / "requests" / "REQ-JANE" / "state.json").read_text())
