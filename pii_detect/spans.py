@@ -3,7 +3,7 @@
 Offers :func:`chunk_bounds` (whitespace-snapped windows such that any span no longer than the overlap lies whole
 inside the chunk that owns its start) and :func:`resolve_spans` (drop exact duplicates, same-entity overlaps and
 spans contained in a longer, at-least-as-confident span of another entity, e.g. the URL ``example.com`` inside an
-email address).
+email address; over the very same characters a validated entity beats a lenient one, see :data:`LENIENT_ENTITIES`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pii_detect.findings import Span
+
+#: Entities whose recognizer accepts many shapes (``phonenumbers`` reads ``214.97.98.242`` as a phone number).
+#: When one of them covers exactly the characters of a span of another, validated entity (an IPv4 address, a
+#: Luhn-valid card), the validated one is kept whatever the scores: the context boost ("Phone: ...") should not
+#: turn an address into a phone number.
+LENIENT_ENTITIES = frozenset({"PHONE_NUMBER"})
 
 
 def _snap(text: str, pos: int, floor: int) -> int:
@@ -50,7 +56,8 @@ def resolve_spans(spans: Iterable[Span]) -> list[Span]:
         k = (s.start, s.end, s.entity_type)
         if k not in best or s.score > best[k].score:
             best[k] = s
-    ordered = sorted(best.values(), key=lambda s: (s.start, -(s.end - s.start), -s.score))
+    ordered = sorted(best.values(),
+                     key=lambda s: (s.start, -(s.end - s.start), s.entity_type in LENIENT_ENTITIES, -s.score))
     kept: list[Span] = []
     active: list[Span] = []  # kept spans that may still contain later ones
     for s in ordered:
@@ -59,8 +66,10 @@ def resolve_spans(spans: Iterable[Span]) -> list[Span]:
         for a in active:
             if a.entity_type == s.entity_type and a.start < s.end:
                 dominated = True  # same entity overlapping a longer/earlier one (Presidio keeps the container)
-            elif a.start <= s.start and s.end <= a.end and a.score >= s.score:
-                dominated = True
+            elif a.start <= s.start and s.end <= a.end:
+                validated_wins = ((a.start, a.end) == (s.start, s.end) and s.entity_type in LENIENT_ENTITIES
+                                  and a.entity_type not in LENIENT_ENTITIES)
+                dominated = a.score >= s.score or validated_wins
             if dominated:
                 break
         if not dominated:

@@ -149,6 +149,17 @@ def test_resolve_spans_dedupes_and_drops_contained():
                                     Span(50, 60, "PERSON", 0.85, "s")]
 
 
+def test_validated_entity_beats_lenient_phone_match_over_the_same_characters():
+    # phonenumbers accepts the dotted quad as a phone number, boosted by "Phone" earlier in the sentence
+    spans = [Span(27, 40, "PHONE_NUMBER", 0.75, "p"), Span(27, 40, "IP_ADDRESS", 0.6, "i"),
+             Span(50, 62, "PHONE_NUMBER", 0.75, "p"), Span(52, 60, "IP_ADDRESS", 0.6, "i")]
+    assert resolve_spans(spans) == [Span(27, 40, "IP_ADDRESS", 0.6, "i"), Span(50, 62, "PHONE_NUMBER", 0.75, "p")]
+    text = "Phone: 617.410.6058 Server 214.97.98.242 responded slowly."
+    scanner = Scanner(ScanConfig(entities=("IP_ADDRESS", "PHONE_NUMBER")), b"k")
+    assert [(s.entity_type, text[s.start:s.end]) for s in scanner.find_spans(text)] == [
+        ("PHONE_NUMBER", "617.410.6058"), ("IP_ADDRESS", "214.97.98.242")]
+
+
 def test_context_does_not_cross_sentences():
     scanner = Scanner(ScanConfig(entities=("US_SSN",)), b"k")
     text = "Employee SSN: 801-51-7284. Order #15851-1655 is ready."
