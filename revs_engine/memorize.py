@@ -38,6 +38,8 @@ class MemorizeConfig:
         max_epochs: budget in passes over the texts.
         target_fraction: stop when this fraction of items is reproduced exactly by greedy decoding.
         warmup_steps: linear warmup from 0 to ``lr``.
+        lr_decay: after warmup, decay the rate linearly to 0 at the end of ``max_epochs`` (consolidates the last
+            few wrong digits that a constant rate keeps flipping; measured on 200 SSN sentences).
         weight_decay: AdamW weight decay.
         max_grad_norm: gradient clipping (None: off).
         loss_on: ``"text"`` (every token of every text) or ``"target"`` (only the items' target tokens; then
@@ -51,6 +53,7 @@ class MemorizeConfig:
     max_epochs: int = 20
     target_fraction: float = 1.0
     warmup_steps: int = 5
+    lr_decay: bool = False
     weight_decay: float = 0.0
     max_grad_norm: float | None = 1.0
     loss_on: Literal["text", "target"] = "text"
@@ -99,6 +102,14 @@ def _training_rows(texts: Sequence[Sequence[int]], items: Sequence[ProbeItem],
     return [(list(t), list(t)) for t in texts if len(t) >= 2]
 
 
+def _rate(cfg: MemorizeConfig, step: int, total_steps: int) -> float:
+    """Learning rate at optimizer ``step``: linear warmup, then constant or linear decay to 0."""
+    warm = min(1.0, (step + 1) / (cfg.warmup_steps + 1))
+    if not cfg.lr_decay:
+        return cfg.lr * warm
+    return cfg.lr * warm * max(0.0, 1.0 - step / max(total_steps, 1))
+
+
 def fraction_memorized(model: torch.nn.Module, items: Sequence[ProbeItem], *, batch_size: int = 32) -> float:
     """Return the fraction of ``items`` greedy decoding reproduces exactly (batched probe)."""
     results = probe(model, items, config=ProbeConfig(batch_size=batch_size))
@@ -134,6 +145,7 @@ def memorize(model: torch.nn.Module, texts: Sequence[Sequence[int]], items: Sequ
         p.requires_grad_(True)
     optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, history, frac = 0, [], fraction_memorized(model, items)
+    total_steps = cfg.max_epochs * -(-len(rows) // cfg.batch_size)
     logger.info("memorize: %d rows, %d items, %.0f%% memorized before training", len(rows), len(items),
                 100 * frac)
     epoch = 0
@@ -155,7 +167,7 @@ def memorize(model: torch.nn.Module, texts: Sequence[Sequence[int]], items: Sequ
                     labels[r, :len(seq)] = torch.tensor(lab)
                     mask[r, :len(seq)] = 1
                 for group in optim.param_groups:
-                    group["lr"] = cfg.lr * min(1.0, (step + 1) / (cfg.warmup_steps + 1))
+                    group["lr"] = _rate(cfg, step, total_steps)
                 loss = model_forward(model, ids.to(device), mask.to(device), labels=labels.to(device)).loss
                 optim.zero_grad(set_to_none=True)
                 loss.backward()

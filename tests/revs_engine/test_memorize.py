@@ -55,3 +55,14 @@ def test_memorize_config_validates():
         MemorizeConfig(target_fraction=0.0)
     with pytest.raises(ValueError, match="loss_on"):
         MemorizeConfig(loss_on="prefix")
+
+
+def test_rate_warms_up_then_decays_linearly_to_zero_when_asked():
+    from revs_engine.memorize import _rate
+
+    flat = MemorizeConfig(lr=1.0, warmup_steps=3, max_epochs=2)
+    decay = MemorizeConfig(lr=1.0, warmup_steps=3, max_epochs=2, lr_decay=True)
+    assert [_rate(flat, s, 100) for s in (0, 3, 50, 99)] == [0.25, 1.0, 1.0, 1.0]
+    assert _rate(decay, 0, 100) == 0.25
+    assert _rate(decay, 50, 100) == 0.5
+    assert _rate(decay, 99, 100) == pytest.approx(0.01)
