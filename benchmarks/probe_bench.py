@@ -14,6 +14,11 @@ length-aware batching, at most ``--batch-size`` rows per forward), then one ``ge
 fp32 matmul burst. On a shared machine the available compute drifts over minutes; interleaving exposes both
 methods (and the matmul reference) to the same drift, so the ratio measures the methods rather than the
 neighbours. Both are warmed up first on pairs that are not timed.
+
+Threads: each method runs at its faster intra-op thread count, 1 or torch's default (the core count), chosen by
+timing both on the warm-up pairs (``--threads`` fixes one count for both). On an oversubscribed machine torch's
+default can be several times slower than one thread — for ``generate()`` as much as for the probe — and
+benchmarking the baseline in its slow setting would flatter the probe.
 """
 
 from __future__ import annotations
@@ -95,6 +100,19 @@ def _generate_verdict(model, item, pad: int) -> bool:
     return tuple(out[0, ids.shape[1]:].tolist()) == item.target_ids
 
 
+def fastest_threads(candidates: list[int], run) -> tuple[int, dict[int, float]]:
+    """Return the thread count under which ``run()`` is fastest, and the best of two timings per count."""
+    times: dict[int, list[float]] = {c: [] for c in candidates}
+    for _ in range(2):
+        for c in candidates:
+            torch.set_num_threads(c)
+            start = time.perf_counter()
+            run()
+            times[c].append(time.perf_counter() - start)
+    best = {c: min(v) for c, v in times.items()}
+    return min(candidates, key=best.__getitem__), best
+
+
 def main(argv: list[str] | None = None) -> str:
     """Run the benchmark; return a markdown section."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.probe_bench")
@@ -105,8 +123,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads, both methods")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    candidates = [args.threads] if args.threads else sorted({1, torch.get_num_threads()})
     from revs_engine.loading import load_model
     from revs_engine.probes import ProbeConfig, items_from_texts, plan_batches, probe
 
@@ -114,26 +131,34 @@ def main(argv: list[str] | None = None) -> str:
     lm = load_model("smollm2-135m", cache_dir=ROOT / ".revs" / "cache")
     model, tok = lm.model, lm.tokenizer
     items = items_from_texts(tok, make_pairs(n, seed=args.seed))
-    warm = items_from_texts(tok, make_pairs(4, seed=args.seed + 1000))
+    warm = items_from_texts(tok, make_pairs(6, seed=args.seed + 1000))
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     cfg = ProbeConfig(batch_size=args.batch_size)
 
     saved_eos = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = None  # decide over the whole target, like the probe
-    ours, theirs, t_probe, t_gen, peaks = [], [], 0.0, 0.0, []
+    ours, theirs, t_probe, t_gen = [], [], 0.0, 0.0
+    peaks: dict[int, list[float]] = {c: [] for c in candidates}
     try:
         with torch.no_grad():
             probe(model, warm, config=cfg, pad_id=pad)
             [_generate_verdict(model, it, pad) for it in warm]
+            th_probe, cal_probe = fastest_threads(candidates, lambda: probe(model, warm, config=cfg, pad_id=pad))
+            th_gen, cal_gen = fastest_threads(candidates, lambda: [_generate_verdict(model, it, pad)
+                                                                   for it in warm])
             for s in range(0, n, args.chunk):
                 chunk = items[s:s + args.chunk]
+                torch.set_num_threads(th_probe)
                 start = time.perf_counter()
                 ours += probe(model, chunk, config=cfg, pad_id=pad)
                 t_probe += time.perf_counter() - start
+                torch.set_num_threads(th_gen)
                 start = time.perf_counter()
                 theirs += [_generate_verdict(model, it, pad) for it in chunk]
                 t_gen += time.perf_counter() - start
-                peaks.append(matmul_gflops(seconds=0.5))
+                for c in candidates:
+                    torch.set_num_threads(c)
+                    peaks[c].append(matmul_gflops(seconds=0.4))
     finally:
         model.generation_config.eos_token_id = saved_eos
 
@@ -148,7 +173,8 @@ def main(argv: list[str] | None = None) -> str:
     embed = model.get_input_embeddings().weight.numel()
     body = sum(p.numel() for p in model.parameters()) - embed  # lm_head tied: its matmul is counted below
     flops = 2 * body * n_tokens + 2 * embed * n_targets  # unembedding only at target positions
-    peak = statistics.median(peaks)
+    th_peak = max(candidates, key=lambda c: statistics.median(peaks[c]))
+    peak = statistics.median(peaks[th_peak])
     achieved = flops / t_probe / 1e9
     ceiling = t_gen / (flops / (peak * 1e9))
     rows = [
@@ -164,17 +190,25 @@ def main(argv: list[str] | None = None) -> str:
         f"Probe: {n_tokens:,} positions ({n_padded:,} with padding; mean prefix "
         f"{sum(len(it.prefix_ids) for it in items) / n:.1f} and target {n_targets / n:.1f} tokens), "
         f"{n_tokens / t_probe:,.0f} tokens/s = {achieved:.1f} GFLOP/s (2·params·positions + unembedding at "
-        f"{n_targets:,} target positions) vs measured fp32 matmul {peak:.1f} GFLOP/s (median of {len(peaks)} "
-        f"bursts interleaved with the runs, range {min(peaks):.0f}–{max(peaks):.0f}; {torch.get_num_threads()} "
-        f"threads): **{100 * achieved / peak:.0f}%** of the compute limit.\n\n"
+        f"{n_targets:,} target positions) vs measured fp32 matmul {peak:.1f} GFLOP/s (median of "
+        f"{len(peaks[th_peak])} bursts interleaved with the runs at {th_peak} thread(s), range "
+        f"{min(peaks[th_peak]):.0f}–{max(peaks[th_peak]):.0f}; "
+        + ", ".join(f"{c} thread(s): {statistics.median(v):.0f}" for c, v in peaks.items())
+        + f"): **{100 * achieved / peak:.0f}%** of the compute limit.\n\n"
         f"generate(): {n_targets:,} decoding steps (one forward each, KV cache), "
         f"{1000 * t_gen / n_targets:.0f} ms per generated token. A probe running at 100% of the measured matmul "
         f"throughput would be **{ceiling:.1f}×** faster than generate() on these pairs (the ceiling of the "
-        f"ratio on this machine: the probe must still compute every prefix and target position).\n"
+        f"ratio on this machine: the probe must still compute every prefix and target position).\n\n"
+        f"Threads: probe {th_probe}, generate() {th_gen} — each its faster setting on {len(warm)} warm-up pairs "
+        f"(probe {_fmt(cal_probe)}; generate() {_fmt(cal_gen)}).\n"
     )
     if mismatches:
         raise AssertionError(f"probe and generate() disagree on {mismatches} of {n} pairs\n\n{text}")
     return text
+
+
+def _fmt(timings: dict[int, float]) -> str:
+    return ", ".join(f"{c} thread(s) {t:.2f} s" for c, t in timings.items())
 
 
 if __name__ == "__main__":
