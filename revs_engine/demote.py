@@ -92,20 +92,47 @@ def demote_neurons(lens: VocabLens, vectors: torch.Tensor, token_id: int, window
     # pinv(W_U) e_t = (W_Uᵀ W_U)⁻¹ W_U[t]: the normalized-space direction of a unit change of the target logit
     u_t = (lens.W.detach()[token_id].to(torch.float64) @ lens.inverse_gram()).to(z.dtype)  # [d]
     delta = torch.where(ranks_before < lo, torch.full_like(z[:, 0], initial_offset), torch.zeros_like(z[:, 0]))
-    new = torch.empty_like(vectors)
+    ranks_at = _rank_function(lens, vectors, base_hat, u_t, token_id, faithful_rmsnorm_inverse)
     ranks = ranks_before.clone()
     active = torch.ones_like(ranks, dtype=torch.bool)
     iterations = 0
     for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         idx = active.nonzero().squeeze(-1)
-        n_hat = base_hat[idx] + delta[idx, None] * u_t
-        new[idx] = _denormalize(lens, n_hat, vectors[idx], faithful_rmsnorm_inverse)
-        ranks[idx] = lens.ranks(new[idx], token_id)
+        ranks[idx] = ranks_at(idx, delta[idx])
         low, high = ranks < lo, ranks > hi
         outside = low | high
         active = outside & (delta != 0)
-        if not active.any():
+        if not active.any() or iterations == max_iter:
             break
         delta = torch.where(low, delta * push, torch.where(high, delta * back_off, delta))
+    new = _denormalize(lens, base_hat + delta[:, None] * u_t, vectors, faithful_rmsnorm_inverse)
+    ranks = lens.ranks(new, token_id)  # reported on the real vectors, whatever path the loop took
     converged = (ranks >= lo) & (ranks <= hi)
-    return DemotionResult(new - vectors, ranks_before, ranks.clone(), converged, iterations)
+    return DemotionResult(new - vectors, ranks_before, ranks, converged, iterations)
+
+
+def _rank_function(lens: VocabLens, vectors: torch.Tensor, base_hat: torch.Tensor, u_t: torch.Tensor,
+                   token_id: int, faithful: bool):
+    """Return ``f(idx, δ) -> ranks``: the target's rank in the projection of neuron ``idx`` offset by ``δ``.
+
+    RMSNorm with the exact inverse and no unembedding bias (Llama, Mistral, Qwen2, SmolLM): the round-tripped
+    vector is ``n' = x·s/γ`` with ``x = n̂ + δ·u_t`` and ``s`` the reference RMS, so ``norm(n') = c·x`` for a
+    positive scalar ``c`` and ``rank(t, W·norm(n')) = rank(t, W·n̂ + δ·W·u_t)``. ``W·n̂`` ``[m, V]`` and
+    ``W·u_t`` ``[V]`` are computed once, so an iteration is one fused multiply-add and a comparison instead of a
+    denormalize-normalize-matmul round trip. Every other case projects the round-tripped vectors.
+    """
+    if lens.kind == "rms" and not faithful and lens.b is None:
+        W = lens.W.detach()
+        base_logits = base_hat @ W.T  # [m, V]
+        step = u_t @ W.T  # [V]
+
+        def fast(idx: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+            return rank_of(torch.addcmul(base_logits[idx], delta[:, None], step[None]), token_id)
+
+        return fast
+
+    def exact(idx: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        n_hat = base_hat[idx] + delta[:, None] * u_t
+        return lens.ranks(_denormalize(lens, n_hat, vectors[idx], faithful), token_id)
+
+    return exact

@@ -164,12 +164,13 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
                          initial_offset=cfg.initial_offset, push=cfg.push, back_off=cfg.back_off,
                          faithful_rmsnorm_inverse=cfg.faithful_rmsnorm_inverse)
     contrib = acts.neuron_act[order, None] * dem.delta  # [n, d]: change of the MLP output per edited neuron
+    # the ranks for every k at once (one [2·n_max, V] projection instead of one per outer iteration)
+    change = torch.stack([contrib[:k].sum(0) for k in range(1, n_max + 1)])  # [n_max, d]
+    table = lens.ranks(torch.cat([acts.mlp_out + change, acts.resid_post + change]), token_id).view(2, n_max)
     k = min(cfg.start_k, n_max)
     tried, accepted, it = {k}, False, 0
     for it in range(1, cfg.max_iter_mlp + 1):  # noqa: B007 - the count is reported
-        change = contrib[:k].sum(0)
-        r_mlp, r_res = (int(r) for r in lens.ranks(torch.stack([acts.mlp_out + change,
-                                                                acts.resid_post + change]), token_id))
+        r_mlp, r_res = int(table[0, k - 1]), int(table[1, k - 1])
         k_new, accepted = _next_k(k, r_mlp, r_res, bounds, n_max, cfg)
         if accepted or k_new in tried:
             break

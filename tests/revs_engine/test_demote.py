@@ -80,3 +80,21 @@ def test_demotion_works_with_either_rms_inverse(faithful):
     lens = _lens("qwen2")
     out = demote_neurons(lens, _promoting_vectors(lens, 7), 7, WINDOW, faithful_rmsnorm_inverse=faithful)
     assert (out.ranks_after >= WINDOW[0]).all()
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2"])
+def test_fast_rank_path_equals_projecting_the_round_tripped_vectors(model_type):
+    from revs_engine.demote import _denormalize, _rank_function
+    from revs_engine.lens import rank_of
+
+    model = tiny_model(model_type, vocab_size=300)
+    lens = VocabLens(model, resolve_arch(model))
+    vectors = torch.randn(12, 16) * 3
+    base_hat = lens.pinv_apply(lens.project(vectors))
+    u_t = (lens.W.detach()[7].double() @ lens.inverse_gram()).float()
+    fast = _rank_function(lens, vectors, base_hat, u_t, 7, False)
+    idx = torch.arange(12)
+    for delta in (0.0, -3.0, -10.0, -42.5, 8.0):
+        d = torch.full((12,), delta)
+        real = rank_of(lens.project(_denormalize(lens, base_hat + d[:, None] * u_t, vectors, False)), 7)
+        assert fast(idx, d).tolist() == real.tolist()
