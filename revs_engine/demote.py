@@ -9,6 +9,8 @@ neuron's target rank lies in the window. One ``[m_active, V]`` projection per it
 neurons or vocabulary.
 
 Speed-ups that do not change the result (up to float rounding):
+- ``W_U`` has full column rank, so the pseudo-inverse round trip of an unchanged neuron's logits is its
+  normalized vector: ``pinv(W_U)·(W_U·n̂) = n̂`` is taken as is instead of a ``[m, V] × [V, d]`` product;
 - the pseudo-inverse is linear, so ``pinv(z + δ·e_t) = pinv(z) + δ·pinv(e_t)``: ``pinv(z)`` ``[m, d]`` is computed
   once and ``pinv(e_t)`` is one ``[d]`` vector, instead of an ``[m, V] × [V, d]`` product per iteration;
 - a neuron inside its window keeps its δ, so only the neurons still outside are re-projected;
@@ -86,13 +88,13 @@ def demote_neurons(lens: VocabLens, vectors: torch.Tensor, token_id: int, window
         A :class:`DemotionResult`; the delta of a neuron with δ = 0 is its pure round-trip error, as in §1.5.
     """
     lo, hi = window
-    z = lens.project(vectors)  # [m, V]
-    ranks_before = rank_of(z, token_id)
-    base_hat = lens.pinv_apply(z)  # [m, d] normalized-space round trip of the original logits
+    base_hat = lens.normalize(vectors)  # [m, d] = pinv(W_U)·(W_U·n̂): W_U has full column rank, so the
+    z = base_hat @ lens.W.detach().T  # round trip of the original logits is n̂ itself (no [m, V] × [V, d])
+    ranks_before = rank_of(z if lens.b is None else z + lens.b, token_id)
     # pinv(W_U) e_t = (W_Uᵀ W_U)⁻¹ W_U[t]: the normalized-space direction of a unit change of the target logit
     u_t = (lens.W.detach()[token_id].to(torch.float64) @ lens.inverse_gram()).to(z.dtype)  # [d]
     delta = torch.where(ranks_before < lo, torch.full_like(z[:, 0], initial_offset), torch.zeros_like(z[:, 0]))
-    ranks_at = _rank_function(lens, vectors, base_hat, u_t, token_id, faithful_rmsnorm_inverse)
+    ranks_at = _rank_function(lens, vectors, base_hat, z, u_t, token_id, faithful_rmsnorm_inverse)
     ranks = ranks_before.clone()
     active = torch.ones_like(ranks, dtype=torch.bool)
     iterations = 0
@@ -111,8 +113,8 @@ def demote_neurons(lens: VocabLens, vectors: torch.Tensor, token_id: int, window
     return DemotionResult(new - vectors, ranks_before, ranks, converged, iterations)
 
 
-def _rank_function(lens: VocabLens, vectors: torch.Tensor, base_hat: torch.Tensor, u_t: torch.Tensor,
-                   token_id: int, faithful: bool):
+def _rank_function(lens: VocabLens, vectors: torch.Tensor, base_hat: torch.Tensor, base_logits: torch.Tensor,
+                   u_t: torch.Tensor, token_id: int, faithful: bool):
     """Return ``f(idx, δ) -> ranks``: the target's rank in the projection of neuron ``idx`` offset by ``δ``.
 
     RMSNorm with the exact inverse and no unembedding bias (Llama, Mistral, Qwen2, SmolLM): the round-tripped
@@ -122,9 +124,7 @@ def _rank_function(lens: VocabLens, vectors: torch.Tensor, base_hat: torch.Tenso
     denormalize-normalize-matmul round trip. Every other case projects the round-tripped vectors.
     """
     if lens.kind == "rms" and not faithful and lens.b is None:
-        W = lens.W.detach()
-        base_logits = base_hat @ W.T  # [m, V]
-        step = u_t @ W.T  # [V]
+        step = u_t @ lens.W.detach().T  # [V]; base_logits = W·n̂ [m, V]
 
         def fast(idx: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
             return rank_of(torch.addcmul(base_logits[idx], delta[:, None], step[None]), token_id)

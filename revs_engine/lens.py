@@ -60,6 +60,7 @@ class VocabLens:
         self._cache_dir = cache_dir
         self._sha = weights_sha256
         self._inv_gram: torch.Tensor | None = None
+        self._w64_cache: torch.Tensor | None = None
 
     # -- forward -----------------------------------------------------------------------------------------------
     def normalize(self, h: torch.Tensor) -> torch.Tensor:
@@ -97,10 +98,16 @@ class VocabLens:
             logger.info("cached inverse Gram of the unembedding at %s", path)
         return self._inv_gram
 
+    def _w64(self) -> torch.Tensor:
+        """The unembedding in float64, converted once (the weights of a lens never change during an edit)."""
+        if self._w64_cache is None:
+            self._w64_cache = self.W.detach().to(torch.float64)
+        return self._w64_cache
+
     def pinv_apply(self, logits: torch.Tensor) -> torch.Tensor:
         """Return ``pinv(W_U) @ (logits − b)`` ``[..., d]`` — the normalized vector whose projection is closest."""
         z = logits - self.b if self.b is not None else logits
-        zw = z.to(torch.float64) @ self.W.detach().to(torch.float64)  # [..., d] = (W_Uᵀ z)
+        zw = z.to(torch.float64) @ self._w64()  # [..., d] = (W_Uᵀ z)
         return (zw @ self.inverse_gram()).to(logits.dtype)
 
     def denormalize(self, n: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
