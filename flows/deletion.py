@@ -89,7 +89,7 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
         edited = None
         if selection["n_forget"]:
             staging = workspace_dir("models", name, ".staging") / rid
-            edited = _jsonable(steps.edit(base, selection, findings, pol, staging))
+            edited = _jsonable(steps.edit(base, selection, findings, pol, staging, corpus))
         ev["edited"] = requesting.advance_request(rid, "edited", {"base": _jsonable(base), "edit": edited})[
             "evidence"]["edited"]
     edited = ev["edited"]["edit"]

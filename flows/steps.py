@@ -43,10 +43,12 @@ def scan_partitions(corpus: list[Path], out: Path, entities: list[str], min_scor
 
 
 def edit(base: dict[str, Any], selection: dict[str, Any], findings: Path, policy: Policy,
-         staging: Path) -> dict[str, Any]:
-    """Erase the selected findings from the base version with REVS into ``staging``."""
+         staging: Path, corpus: list[Path] | None = None) -> dict[str, Any]:
+    """Erase the selected findings from the base version with REVS into ``staging``, guarded by the retained
+    findings and benign corpus documents."""
+    retain = selection.get("guard_findings")
     return unlearning.unlearn(Path(base["dir"]), Path(selection["forget_probes"]), Path(findings), staging,
-                              policy.revs)
+                              policy.revs, Path(retain) if retain else None, corpus)
 
 
 def audit_and_register(base: dict[str, Any], edited: dict[str, Any], selection: dict[str, Any],

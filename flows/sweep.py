@@ -58,7 +58,7 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
             edited = audited = None
             if selection["n_forget"]:
                 staging = workspace_dir("models", name, ".staging") / run_id
-                edited = steps.edit(base, selection, findings, pol, staging)
+                edited = steps.edit(base, selection, findings, pol, staging, corpus)
                 audited = steps.audit_and_register(base, edited, selection, corpus, pol, run_dir, run_id, None)
             report = steps.report("compliance-sweep", run_id, run_dir, base, edited, audited, findings, selection,
                                   pol, params)

@@ -45,7 +45,8 @@ def select_for_erasure(findings: Path, probes: Path, criteria: dict[str, Any], o
     """Split probed findings into ``forget`` (memorized per the policy) and ``retain`` (the rest).
 
     Returns:
-        ``{"forget_findings", "forget_probes", "retain_findings": Path, "n_forget", "n_retain": int}``.
+        ``{"forget_findings", "forget_probes", "retain_findings", "guard_findings": Path, "n_forget",
+        "n_retain": int}``; ``guard_findings`` are the retained findings the model reproduces exactly.
     """
     table = _io.read_table(findings, FINDINGS_SCHEMA)
     probed = _io.read_table(probes, PROBES_SCHEMA)
@@ -60,5 +61,9 @@ def select_for_erasure(findings: Path, probes: Path, criteria: dict[str, Any], o
            "retain_findings": _io.write_table(table.filter(pc.invert(is_forget)),
                                               Path(out_dir) / "retain.parquet", FINDINGS_SCHEMA),
            "n_forget": forget_probes.num_rows, "n_retain": table.num_rows - forget_probes.num_rows}
+    # what the edit must keep working: retained findings the model reproduces exactly (the REVS retain guard)
+    kept_ids = probed.filter(pc.and_(probed.column("exact_match"), pc.invert(mask))).column("finding_id")
+    out["guard_findings"] = _io.write_table(table.filter(pc.is_in(table.column("finding_id"), value_set=kept_ids)),
+                                            Path(out_dir) / "guard.parquet", FINDINGS_SCHEMA)
     run_logger().info("%d findings selected for erasure, %d retained", out["n_forget"], out["n_retain"])
     return out

@@ -13,10 +13,12 @@ from typing import Any
 
 from prefect import task
 
+from pii_detect.schema import FINDINGS_SCHEMA
 from tasks._logging import run_logger
 from tasks.caching import CACHED
 
 MANIFEST = Path("patch") / "manifest.json"
+GUARD_BENIGN = 16  # benign corpus documents guarding an edit
 
 
 def revs_config(overrides: dict[str, Any]):
@@ -39,8 +41,11 @@ def revs_config(overrides: dict[str, Any]):
 
 
 @task(name="unlearn", **CACHED)
-def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: dict[str, Any]) -> dict[str, Any]:
+def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: dict[str, Any],
+            retain: Path | None = None, corpus: list[Path] | None = None) -> dict[str, Any]:
     """Erase every probed finding with REVS; save the edited model + patch atomically to ``out_dir``.
+
+    ``retain`` (findings to keep) and benign documents of ``corpus`` guard the edit (:mod:`revs_engine.guard`).
 
     An existing ``out_dir`` whose patch manifest names the same parent weights is the finished edit of an
     earlier attempt (directories appear whole or not at all) and is returned as it is.
@@ -61,7 +66,15 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
                 "edited_sha256": manifest["edited_weights_sha256"], "targets": conv.get("targets", 0),
                 "converged": conv.get("converged", 0)}
     cfg = revs_config(revs)
-    report = run_unlearn(str(model_dir), probes, findings, out_dir, cache_dir=workspace_dir("cache"), revs_cfg=cfg)
+    benign = []
+    if corpus:
+        from tasks import audit_io
+        from tasks._io import read_table
+
+        keep = [read_table(findings, FINDINGS_SCHEMA)]
+        benign = audit_io.benign_texts(list(corpus), keep, limit=GUARD_BENIGN)
+    report = run_unlearn(str(model_dir), probes, findings, out_dir, cache_dir=workspace_dir("cache"), revs_cfg=cfg,
+                         retain_findings=Path(retain) if retain else None, benign=benign)
     logger.info("REVS: %d/%d targets converged in %.1f s", report.converged, len(report.rows), report.seconds)
     return {"model_dir": out_dir, "base_sha256": report.base_sha256, "edited_sha256": report.edited_sha256,
             "targets": len(report.rows), "converged": report.converged}

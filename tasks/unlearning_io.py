@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +26,12 @@ from pii_detect.schema import FINDINGS_SCHEMA
 from revs_engine.arch import resolve_arch
 from revs_engine.config import RevsConfig
 from revs_engine.ftl import FtlConfig, unlearn_ftl
+from revs_engine.guard import RetainGuard
 from revs_engine.hashing import weights_sha256
 from revs_engine.lens import VocabLens
 from revs_engine.loading import load_model
 from revs_engine.patch import PatchManifest, edits_table, make_patch, save_patch
+from revs_engine.probes import ProbeItem
 from revs_engine.revs import unlearn
 from revs_engine.saving import save_model
 from revs_engine.schema import PROBES_SCHEMA
@@ -83,6 +86,31 @@ def read_items(probes_path: Path, findings_path: Path, tokenizer, *, only_memori
     return items
 
 
+#: Guard budget: retained prefixes and benign texts are cut to their last tokens (the activations kept are
+#: ``[n_layers, positions, d_ff]`` floats), and at most this many benign texts guard the edit.
+GUARD_PREFIX_TOKENS = 64
+GUARD_BENIGN_TEXTS = 16
+GUARD_ITEMS = 256
+
+
+def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str]) -> RetainGuard | None:
+    """Return the retain guard of an edit: the retained findings (other memorized data of the same run) and a few
+    benign corpus texts, as token ids (reference/revs-method.md §8); None when there is nothing to guard.
+
+    Retained findings are re-read from the corpus like the forgotten ones; their values stay in memory.
+    """
+    from tasks.probing_io import probe_items, read_probe_texts
+
+    items = []
+    if retain is not None and retain.num_rows:
+        _, found = probe_items(tokenizer, read_probe_texts(retain.slice(0, GUARD_ITEMS), max_prefix_chars=2000))
+        items = [ProbeItem(it.prefix_ids[-GUARD_PREFIX_TOKENS:], it.target_ids) for it in found]
+    texts = [tokenizer(t, add_special_tokens=False)["input_ids"][:GUARD_PREFIX_TOKENS]
+             for t in list(benign)[:GUARD_BENIGN_TEXTS]]
+    guard = RetainGuard.from_items(items, texts)
+    return guard if len(guard) else None
+
+
 def build_targets(items: list[UnlearnItem], cfg: TargetConfig) -> list[TokenTarget]:
     """Select the target tokens of every item (``secret_index`` = index into ``items``)."""
     out: list[TokenTarget] = []
@@ -116,9 +144,14 @@ def _target_rows(method, items, targets, result) -> list[dict]:
 
 def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path, out_dir: Path, *, cache_dir: Path,
                 only_memorized: bool = False, method: str = "revs", revs_cfg: RevsConfig | None = None,
-                ftl_cfg: FtlConfig | None = None, progress: bool = False,
-                overwrite: bool = False) -> UnlearnReport:
-    """Load the model, erase the probed findings, save the edited model + patch into ``out_dir`` atomically."""
+                ftl_cfg: FtlConfig | None = None, progress: bool = False, overwrite: bool = False,
+                retain_findings: Path | None = None, benign: Sequence[str] = ()) -> UnlearnReport:
+    """Load the model, erase the probed findings, save the edited model + patch into ``out_dir`` atomically.
+
+    ``retain_findings`` (findings the edit must keep, e.g. the sweep's other memorized findings) and ``benign``
+    texts guard REVS: its neuron choice avoids neurons they use and every secret's edit is verified on them
+    (:mod:`revs_engine.guard`).
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} exists; choose another --out or pass --overwrite")
@@ -129,7 +162,13 @@ def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path, out_dir
     items = read_items(probes_path, findings_path, tok, only_memorized=only_memorized)
     targets = build_targets(items, revs_cfg.targets)
     if method == "revs":
-        result = unlearn(model, arch, targets, revs_cfg, lens=VocabLens(model, arch), progress=progress)
+        retain = read_table(retain_findings, FINDINGS_SCHEMA) if retain_findings is not None else None
+        guard = build_guard(tok, retain, benign)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        logger.info("REVS guard: %d retained items, %d benign texts", len(guard.items) if guard else 0,
+                    len(guard.benign) if guard else 0)
+        result = unlearn(model, arch, targets, revs_cfg, lens=VocabLens(model, arch), progress=progress,
+                         guard=guard, pad_id=pad)
         config, backup, seconds = revs_cfg.to_dict(), result.backup, result.seconds
     elif method == "ftl":
         ftl_cfg = ftl_cfg or FtlConfig()

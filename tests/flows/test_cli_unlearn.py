@@ -85,3 +85,22 @@ def test_existing_out_is_refused(setup, capsys):
                  "--out", str(setup / "v2"), "--no-progress"])
     assert code == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_the_retain_guard_holds_the_retained_findings_and_cut_benign_texts(setup):
+    # given the findings table (f1 is retained) and one long benign text
+    from tasks._io import read_table
+    from tasks.unlearning_io import GUARD_PREFIX_TOKENS, build_guard
+
+    tok = make_tiny_tokenizer()
+    retained = read_table(setup / "findings.parquet", FINDINGS_SCHEMA).slice(1, 1)
+    benign = ["the cat sat on the mat " * 40]
+    # when
+    guard = build_guard(tok, retained, benign)
+    # then the retained secret is guarded as (its prefix, its value) and the benign text is cut
+    (item,) = guard.items
+    assert tok.decode(list(item.target_ids)).strip() == SECRETS[1]
+    assert tok.decode(list(item.prefix_ids)).strip().endswith("security number is")
+    assert len(guard.benign) == 1
+    assert len(guard.benign[0]) == GUARD_PREFIX_TOKENS
+    assert build_guard(tok, retained.slice(0, 0), []) is None

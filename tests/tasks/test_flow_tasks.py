@@ -82,6 +82,9 @@ def test_select_for_erasure_applies_the_memorization_policy(tmp_path, criteria, 
     assert _io.read_table(out["forget_findings"]).column("finding_id").to_pylist() == forget
     assert out["n_forget"] + out["n_retain"] == 3
     assert len(_io.read_table(out["retain_findings"])) == 3 - len(forget)
+    # the REVS guard: retained findings the model reproduces exactly (f0 is the only exact match)
+    guard = _io.read_table(out["guard_findings"]).column("finding_id").to_pylist()
+    assert guard == ([] if "f0" in forget else ["f0"])
 
 
 def test_findings_summary_holds_ids_previews_and_hmacs_only(tmp_path):
