@@ -6,9 +6,9 @@ it registered on every path, including exceptions). Positions are sliced inside 
 
 Per layer ``l`` and chosen position: ``resid_pre`` (block input; for l=0 the embeddings), ``resid_post`` (block
 output), ``attn_out`` and ``mlp_out`` (the two residual contributions) and ``neuron_act`` (FF2 input, captured
-with a forward *pre*-hook). For every supported family ``resid_post == resid_pre + attn_out + mlp_out``: sequential blocks
-(Llama, GPT-2, NeoX with ``use_parallel_residual=False``) add them one after the other; parallel blocks (GPT-J,
-NeoX by default) compute both from the same input and add both — the sum is the same identity.
+with a forward *pre*-hook). For every supported family ``resid_post == resid_pre + attn_out + mlp_out``:
+sequential blocks (Llama, GPT-2, NeoX with ``use_parallel_residual=False``) add them one after the other;
+parallel blocks (GPT-J, NeoX by default) compute both from the same input and add both — the same identity.
 """
 
 from __future__ import annotations

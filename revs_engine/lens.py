@@ -128,5 +128,5 @@ class VocabLens:
         return (n - beta) / gamma * torch.sqrt(var + self.eps) + mu
 
     def invert(self, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """Map logits ``[..., V]`` back to hidden vectors ``[..., d]`` with ``reference`` ``[..., d]`` norm stats."""
+        """Map logits ``[..., V]`` back to hidden vectors ``[..., d]`` with the norm stats of ``reference``."""
         return self.denormalize(self.pinv_apply(logits), reference)

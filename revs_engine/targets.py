@@ -10,6 +10,7 @@ space when the text has one (``" 545-71-4735"``). Working in ids avoids the pape
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -60,6 +61,22 @@ class TargetConfig:
             raise ValueError(f"max_tokens must be ≥ 1 or None, got {self.max_tokens}")
         if self.method not in ("rarest", "first", "frequent", "random"):
             raise ValueError(f"unknown method {self.method!r}: use rarest, first, frequent or random")
+
+
+#: Per entity type additions to a :class:`TargetConfig` (reference/revs-method.md §1.1): the part of an e-mail
+#: after ``@`` is a common domain shared by many people, never the secret.
+ENTITY_RULES: dict[str, dict[str, tuple[str, ...]]] = {
+    "EMAIL_ADDRESS": {"stop_substrings": ("@",)},
+}
+
+
+def config_for_entity(cfg: TargetConfig, entity_type: str | None) -> TargetConfig:
+    """Return ``cfg`` with the skip/stop rules of ``entity_type`` (:data:`ENTITY_RULES`) added."""
+    extra = ENTITY_RULES.get(entity_type or "", {})
+    if not extra:
+        return cfg
+    merged = {key: tuple(dict.fromkeys(getattr(cfg, key) + values)) for key, values in extra.items()}
+    return dataclasses.replace(cfg, **merged)
 
 
 def _is_filler(text: str) -> bool:

@@ -112,14 +112,17 @@ def audit_inputs(tokenizer, forget: pa.Table, retain: pa.Table | None = None,
     A generality finding belongs to the forgotten secret with the same ``value_hmac`` (the same value in another
     context); generality findings matching no forgotten secret are ignored.
     """
-    from revs_engine.targets import TargetConfig, encode_pair, select_targets
+    from revs_engine.targets import TargetConfig, config_for_entity, encode_pair, select_targets
 
     cfg = target_config or TargetConfig()
+    entity = dict(zip(forget.column("finding_id").to_pylist(), forget.column("entity_type").to_pylist(),
+                      strict=True))
     fts = [t for t in read_probe_texts(forget, max_prefix_chars=max_prefix_chars) if t.prefix]
     targets, ids, prompts, items = [], [], [], []
     for t in fts:
         p_ids, s_ids, texts = encode_pair(tokenizer, t.prefix, t.target)
-        chosen = select_targets(p_ids, s_ids, texts, cfg, secret_index=len(ids))
+        chosen = select_targets(p_ids, s_ids, texts, config_for_entity(cfg, entity.get(t.finding_id)),
+                                secret_index=len(ids))
         if not chosen:
             logger.warning("finding %s has no eligible target token; not audited", t.finding_id)
             continue
@@ -141,5 +144,6 @@ def audit_inputs(tokenizer, forget: pa.Table, retain: pa.Table | None = None,
             if s is None or not t.prefix:
                 continue
             p_ids, s_ids, texts = encode_pair(tokenizer, t.prefix, t.target)
-            gen_targets += select_targets(p_ids, s_ids, texts, cfg, secret_index=s)
+            gen_targets += select_targets(p_ids, s_ids, texts, config_for_entity(cfg, entity.get(ids[s])),
+                                          secret_index=s)
     return AuditInputs(targets, ids, prompts, items, retain_items, retain_ids, gen_targets)

@@ -35,7 +35,7 @@ from revs_engine.probes import ProbeItem
 from revs_engine.revs import unlearn
 from revs_engine.saving import save_model
 from revs_engine.schema import PROBES_SCHEMA
-from revs_engine.targets import TargetConfig, TokenTarget, select_targets
+from revs_engine.targets import TargetConfig, TokenTarget, config_for_entity, select_targets
 from tasks._io import read_table, write_table
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class UnlearnItem:
     finding_id: str
     masked_preview: str
     value_hmac: str
+    entity_type: str
     prompt_ids: tuple[int, ...] = field(repr=False)
     secret_ids: tuple[int, ...] = field(repr=False)
     token_texts: tuple[str, ...] = field(repr=False)
@@ -60,6 +61,8 @@ def read_items(probes_path: Path, findings_path: Path, tokenizer, *, only_memori
     is cut to the probe's ``prefix_tokens`` last tokens so REVS edits the context the probe measured.
     """
     probes = read_table(probes_path, PROBES_SCHEMA).to_pylist()
+    seen: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
+    duplicates = 0
     findings = {r["finding_id"]: r for r in read_table(findings_path, FINDINGS_SCHEMA).to_pylist()}
     items = []
     for row in probes:
@@ -80,9 +83,16 @@ def read_items(probes_path: Path, findings_path: Path, tokenizer, *, only_memori
         if not prompt_ids or not secret_ids:
             logger.warning("finding %s: empty prompt or secret after tokenization; skipped", f["finding_id"])
             continue
+        key = (tuple(prompt_ids), tuple(secret_ids))
+        if key in seen:  # the same value in the same context (duplicated documents): one edit covers both
+            duplicates += 1
+            continue
+        seen.add(key)
         texts = tuple(tokenizer.decode([t]) for t in secret_ids)
-        items.append(UnlearnItem(f["finding_id"], f["masked_preview"], f["value_hmac"], tuple(prompt_ids),
-                                 tuple(secret_ids), texts))
+        items.append(UnlearnItem(f["finding_id"], f["masked_preview"], f["value_hmac"], f["entity_type"],
+                                 tuple(prompt_ids), tuple(secret_ids), texts))
+    if duplicates:
+        logger.info("%d finding(s) repeat an earlier one's value and context; edited once", duplicates)
     return items
 
 
@@ -112,11 +122,12 @@ def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str]) -> Re
 
 
 def build_targets(items: list[UnlearnItem], cfg: TargetConfig) -> list[TokenTarget]:
-    """Select the target tokens of every item (``secret_index`` = index into ``items``)."""
+    """Select the target tokens of every item (``secret_index`` = index into ``items``), with its entity type's
+    rules (:data:`~revs_engine.targets.ENTITY_RULES`)."""
     out: list[TokenTarget] = []
     for i, item in enumerate(items):
-        out += select_targets(list(item.prompt_ids), list(item.secret_ids), list(item.token_texts), cfg,
-                              secret_index=i)
+        out += select_targets(list(item.prompt_ids), list(item.secret_ids), list(item.token_texts),
+                              config_for_entity(cfg, item.entity_type), secret_index=i)
     return out
 
 

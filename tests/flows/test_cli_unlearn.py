@@ -104,3 +104,24 @@ def test_the_retain_guard_holds_the_retained_findings_and_cut_benign_texts(setup
     assert len(guard.benign) == 1
     assert len(guard.benign[0]) == GUARD_PREFIX_TOKENS
     assert build_guard(tok, retained.slice(0, 0), []) is None
+
+
+def test_a_value_repeated_in_the_same_context_is_edited_once(setup):
+    # given f0's document duplicated (same value, same context) as finding f2, every finding probed as memorized
+    from tasks._io import read_table
+    from tasks.unlearning_io import read_items
+
+    findings = read_table(setup / "findings.parquet", FINDINGS_SCHEMA).to_pylist()
+    probes = read_table(setup / "probes.parquet", PROBES_SCHEMA).to_pylist()
+    copy = setup / "doc2.txt"
+    copy.write_text((setup / "doc0.txt").read_text())
+    findings.append({**findings[0], "finding_id": "f2", "source": str(copy)})
+    probes.append({**probes[0], "finding_id": "f2"})
+    write_table(pa.Table.from_pylist(findings, schema=FINDINGS_SCHEMA), setup / "findings.parquet")
+    write_table(pa.Table.from_pylist(probes, schema=PROBES_SCHEMA), setup / "probes.parquet")
+    # when
+    items = read_items(setup / "probes.parquet", setup / "findings.parquet", make_tiny_tokenizer(),
+                       only_memorized=False)
+    # then the copy adds no second edit; the other value is still there
+    assert [i.finding_id for i in items] == ["f0", "f1"]
+    assert {i.entity_type for i in items} == {"US_SSN"}

@@ -36,10 +36,28 @@ def test_random_is_seeded():
 
 
 def test_explicit_positions_override_the_rule():
-    assert [t.position for t in select_targets([], SSN_IDS, SSN_TEXTS, TargetConfig(), positions=[11, 1])] == [1, 11]
+    chosen = select_targets([], SSN_IDS, SSN_TEXTS, TargetConfig(), positions=[11, 1])
+    assert [t.position for t in chosen] == [1, 11]
 
 
 @pytest.mark.parametrize(("kwargs", "msg"), [({"max_tokens": 0}, "max_tokens"), ({"method": "oldest"}, "method")])
 def test_invalid_config_raises(kwargs, msg):
     with pytest.raises(ValueError, match=msg):
         TargetConfig(**kwargs)
+
+
+def test_email_targets_stop_at_the_at_sign_and_other_types_keep_the_config():
+    # given an e-mail split into sub-words whose rarest token is in the domain
+    from revs_engine.targets import config_for_entity
+
+    texts = [" n", "eriksen", "47", "@", "zzexample", ".", "org"]
+    ids = [10, 500, 300, 5, 900, 6, 800]
+    base = TargetConfig(max_tokens=2)
+    # when
+    email = select_targets([1, 2], ids, texts, config_for_entity(base, "EMAIL_ADDRESS"))
+    other = select_targets([1, 2], ids, texts, config_for_entity(base, "PERSON"))
+    # then the e-mail's targets are all before '@'; without the rule the domain's rare tokens win
+    assert [t.position for t in email] == [1, 2]
+    assert [t.position for t in other] == [4, 6]
+    assert config_for_entity(base, "US_SSN") is base
+    assert config_for_entity(TargetConfig(stop_substrings=("@",)), "EMAIL_ADDRESS").stop_substrings == ("@",)
