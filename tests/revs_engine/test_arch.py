@@ -24,7 +24,8 @@ def test_unknown_model_type_raises_and_lists_supported():
     with pytest.raises(UnsupportedArchitectureError) as err:
         resolve_arch(model)
     assert "bloom" in str(err.value)
-    assert "llama" in str(err.value) and "gpt_neox" in str(err.value)
+    assert "llama" in str(err.value)
+    assert "gpt_neox" in str(err.value)
     assert "ArchSpec" in str(err.value)
 
 
