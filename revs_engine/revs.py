@@ -147,7 +147,7 @@ def _next_k(k: int, r_mlp: int, r_res: int, b: dict[str, tuple[int, int]], n_max
         return (min(k + 1, n_max), False) if r_res < res_lo else (max(k - 1, 1), False)
     if r_mlp < mlp_lo:
         return min(int(cfg.growth * k), n_max), False
-    return max(int(cfg.shrink * k), 2), False
+    return min(max(int(cfg.shrink * k), 2), n_max), False  # never more neurons than were selected
 
 
 @torch.no_grad()
@@ -206,7 +206,7 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
         gate = gate_layer(lens, acts.mlp_out, acts.resid_post, t, bounds["residual"][0], bounds["mlp"][1])
         done = None
         if gate.edit:
-            collateral = None if guard_acts is None else guard_acts.collateral(layer)
+            collateral = None if guard_acts is None else guard_acts.collateral(layer, t)
             done = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual),
                               collateral)
         if done is not None:

@@ -114,3 +114,14 @@ def test_records_are_flat():
     record = result.targets[0].to_record()
     assert {"rank_before", "rank_after", "rank_final", "converged", "layers", "seconds"} <= set(record)
     assert all(isinstance(v, str | int | float | bool) for v in record.values())
+
+
+def test_the_k_rule_never_asks_for_more_neurons_than_were_selected():
+    # given one selected neuron whose edit overshoots the MLP window (the shrink branch of §1.7)
+    from revs_engine.revs import _next_k
+
+    bounds = {"mlp": (10, 100), "residual": (10, 50)}
+    # when / then: shrinking from k=1 stays at 1 (it used to return 2 and index past the one neuron)
+    assert _next_k(1, 5000, 20, bounds, 1, CFG) == (1, False)
+    assert _next_k(5, 5000, 20, bounds, 5, CFG) == (4, False)
+    assert _next_k(3, 50, 30, bounds, 3, CFG) == (3, True)
