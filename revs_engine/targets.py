@@ -41,7 +41,9 @@ class TargetConfig:
 
     Args:
         max_tokens: keep at most this many tokens per secret (None: all eligible).
-        method: ``rarest`` (highest token id first, the paper's proxy), ``first``, ``frequent``, ``random``.
+        method: ``rarest`` (highest token id first, the paper's proxy), ``first``, ``frequent``, ``random``, or
+            ``distinct`` (the positions least like the retain guard's contexts, :mod:`revs_engine.positions`;
+            it needs the model and a guard, so rule-only callers such as :func:`select_targets` use ``rarest``).
         skip_substrings: a token whose text contains one of these is never a target (but still part of prefixes).
         stop_substrings: stop at the first token whose text contains one of these (e.g. ``@`` for emails).
         skip_whitespace_only: never target tokens that are only whitespace / punctuation (needed for digit-level
@@ -50,7 +52,7 @@ class TargetConfig:
     """
 
     max_tokens: int | None = 2
-    method: Literal["rarest", "first", "frequent", "random"] = "rarest"
+    method: Literal["rarest", "first", "frequent", "random", "distinct"] = "rarest"
     skip_substrings: tuple[str, ...] = ()
     stop_substrings: tuple[str, ...] = ()
     skip_whitespace_only: bool = True
@@ -59,8 +61,8 @@ class TargetConfig:
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be ≥ 1 or None, got {self.max_tokens}")
-        if self.method not in ("rarest", "first", "frequent", "random"):
-            raise ValueError(f"unknown method {self.method!r}: use rarest, first, frequent or random")
+        if self.method not in ("rarest", "first", "frequent", "random", "distinct"):
+            raise ValueError(f"unknown method {self.method!r}: use rarest, first, frequent, random or distinct")
 
 
 #: Per entity type additions to a :class:`TargetConfig` (reference/revs-method.md §1.1): the part of an e-mail
@@ -100,7 +102,7 @@ def eligible_positions(token_texts: list[str], cfg: TargetConfig) -> list[int]:
 
 def order_positions(positions: list[int], token_ids: list[int], cfg: TargetConfig) -> list[int]:
     """Order eligible positions by ``cfg.method`` and keep ``cfg.max_tokens`` of them."""
-    if cfg.method == "rarest":
+    if cfg.method in ("rarest", "distinct"):  # distinct needs a model: see revs_engine.positions
         ordered = sorted(positions, key=lambda p: -token_ids[p])  # stable: ties keep text order
     elif cfg.method == "frequent":
         ordered = sorted(positions, key=lambda p: token_ids[p])

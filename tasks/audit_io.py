@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pii_detect.readers import IssueLog, iter_documents
 from revs_engine import probes
@@ -80,19 +81,31 @@ def _extra_rows(model, arch, tokenizer, inputs, stage: str, cfg: AuditConfig, pa
     return rows
 
 
+def edited_positions(model_dir: Path) -> dict[str, list[int]]:
+    """Return finding id → targeted token positions from an edit's ``targets.parquet`` (empty when absent)."""
+    path = Path(model_dir) / "targets.parquet"
+    if not path.is_file():
+        return {}
+    out: dict[str, list[int]] = {}
+    for row in pq.read_table(path, columns=["finding_id", "position"]).to_pylist():
+        out.setdefault(row["finding_id"], []).append(int(row["position"]))
+    return out
+
+
 def audit_edit(before, after, forget: pa.Table, retain: pa.Table, benign: Sequence[str],
-               cfg: AuditConfig) -> pa.Table:
+               cfg: AuditConfig, positions: dict[str, list[int]] | None = None) -> pa.Table:
     """Audit the unedited (``before``) and edited (``after``) :class:`~revs_engine.loading.LoadedModel`.
 
     Both stages use the same forgotten targets, the same retained items (chosen on the unedited model) and the
-    same benign texts, so before/after scores compare like with like.
+    same benign texts, so before/after scores compare like with like; ``positions`` (:func:`edited_positions`)
+    makes them the tokens the edit targeted.
     """
     retain_ids, retain_list = retain_items(before.model, before.tokenizer, retain, benign)
     tables = []
     for stage, loaded in (("before", before), ("after", after)):
         tok, model = loaded.tokenizer, loaded.model
         arch = resolve_arch(model)
-        inputs = probing_io.audit_inputs(tok, forget)
+        inputs = probing_io.audit_inputs(tok, forget, positions=positions)
         if not inputs.forget:
             raise ValueError("no forgotten finding has an eligible target token; nothing can be audited")
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0

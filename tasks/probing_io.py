@@ -106,23 +106,34 @@ class AuditInputs:
 
 def audit_inputs(tokenizer, forget: pa.Table, retain: pa.Table | None = None,
                  generality: pa.Table | None = None, *, max_prefix_chars: int = 2000,
-                 target_config=None) -> AuditInputs:
+                 target_config=None, positions: dict[str, list[int]] | None = None) -> AuditInputs:
     """Build forgotten targets (rarest rule), retained items and generality targets from findings tables.
 
     A generality finding belongs to the forgotten secret with the same ``value_hmac`` (the same value in another
-    context); generality findings matching no forgotten secret are ignored.
+    context); generality findings matching no forgotten secret are ignored. ``positions`` (finding id → the
+    token positions the edit targeted, from the edit's ``targets.parquet``) overrides the rule, so the audit
+    scores the tokens that were edited; a finding without an entry takes the positions of another finding with
+    the same value (a deduplicated copy), else the rule.
     """
     from revs_engine.targets import TargetConfig, config_for_entity, encode_pair, select_targets
 
     cfg = target_config or TargetConfig()
     entity = dict(zip(forget.column("finding_id").to_pylist(), forget.column("entity_type").to_pylist(),
                       strict=True))
+    hmac_of = dict(zip(forget.column("finding_id").to_pylist(), forget.column("value_hmac").to_pylist(),
+                       strict=True))
+    by_value = {hmac_of[f]: p for f, p in (positions or {}).items() if f in hmac_of}
+
+    def edited(finding_id: str, n_tokens: int) -> list[int] | None:
+        pos = (positions or {}).get(finding_id) or by_value.get(hmac_of.get(finding_id))
+        kept = [p for p in pos or [] if p < n_tokens]
+        return kept or None
     fts = [t for t in read_probe_texts(forget, max_prefix_chars=max_prefix_chars) if t.prefix]
     targets, ids, prompts, items = [], [], [], []
     for t in fts:
         p_ids, s_ids, texts = encode_pair(tokenizer, t.prefix, t.target)
         chosen = select_targets(p_ids, s_ids, texts, config_for_entity(cfg, entity.get(t.finding_id)),
-                                secret_index=len(ids))
+                                secret_index=len(ids), positions=edited(t.finding_id, len(s_ids)))
         if not chosen:
             logger.warning("finding %s has no eligible target token; not audited", t.finding_id)
             continue
@@ -134,8 +145,6 @@ def audit_inputs(tokenizer, forget: pa.Table, retain: pa.Table | None = None,
         probe_items(tokenizer, read_probe_texts(retain, max_prefix_chars=max_prefix_chars))
     gen_targets = []
     if generality is not None:
-        hmac_of = dict(zip(forget.column("finding_id").to_pylist(), forget.column("value_hmac").to_pylist(),
-                           strict=True))
         secret_of = {hmac_of[f]: i for i, f in enumerate(ids)}
         g_hmac = dict(zip(generality.column("finding_id").to_pylist(), generality.column("value_hmac").to_pylist(),
                           strict=True))
@@ -145,5 +154,5 @@ def audit_inputs(tokenizer, forget: pa.Table, retain: pa.Table | None = None,
                 continue
             p_ids, s_ids, texts = encode_pair(tokenizer, t.prefix, t.target)
             gen_targets += select_targets(p_ids, s_ids, texts, config_for_entity(cfg, entity.get(ids[s])),
-                                          secret_index=s)
+                                          secret_index=s, positions=edited(ids[s], len(s_ids)))
     return AuditInputs(targets, ids, prompts, items, retain_items, retain_ids, gen_targets)

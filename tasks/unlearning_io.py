@@ -26,16 +26,24 @@ from pii_detect.schema import FINDINGS_SCHEMA
 from revs_engine.arch import resolve_arch
 from revs_engine.config import RevsConfig
 from revs_engine.ftl import FtlConfig, unlearn_ftl
-from revs_engine.guard import RetainGuard
+from revs_engine.guard import RetainGuard, guard_activations
 from revs_engine.hashing import weights_sha256
 from revs_engine.lens import VocabLens
 from revs_engine.loading import load_model
 from revs_engine.patch import PatchManifest, edits_table, make_patch, save_patch
+from revs_engine.positions import distinct_positions
 from revs_engine.probes import ProbeItem
 from revs_engine.revs import unlearn
 from revs_engine.saving import save_model
 from revs_engine.schema import PROBES_SCHEMA
-from revs_engine.targets import TargetConfig, TokenTarget, config_for_entity, select_targets
+from revs_engine.targets import (
+    TargetConfig,
+    TokenTarget,
+    config_for_entity,
+    eligible_positions,
+    select_targets,
+    targets_at,
+)
 from tasks._io import read_table, write_table
 
 logger = logging.getLogger(__name__)
@@ -121,6 +129,20 @@ def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str]) -> Re
     return guard if len(guard) else None
 
 
+def distinct_targets(model, arch, items: list[UnlearnItem], cfg: TargetConfig, guard: RetainGuard,
+                     pad_id: int = 0) -> list[TokenTarget]:
+    """Targets at each item's positions least like the guard's contexts (``targets.method = "distinct"``)."""
+    acts = guard_activations(model, arch, guard, pad_id=pad_id)
+    out: list[TokenTarget] = []
+    for i, item in enumerate(items):
+        rule = config_for_entity(cfg, item.entity_type)
+        eligible = eligible_positions(list(item.token_texts), rule)
+        positions = distinct_positions(model, arch, item.prompt_ids, item.secret_ids, eligible, acts,
+                                       rule.max_tokens)
+        out += targets_at(item.prompt_ids, item.secret_ids, positions, secret_index=i)
+    return out
+
+
 def build_targets(items: list[UnlearnItem], cfg: TargetConfig) -> list[TokenTarget]:
     """Select the target tokens of every item (``secret_index`` = index into ``items``), with its entity type's
     rules (:data:`~revs_engine.targets.ENTITY_RULES`)."""
@@ -171,13 +193,18 @@ def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path, out_dir
     model, tok = loaded.model, loaded.tokenizer
     arch = resolve_arch(model)
     items = read_items(probes_path, findings_path, tok, only_memorized=only_memorized)
-    targets = build_targets(items, revs_cfg.targets)
+    retain = read_table(retain_findings, FINDINGS_SCHEMA) if retain_findings is not None else None
+    guard = build_guard(tok, retain, benign)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    logger.info("guard: %d retained items, %d benign texts", len(guard.items) if guard else 0,
+                len(guard.benign) if guard else 0)
+    if revs_cfg.targets.method == "distinct" and guard is not None:
+        targets = distinct_targets(model, arch, items, revs_cfg.targets, guard, pad)
+    else:
+        if revs_cfg.targets.method == "distinct":
+            logger.info("targets.method = distinct without a guard: the rarest rule is used")
+        targets = build_targets(items, revs_cfg.targets)
     if method == "revs":
-        retain = read_table(retain_findings, FINDINGS_SCHEMA) if retain_findings is not None else None
-        guard = build_guard(tok, retain, benign)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        logger.info("REVS guard: %d retained items, %d benign texts", len(guard.items) if guard else 0,
-                    len(guard.benign) if guard else 0)
         result = unlearn(model, arch, targets, revs_cfg, lens=VocabLens(model, arch), progress=progress,
                          guard=guard, pad_id=pad)
         config, backup, seconds = revs_cfg.to_dict(), result.backup, result.seconds

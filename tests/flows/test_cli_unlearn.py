@@ -125,3 +125,53 @@ def test_a_value_repeated_in_the_same_context_is_edited_once(setup):
     # then the copy adds no second edit; the other value is still there
     assert [i.finding_id for i in items] == ["f0", "f1"]
     assert {i.entity_type for i in items} == {"US_SSN"}
+
+
+def test_the_audit_scores_the_positions_the_edit_targeted_also_for_a_deduplicated_copy(setup):
+    # given f0 and a copy f2 of its value in another document, and an edit that targeted positions [0, 2] of f0
+    from tasks._io import read_table
+    from tasks.audit_io import edited_positions
+    from tasks.probing_io import audit_inputs
+
+    tok = make_tiny_tokenizer()
+    rows = read_table(setup / "findings.parquet", FINDINGS_SCHEMA).to_pylist()
+    copy = setup / "doc2.txt"
+    copy.write_text((setup / "doc0.txt").read_text())
+    forget = pa.Table.from_pylist([rows[0], {**rows[0], "finding_id": "f2", "source": str(copy)}],
+                                  schema=FINDINGS_SCHEMA)
+    write_table(pa.Table.from_pylist([{"finding_id": "f0", "position": 2}, {"finding_id": "f0", "position": 0}]),
+                setup / "edit" / "targets.parquet")
+    positions = edited_positions(setup / "edit")
+    # when
+    by_rule = audit_inputs(tok, forget)
+    by_edit = audit_inputs(tok, forget, positions=positions)
+    # then both findings are scored at the edited positions; without them the rule picks its own
+    assert positions == {"f0": [2, 0]}
+    assert [(t.secret_index, t.position) for t in by_edit.forget] == [(0, 0), (0, 2), (1, 0), (1, 2)]
+    assert [(t.secret_index, t.position) for t in by_rule.forget] != [(t.secret_index, t.position)
+                                                                      for t in by_edit.forget]
+    assert edited_positions(setup / "missing") == {}
+
+
+def test_unlearn_with_distinct_positions_edits_the_positions_least_like_the_guard(setup):
+    # given f1 retained (the guard) and the distinct-position rule
+    from revs_engine.config import RevsConfig
+    from revs_engine.loading import load_model
+    from revs_engine.targets import TargetConfig
+    from tasks._io import read_table
+    from tasks.unlearning_io import build_guard, distinct_targets, read_items, run_unlearn
+
+    findings = read_table(setup / "findings.parquet", FINDINGS_SCHEMA)
+    write_table(findings.slice(1, 1), setup / "retain.parquet")
+    cfg = RevsConfig(targets=TargetConfig(method="distinct", max_tokens=2))
+    # when
+    report = run_unlearn(str(setup / "base"), setup / "probes.parquet", setup / "findings.parquet",
+                         setup / "out", cache_dir=setup / "cache", only_memorized=True, revs_cfg=cfg,
+                         retain_findings=setup / "retain.parquet")
+    # then the edited positions are the ones distinct_targets picks on the unedited model
+    base = load_model(str(setup / "base"), cache_dir=setup / "cache")
+    items = read_items(setup / "probes.parquet", setup / "findings.parquet", base.tokenizer, only_memorized=True)
+    guard = build_guard(base.tokenizer, findings.slice(1, 1), [])
+    expected = distinct_targets(base.model, resolve_arch(base.model), items, cfg.targets, guard)
+    assert [r["position"] for r in report.rows] == [t.position for t in expected]
+    assert len(report.rows) == 2
