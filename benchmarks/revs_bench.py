@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import statistics
 import time
@@ -31,7 +32,7 @@ import torch
 
 from benchmarks.benign_text import benign_texts
 from benchmarks.ssn_data import SsnRow, split
-from benchmarks.ssn_model import encode_rows, memorized_model
+from benchmarks.ssn_model import _cache_root, encode_rows, memorized_model
 from revs_engine.arch import resolve_arch
 from revs_engine.attacks.generation import greedy_extraction
 from revs_engine.attacks.perturb import perturb_text
@@ -168,8 +169,11 @@ class RevsVariant:
 
 #: The paper's method as published (GPT-J demo hyperparameters, rarest tokens, no guard): what §8 measured.
 PAPER_RULES = RevsVariant("REVS, paper rules", RevsConfig(), "rarest", False)
-#: Ours for digit-level tokenizers (reference/revs-method.md §8): guarded, contrastive neurons, distinct positions.
-OURS = RevsVariant("REVS, ours", RevsConfig(neuron_score="contrast"), "distinct", True)
+#: Ours for digit-level tokenizers (reference/revs-method.md §8): guarded (contrastive neuron choice, verify and
+#: redo stricter), distinct positions, residual window 0.6–3 % of the vocabulary instead of 2–20 %. Chosen on 5
+#: SSNs of seed 0 among 7 variants (benchmarks/RESULTS.md lists them); the other seeds were not looked at.
+OURS = RevsVariant("REVS, ours", RevsConfig(neuron_score="contrast", residual_rank_window=(0.006, 0.03),
+                                            mlp_rank_window=(0.006, 0.9)), "distinct", True)
 
 
 def run_revs(model, arch, lens, data: SeedData, tg: Targets, variant: RevsVariant, *, resume: bool = True):
@@ -268,7 +272,7 @@ def table(per_seed: list[dict], variants: list[RevsVariant]) -> str:
     for name in ("unedited", "FT-L", "REVS"):
         cells = [f"{PAPER[name][c]:.2f}" if c in PAPER[name] else "" for c, _ in COLUMNS]
         lines.append(f"| {name} (paper, Llama-3-8B) | " + " | ".join(cells) + " |")
-    lines += ["", "| REVS variant | converged % | neuron edits | secrets redone stricter |", "|---|---|---|---|"]
+    lines += ["", "| REVS variant | converged % | neuron edits | targets redone stricter |", "|---|---|---|---|"]
     for v in variants:
         lines.append(f"| {v.name} | {_cell([r[v.name]['converged'] for r in per_seed])} | "
                      f"{_cell([r[v.name]['neurons'] for r in per_seed])} | "
@@ -294,8 +298,12 @@ def main(argv: list[str] | None = None) -> str:
     seeds, n_forget = ([0], 5) if args.quick else (args.seeds, args.forget)
     variants = [OURS] if args.no_paper_rules else [PAPER_RULES, OURS]
     lm, rows, info = memorized_model(progress=False)
-    per_seed = [one_seed(lm, rows, seed, n_forget, variants, naive_targets=2 if args.quick else args.naive_targets)
-                for seed in seeds]
+    per_seed = []
+    for seed in seeds:  # each seed's raw numbers are kept as they come (hours of CPU for three seeds)
+        per_seed.append(one_seed(lm, rows, seed, n_forget, variants,
+                                 naive_targets=2 if args.quick else args.naive_targets))
+        raw = _cache_root() / "bench" / f"revs_bench-seed{seed}{'-quick' if args.quick else ''}.json"
+        raw.write_text(json.dumps(per_seed[-1], indent=1, default=str), encoding="utf-8")
     head = (f"SmolLM2-135M memorized on {len(rows)} SSN sentences ({info['epochs']} epochs, "
             f"{100 * info['fraction_memorized']:.0f}% exact). Per seed: forget {n_forget} SSNs, generality = "
             f"their other prompts, retain = the other SSNs' sentences; seeds {seeds}; k = {K}. Scores ×100, "

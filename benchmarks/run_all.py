@@ -43,8 +43,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{_cores()} cores, Python {platform.python_version()}{' (quick mode)' if args.quick else ''}. "
         "Every table compares against its baseline in the same run; ratios are ours / baseline.\n\n"
     )
-    RESULTS.write_text(header + "\n".join(sections), encoding="utf-8")
+    kept = [body for name, body in _sections(RESULTS) if name not in args.names and name in BENCHMARKS]
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(header + "\n".join(kept + sections), encoding="utf-8")
+    tmp.replace(RESULTS)
     return 1 if failed else 0
+
+
+def _sections(path: Path) -> list[tuple[str, str]]:
+    """Return ``(name, text)`` of each ``## name`` section of an earlier RESULTS.md (kept when a subset reruns)."""
+    if not path.is_file():
+        return []
+    out: list[tuple[str, str]] = []
+    for chunk in path.read_text(encoding="utf-8").split("\n## ")[1:]:
+        out.append((chunk.split()[0], "## " + chunk.rstrip("\n") + "\n"))
+    return out
 
 
 def _cores() -> int:
