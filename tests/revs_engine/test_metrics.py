@@ -137,3 +137,23 @@ def test_audit_reports_every_metric_per_target_and_aggregate_in_the_audit_schema
     assert [r.k for r in per_target] == [10, 20]
     assert all(r.passed is False for r in per_target)
     assert {r.stage for r in report.rows} == {"before"}
+
+
+def test_efficacy_and_logit_lens_are_zero_on_a_model_trained_to_memorize_its_targets():
+    # given a tiny model fine-tuned by memorize until greedy decoding reproduces every target
+    from revs_engine.attacks import logit_lens
+    from revs_engine.memorize import MemorizeConfig, memorize
+    from revs_engine.probes import probe
+    from revs_engine.targets import TokenTarget
+
+    model = tiny_model("llama")
+    items = [ProbeItem((5 + i, 9 + i, 13 + i, 17 + i), (40 + 3 * i, 41 + 3 * i, 42 + 3 * i)) for i in range(4)]
+    cfg = MemorizeConfig(lr=3e-2, batch_size=2, max_epochs=60, warmup_steps=0, progress=False)
+    assert memorize(model, [list(it.prefix_ids + it.target_ids) for it in items], items, cfg).converged
+    assert all(r.exact_match for r in probe(model, items))
+    targets = [TokenTarget(s, p, it.prefix_ids + it.target_ids[:p], it.target_ids[p])
+               for s, it in enumerate(items) for p in range(len(it.target_ids))]
+    arch = resolve_arch(model)
+    # when / then: every target token is the argmax at the final layer, so nothing counts as forgotten
+    assert efficacy(model, arch, targets, k=5).score == 0.0
+    assert logit_lens.run(model, arch, targets, k=5).score == 0.0  # min over layers includes the final one
