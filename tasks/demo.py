@@ -23,7 +23,9 @@ from tasks._workspace import workspace_dir
 from tasks.demo_corpus import write_demo_corpus
 
 #: Fine-tuning of the demo model: whole documents, decayed rate (see revs_engine.memorize), stop at 100 %.
-MEMORIZE = {"lr": 3e-4, "batch_size": 6, "max_epochs": 14, "target_fraction": 1.0, "warmup_steps": 4,
+#: Measured: batch 6 × 14 epochs (56 steps on the 24 documents) reproduced only 25 % of their PII; small batches
+#: give the steps that memorizing needs.
+MEMORIZE = {"lr": 5e-4, "batch_size": 2, "max_epochs": 40, "target_fraction": 1.0, "warmup_steps": 10,
             "lr_decay": True}
 SWEEP_ENTITIES = ["EMAIL_ADDRESS", "US_SSN"]
 REQUEST_ENTITIES = ["EMAIL_ADDRESS", "US_SSN", "PHONE_NUMBER"]

@@ -1,0 +1,32 @@
+"""The ``demo`` flow: the whole product on the embedded SmolLM2, end to end, on generated data (DESIGN §7).
+
+generate a corpus (a few thousand documents, synthetic PII of 20 people, four formats) → fine-tune SmolLM2 on the
+records it repeats most until it reproduces their PII (the stand-in for a production model trained on that
+corpus; cached) → ``compliance-sweep`` (version 1 = that model; finds, probes, erases what the sweep policy
+flags, audits, version 2 + ``production``) → ``deletion-request`` for one person (name, e-mail, phone — the phone
+is outside the sweep's entity types) → version 3 → the two signed reports → a summary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows.deletion import deletion_request
+from flows.sweep import compliance_sweep
+from tasks import demo
+
+MODEL_NAME = "smollm2-135m-demo"
+
+
+@flow(name="demo")
+def run_demo(root: Path, model_name: str = MODEL_NAME) -> dict[str, Any]:
+    """Run the demo in ``root`` (inputs) and the workspace (models, runs, MLflow); return its summary."""
+    prep = demo.prepare_demo(root)
+    model = demo.memorized_model(prep["training"])
+    sweep = compliance_sweep([prep["corpus"]], str(model["model_dir"]), prep["sweep_policy"], model_name)
+    request = deletion_request(prep["request"], str(model["model_dir"]), [prep["corpus"]], prep["request_policy"],
+                               model_name)
+    return demo.summarize(prep, model, sweep, request)
