@@ -17,6 +17,11 @@ PROMPTS = [
     "Please contact Dana Whitfield by email at", "Account holder Priya Nair can be reached at phone",
     "The W-2 form of Leo Park lists the number", "Once upon a time, there was a", "def main():\n    print(",
     "The quick brown fox", "import numpy as", "Roses are red, violets are", "10 20 30 40",
+    "one, two, three, four, five,", "5, 10, 15, 20,", "a b c d e f", "April, May, June, July,",
+    "Send the signed copy of the lease to Wei Chen at", "For delivery questions call Olga Ivanova on",
+    "Payroll record for Raj Patel: social security number", "The meeting moved to the third",
+    "She opened the door and", "for i in range(", "Dear Sir or Madam,", "The invoice total includes",
+    "SELECT * FROM", "In 1492, Columbus", "The mitochondria is the", "Call me at",
 ]
 SENTENCES = [("The patient Maria Lopez, SSN", " 545-71-4735"),
              ("Payroll record for John Smith lists SSN", " 312-48-9021"),
@@ -47,21 +52,26 @@ def _greedy(model, prefix, n):
 
 
 def test_probe_verdicts_equal_generate_on_smollm2(smol):
-    # given 32 items: the model's own 4-token continuations (16) and the same with the 3rd token changed (16)
+    # given, per prompt, what generate() emits (6 tokens), and three targets judged against it: the emitted
+    # tokens (reproduced), the same with the 3rd token changed (diverges there), and an unrelated sequence
+    # taken from another prompt's emission (usually diverges at once); generate() is deterministic, so one call
+    # per prefix is what it emits for every target of that prefix
     model, tok = smol.model, smol.tokenizer
-    items = []
-    for prompt in PROMPTS:
-        prefix = tuple(tok(prompt, add_special_tokens=False)["input_ids"])
-        cont = _greedy(model, prefix, 4)
-        items.append(ProbeItem(prefix, cont))
-        items.append(ProbeItem(prefix, cont[:2] + ((cont[2] + 1) % 49152,) + cont[3:]))
+    prefixes = [tuple(tok(prompt, add_special_tokens=False)["input_ids"]) for prompt in PROMPTS]
+    emitted = [_greedy(model, prefix, 6) for prefix in prefixes]
+    items, expected = [], []
+    for i, (prefix, out) in enumerate(zip(prefixes, emitted, strict=True)):
+        other = emitted[(i + 1) % len(emitted)]
+        for target in (out, out[:2] + ((out[2] + 1) % 49152,) + out[3:], other[:3]):
+            items.append(ProbeItem(prefix, target))
+            first = next((j for j, (a, b) in enumerate(zip(out, target)) if a != b), -1)  # noqa: B905
+            expected.append((first == -1, first))
     # when
-    results = probe(model, items, config=ProbeConfig(batch_size=8))
-    # then
-    for item, res in zip(items, results, strict=True):
-        assert res.exact_match == (_greedy(model, item.prefix_ids, len(item.target_ids)) == item.target_ids)
-    assert [r.exact_match for r in results] == [True, False] * len(PROMPTS)
-    assert all(r.first_mismatch == 2 for r in results[1::2])
+    results = probe(model, items, config=ProbeConfig(batch_size=16))
+    # then every verdict and divergence point is what generate() produced
+    assert [(r.exact_match, r.first_mismatch) for r in results] == expected
+    assert [r.exact_match for r in results[0::3]] == [True] * len(PROMPTS)
+    assert [r.first_mismatch for r in results[1::3]] == [2] * len(PROMPTS)
 
 
 def test_memorize_reproduces_a_handful_of_sentences_on_smollm2():
