@@ -291,7 +291,8 @@ def _unlearn_secret(model, arch, lens, targets, group, cfg, *, resume, guard, gu
 @torch.no_grad()
 def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: RevsConfig, *,
             lens: VocabLens | None = None, progress: bool = False, resume: bool = True,
-            guard: RetainGuard | None = None, pad_id: int = 0) -> RevsResult:
+            guard: RetainGuard | None = None, pad_id: int = 0,
+            guard_acts: GuardActivations | None = None) -> RevsResult:
     """Unlearn ``targets`` in order with REVS; the model's weights are edited in place.
 
     Args:
@@ -307,6 +308,7 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
             feed ``neuron_score="contrast"``; with ``cfg.guard_check`` every secret's edit is verified on the
             guard's items and redone stricter (up to ``cfg.guard_retries`` times) when one of them broke.
         pad_id: padding id for the guard's batched passes.
+        guard_acts: ``guard_activations(model, arch, guard)`` when the caller already has them (unedited model).
 
     Returns:
         A :class:`RevsResult`; ``edit.restore(model, arch, result.backup)`` undoes the whole call bit-exactly.
@@ -314,11 +316,16 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
     torch.manual_seed(cfg.seed)
     lens = lens or VocabLens(model, arch)
     start = time.perf_counter()
-    guard_acts = guard_ok = None
+    guard_ok = None
     if guard is not None and len(guard):
-        guard_acts = guard_activations(model, arch, guard, pad_id=pad_id)
         if cfg.guard_check and guard.items:
             guard_ok = intact(model, guard.items, pad_id=pad_id)
+        # activations only feed contrast scoring: the config's own, or a stricter redo after a failed check
+        contrast = cfg.neuron_score == "contrast" or (guard_ok is not None and cfg.guard_retries > 0)
+        if guard_acts is None and contrast:
+            guard_acts = guard_activations(model, arch, guard, pad_id=pad_id)
+    else:
+        guard_acts = None
     results: list[TargetResult | None] = [None] * len(targets)
     edits, calls = [], 0
     backup = WeightBackup({}, {})

@@ -26,7 +26,7 @@ from pii_detect.schema import FINDINGS_SCHEMA
 from revs_engine.arch import resolve_arch
 from revs_engine.config import RevsConfig
 from revs_engine.ftl import FtlConfig, unlearn_ftl
-from revs_engine.guard import RetainGuard, guard_activations
+from revs_engine.guard import GuardActivations, RetainGuard, guard_activations
 from revs_engine.hashing import weights_sha256
 from revs_engine.lens import VocabLens
 from revs_engine.loading import load_model
@@ -129,10 +129,10 @@ def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str]) -> Re
     return guard if len(guard) else None
 
 
-def distinct_targets(model, arch, items: list[UnlearnItem], cfg: TargetConfig, guard: RetainGuard,
-                     pad_id: int = 0) -> list[TokenTarget]:
-    """Targets at each item's positions least like the guard's contexts (``targets.method = "distinct"``)."""
-    acts = guard_activations(model, arch, guard, pad_id=pad_id)
+def distinct_targets(model, arch, items: list[UnlearnItem], cfg: TargetConfig,
+                     acts: GuardActivations) -> list[TokenTarget]:
+    """Targets at each item's positions least like the guard's contexts (``targets.method = "distinct"``);
+    ``acts`` = :func:`~revs_engine.guard.guard_activations` of the guard on the unedited model."""
     out: list[TokenTarget] = []
     for i, item in enumerate(items):
         rule = config_for_entity(cfg, item.entity_type)
@@ -198,15 +198,17 @@ def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path, out_dir
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     logger.info("guard: %d retained items, %d benign texts", len(guard.items) if guard else 0,
                 len(guard.benign) if guard else 0)
+    acts = None  # computed once, shared by the position choice and REVS's contrast scoring
     if revs_cfg.targets.method == "distinct" and guard is not None:
-        targets = distinct_targets(model, arch, items, revs_cfg.targets, guard, pad)
+        acts = guard_activations(model, arch, guard, pad_id=pad)
+        targets = distinct_targets(model, arch, items, revs_cfg.targets, acts)
     else:
         if revs_cfg.targets.method == "distinct":
             logger.info("targets.method = distinct without a guard: the rarest rule is used")
         targets = build_targets(items, revs_cfg.targets)
     if method == "revs":
         result = unlearn(model, arch, targets, revs_cfg, lens=VocabLens(model, arch), progress=progress,
-                         guard=guard, pad_id=pad)
+                         guard=guard, pad_id=pad, guard_acts=acts)
         config, backup, seconds = revs_cfg.to_dict(), result.backup, result.seconds
     elif method == "ftl":
         ftl_cfg = ftl_cfg or FtlConfig()

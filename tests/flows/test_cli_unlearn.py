@@ -156,6 +156,7 @@ def test_the_audit_scores_the_positions_the_edit_targeted_also_for_a_deduplicate
 def test_unlearn_with_distinct_positions_edits_the_positions_least_like_the_guard(setup):
     # given f1 retained (the guard) and the distinct-position rule
     from revs_engine.config import RevsConfig
+    from revs_engine.guard import guard_activations
     from revs_engine.loading import load_model
     from revs_engine.targets import TargetConfig
     from tasks._io import read_table
@@ -172,6 +173,7 @@ def test_unlearn_with_distinct_positions_edits_the_positions_least_like_the_guar
     base = load_model(str(setup / "base"), cache_dir=setup / "cache")
     items = read_items(setup / "probes.parquet", setup / "findings.parquet", base.tokenizer, only_memorized=True)
     guard = build_guard(base.tokenizer, findings.slice(1, 1), [])
-    expected = distinct_targets(base.model, resolve_arch(base.model), items, cfg.targets, guard)
+    arch = resolve_arch(base.model)
+    expected = distinct_targets(base.model, arch, items, cfg.targets, guard_activations(base.model, arch, guard))
     assert [r["position"] for r in report.rows] == [t.position for t in expected]
     assert len(report.rows) == 2

@@ -129,3 +129,22 @@ def test_retries_never_keep_an_edit_that_breaks_more_than_the_first_attempt(fami
         broken[retries] = int((~intact(model, guard_items)).sum())
         assert result.targets[0].guard_broken == broken[retries]
     assert broken[3] <= broken[0]
+
+
+def test_precomputed_guard_activations_give_the_same_edits():
+    # given the guard's activations computed once by the caller (as `revs unlearn` does for distinct positions)
+    model, arch = _model("llama")
+    guard = RetainGuard.from_items(_greedy_items(model, 4, seed=7))
+    cfg = dataclasses.replace(CFG, neuron_score="contrast")
+    targets = _tokens(model, 2, seed=8)
+    # when REVS runs with and without them
+    acts = guard_activations(model, arch, guard)
+    given = unlearn(model, arch, targets, cfg, guard=guard, guard_acts=acts)
+    restore(model, arch, given.backup)
+    computed = unlearn(model, arch, targets, cfg, guard=guard)
+    # then the edits are identical
+    assert len(given.edits) == len(computed.edits)
+    for a, b in zip(given.edits, computed.edits, strict=True):
+        assert a.layer == b.layer
+        assert torch.equal(a.neurons, b.neurons)
+        assert torch.equal(a.delta, b.delta)
