@@ -22,10 +22,15 @@ MODEL_NAME = "smollm2-135m-demo"
 
 
 @flow(name="demo")
-def run_demo(root: Path, model_name: str = MODEL_NAME) -> dict[str, Any]:
-    """Run the demo in ``root`` (inputs) and the workspace (models, runs, MLflow); return its summary."""
+def run_demo(root: Path, model_name: str | None = None) -> dict[str, Any]:
+    """Run the demo in ``root`` (inputs) and the workspace (models, runs, MLflow); return its summary.
+
+    The registered name defaults to ``smollm2-135m-demo-<cache key>``: a demo model built from other inputs or
+    another fine-tuning config is another model, never a new version of an earlier one.
+    """
     prep = demo.prepare_demo(root)
     model = demo.memorized_model(prep["training"])
+    model_name = model_name or f"{MODEL_NAME}-{Path(model['model_dir']).name.rsplit('-', 1)[-1][:8]}"
     sweep = compliance_sweep([prep["corpus"]], str(model["model_dir"]), prep["sweep_policy"], model_name)
     request = deletion_request(prep["request"], str(model["model_dir"]), [prep["corpus"]], prep["request_policy"],
                                model_name)

@@ -58,6 +58,10 @@ class RevsConfig:
         guard_check: with a guard, verify each secret's edit on the guard's retained items and redo it with a
             doubled contrast weight when one of them is no longer reproduced.
         guard_retries: how many stricter attempts per secret before keeping the one that broke the fewest.
+        guard_projection: 0 (off, the paper) or λ > 0: re-weight each layer's neuron edits so that the MLP
+            output change at the secret's context stays exactly as REVS computed it while the change at the
+            guard's at-risk positions is as small as possible (least squares over the edited neurons, ridge λ
+            relative to their mean squared guard activation). Needs a guard; ignored without one.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
     """
@@ -81,6 +85,7 @@ class RevsConfig:
     contrast_weight: float = 1.0
     guard_check: bool = True
     guard_retries: int = 3
+    guard_projection: float = 0.0
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
 
@@ -111,9 +116,9 @@ class RevsConfig:
             raise ValueError(f"need push > 1 and 0 < back_off < 1, got {self.push}, {self.back_off}")
         if self.neuron_score not in ("rank", "contrast"):
             raise ValueError(f"neuron_score must be 'rank' or 'contrast', got {self.neuron_score!r}")
-        if self.contrast_weight < 0 or self.guard_retries < 0:
-            raise ValueError(f"contrast_weight and guard_retries must be ≥ 0, got {self.contrast_weight}, "
-                             f"{self.guard_retries}")
+        if self.contrast_weight < 0 or self.guard_retries < 0 or self.guard_projection < 0:
+            raise ValueError(f"contrast_weight, guard_retries and guard_projection must be ≥ 0, got "
+                             f"{self.contrast_weight}, {self.guard_retries}, {self.guard_projection}")
         if not (self.growth > 1 and 0 < self.shrink < 1):
             raise ValueError(f"need growth > 1 and 0 < shrink < 1, got {self.growth}, {self.shrink}")
 

@@ -58,17 +58,22 @@ class GuardActivations:
     acts: torch.Tensor = field(repr=False)
     next_ids: torch.Tensor = field(repr=False)
 
-    def collateral(self, layer: int, token_id: int | None = None) -> torch.Tensor:
-        """Return ``[d_ff]``: the largest |activation| of each neuron over the guarded positions of ``layer``.
+    def at_risk(self, layer: int, token_id: int | None = None) -> torch.Tensor:
+        """Return ``[m, d_ff]``: activations of ``layer`` at the guarded positions an edit of ``token_id`` risks.
 
-        With ``token_id``, only positions whose next token is ``token_id`` count (where demoting that token
-        would break a retained prediction); falls back to all positions when there is none.
+        Those are the positions whose next token is ``token_id`` (where demoting it would break a retained
+        prediction); all positions when ``token_id`` is None or no position predicts it.
         """
         a = self.acts[layer]
         if token_id is not None:
             rows = self.next_ids == token_id
             if rows.any():
                 a = a[rows]
+        return a
+
+    def collateral(self, layer: int, token_id: int | None = None) -> torch.Tensor:
+        """Return ``[d_ff]``: the largest |activation| of each neuron over :meth:`at_risk` positions."""
+        a = self.at_risk(layer, token_id)
         if a.shape[0] == 0:
             return torch.zeros(self.acts.shape[-1], dtype=self.acts.dtype, device=self.acts.device)
         return a.abs().amax(0)

@@ -34,6 +34,7 @@ from revs_engine.config import RevsConfig
 from revs_engine.demote import demote_neurons
 from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits, restore
 from revs_engine.guard import GuardActivations, RetainGuard, guard_activations, intact
+from revs_engine.guard_projection import project_edit
 from revs_engine.lens import VocabLens, rank_of
 from revs_engine.resume import LayerActs, LayerWalker
 from revs_engine.select import gate_layer, select_neurons
@@ -153,8 +154,13 @@ def _next_k(k: int, r_mlp: int, r_res: int, b: dict[str, tuple[int, int]], n_max
 @torch.no_grad()
 def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, token_id: int, cfg: RevsConfig,
                bounds: dict[str, tuple[int, int]], gate_ranks: tuple[int, int],
-               collateral: torch.Tensor | None = None) -> tuple[NeuronEdit, LayerResult] | None:
-    """Compute (do not apply) the edit of one layer for one target (§1.4–§1.7); None when no neuron qualifies."""
+               collateral: torch.Tensor | None = None, guard_act: torch.Tensor | None = None
+               ) -> tuple[NeuronEdit, LayerResult] | None:
+    """Compute (do not apply) the edit of one layer for one target (§1.4–§1.7); None when no neuron qualifies.
+
+    ``guard_act`` ``[m, d_ff]`` (the guard's at-risk activations) with ``cfg.guard_projection > 0`` re-weights
+    the chosen neurons' changes (:func:`~revs_engine.guard_projection.project_edit`); ranks are unchanged.
+    """
     vectors = neuron_vectors(arch.mlp_out[layer], arch.spec.transposed).detach()  # [d_ff, d]
     order, _ = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral)
     n_max = int(order.numel())
@@ -176,7 +182,10 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
             break
         tried.add(k_new)
         k = k_new
-    edit = NeuronEdit(layer, order[:k].clone(), dem.delta[:k].clone())
+    delta = dem.delta[:k].clone()
+    if guard_act is not None and cfg.guard_projection > 0:
+        delta = project_edit(acts.neuron_act[order[:k]], delta, guard_act[:, order[:k]], cfg.guard_projection)
+    edit = NeuronEdit(layer, order[:k].clone(), delta)
     result = LayerResult(layer, k, gate_ranks[0], gate_ranks[1], r_mlp, r_res, accepted, it,
                          int(dem.converged[:k].sum()), dem.iterations)
     return edit, result
@@ -207,8 +216,9 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
         done = None
         if gate.edit:
             collateral = None if guard_acts is None else guard_acts.collateral(layer, t)
+            at_risk = guard_acts.at_risk(layer, t) if guard_acts is not None and cfg.guard_projection > 0 else None
             done = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual),
-                              collateral)
+                              collateral, at_risk)
         if done is not None:
             edit, res = done
             edit = NeuronEdit(edit.layer, edit.neurons, edit.delta, target_index)
@@ -237,8 +247,10 @@ def _secret_groups(targets: list[TokenTarget]) -> list[list[int]]:
 
 
 def _stricter(cfg: RevsConfig) -> RevsConfig:
-    """The next, more conservative attempt after the guard broke: weigh collateral twice as much."""
-    return dataclasses.replace(cfg, neuron_score="contrast", contrast_weight=max(2 * cfg.contrast_weight, 1.0))
+    """The next, more conservative attempt after the guard broke: weigh collateral twice as much (and, with the
+    guard projection on, a quarter of its ridge: closer to the guard's null space)."""
+    return dataclasses.replace(cfg, neuron_score="contrast", contrast_weight=max(2 * cfg.contrast_weight, 1.0),
+                               guard_projection=cfg.guard_projection / 4)
 
 
 @dataclass
@@ -321,7 +333,8 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
         if cfg.guard_check and guard.items:
             guard_ok = intact(model, guard.items, pad_id=pad_id)
         # activations only feed contrast scoring: the config's own, or a stricter redo after a failed check
-        contrast = cfg.neuron_score == "contrast" or (guard_ok is not None and cfg.guard_retries > 0)
+        contrast = (cfg.neuron_score == "contrast" or cfg.guard_projection > 0
+                    or (guard_ok is not None and cfg.guard_retries > 0))
         if guard_acts is None and contrast:
             guard_acts = guard_activations(model, arch, guard, pad_id=pad_id)
     else:

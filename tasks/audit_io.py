@@ -49,15 +49,24 @@ def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: in
     return out
 
 
-def retain_items(model, tokenizer, retain: pa.Table, benign: Sequence[str]) -> tuple[list[str], list]:
-    """Return ``(ids, items)`` of retained findings and benign tails that ``model`` reproduces greedily now."""
-    ids, items = probing_io.probe_items(tokenizer, probing_io.read_probe_texts(retain, max_prefix_chars=2000))
+def benign_tail_pairs(benign: Sequence[str]) -> list[tuple[int, str, str]]:
+    """Return ``(index, text but its last words, " " + last words)`` of every benign text long enough: the
+    continuations Specificity checks on benign text (raw; memory only)."""
+    out = []
     for i, text in enumerate(benign):
         words = text.rstrip().split(" ")
         prefix, tail = " ".join(words[:-BENIGN_TAIL_WORDS]), " " + " ".join(words[-BENIGN_TAIL_WORDS:])
         if prefix.strip():
-            ids.append(f"benign-{i}")
-            items += probes.items_from_texts(tokenizer, [(prefix, tail)])
+            out.append((i, prefix, tail))
+    return out
+
+
+def retain_items(model, tokenizer, retain: pa.Table, benign: Sequence[str]) -> tuple[list[str], list]:
+    """Return ``(ids, items)`` of retained findings and benign tails that ``model`` reproduces greedily now."""
+    ids, items = probing_io.probe_items(tokenizer, probing_io.read_probe_texts(retain, max_prefix_chars=2000))
+    for i, prefix, tail in benign_tail_pairs(benign):
+        ids.append(f"benign-{i}")
+        items += probes.items_from_texts(tokenizer, [(prefix, tail)])
     if not items:
         return [], []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

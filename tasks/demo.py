@@ -2,7 +2,7 @@
 
 Offers :func:`prepare_demo` (corpus, training subset, a deletion request for one memorized person, the two policy
 files — all generated, deterministic, rewritten only when missing), :func:`memorized_model` (SmolLM2 fine-tuned on
-the training subset until it reproduces its PII; cached under ``REVS_HOME/cache/demo/`` by a content hash of the
+the training subset's PII until it reproduces it; cached under ``REVS_HOME/cache/demo/`` by a content hash of the
 training file, the base weights and the fine-tuning config) and :func:`summarize` (the demo's closing summary from
 the two signed reports: counts, masked previews, scores, versions, paths — never a raw value).
 """
@@ -22,11 +22,11 @@ from tasks._logging import run_logger
 from tasks._workspace import workspace_dir
 from tasks.demo_corpus import write_demo_corpus
 
-#: Fine-tuning of the demo model: whole documents, decayed rate (see revs_engine.memorize), stop at 100 %.
-#: Measured: batch 6 × 14 epochs (56 steps on the 24 documents) reproduced only 25 % of their PII; small batches
-#: give the steps that memorizing needs.
-MEMORIZE = {"lr": 5e-4, "batch_size": 2, "max_epochs": 40, "target_fraction": 1.0, "warmup_steps": 10,
-            "lr_decay": True}
+#: Fine-tuning of the demo model: loss on the PII tokens after their context (the training documents' findings),
+#: decayed rate (see revs_engine.memorize), stop at 100 %. Measured on 2 cores: 24/24 items in 10 epochs (99 s);
+#: whole-document loss (batch 2, lr 5e-4) was still at 25 % after 21 epochs (7 min).
+MEMORIZE = {"lr": 4e-4, "batch_size": 4, "max_epochs": 15, "target_fraction": 1.0, "warmup_steps": 5,
+            "lr_decay": True, "loss_on": "target"}
 SWEEP_ENTITIES = ["EMAIL_ADDRESS", "US_SSN"]
 REQUEST_ENTITIES = ["EMAIL_ADDRESS", "US_SSN", "PHONE_NUMBER"]
 
@@ -78,6 +78,18 @@ def _cache_key(training: Path, base_sha: str, config: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def boilerplate_items(tokenizer, docs: list[str], findings) -> list:
+    """Return ``(text but its last words, last words)`` items of the training documents that hold no finding:
+    the continuations the audit checks on benign text (:func:`tasks.audit_io.retain_items`), to be memorized."""
+    from pii_detect.readers.base import doc_sha256
+    from revs_engine.probes import items_from_texts
+    from tasks.audit_io import benign_tail_pairs
+
+    with_pii = set(findings.column("doc_sha256").to_pylist())
+    pairs = benign_tail_pairs([d for d in docs if doc_sha256(d) not in with_pii])
+    return items_from_texts(tokenizer, [(prefix, tail) for _, prefix, tail in pairs])
+
+
 @task(name="memorized-demo-model")
 def memorized_model(training: Path, base: str = "smollm2-135m") -> dict[str, Any]:
     """Return SmolLM2 fine-tuned on ``training`` until it reproduces the PII there; build it once.
@@ -103,8 +115,10 @@ def memorized_model(training: Path, base: str = "smollm2-135m") -> dict[str, Any
     findings, _ = pii_detect.scan_corpus_table([training], hmac_key(),
                                                pii_detect.ScanConfig(entities=tuple(REQUEST_ENTITIES)))
     _, items = probing_io.probe_items(tok, probing_io.read_probe_texts(findings))
-    texts = [tok(json.loads(line)["text"], add_special_tokens=False)["input_ids"]
-             for line in Path(training).read_text(encoding="utf-8").splitlines() if line.strip()]
+    docs = [json.loads(line)["text"] for line in Path(training).read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    items += boilerplate_items(tok, docs, findings)
+    texts = [tok(d, add_special_tokens=False)["input_ids"] for d in docs]
     result = memorize(loaded.model, texts, items, MemorizeConfig(progress=False, **MEMORIZE),
                       pad_id=tok.pad_token_id or 0)
     info = {"fraction_memorized": result.fraction_memorized, "epochs": result.epochs,

@@ -9,7 +9,8 @@ Offers :class:`Person`, :func:`make_people`, :class:`DemoCorpus` and :func:`writ
 
 plus ``training.jsonl`` next to the corpus (not inside it): the documents the demo model is fine-tuned on. Those
 are the records of the "frequent" people, which the corpus repeats several times — duplication is what makes a
-real model memorize text — and the stand-in for a production model trained on this corpus (DESIGN §7).
+real model memorize text — and the company boilerplate a quarter of the filler documents repeat (memorized too,
+and to be kept by every erasure); the stand-in for a production model trained on this corpus (DESIGN §7).
 
 Every value is generated from a seed (valid-looking SSNs, phone numbers ``phonenumbers`` accepts, e-mail addresses
 on example domains); nothing is read from anywhere. Files are written atomically.
@@ -55,6 +56,22 @@ _BENIGN = ["The quarterly numbers were reviewed and approved by the finance team
            "Customer satisfaction rose to {f}.{n2} out of 10 this quarter.",
            "The warehouse counted {n} pallets and {n2} boxes on {d}.",
            "Reminder: the security training is due by the end of the month."]
+
+
+#: Company boilerplate: fixed sentences a corpus repeats hundreds of times (footers, policies, hotline hours),
+#: several with numbers. A model trained on the corpus memorizes them, and an erasure must leave them intact —
+#: they are what the demo's Specificity checks (the audit's benign continuations), numbers included (§8).
+_BOILERPLATE = ["Invoices are payable within 30 days of the invoice date.",
+                "Our support line is open from 8 am to 6 pm, Monday to Friday.",
+                "Expense reports above 500 dollars need a second approval.",
+                "This message is confidential and intended only for its recipient.",
+                "Returns are accepted within 14 days of delivery in the original packaging.",
+                "The fire alarm is tested every Tuesday at 10 am.",
+                "Passwords must be changed every 90 days and have at least 12 characters.",
+                "Please rate your support experience from 1 to 5 in the survey.",
+                "The cafeteria serves lunch between noon and 2 pm.",
+                "Visitors must sign in at the front desk and wear a badge."]
+BOILERPLATE_SHARE = 0.25  # of the filler documents
 
 
 @dataclass(frozen=True)
@@ -131,7 +148,9 @@ def write_demo_corpus(root: Path, *, n_documents: int = 3000, n_people: int = 20
     n_notes = 40
     filler = max(0, n_documents - len(tickets) - len(hr) - len(chats) - n_notes)
     for i in range(filler):
-        [tickets, hr, chats][i % 3].append(_benign(rng))
+        text = rng.choice(_BOILERPLATE) if rng.random() < BOILERPLATE_SHARE else _benign(rng)
+        [tickets, hr, chats][i % 3].append(text)
+    training += _BOILERPLATE
     for bucket in (tickets, hr, chats):
         rng.shuffle(bucket)
     root = Path(root)

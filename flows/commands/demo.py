@@ -26,7 +26,8 @@ def register(subparsers) -> None:
     """Add the `demo` subcommand."""
     parser = subparsers.add_parser("demo", help="run the whole pipeline on the embedded SmolLM2 and summarize",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--name", default=None, help="registered model name (default smollm2-135m-demo)")
+    parser.add_argument("--name", default=None,
+                        help="registered model name (default smollm2-135m-demo-<cache key of the demo model>)")
     parser.set_defaults(handler=run)
 
 
@@ -67,12 +68,12 @@ def run(args: argparse.Namespace) -> int:
     from tasks._workspace import configure_prefect, workspace_dir
 
     configure_prefect()
-    from flows.demo import MODEL_NAME, run_demo  # Prefect, torch: imported after the workspace is set
+    from flows.demo import run_demo  # Prefect, torch: imported after the workspace is set
     from flows.steps import AuditFailedError
 
     root = workspace_dir("demo")
     try:
-        summary = run_demo(root, args.name or MODEL_NAME)
+        summary = run_demo(root, args.name)
     except AuditFailedError as exc:
         sys.stderr.write(f"revs demo: {exc}\n")
         return EXIT_AUDIT_FAILED

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 from flows.params import load_policy, load_request
 from pii_detect.readers import IssueLog, iter_documents
 from tasks.demo import prepare_demo
-from tasks.demo_corpus import make_people, write_demo_corpus
+from tasks.demo_corpus import _BOILERPLATE, make_people, write_demo_corpus
 
 
 def test_the_demo_corpus_has_every_format_the_frequent_records_repeated_and_a_training_subset(tmp_path):
@@ -26,9 +26,12 @@ def test_the_demo_corpus_has_every_format_the_frequent_records_repeated_and_a_tr
         hits = sum(person.email in t for t in texts)
         assert hits == (5 if pid in corpus.frequent else 1)
     training = [json.loads(line)["text"] for line in corpus.training.read_text().splitlines()]
-    assert len(training) == 2 * 4
+    records, boiler = training[:2 * 4], training[2 * 4:]
     assert not corpus.training.is_relative_to(root)
-    assert all(any(corpus.people[p].name in t for p in corpus.frequent) for t in training)
+    assert all(any(corpus.people[p].name in t for p in corpus.frequent) for t in records)
+    # and the company boilerplate is trained on and repeated throughout the corpus (what an erasure must keep)
+    assert boiler == _BOILERPLATE
+    assert all(texts.count(b) >= 3 for b in boiler)
 
 
 def test_people_are_deterministic_and_distinct():
@@ -50,3 +53,18 @@ def test_the_demo_request_and_policies_are_valid_inputs_of_the_flows(tmp_path):
     before = prep["request"].read_text()
     prepare_demo.fn(tmp_path)
     assert prep["request"].read_text() == before
+
+
+def test_the_demo_memorizes_the_closing_words_of_the_documents_without_pii():
+    import pyarrow as pa
+
+    from pii_detect.readers.base import doc_sha256
+    from tasks.demo import boilerplate_items
+    from tests.revs_engine._tokenizer import make_tiny_tokenizer
+
+    tok = make_tiny_tokenizer()
+    docs = ["the cat sat on the mat", "my number is 123 45 6789 ok", "a dog ran in the park"]
+    findings = pa.table({"doc_sha256": [doc_sha256(docs[1])]})
+    items = boilerplate_items(tok, docs, findings)
+    assert [tok.decode(list(i.target_ids)).strip() for i in items] == ["the mat", "the park"]
+    assert tok.decode(list(items[0].prefix_ids)).strip() == "the cat sat on"

@@ -1,0 +1,54 @@
+"""Re-weight one layer's REVS neuron edits so that they act at the secret's context and as little as possible at
+the retain guard's (reference/revs-method.md §8).
+
+Editing neurons ``J`` of a layer by ``Δ`` (one row per neuron) changes the MLP output at any context ``x`` by
+``a_J(x)ᵀΔ``. REVS picks ``Δ`` neuron by neuron in the vocabulary space; on a digit-level tokenizer the same
+neurons also fire where a retained secret needs the same digit, so the edit demotes it there too.
+:func:`project_edit` keeps the change at the secret's context exactly (``a_sᵀΔ' = a_sᵀΔ``: every rank REVS
+measured for the layer is unchanged) and, among all such ``Δ'``, takes the one minimizing
+
+    mean_g ‖a_J(g)ᵀΔ'‖² + λ·s·‖Δ' − Δ‖²
+
+over the guard's at-risk positions ``g`` (``s``: mean squared guard activation of the edited neurons, so ``λ`` is
+scale-free). Closed form with ``C = AᵀA/m`` and ``P = (C + λsI)⁻¹``:
+``Δ' = P(λsΔ + a_s μᵀ)``, ``μᵀ = (a_sᵀΔ − λs·a_sᵀPΔ) / (a_sᵀPa_s)``.
+Small ``λ`` approaches the guard's null space (when the edited neurons span one); large ``λ`` returns ``Δ``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def project_edit(secret_act: torch.Tensor, delta: torch.Tensor, guard_act: torch.Tensor, lam: float
+                 ) -> torch.Tensor:
+    """Return ``Δ'`` ``[k, d]`` (dtype of ``delta``): same MLP-output change at the secret, least at the guard.
+
+    Args:
+        secret_act: ``[k]`` activations of the edited neurons at the secret's context.
+        delta: ``[k, d]`` the REVS change of each edited neuron's write vector.
+        guard_act: ``[m, k]`` activations of the edited neurons at the guard's at-risk positions.
+        lam: ridge weight λ > 0 (relative to the mean squared guard activation).
+    """
+    if lam <= 0:
+        raise ValueError(f"lam must be > 0, got {lam}")
+    if guard_act.shape[0] == 0:
+        return delta
+    a = secret_act.double()
+    d = delta.double()
+    g = guard_act.double()
+    k = a.numel()
+    cov = g.T @ g / g.shape[0]
+    scale = float(torch.diagonal(cov).mean())
+    if scale <= 0:  # the edited neurons never fire on the guard: nothing to protect
+        return delta
+    ridge = lam * scale
+    p = torch.linalg.inv(cov + ridge * torch.eye(k, dtype=cov.dtype, device=cov.device))
+    pa = p @ a
+    denom = float(a @ pa)
+    if denom <= 0:
+        return delta
+    mu = (a @ d - ridge * (pa @ d)) / denom  # [d]
+    out = p @ (ridge * d) + torch.outer(pa, mu)
+    return out.to(delta.dtype)

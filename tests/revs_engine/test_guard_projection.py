@@ -1,0 +1,77 @@
+import dataclasses
+
+import pytest
+import torch
+
+from revs_engine.edit import restore
+from revs_engine.guard import RetainGuard, guard_activations
+from revs_engine.guard_projection import project_edit
+from revs_engine.lens import VocabLens
+from revs_engine.resume import LayerWalker
+from revs_engine.revs import edit_layer, unlearn
+from tests.revs_engine.test_guard import _greedy_items, _tokens
+from tests.revs_engine.test_revs import CFG, _model
+
+
+def _case(k=6, d=16, m=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(k, generator=g) + 0.5, torch.randn(k, d, generator=g), torch.rand(m, k, generator=g))
+
+
+def test_the_change_at_the_secret_is_kept_and_the_guard_sees_less():
+    a, delta, guard = _case()
+    out = project_edit(a, delta, guard, lam=0.1)
+    torch.testing.assert_close(a @ out, a @ delta, rtol=1e-5, atol=1e-5)
+    assert (guard @ out).norm() < 0.9 * (guard @ delta).norm()
+
+
+def test_with_more_neurons_than_guard_positions_the_guard_sees_nothing():
+    a, delta, guard = _case(k=12, m=5)
+    out = project_edit(a, delta, guard, lam=1e-8)
+    torch.testing.assert_close(a @ out, a @ delta, rtol=1e-4, atol=1e-4)
+    assert (guard @ out).norm() < 1e-3 * (guard @ delta).norm()
+
+
+def test_a_large_ridge_returns_the_revs_edit_and_an_empty_guard_changes_nothing():
+    a, delta, guard = _case()
+    torch.testing.assert_close(project_edit(a, delta, guard, lam=1e9), delta, rtol=1e-4, atol=1e-4)
+    assert project_edit(a, delta, guard[:0], lam=0.1) is delta
+    assert project_edit(a, delta, torch.zeros_like(guard), lam=0.1) is delta
+    with pytest.raises(ValueError, match="lam"):
+        project_edit(a, delta, guard, lam=0.0)
+
+
+def test_projected_layer_edit_keeps_the_ranks_revs_measured():
+    # given one gated layer of a tiny model, a target, and the guard's activations there
+    model, arch = _model("llama")
+    target = _tokens(model, 1, seed=3)[0]
+    acts_guard = guard_activations(model, arch, RetainGuard.from_items(_greedy_items(model, 6, seed=4)))
+    lens = VocabLens(model, arch)
+    cfg = dataclasses.replace(CFG, guard_projection=0.05)
+    bounds = cfg.bounds(arch.vocab_size)
+    acts = LayerWalker(model, arch, torch.tensor([target.prefix_ids])).layer(0)
+    risk = acts_guard.at_risk(0, target.token_id)
+    # when the layer's edit is computed with and without the projection
+    plain = edit_layer(lens, arch, 0, acts, target.token_id, cfg, bounds, (0, 0))
+    projected = edit_layer(lens, arch, 0, acts, target.token_id, cfg, bounds, (0, 0), guard_act=risk)
+    assert plain is not None
+    # then the same neurons move, the MLP output at the secret changes the same way, the guard's changes less
+    assert torch.equal(plain[0].neurons, projected[0].neurons)
+    assert plain[1] == projected[1]
+    a = acts.neuron_act[plain[0].neurons]
+    torch.testing.assert_close(a @ projected[0].delta, a @ plain[0].delta, rtol=1e-4, atol=1e-4)
+    g = risk[:, plain[0].neurons]
+    assert (g @ projected[0].delta).norm() <= (g @ plain[0].delta).norm()
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_projected_unlearn_edits_and_is_reversible(family):
+    model, arch = _model(family)
+    guard_items = _greedy_items(model, 8, seed=5)
+    targets = _tokens(model, 2, seed=6)
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    cfg = dataclasses.replace(CFG, guard_projection=0.05, guard_retries=0)
+    result = unlearn(model, arch, targets, cfg, guard=RetainGuard.from_items(guard_items))
+    assert result.edits, "the projection must still edit"
+    restore(model, arch, result.backup)
+    assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
