@@ -59,9 +59,9 @@ class RevsConfig:
             doubled contrast weight when one of them is no longer reproduced.
         guard_retries: how many stricter attempts per secret before keeping the one that broke the fewest.
         guard_projection: 0 (off, the paper) or λ > 0: re-weight each layer's neuron edits so that the MLP
-            output change at the secret's context stays exactly as REVS computed it while the change at the
-            guard's at-risk positions is as small as possible (least squares over the edited neurons, ridge λ
-            relative to their mean squared guard activation). Needs a guard; ignored without one.
+            output change at the secret's context stays exactly as REVS computed it while the change at every
+            guarded position is as small as possible (least squares over the edited neurons, ridge λ relative
+            to their mean squared guard activation). Needs a guard; ignored without one.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
     """

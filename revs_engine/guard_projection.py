@@ -9,7 +9,8 @@ measured for the layer is unchanged) and, among all such ``Δ'``, takes the one 
 
     mean_g ‖a_J(g)ᵀΔ'‖² + λ·s·‖Δ' − Δ‖²
 
-over the guard's at-risk positions ``g`` (``s``: mean squared guard activation of the edited neurons, so ``λ`` is
+over the guard's positions ``g`` — every guarded position: a retained secret's digits and number-heavy benign
+text alike (``s``: mean squared guard activation of the edited neurons, so ``λ`` is
 scale-free). Closed form with ``C = AᵀA/m`` and ``P = (C + λsI)⁻¹``:
 ``Δ' = P(λsΔ + a_s μᵀ)``, ``μᵀ = (a_sᵀΔ − λs·a_sᵀPΔ) / (a_sᵀPa_s)``.
 Small ``λ`` approaches the guard's null space (when the edited neurons span one); large ``λ`` returns ``Δ``.
@@ -28,7 +29,7 @@ def project_edit(secret_act: torch.Tensor, delta: torch.Tensor, guard_act: torch
     Args:
         secret_act: ``[k]`` activations of the edited neurons at the secret's context.
         delta: ``[k, d]`` the REVS change of each edited neuron's write vector.
-        guard_act: ``[m, k]`` activations of the edited neurons at the guard's at-risk positions.
+        guard_act: ``[m, k]`` activations of the edited neurons at the guard's positions.
         lam: ridge weight λ > 0 (relative to the mean squared guard activation).
     """
     if lam <= 0:

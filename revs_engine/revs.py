@@ -158,8 +158,9 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
                ) -> tuple[NeuronEdit, LayerResult] | None:
     """Compute (do not apply) the edit of one layer for one target (§1.4–§1.7); None when no neuron qualifies.
 
-    ``guard_act`` ``[m, d_ff]`` (the guard's at-risk activations) with ``cfg.guard_projection > 0`` re-weights
-    the chosen neurons' changes (:func:`~revs_engine.guard_projection.project_edit`); ranks are unchanged.
+    ``guard_act`` ``[m, d_ff]`` (the guard's activations at this layer) with ``cfg.guard_projection > 0``
+    re-weights the chosen neurons' changes (:func:`~revs_engine.guard_projection.project_edit`); ranks are
+    unchanged.
     """
     vectors = neuron_vectors(arch.mlp_out[layer], arch.spec.transposed).detach()  # [d_ff, d]
     order, _ = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral)
@@ -216,7 +217,9 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
         done = None
         if gate.edit:
             collateral = None if guard_acts is None else guard_acts.collateral(layer, t)
-            at_risk = guard_acts.at_risk(layer, t) if guard_acts is not None and cfg.guard_projection > 0 else None
+            # the projection protects every guarded position: the measured ppl damage comes from positions
+            # that do not predict t itself (number-heavy text), which the per-token collateral does not see
+            at_risk = guard_acts.acts[layer] if guard_acts is not None and cfg.guard_projection > 0 else None
             done = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual),
                               collateral, at_risk)
         if done is not None:

@@ -31,7 +31,8 @@ def test_the_demo_corpus_has_every_format_the_frequent_records_repeated_and_a_tr
     assert all(any(corpus.people[p].name in t for p in corpus.frequent) for t in records)
     # and the company boilerplate is trained on and repeated throughout the corpus (what an erasure must keep)
     assert boiler == _BOILERPLATE
-    assert all(texts.count(b) >= 3 for b in boiler)
+    assert sum(texts.count(b) for b in boiler) > 0.1 * len(texts)
+    assert all(b in texts for b in boiler)
 
 
 def test_people_are_deterministic_and_distinct():
