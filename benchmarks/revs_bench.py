@@ -175,6 +175,13 @@ PAPER_RULES = RevsVariant("REVS, paper rules", RevsConfig(), "rarest", False)
 OURS = RevsVariant("REVS, ours", RevsConfig(neuron_score="contrast", residual_rank_window=(0.006, 0.03),
                                             mlp_rank_window=(0.006, 0.9)), "distinct", True)
 
+#: Ours plus the guard projection (revs_engine.guard_projection): every layer's edit re-weighted so the change at
+#: the secret is kept and the change at the guard's positions is least; the residual window of the demo policy.
+OURS_PROJECTED = RevsVariant("REVS, ours + guard projection",
+                             RevsConfig(neuron_score="contrast", guard_projection=0.05,
+                                        residual_rank_window=(0.05, 0.25), mlp_rank_window=(0.006, 0.9)),
+                             "distinct", True)
+
 
 def run_revs(model, arch, lens, data: SeedData, tg: Targets, variant: RevsVariant, *, resume: bool = True):
     """Edit the model in place with one REVS variant; return the result."""
@@ -296,7 +303,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--no-paper-rules", action="store_true", help="skip the published-rules REVS row")
     args = parser.parse_args(argv)
     seeds, n_forget = ([0], 5) if args.quick else (args.seeds, args.forget)
-    variants = [OURS] if args.no_paper_rules else [PAPER_RULES, OURS]
+    variants = [OURS, OURS_PROJECTED] if args.no_paper_rules else [PAPER_RULES, OURS, OURS_PROJECTED]
     lm, rows, info = memorized_model(progress=False)
     per_seed = []
     for seed in seeds:  # each seed's raw numbers are kept as they come (hours of CPU for three seeds)

@@ -62,6 +62,9 @@ class RevsConfig:
             output change at the secret's context stays exactly as REVS computed it while the change at every
             guarded position is as small as possible (least squares over the edited neurons, ridge λ relative
             to their mean squared guard activation). Needs a guard; ignored without one.
+        repasses: after all secrets are edited, edit again (up to this many times) the secrets whose target a
+            later edit re-promoted (final rank below the residual bottom and under half its rank right after
+            its own edit). 0 is the paper's single pass.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
     """
@@ -86,6 +89,7 @@ class RevsConfig:
     guard_check: bool = True
     guard_retries: int = 3
     guard_projection: float = 0.0
+    repasses: int = 0
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
 
@@ -106,6 +110,8 @@ class RevsConfig:
                 raise ValueError(f"{name} fractions of the vocabulary must lie in (0, 1], got {window!r}")
             if lo > hi:
                 raise ValueError(f"{name}: bottom margin {lo} is above top margin {hi}")
+        if self.repasses < 0:
+            raise ValueError(f"repasses must be ≥ 0, got {self.repasses}")
         for name in ("max_iter_neuron", "max_iter_mlp", "start_k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")

@@ -347,27 +347,42 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
     backup = WeightBackup({}, {})
     bounds = cfg.bounds(arch.vocab_size)
     bar = tqdm(total=len(targets), desc="REVS", unit="target", disable=not progress)
-    for group in _secret_groups(targets):
-        kept, n_calls = _unlearn_secret(model, arch, lens, targets, group, cfg, resume=resume, guard=guard,
-                                        guard_acts=guard_acts, guard_ok=guard_ok, pad_id=pad_id)
-        for i, r in zip(group, kept.results, strict=True):
-            results[i] = r
-            if not r.converged:
-                logger.warning("target %d (secret %d, position %d) did not converge: final rank %d < %d", i,
-                               r.secret_index, r.position, r.rank_after, bounds["residual"][0])
-        edits += kept.edits
-        calls += n_calls
-        guard_ok = kept.guard_ok
-        backup = backup.merged(kept.backup)
-        bar.update(len(group))
+    groups = todo = _secret_groups(targets)
+    for rnd in range(cfg.repasses + 1):
+        for group in todo:
+            kept, n_calls = _unlearn_secret(model, arch, lens, targets, group, cfg, resume=resume, guard=guard,
+                                            guard_acts=guard_acts, guard_ok=guard_ok, pad_id=pad_id)
+            for i, r in zip(group, kept.results, strict=True):
+                results[i] = r
+                if not r.converged:
+                    logger.warning("target %d (secret %d, position %d) did not converge: final rank %d < %d", i,
+                                   r.secret_index, r.position, r.rank_after, bounds["residual"][0])
+            edits += kept.edits
+            calls += n_calls
+            guard_ok = kept.guard_ok
+            backup = backup.merged(kept.backup)
+            bar.update(len(group))
+        ranks = _final_ranks(model, arch, targets)  # later edits may re-promote earlier targets
+        todo = [g for g in groups if any(ranks[i] < bounds["residual"][0] and 2 * ranks[i] < results[i].rank_after
+                                         for i in g)]
+        if rnd == cfg.repasses or not todo:
+            break
+        logger.info("pass %d: %d secret(s) re-promoted by later edits; editing them again", rnd + 2, len(todo))
+        bar.total += sum(len(g) for g in todo)
     bar.close()
-    finals = []
-    for target, res in zip(targets, results, strict=True):  # later edits may re-promote earlier targets
-        ids = torch.tensor(target.prefix_ids, dtype=torch.long, device=arch.unembed.weight.device)[None]
-        logits = model(input_ids=ids, use_cache=False).logits[0, -1]
-        finals.append(_with_final(res, int(rank_of(logits, target.token_id))))
+    finals = [_with_final(res, rank) for res, rank in zip(results, ranks, strict=True)]
     out = RevsResult(tuple(finals), tuple(edits), backup, time.perf_counter() - start, calls)
     logger.info("REVS: %s", out.summary())
+    return out
+
+
+@torch.no_grad()
+def _final_ranks(model: nn.Module, arch: ModelArch, targets: list[TokenTarget]) -> list[int]:
+    """Return each target's rank in the model's output at its prefix, on the current weights."""
+    out = []
+    for target in targets:
+        ids = torch.tensor(target.prefix_ids, dtype=torch.long, device=arch.unembed.weight.device)[None]
+        out.append(int(rank_of(model(input_ids=ids, use_cache=False).logits[0, -1], target.token_id)))
     return out
 
 

@@ -33,19 +33,28 @@ from tasks import probing_io
 
 logger = logging.getLogger(__name__)
 MAX_BENIGN = 64
+GUARD_BENIGN = 16  # benign corpus documents guarding an edit (held out of the audit)
 BENIGN_TAIL_WORDS = 2
 
 
-def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: int = MAX_BENIGN) -> list[str]:
-    """Return up to ``limit`` corpus documents that hold none of the findings' locations (raw; memory only)."""
+def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: int = MAX_BENIGN,
+                 skip: int = 0) -> list[str]:
+    """Return up to ``limit`` corpus documents that hold none of the findings' locations, after the first
+    ``skip`` such documents (raw; memory only).
+
+    The first :data:`GUARD_BENIGN` guard an edit (``skip=0``); the audit skips them, so that its perplexity and
+    benign Specificity are measured on text the edit never saw.
+    """
     used = {(s, k) for t in findings for s, k in zip(t.column("source").to_pylist(), t.column("doc_key")
                                                       .to_pylist(), strict=True)}
-    out = []
+    out, seen = [], 0
     for doc in iter_documents(corpus, None, IssueLog()):
         if (doc.source, doc.doc_key) not in used and len(doc.text.split()) > BENIGN_TAIL_WORDS:
-            out.append(doc.text)
-            if len(out) >= limit:
-                break
+            seen += 1
+            if seen > skip:
+                out.append(doc.text)
+                if len(out) >= limit:
+                    break
     return out
 
 

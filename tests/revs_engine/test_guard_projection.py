@@ -75,3 +75,35 @@ def test_projected_unlearn_edits_and_is_reversible(family):
     assert result.edits, "the projection must still edit"
     restore(model, arch, result.backup)
     assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt_neox"])
+def test_a_second_pass_only_adds_edits_and_stays_reversible(family):
+    # given the same targets edited in one pass and with up to two extra passes
+    from revs_engine.hashing import weights_sha256
+    from revs_engine.lens import rank_of
+
+    runs = {}
+    for repasses in (0, 2):
+        model, arch = _model(family)
+        base = weights_sha256(model)
+        targets = _tokens(model, 6, seed=11)
+        result = unlearn(model, arch, targets, dataclasses.replace(CFG, repasses=repasses))
+        # then each reported final rank is the edited model's rank
+        for t, r in zip(targets, result.targets, strict=True):
+            assert r.rank_final == int(rank_of(model(torch.tensor([t.prefix_ids])).logits[0, -1], t.token_id))
+        restore(model, arch, result.backup)
+        assert weights_sha256(model) == base
+        runs[repasses] = result
+    # and the extra passes keep the first pass's edits as they were and only append to them
+    first, more = runs[0].edits, runs[2].edits
+    assert len(more) >= len(first)
+    for a, b in zip(first, more, strict=False):
+        assert a.layer == b.layer and torch.equal(a.neurons, b.neurons) and torch.equal(a.delta, b.delta)
+
+
+def test_repasses_must_not_be_negative():
+    from revs_engine.config import RevsConfig
+
+    with pytest.raises(ValueError, match="repasses"):
+        RevsConfig(repasses=-1)
