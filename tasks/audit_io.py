@@ -33,17 +33,18 @@ from tasks import probing_io
 
 logger = logging.getLogger(__name__)
 MAX_BENIGN = 64
-GUARD_BENIGN = 16  # benign corpus documents guarding an edit (held out of the audit)
+GUARD_BENIGN = 16  # benign corpus documents guarding an edit
+GUARD_HALF, AUDIT_HALF = 0, 1  # the guard and the audit read disjoint halves of the benign documents
 BENIGN_TAIL_WORDS = 2
 
 
 def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: int = MAX_BENIGN,
-                 skip: int = 0) -> list[str]:
-    """Return up to ``limit`` corpus documents that hold none of the findings' locations, after the first
-    ``skip`` such documents (raw; memory only).
+                 half: int | None = None) -> list[str]:
+    """Return up to ``limit`` corpus documents that hold none of the findings' locations (raw; memory only).
 
-    The first :data:`GUARD_BENIGN` guard an edit (``skip=0``); the audit skips them, so that its perplexity and
-    benign Specificity are measured on text the edit never saw.
+    ``half`` = 0 or 1 keeps only the even or odd ones of those documents: the guard of an edit reads half 0
+    (:data:`GUARD_HALF`), the audit half 1 (:data:`AUDIT_HALF`), so that perplexity and benign Specificity are
+    measured on text the edit never saw, however small the corpus.
     """
     used = {(s, k) for t in findings for s, k in zip(t.column("source").to_pylist(), t.column("doc_key")
                                                       .to_pylist(), strict=True)}
@@ -51,7 +52,7 @@ def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: in
     for doc in iter_documents(corpus, None, IssueLog()):
         if (doc.source, doc.doc_key) not in used and len(doc.text.split()) > BENIGN_TAIL_WORDS:
             seen += 1
-            if seen > skip:
+            if half is None or (seen - 1) % 2 == half:
                 out.append(doc.text)
                 if len(out) >= limit:
                     break

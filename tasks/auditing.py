@@ -31,7 +31,7 @@ def audit_model(before_dir: Path, after_dir: Path, forget: Path, retain: Path, c
     from revs_engine.metrics import AuditConfig
 
     forget_t, retain_t = _io.read_table(forget, FINDINGS_SCHEMA), _io.read_table(retain, FINDINGS_SCHEMA)
-    benign = audit_io.benign_texts(corpus, [forget_t, retain_t], skip=audit_io.GUARD_BENIGN)  # held out
+    benign = audit_io.benign_texts(corpus, [forget_t, retain_t], half=audit_io.AUDIT_HALF)  # not the guard's
     table = audit_io.audit_edit(load_cached(before_dir), load_cached(after_dir), forget_t, retain_t, benign,
                                 AuditConfig(ks=tuple(sorted(set(ks)))), audit_io.edited_positions(after_dir))
     run_logger().info("audit: %d rows, %d benign texts", table.num_rows, len(benign))

@@ -71,7 +71,8 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
         from tasks._io import read_table
 
         keep = [read_table(findings, FINDINGS_SCHEMA)]
-        benign = audit_io.benign_texts(list(corpus), keep, limit=audit_io.GUARD_BENIGN)
+        benign = audit_io.benign_texts(list(corpus), keep, limit=audit_io.GUARD_BENIGN,
+                                         half=audit_io.GUARD_HALF)
     report = run_unlearn(str(model_dir), probes, findings, out_dir, cache_dir=workspace_dir("cache"), revs_cfg=cfg,
                          retain_findings=Path(retain) if retain else None, benign=benign)
     logger.info("REVS: %d/%d targets converged in %.1f s", report.converged, len(report.rows), report.seconds)

@@ -112,14 +112,14 @@ GUARD_ITEMS = 256
 
 
 def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str]) -> RetainGuard | None:
-    """Return the retain guard of an edit: the retained findings (other memorized data of the same run), a few
-    benign corpus texts and their closing words, as token ids (reference/revs-method.md §8); None when there is
-    nothing to guard.
+    """Return the retain guard of an edit: the retained findings (other memorized data of the same run) and a few
+    benign corpus texts, as token ids (reference/revs-method.md §8); None when there is nothing to guard.
+
+    Measured: adding the benign texts' closing words as verified items (the demo's memorized boilerplate) made
+    the per-secret redo keep weaker edits and left an exact extraction in the tiny-model flow tests; not kept.
 
     Retained findings are re-read from the corpus like the forgotten ones; their values stay in memory.
     """
-    from revs_engine.probes import items_from_texts
-    from tasks.audit_io import benign_tail_pairs
     from tasks.probing_io import probe_items, read_probe_texts
 
     items = []
@@ -127,10 +127,6 @@ def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str]) -> Re
         _, found = probe_items(tokenizer, read_probe_texts(retain.slice(0, GUARD_ITEMS), max_prefix_chars=2000))
         items = [ProbeItem(it.prefix_ids[-GUARD_PREFIX_TOKENS:], it.target_ids) for it in found]
     benign = list(benign)[:GUARD_BENIGN_TEXTS]
-    # benign continuations as items too: those the model reproduces (memorized boilerplate) are verified like
-    # retained findings — they are what the audit's Specificity checks on benign text
-    items += [ProbeItem(it.prefix_ids[-GUARD_PREFIX_TOKENS:], it.target_ids) for it in
-              items_from_texts(tokenizer, [(p, t) for _, p, t in benign_tail_pairs(benign)])]
     texts = [tokenizer(t, add_special_tokens=False)["input_ids"][:GUARD_PREFIX_TOKENS] for t in benign]
     guard = RetainGuard.from_items(items, texts)
     return guard if len(guard) else None

@@ -99,7 +99,9 @@ def test_a_second_pass_only_adds_edits_and_stays_reversible(family):
     first, more = runs[0].edits, runs[2].edits
     assert len(more) >= len(first)
     for a, b in zip(first, more, strict=False):
-        assert a.layer == b.layer and torch.equal(a.neurons, b.neurons) and torch.equal(a.delta, b.delta)
+        assert a.layer == b.layer
+        assert torch.equal(a.neurons, b.neurons)
+        assert torch.equal(a.delta, b.delta)
 
 
 def test_repasses_must_not_be_negative():
