@@ -65,7 +65,7 @@ def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path
         requesting.fail_request(rid, f"audit failed; version {result['version']} kept with audit=failed; "
                                 f"report: {result['report']}")
         raise steps.AuditFailedError(f"request {rid}: audit failed for {name} v{result['version']} "
-                                     f"(report: {result['report']})")
+                                     f"(report: {result['report']})", result)
     return result
 
 

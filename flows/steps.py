@@ -18,7 +18,21 @@ from tasks import auditing, pii, registry, reports, tracking, unlearning
 
 
 class AuditFailedError(RuntimeError):
-    """The edit's audit did not meet the policy; the version is kept (``audit=failed``) and reported."""
+    """The edit's audit did not meet the policy; the version is kept (``audit=failed``) and reported.
+
+    ``result`` is the flow's would-be return value (run id, version, report path) when the flow knows it.
+    """
+
+    def __init__(self, message: str, result: dict | None = None):
+        super().__init__(message, result)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def result(self) -> dict | None:
+        """The failed flow's ``{"run_id", "version", "passed", "report"}`` (None when unknown)."""
+        return self.args[1] if len(self.args) > 1 else None
 
 
 def scan_runner(dask_address: str | None = None, workers: int = 1):

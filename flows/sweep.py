@@ -66,7 +66,8 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
         failed = not passed
     finally:
         tracking.close_run(run_id, failed)
+    result = {"run_id": run_id, "version": audited and audited["version"], "passed": passed, "report": str(report)}
     if not passed:
         raise steps.AuditFailedError(f"audit failed for {name} v{audited['version']}: "
-                                     + "; ".join(audited["verdict"]["failures"]) + f" (report: {report})")
-    return {"run_id": run_id, "version": audited and audited["version"], "passed": passed, "report": str(report)}
+                                     + "; ".join(audited["verdict"]["failures"]) + f" (report: {report})", result)
+    return result

@@ -78,4 +78,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"revs demo: {exc}\n")
         return EXIT_AUDIT_FAILED
     print_summary(summary, root)
+    failed = [kind for kind, r in summary["runs"].items() if not r["passed"]]
+    if failed:
+        sys.stderr.write(f"revs demo: the audit of the {' and the '.join(failed)} failed (reports above)\n")
+        return EXIT_AUDIT_FAILED
     return 0
