@@ -39,7 +39,7 @@ from revs_engine.attacks.perturb import perturb_text
 from revs_engine.config import RevsConfig
 from revs_engine.edit import restore
 from revs_engine.ftl import FtlConfig, unlearn_ftl
-from revs_engine.guard import RetainGuard, guard_activations
+from revs_engine.guard import GuardActivations, RetainGuard, guard_activations
 from revs_engine.lens import VocabLens
 from revs_engine.metrics import AuditConfig, audit_model
 from revs_engine.positions import distinct_positions
@@ -106,14 +106,14 @@ def guard_of(data: SeedData) -> RetainGuard:
     return RetainGuard.from_items(data.guard_items, data.guard_benign)
 
 
-def choose_positions(model, arch, data: SeedData, rule: str) -> list[list[int]]:
-    """Target positions of each forgotten SSN: ``rarest`` (the paper's rule, digits only) or ``distinct``."""
+def choose_positions(model, arch, data: SeedData, rule: str, acts: GuardActivations) -> list[list[int]]:
+    """Target positions of each forgotten SSN: ``rarest`` (the paper's rule, digits only) or ``distinct``
+    (``acts``: the guard's activations on the unedited model)."""
     cfg = TargetConfig()
     eligible = [eligible_positions(texts, cfg) for texts in data.forget_texts]
     if rule == "rarest":
         return [order_positions(el, list(it.target_ids), cfg) for el, it in zip(eligible, data.forget_items,
                                                                                  strict=True)]
-    acts = guard_activations(model, arch, guard_of(data))
     return [distinct_positions(model, arch, it.prefix_ids, it.target_ids, el, acts, cfg.max_tokens)
             for el, it in zip(eligible, data.forget_items, strict=True)]
 
@@ -183,10 +183,14 @@ OURS_PROJECTED = RevsVariant("REVS, ours + guard projection",
                              "distinct", True)
 
 
-def run_revs(model, arch, lens, data: SeedData, tg: Targets, variant: RevsVariant, *, resume: bool = True):
-    """Edit the model in place with one REVS variant; return the result."""
-    guard = guard_of(data) if variant.guarded else None
-    return unlearn(model, arch, tg.forget, variant.cfg, lens=lens, resume=resume, guard=guard)
+def run_revs(model, arch, lens, data: SeedData, tg: Targets, variant: RevsVariant, *, resume: bool = True,
+             acts: GuardActivations | None = None):
+    """Edit the model in place with one REVS variant; return the result (``acts``: the guard's activations on
+    the unedited model, computed once per seed; None computes them)."""
+    if not variant.guarded:
+        return unlearn(model, arch, tg.forget, variant.cfg, lens=lens, resume=resume)
+    return unlearn(model, arch, tg.forget, variant.cfg, lens=lens, resume=resume, guard=guard_of(data),
+                   guard_acts=acts)
 
 
 def run_ftl(model, arch, lens, data: SeedData, tg: Targets, cfg: FtlConfig = FTL):
@@ -208,31 +212,33 @@ def one_seed(lm, rows, seed: int, n_forget: int, variants: list[RevsVariant], *,
     model, arch = lm.model, resolve_arch(lm.model)
     lens = VocabLens(model, arch)
     data = prepare(lm.tokenizer, rows, seed, n_forget)
-    targets = {rule: build_targets(data, choose_positions(model, arch, data, rule))
+    acts = guard_activations(model, arch, guard_of(data))  # unedited model: every edit below is restored
+    targets = {rule: build_targets(data, choose_positions(model, arch, data, rule, acts))
                for rule in dict.fromkeys(v.positions for v in variants)}
     first = targets[variants[-1].positions]  # FT-L and the unedited model are scored on our targets
     out = {"unedited": evaluate(model, arch, lens, data, first)}
     out["FT-L"], _ = _timed(lambda: run_ftl(model, arch, lens, data, first), model, arch, data, first, lens)
     for v in variants:
         tg = targets[v.positions]
-        out[v.name], result = _timed(lambda v=v, tg=tg: run_revs(model, arch, lens, data, tg, v), model, arch,
-                                     data, tg, lens)
+        out[v.name], result = _timed(lambda v=v, tg=tg: run_revs(model, arch, lens, data, tg, v, acts=acts),
+                                     model, arch, data, tg, lens)
         out[v.name]["converged"] = result.n_converged / len(tg.forget) * 100
         out[v.name]["neurons"] = result.summary()["neurons"]
         out[v.name]["retries"] = sum(r.attempts > 1 for r in result.targets)
         logger.info("seed %d %s: %s", seed, v.name, {k: round(x, 2) for k, x in out[v.name].items()})
     out["timing"] = time_naive(model, arch, lens, data, targets[variants[-1].positions], variants[-1],
-                               naive_targets)
+                               naive_targets, acts)
     return out
 
 
-def time_naive(model, arch, lens, data: SeedData, tg: Targets, variant: RevsVariant, n: int) -> dict:
+def time_naive(model, arch, lens, data: SeedData, tg: Targets, variant: RevsVariant, n: int,
+               acts: GuardActivations | None = None) -> dict:
     """Run REVS with resume (ours) and naive (full forward per layer) on the first ``n`` targets; compare."""
     sub = dataclasses.replace(tg, forget=tg.forget[:n])
     timings, edits = {}, {}
     for name, resume in (("resume", True), ("naive", False)):
         start = time.perf_counter()
-        result = run_revs(model, arch, lens, data, sub, variant, resume=resume)
+        result = run_revs(model, arch, lens, data, sub, variant, resume=resume, acts=acts)
         timings[name] = time.perf_counter() - start
         edits[name] = result.edits
         restore(model, arch, result.backup)

@@ -219,9 +219,9 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
             collateral = None if guard_acts is None else guard_acts.collateral(layer, t)
             # the projection protects every guarded position: the measured ppl damage comes from positions
             # that do not predict t itself (number-heavy text), which the per-token collateral does not see
-            at_risk = guard_acts.acts[layer] if guard_acts is not None and cfg.guard_projection > 0 else None
+            guard_act = guard_acts.acts[layer] if guard_acts is not None and cfg.guard_projection > 0 else None
             done = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual),
-                              collateral, at_risk)
+                              collateral, guard_act)
         if done is not None:
             edit, res = done
             edit = NeuronEdit(edit.layer, edit.neurons, edit.delta, target_index)
@@ -335,10 +335,11 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
     if guard is not None and len(guard):
         if cfg.guard_check and guard.items:
             guard_ok = intact(model, guard.items, pad_id=pad_id)
-        # activations only feed contrast scoring: the config's own, or a stricter redo after a failed check
-        contrast = (cfg.neuron_score == "contrast" or cfg.guard_projection > 0
-                    or (guard_ok is not None and cfg.guard_retries > 0))
-        if guard_acts is None and contrast:
+        # activations feed contrast scoring (the config's own, or a stricter redo after a failed check) and the
+        # guard projection
+        need_acts = (cfg.neuron_score == "contrast" or cfg.guard_projection > 0
+                     or (guard_ok is not None and cfg.guard_retries > 0))
+        if guard_acts is None and need_acts:
             guard_acts = guard_activations(model, arch, guard, pad_id=pad_id)
     else:
         guard_acts = None

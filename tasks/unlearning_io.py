@@ -45,6 +45,7 @@ from revs_engine.targets import (
     targets_at,
 )
 from tasks._io import read_table, write_table
+from tasks.audit_io import GUARD_BENIGN
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,6 @@ def read_items(probes_path: Path, findings_path: Path, tokenizer, *, only_memori
 #: Guard budget: retained prefixes and benign texts are cut to their last tokens (the activations kept are
 #: ``[n_layers, positions, d_ff]`` floats), and at most this many benign texts guard the edit.
 GUARD_PREFIX_TOKENS = 64
-GUARD_BENIGN_TEXTS = 16
 GUARD_ITEMS = 256
 
 
@@ -126,8 +126,8 @@ def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str]) -> Re
     if retain is not None and retain.num_rows:
         _, found = probe_items(tokenizer, read_probe_texts(retain.slice(0, GUARD_ITEMS), max_prefix_chars=2000))
         items = [ProbeItem(it.prefix_ids[-GUARD_PREFIX_TOKENS:], it.target_ids) for it in found]
-    benign = list(benign)[:GUARD_BENIGN_TEXTS]
-    texts = [tokenizer(t, add_special_tokens=False)["input_ids"][:GUARD_PREFIX_TOKENS] for t in benign]
+    texts = [tokenizer(t, add_special_tokens=False)["input_ids"][:GUARD_PREFIX_TOKENS]
+             for t in list(benign)[:GUARD_BENIGN]]
     guard = RetainGuard.from_items(items, texts)
     return guard if len(guard) else None
 
