@@ -27,6 +27,9 @@ from tasks.demo_corpus import write_demo_corpus
 #: whole-document loss (batch 2, lr 5e-4) was still at 25 % after 21 epochs (7 min).
 MEMORIZE = {"lr": 4e-4, "batch_size": 4, "max_epochs": 15, "target_fraction": 1.0, "warmup_steps": 5,
             "lr_decay": True, "loss_on": "target"}
+#: How training items are tokenised (tasks.probing_io.split_finding); part of the cache key, so a model memorized
+#: under another convention is rebuilt rather than probed on token sequences it never saw.
+ITEMS_CONVENTION = "space-before-value-in-target"
 SWEEP_ENTITIES = ["EMAIL_ADDRESS", "US_SSN"]
 REQUEST_ENTITIES = ["EMAIL_ADDRESS", "US_SSN", "PHONE_NUMBER"]
 
@@ -75,8 +78,8 @@ def prepare_demo(root: Path, seed: int = 0) -> dict[str, Any]:
 
 
 def _cache_key(training: Path, base_sha: str, config: dict[str, Any]) -> str:
-    payload = json.dumps({"training": _io.sha256_file(training), "base": base_sha, "config": config},
-                         sort_keys=True)
+    payload = json.dumps({"training": _io.sha256_file(training), "base": base_sha, "config": config,
+                          "items": ITEMS_CONVENTION}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -6,8 +6,12 @@ Offers :class:`ProbeText` (one finding's prefix and target text, in memory only)
 table → probes table).
 
 The prefix of a finding is its document's text before ``start`` and the target is ``text[start:end]``
-(DESIGN §2). Raw values exist only inside these objects: ``ProbeText`` hides them from ``repr`` and nothing here
-writes or logs them.
+(DESIGN §2), with one tokenisation convention shared by probes, memorisation, REVS and the audit
+(:func:`split_finding`): a space right before the value belongs to the target (``"SSN" + " 123-45-6789"``), as
+in the document's own tokenisation (``" jo"`` is one token, ``" "`` + ``"jo"`` are two).
+
+Raw values exist only inside these objects: ``ProbeText`` hides them from ``repr`` and nothing here writes or
+logs them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,16 @@ from pii_detect.readers.base import doc_sha256
 from revs_engine import probes
 
 logger = logging.getLogger(__name__)
+
+
+def split_finding(text: str, start: int, end: int) -> tuple[str, str]:
+    """Return ``(prefix, target)`` of the span ``[start, end)`` of ``text``; a space right before the span moves
+    into the target, so prefix and target tokenise as the whole document does (and every stage — probe,
+    memorisation, edit, audit — numbers the target's tokens alike)."""
+    prefix, target = text[:start], text[start:end]
+    if prefix.endswith(" ") and not target.startswith(" "):
+        prefix, target = prefix[:-1], " " + target
+    return prefix, target
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +75,10 @@ def read_probe_texts(findings: pa.Table, *, max_prefix_chars: int | None = None)
             raise CorpusChangedError(f"finding {r['finding_id']}: its document changed since the scan; rescan")
         if not 0 <= r["start"] < r["end"] <= len(text):
             raise CorpusChangedError(f"finding {r['finding_id']}: span outside its document; rescan")
-        prefix = text[: r["start"]]
+        prefix, target = split_finding(text, r["start"], r["end"])
         if max_prefix_chars is not None:
             prefix = prefix[-max_prefix_chars:]
-        out.append(ProbeText(r["finding_id"], prefix, text[r["start"]:r["end"]]))
+        out.append(ProbeText(r["finding_id"], prefix, target))
     logger.info("re-read %d findings from %d sources", len(out), len(by_source))
     return out
 

@@ -46,6 +46,7 @@ from revs_engine.targets import (
 )
 from tasks._io import read_table, write_table
 from tasks.audit_io import GUARD_BENIGN
+from tasks.probing_io import split_finding
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +83,7 @@ def read_items(probes_path: Path, findings_path: Path, tokenizer, *, only_memori
             raise KeyError(f"probe {row['finding_id']} has no row in {findings_path}; pass the findings it was "
                            "made from")
         text = read_document(f["source"], f["doc_key"], expected_sha256=f["doc_sha256"])
-        prompt, secret = text[: f["start"]], text[f["start"]: f["end"]]
-        if prompt.endswith(" "):
-            prompt, secret = prompt[:-1], " " + secret
+        prompt, secret = split_finding(text, f["start"], f["end"])
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
         if row["prefix_tokens"] and len(prompt_ids) > row["prefix_tokens"]:
             prompt_ids = prompt_ids[-row["prefix_tokens"]:]

@@ -28,8 +28,10 @@ DOCS = (
 )
 
 #: A tiny vocabulary makes rank windows coarse: fractions chosen for V≈300 (see tests/revs_engine/test_revs.py).
-#: Measured on this world (tests/flows): the sweep's SSNs need 20 neurons on their 2 rarest tokens; a subject's
-#: name + email need 3 tokens but only 10 neurons (more costs Specificity on this 2-layer model).
+#: Measured on this world (tests/flows), values tokenised as in their documents (tasks.probing_io.split_finding):
+#: 10 neurons on the SSNs' 2 rarest tokens give Efficacy@5 100 / Specificity 100 (20 neurons: Specificity 0,
+#: 5: Efficacy 20); a subject's name + email take 3 tokens each and 8 neurons (Jane after the sweep: Efficacy@5
+#: 60 / Specificity 100; Mark: 100 / 100; 10 neurons broke Jane's Specificity, 2 tokens left Mark extractable).
 REVS_WINDOWS = """
 [revs]
 act_top_k = 96
@@ -37,8 +39,8 @@ neuron_rank_window = [0.5, 0.7]
 mlp_rank_window = [0.1, 0.9]
 residual_rank_window = [0.3, 0.6]
 """
-SWEEP_REVS = REVS_WINDOWS + "n_neurons = 20\n\n[revs.targets]\nmax_tokens = 2\n"
-REQUEST_REVS = REVS_WINDOWS + "n_neurons = 10\n\n[revs.targets]\nmax_tokens = 3\n"
+SWEEP_REVS = REVS_WINDOWS + "n_neurons = 10\n\n[revs.targets]\nmax_tokens = 2\n"
+REQUEST_REVS = REVS_WINDOWS + "n_neurons = 8\n\n[revs.targets]\nmax_tokens = 3\n"
 
 PASSING_AUDIT = """
 [audit]
