@@ -1,8 +1,8 @@
 """Which positions of a secret REVS edits when the tokenizer writes every secret with the same few tokens.
 
 Offers :func:`context_overlap` (how much the model's internal state at each position of a secret resembles its
-state at the retain guard's positions) and :func:`distinct_positions` (the eligible positions whose state is
-least like any guarded one).
+state at the retain guard's positions), :func:`ranked_positions` (eligible positions, least like the guard first)
+and :func:`distinct_positions` (the first ``max_tokens`` of them, in secret order).
 
 Why (reference/revs-method.md §8): on SmolLM2 an SSN is ten digit tokens, so "rarest token id" picks the same few
 digits for every SSN and says nothing about where the secret lives. Editing neuron ``j`` changes the MLP output
@@ -39,12 +39,18 @@ def context_overlap(model: torch.nn.Module, arch: ModelArch, prompt_ids: Sequenc
     return best.mean(0).cpu()
 
 
+def ranked_positions(model: torch.nn.Module, arch: ModelArch, prompt_ids: Sequence[int],
+                     secret_ids: Sequence[int], eligible: Sequence[int], guard_acts: GuardActivations
+                     ) -> list[int]:
+    """Return ``eligible`` ordered from the least to the most :func:`context_overlap` (ties keep secret order)."""
+    eligible = list(eligible)
+    overlap = context_overlap(model, arch, prompt_ids, secret_ids, eligible, guard_acts)
+    return [eligible[i] for i in torch.sort(overlap, stable=True).indices.tolist()]
+
+
 def distinct_positions(model: torch.nn.Module, arch: ModelArch, prompt_ids: Sequence[int],
                        secret_ids: Sequence[int], eligible: Sequence[int], guard_acts: GuardActivations,
                        max_tokens: int | None) -> list[int]:
     """Return up to ``max_tokens`` of ``eligible`` with the least :func:`context_overlap`, in secret order."""
-    eligible = list(eligible)
-    overlap = context_overlap(model, arch, prompt_ids, secret_ids, eligible, guard_acts)
-    order = torch.sort(overlap, stable=True).indices.tolist()
-    keep = order if max_tokens is None else order[:max_tokens]
-    return sorted(eligible[i] for i in keep)
+    order = ranked_positions(model, arch, prompt_ids, secret_ids, eligible, guard_acts)
+    return sorted(order if max_tokens is None else order[:max_tokens])

@@ -49,6 +49,11 @@ class TargetConfig:
         skip_whitespace_only: never target tokens that are only whitespace / punctuation (needed for digit-level
             tokenizers such as SmolLM2's, reference/revs-method.md §8).
         seed: for ``random``.
+        fallback: when none of a secret's targets converged, try up to this many of its other eligible
+            positions, one per round in the method's order, until one does (0: the paper's single choice;
+            applied by ``tasks.unlearning_io``). An
+            e-mail's letters are often copied from the name in its context by attention, which REVS's MLP edits
+            cannot outweigh; its digits can be demoted (measured on the demo, README).
     """
 
     max_tokens: int | None = 2
@@ -57,8 +62,11 @@ class TargetConfig:
     stop_substrings: tuple[str, ...] = ()
     skip_whitespace_only: bool = True
     seed: int = 0
+    fallback: int = 0
 
     def __post_init__(self) -> None:
+        if self.fallback < 0:
+            raise ValueError(f"fallback must be ≥ 0, got {self.fallback}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be ≥ 1 or None, got {self.max_tokens}")
         if self.method not in ("rarest", "first", "frequent", "random", "distinct"):

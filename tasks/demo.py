@@ -39,10 +39,11 @@ def _policy(entities: list[str]) -> str:
             "min_score = 0.5\n\n[memorization]\nexact_match = true\nmin_extraction_score = 1.0\n\n"
             "[revs]\n# REVS for digit-level tokenizers (SmolLM2): contrastive neurons against the retain guard,\n"
             "# edits re-weighted away from the guard's activations, positions unlike the guard's, residual\n"
-            "# window 5-25 % of the vocabulary (README: the demo; benchmarks/RESULTS.md)\n"
+            "# window 5-25 % of the vocabulary, up to 3 more positions of a secret left in the top ranks (an\n"
+            "# e-mail's letters are copied from the name by attention; its digits are not) (README: the demo)\n"
             "neuron_score = \"contrast\"\nguard_projection = 0.05\nresidual_rank_window = [0.05, 0.25]\n"
             "mlp_rank_window = [0.006, 0.9]\n\n"
-            "[revs.targets]\nmethod = \"distinct\"\n\n"
+            "[revs.targets]\nmethod = \"distinct\"\nfallback = 3\n\n"
             "[audit]\nefficacy_k = 100\nmin_efficacy = 95.0\nmax_exact_extractions_plain = 0\n"
             "max_exact_extractions_perturbed = 0\nmin_specificity = 90.0\nmax_perplexity_increase_pct = 2.0\n")
 
