@@ -33,7 +33,12 @@ from tasks import probing_io
 
 logger = logging.getLogger(__name__)
 MAX_BENIGN = 64
-GUARD_BENIGN = 16  # benign corpus documents guarding an edit
+#: Benign corpus documents guarding an edit (each cut to unlearning_io.GUARD_PREFIX_TOKENS tokens). The guard
+#: projection fits each layer's edit to the guard's positions, so more of them generalise to text it never saw:
+#: on the demo sweep (held-out perplexity, same edit settings) 16 texts +5.8 %, 48 +2.5 %, 96 +0.6 % — with
+#: Efficacy 100 and Specificity 100 in all three. Cost: activations of 96 × 64 positions per layer (SmolLM2:
+#: 30 × 6144 × 1536 floats ≈ 1.1 GB; an 8B model needs ≈ 11 GB — lower it there).
+GUARD_BENIGN = 96
 GUARD_HALF, AUDIT_HALF = 0, 1  # the guard and the audit read disjoint halves of the benign documents
 BENIGN_TAIL_WORDS = 2
 
