@@ -50,6 +50,9 @@ def test_the_demo_request_and_policies_are_valid_inputs_of_the_flows(tmp_path):
     sweep, req = load_policy(prep["sweep_policy"]), load_policy(prep["request_policy"])
     assert "PHONE_NUMBER" not in sweep.entities.types
     assert "PHONE_NUMBER" in req.entities.types
+    # the sweep erases exact reproductions; the request also what the model reproduces almost entirely
+    assert sweep.memorization.min_extraction_score == 1.0
+    assert req.memorization.min_extraction_score == 0.8
     # a second call keeps the request (its timestamps) as it was
     before = prep["request"].read_text()
     prepare_demo.fn(tmp_path)
