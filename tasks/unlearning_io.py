@@ -1,7 +1,8 @@
 """Glue for `revs unlearn`: probes + findings + corpus → token targets → REVS / FT-L → saved model version + patch.
 
 Offers :class:`UnlearnItem` (one finding's prompt/secret as token ids; raw text never leaves memory),
-:func:`read_items`, :func:`build_targets`, :class:`UnlearnReport` and :func:`run_unlearn`.
+:func:`read_items`, :func:`ranked_positions_of` / :func:`targets_from` (which tokens are edited, and the fallback
+positions after them), :class:`UnlearnReport` and :func:`run_unlearn`.
 
 Raw values are re-read from the corpus at the findings' ``(source, doc_key, start, end)`` (DESIGN.md §2); only
 finding ids, masked previews and HMACs are returned, logged or written. The output directory appears whole or not
@@ -43,12 +44,11 @@ from revs_engine.targets import (
     config_for_entity,
     eligible_positions,
     order_positions,
-    select_targets,
     targets_at,
 )
 from tasks._io import read_table, write_table
 from tasks.audit_io import GUARD_BENIGN
-from tasks.probing_io import split_finding
+from tasks.probing_io import probe_items, read_probe_texts, split_finding
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +121,6 @@ def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str]) -> Re
 
     Retained findings are re-read from the corpus like the forgotten ones; their values stay in memory.
     """
-    from tasks.probing_io import probe_items, read_probe_texts
-
     items = []
     if retain is not None and retain.num_rows:
         _, found = probe_items(tokenizer, read_probe_texts(retain.slice(0, GUARD_ITEMS), max_prefix_chars=2000))
@@ -165,21 +163,11 @@ def distinct_targets(model, arch, items: list[UnlearnItem], cfg: TargetConfig,
     return targets_from(items, ranked_positions_of(model, arch, items, cfg, acts), cfg.max_tokens)
 
 
-def build_targets(items: list[UnlearnItem], cfg: TargetConfig) -> list[TokenTarget]:
-    """Select the target tokens of every item (``secret_index`` = index into ``items``), with its entity type's
-    rules (:data:`~revs_engine.targets.ENTITY_RULES`)."""
-    out: list[TokenTarget] = []
-    for i, item in enumerate(items):
-        out += select_targets(list(item.prompt_ids), list(item.secret_ids), list(item.token_texts),
-                              config_for_entity(cfg, item.entity_type), secret_index=i)
-    return out
-
-
 def _with_fallbacks(model, arch, items, ranked, targets, result, cfg: RevsConfig, **kw):
     """Edit further positions of the secrets none of whose targets converged (``cfg.targets.fallback`` rounds,
     one more position per secret and round, until one converges); return all targets, their results, the merged
     backup and the seconds. Edits of a position that did not converge are kept: on the demo they add up (every
-    secret forgotten after three rounds), where reverting them left 2 of 12 values in the top 100 (measured)."""
+    secret forgotten after three rounds: Efficacy 100), where reverting them gave Efficacy 84.4 (measured)."""
     targets, results = list(targets), list(result.targets)
     backup, seconds = result.backup, result.seconds
     low = cfg.bounds(arch.vocab_size)["residual"][0]
