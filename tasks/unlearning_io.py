@@ -156,13 +156,6 @@ def targets_from(items: list[UnlearnItem], ranked: list[list[int]], max_tokens: 
     return out
 
 
-def distinct_targets(model, arch, items: list[UnlearnItem], cfg: TargetConfig,
-                     acts: GuardActivations) -> list[TokenTarget]:
-    """Targets at each item's positions least like the guard's contexts (``targets.method = "distinct"``);
-    ``acts`` = :func:`~revs_engine.guard.guard_activations` of the guard on the unedited model."""
-    return targets_from(items, ranked_positions_of(model, arch, items, cfg, acts), cfg.max_tokens)
-
-
 def _with_fallbacks(model, arch, items, ranked, targets, result, cfg: RevsConfig, **kw):
     """Edit further positions of the secrets none of whose targets converged (``cfg.targets.fallback`` rounds,
     one more position per secret and round, until one converges); return all targets, their results, the merged
@@ -207,9 +200,10 @@ def _target_rows(method, items, targets, target_results) -> list[dict]:
     for t, r in zip(targets, target_results, strict=True):
         item = items[t.secret_index]
         converged = r.converged if method == "revs" else r.rank_after > r.rank_before
+        final = r.rank_final if method == "revs" else r.rank_after  # FT-L: one pass, measured at its end
         rows.append({"finding_id": item.finding_id, "masked_preview": item.masked_preview, "position": t.position,
                      "rank_before": r.rank_before, "rank_after": r.rank_after,
-                     "rank_final": getattr(r, "rank_final", r.rank_after), "converged": bool(converged)})
+                     "rank_final": final, "converged": bool(converged)})
     return rows
 
 

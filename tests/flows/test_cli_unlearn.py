@@ -160,7 +160,7 @@ def test_unlearn_with_distinct_positions_edits_the_positions_least_like_the_guar
     from revs_engine.loading import load_model
     from revs_engine.targets import TargetConfig
     from tasks._io import read_table
-    from tasks.unlearning_io import build_guard, distinct_targets, read_items, run_unlearn
+    from tasks.unlearning_io import build_guard, ranked_positions_of, read_items, run_unlearn, targets_from
 
     findings = read_table(setup / "findings.parquet", FINDINGS_SCHEMA)
     write_table(findings.slice(1, 1), setup / "retain.parquet")
@@ -169,11 +169,13 @@ def test_unlearn_with_distinct_positions_edits_the_positions_least_like_the_guar
     report = run_unlearn(str(setup / "base"), setup / "probes.parquet", setup / "findings.parquet",
                          setup / "out", cache_dir=setup / "cache", only_memorized=True, revs_cfg=cfg,
                          retain_findings=setup / "retain.parquet")
-    # then the edited positions are the ones distinct_targets picks on the unedited model
+    # then the edited positions are the distinct ones, ranked on the unedited model
     base = load_model(str(setup / "base"), cache_dir=setup / "cache")
     items = read_items(setup / "probes.parquet", setup / "findings.parquet", base.tokenizer, only_memorized=True)
     guard = build_guard(base.tokenizer, findings.slice(1, 1), [])
     arch = resolve_arch(base.model)
-    expected = distinct_targets(base.model, arch, items, cfg.targets, guard_activations(base.model, arch, guard))
+    acts = guard_activations(base.model, arch, guard)
+    expected = targets_from(items, ranked_positions_of(base.model, arch, items, cfg.targets, acts),
+                            cfg.targets.max_tokens)
     assert [r["position"] for r in report.rows] == [t.position for t in expected]
     assert len(report.rows) == 2
