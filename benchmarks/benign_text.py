@@ -74,3 +74,12 @@ def numeric_sentences(n: int = 40, seed: int = 12345) -> list[str]:
 def benign_texts(n_prose: int = 40, n_numeric: int = 40) -> list[str]:
     """Return prose paragraphs followed by number-heavy sentences (held-out text for perplexity)."""
     return prose_paragraphs(n_prose) + numeric_sentences(n_numeric)
+
+
+def guard_texts(n_prose: int = 48, n_numeric: int = 48, *, skip_prose: int = 40) -> list[str]:
+    """Return benign text for an edit's retain guard, disjoint from :func:`benign_texts`: the prose paragraphs
+    after the first ``skip_prose`` and number-heavy sentences from another seed, interleaved."""
+    prose = prose_paragraphs(skip_prose + n_prose)[skip_prose:]
+    numeric = numeric_sentences(n_numeric, seed=54321)
+    out = [t for pair in zip(prose, numeric, strict=False) for t in pair]
+    return out + prose[len(numeric):] + numeric[len(prose):]

@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from benchmarks.benign_text import benign_texts
+from benchmarks.benign_text import benign_texts, guard_texts
 from benchmarks.ssn_data import SsnRow, split
 from benchmarks.ssn_model import _cache_root, encode_rows, memorized_model
 from revs_engine.arch import resolve_arch
 from revs_engine.attacks.generation import greedy_extraction
 from revs_engine.attacks.perturb import perturb_text
 from revs_engine.config import RevsConfig
+from revs_engine.decoys import decoy_sequences
 from revs_engine.edit import restore
 from revs_engine.ftl import FtlConfig, unlearn_ftl
 from revs_engine.guard import GuardActivations, RetainGuard, guard_activations
@@ -49,7 +50,7 @@ from revs_engine.targets import TargetConfig, TokenTarget, eligible_positions, o
 
 logger = logging.getLogger(__name__)
 K = 100
-GUARD_BENIGN = 16  # the first 16 held-out texts guard the edit; perplexity is measured on the others
+GUARD_BENIGN = 96  # benign texts in the guard (prose + number-heavy, disjoint from the perplexity texts)
 
 
 @dataclass
@@ -80,15 +81,14 @@ def prepare(tokenizer, rows: list[SsnRow], seed: int, n_forget: int) -> SeedData
     guard_rows = [next(r for r in parts.retain if r.group == g) for g in sorted(guard_groups)]
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     forget_items = encode_rows(tokenizer, parts.forget)
-    texts = benign_texts()
     return SeedData(
         forget_items=forget_items, forget_prompts=[r.prompt for r in parts.forget],
         forget_texts=[[tokenizer.decode([t]) for t in it.target_ids] for it in forget_items],
         gen_items=encode_rows(tokenizer, parts.generality), gen_secret=[index[r.group] for r in parts.generality],
         retain_items=encode_rows(tokenizer, parts.retain), retain_group=[r.group for r in parts.retain],
         guard_items=encode_rows(tokenizer, guard_rows), guard_groups=guard_groups,
-        benign=[encode(t) for t in texts[GUARD_BENIGN:]],
-        guard_benign=[encode(t)[:64] for t in texts[:GUARD_BENIGN]],
+        benign=[encode(t) for t in benign_texts()],
+        guard_benign=[encode(t)[:64] for t in guard_texts(GUARD_BENIGN // 2, GUARD_BENIGN - GUARD_BENIGN // 2)],
         decode=lambda ids: tokenizer.decode(ids), encode=encode)
 
 
@@ -101,15 +101,21 @@ class Targets:
     positions: list[list[int]]
 
 
-def guard_of(data: SeedData) -> RetainGuard:
-    """The retain guard REVS gets: one prompt of half the retained SSNs and 16 benign texts (cut to 64 tokens)."""
-    return RetainGuard.from_items(data.guard_items, data.guard_benign)
+def guard_of(data: SeedData, decoys: int = 0) -> RetainGuard:
+    """The retain guard REVS gets: one prompt of half the retained SSNs and GUARD_BENIGN benign texts (cut to 64
+    tokens); ``decoys``: plus that many format-preserving decoys of each forgotten SSN after its own prompt
+    (:mod:`revs_engine.decoys`)."""
+    extra = [seq for i, it in enumerate(data.forget_items)
+             for seq in decoy_sequences(it.prefix_ids, data.decode(list(it.target_ids)), data.encode, decoys,
+                                        seed=i)]
+    return RetainGuard.from_items(data.guard_items, data.guard_benign + extra)
 
 
-def choose_positions(model, arch, data: SeedData, rule: str, acts: GuardActivations) -> list[list[int]]:
+def choose_positions(model, arch, data: SeedData, rule: str, acts: GuardActivations,
+                     cfg: TargetConfig | None = None) -> list[list[int]]:
     """Target positions of each forgotten SSN: ``rarest`` (the paper's rule, digits only) or ``distinct``
-    (``acts``: the guard's activations on the unedited model)."""
-    cfg = TargetConfig()
+    (``acts``: the guard's activations on the unedited model); ``cfg``: how many (default: the engine's)."""
+    cfg = cfg or TargetConfig()
     eligible = [eligible_positions(texts, cfg) for texts in data.forget_texts]
     if rule == "rarest":
         return [order_positions(el, list(it.target_ids), cfg) for el, it in zip(eligible, data.forget_items,
@@ -183,8 +189,19 @@ OURS_PROJECTED = RevsVariant("REVS, ours + guard projection",
                              "distinct", True)
 
 
+#: Ours with decoys (revs_engine.decoys): the guard also holds 8 look-alikes of each forgotten SSN after its own
+#: prompt; one target per SSN (the distinct position); the neurons REVS picks by rank (the paper's rule), each
+#: layer's change spread by the guard projection over 256 more neurons that fire at the secret but little on the
+#: guard. No verify-and-redo (its stricter redo is contrast scoring, which a guard full of digits starves).
+#: Chosen on seed 0 (benchmarks/RESULTS.md lists the runs); seeds 1 and 2 were not looked at.
+OURS_DECOYS = RevsVariant("REVS, ours + decoys",
+                          RevsConfig(guard_projection=0.05, guard_spread=256, guard_check=False, guard_retries=0,
+                                     residual_rank_window=(0.05, 0.25), mlp_rank_window=(0.006, 0.9),
+                                     decoys=8, targets=TargetConfig(max_tokens=1)),
+                          "distinct", True)
+
 #: The REVS rows ``--variants`` chooses from; the last one chosen is timed against the naive variant.
-VARIANTS = {"paper": PAPER_RULES, "ours": OURS, "projected": OURS_PROJECTED}
+VARIANTS = {"paper": PAPER_RULES, "ours": OURS, "projected": OURS_PROJECTED, "decoys": OURS_DECOYS}
 
 
 def run_revs(model, arch, lens, data: SeedData, tg: Targets, variant: RevsVariant, *, resume: bool = True,
@@ -193,8 +210,8 @@ def run_revs(model, arch, lens, data: SeedData, tg: Targets, variant: RevsVarian
     the unedited model, computed once per seed; None computes them)."""
     if not variant.guarded:
         return unlearn(model, arch, tg.forget, variant.cfg, lens=lens, resume=resume)
-    return unlearn(model, arch, tg.forget, variant.cfg, lens=lens, resume=resume, guard=guard_of(data),
-                   guard_acts=acts)
+    return unlearn(model, arch, tg.forget, variant.cfg, lens=lens, resume=resume,
+                   guard=guard_of(data, variant.cfg.decoys), guard_acts=acts)
 
 
 def run_ftl(model, arch, lens, data: SeedData, tg: Targets, cfg: FtlConfig = FTL):
@@ -211,27 +228,36 @@ def _timed(fn, model, arch, data: SeedData, tg: Targets, lens) -> dict:
     return row, result
 
 
+def _key(v: RevsVariant) -> tuple[str, int, int | None]:
+    """Variants with the same position rule, guard and target count get the same targets."""
+    return v.positions, v.cfg.decoys, v.cfg.targets.max_tokens
+
+
 def one_seed(lm, rows, seed: int, n_forget: int, variants: list[RevsVariant], *, naive_targets: int) -> dict:
     """Audit the unedited model, FT-L and every REVS variant for one seed; time REVS against the naive variant."""
     model, arch = lm.model, resolve_arch(lm.model)
     lens = VocabLens(model, arch)
     data = prepare(lm.tokenizer, rows, seed, n_forget)
-    acts = guard_activations(model, arch, guard_of(data))  # unedited model: every edit below is restored
-    targets = {rule: build_targets(data, choose_positions(model, arch, data, rule, acts))
-               for rule in dict.fromkeys(v.positions for v in variants)}
-    first = targets[variants[-1].positions]  # FT-L and the unedited model are scored on our targets
+    # the guard's activations on the unedited model (every edit below is restored), per guard (decoys or not)
+    acts = {n: guard_activations(model, arch, guard_of(data, n))
+            for n in dict.fromkeys(v.cfg.decoys for v in variants if v.guarded or v.positions == "distinct")}
+    targets = {_key(v): build_targets(data, choose_positions(model, arch, data, v.positions,
+                                                             acts.get(v.cfg.decoys), v.cfg.targets))
+               for v in variants}
+    first = targets[_key(variants[-1])]  # FT-L and the unedited model are scored on our targets
     out = {"unedited": evaluate(model, arch, lens, data, first)}
     out["FT-L"], _ = _timed(lambda: run_ftl(model, arch, lens, data, first), model, arch, data, first, lens)
     for v in variants:
-        tg = targets[v.positions]
-        out[v.name], result = _timed(lambda v=v, tg=tg: run_revs(model, arch, lens, data, tg, v, acts=acts),
+        tg = targets[_key(v)]
+        out[v.name], result = _timed(lambda v=v, tg=tg: run_revs(model, arch, lens, data, tg, v,
+                                                                 acts=acts.get(v.cfg.decoys)),
                                      model, arch, data, tg, lens)
         out[v.name]["converged"] = result.n_converged / len(tg.forget) * 100
         out[v.name]["neurons"] = result.summary()["neurons"]
         out[v.name]["retries"] = sum(r.attempts > 1 for r in result.targets)
         logger.info("seed %d %s: %s", seed, v.name, {k: round(x, 2) for k, x in out[v.name].items()})
-    out["timing"] = time_naive(model, arch, lens, data, targets[variants[-1].positions], variants[-1],
-                               naive_targets, acts)
+    out["timing"] = time_naive(model, arch, lens, data, first, variants[-1], naive_targets,
+                               acts.get(variants[-1].cfg.decoys))
     return out
 
 
@@ -310,7 +336,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--forget", type=int, default=20)
     parser.add_argument("--naive-targets", type=int, default=6)
-    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["paper", "projected"],
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["paper", "decoys"],
                         help="REVS rows (default: the published rules and ours; 'ours' without the projection "
                              "adds ≈ 11 min per seed on 2 cores)")
     args = parser.parse_args(argv)

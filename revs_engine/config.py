@@ -62,6 +62,12 @@ class RevsConfig:
             output change at the secret's context stays exactly as REVS computed it while the change at every
             guarded position is as small as possible (least squares over the edited neurons, ridge λ relative
             to their mean squared guard activation). Needs a guard; ignored without one.
+        guard_spread: with the guard projection on, also let the projection use this many more neurons (the
+            most active at the secret's context, beyond the ``k`` REVS chose): the same change at the secret
+            spread over neurons the guard does not see. 0 projects over the chosen neurons only.
+        decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that the caller's
+            guard builder adds to the guard's benign texts (``tasks.unlearning_io.build_guard``, the benchmark);
+            :func:`~revs_engine.revs.unlearn` takes the guard as given.
         repasses: after all secrets are edited, edit again (up to this many times) the secrets whose target a
             later edit re-promoted (final rank below the residual bottom and under half its rank right after
             its own edit). 0 is the paper's single pass.
@@ -89,6 +95,8 @@ class RevsConfig:
     guard_check: bool = True
     guard_retries: int = 3
     guard_projection: float = 0.0
+    guard_spread: int = 0
+    decoys: int = 0
     repasses: int = 0
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
@@ -122,6 +130,8 @@ class RevsConfig:
             raise ValueError(f"need push > 1 and 0 < back_off < 1, got {self.push}, {self.back_off}")
         if self.neuron_score not in ("rank", "contrast"):
             raise ValueError(f"neuron_score must be 'rank' or 'contrast', got {self.neuron_score!r}")
+        if self.guard_spread < 0 or self.decoys < 0:
+            raise ValueError(f"guard_spread and decoys must be ≥ 0, got {self.guard_spread}, {self.decoys}")
         if self.contrast_weight < 0 or self.guard_retries < 0 or self.guard_projection < 0:
             raise ValueError(f"contrast_weight, guard_retries and guard_projection must be ≥ 0, got "
                              f"{self.contrast_weight}, {self.guard_retries}, {self.guard_projection}")

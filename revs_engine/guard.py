@@ -46,6 +46,11 @@ class RetainGuard:
         return len(self.items) + len(self.benign)
 
 
+#: Widest MLP whose per-layer guard covariance is cached (SmolLM2-135M: 1536 → 19 MB a layer in float64; an 8B
+#: model's 14336 would need 1.6 GB a layer, so it multiplies the activations per edit instead).
+COVARIANCE_MAX_DFF = 4096
+
+
 @dataclass(frozen=True)
 class GuardActivations:
     """FF2 input activations at the guarded positions.
@@ -57,6 +62,18 @@ class GuardActivations:
 
     acts: torch.Tensor = field(repr=False)
     next_ids: torch.Tensor = field(repr=False)
+    _cov: dict[int, torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
+
+    def covariance(self, layer: int) -> torch.Tensor | None:
+        """Return ``[d_ff, d_ff]`` ``AᵀA / m`` over the guarded positions of ``layer`` (computed once per layer, on
+        first use: the guard projection then indexes it instead of multiplying ``[m, k]`` activations per edit);
+        None when ``d_ff`` exceeds :data:`COVARIANCE_MAX_DFF` (``n_layers`` such matrices would not fit)."""
+        if self.acts.shape[-1] > COVARIANCE_MAX_DFF:
+            return None
+        if layer not in self._cov:
+            a = self.acts[layer].float()
+            self._cov[layer] = (a.T @ a / max(a.shape[0], 1)).double()
+        return self._cov[layer]
 
     def at_risk(self, layer: int, token_id: int | None = None) -> torch.Tensor:
         """Return ``[m, d_ff]``: activations of ``layer`` at the guarded positions an edit of ``token_id`` risks.

@@ -22,25 +22,29 @@ import torch
 
 
 @torch.no_grad()
-def project_edit(secret_act: torch.Tensor, delta: torch.Tensor, guard_act: torch.Tensor, lam: float
-                 ) -> torch.Tensor:
+def project_edit(secret_act: torch.Tensor, delta: torch.Tensor, guard_act: torch.Tensor | None, lam: float, *,
+                 cov: torch.Tensor | None = None) -> torch.Tensor:
     """Return ``Δ'`` ``[k, d]`` (dtype of ``delta``): same MLP-output change at the secret, least at the guard.
 
     Args:
         secret_act: ``[k]`` activations of the edited neurons at the secret's context.
         delta: ``[k, d]`` the REVS change of each edited neuron's write vector.
-        guard_act: ``[m, k]`` activations of the edited neurons at the guard's positions.
+        guard_act: ``[m, k]`` activations of the edited neurons at the guard's positions (ignored with ``cov``).
         lam: ridge weight λ > 0 (relative to the mean squared guard activation).
+        cov: ``[k, k]`` ``AᵀA / m`` of those activations when the caller has it
+            (:meth:`~revs_engine.guard.GuardActivations.covariance`).
     """
     if lam <= 0:
         raise ValueError(f"lam must be > 0, got {lam}")
-    if guard_act.shape[0] == 0:
-        return delta
+    if cov is None:
+        if guard_act is None or guard_act.shape[0] == 0:
+            return delta
+        g = guard_act.double()
+        cov = g.T @ g / g.shape[0]
+    cov = cov.double()
     a = secret_act.double()
     d = delta.double()
-    g = guard_act.double()
     k = a.numel()
-    cov = g.T @ g / g.shape[0]
     scale = float(torch.diagonal(cov).mean())
     if scale <= 0:  # the edited neurons never fire on the guard: nothing to protect
         return delta

@@ -151,16 +151,34 @@ def _next_k(k: int, r_mlp: int, r_res: int, b: dict[str, tuple[int, int]], n_max
     return min(max(int(cfg.shrink * k), 2), n_max), False  # never more neurons than were selected
 
 
+def _spread(neuron_act: torch.Tensor, neurons: torch.Tensor, delta: torch.Tensor, n_more: int,
+            guard_var: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Append ``n_more`` neurons not in ``neurons``, each with a zero change, for the guard projection to use
+    (``RevsConfig.guard_spread``): the most specific to the secret's context, ``|a_j| / (σ_j + ε)`` with ``σ_j²``
+    the neuron's mean squared activation on the guard (``guard_var`` ``[d_ff]``; None: by ``|a_j|`` alone).
+    Measured on revs_bench seed 0: Specificity 72 vs 70 and Perturbation 92.4 vs 87.8 for ``|a_j|`` alone."""
+    if n_more <= 0:
+        return neurons, delta
+    strength = neuron_act.abs().float()
+    if guard_var is not None:
+        sigma = guard_var.float().clamp(min=0).sqrt()
+        strength = strength / (sigma + 1e-3 * sigma.mean() + 1e-12)
+    strength[neurons] = -1.0
+    n_more = min(n_more, int((strength > 0).sum()))
+    extra = torch.sort(strength, descending=True, stable=True).indices[:n_more]
+    return torch.cat([neurons, extra]), torch.cat([delta, delta.new_zeros(n_more, delta.shape[1])])
+
+
 @torch.no_grad()
 def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, token_id: int, cfg: RevsConfig,
                bounds: dict[str, tuple[int, int]], gate_ranks: tuple[int, int],
-               collateral: torch.Tensor | None = None, guard_act: torch.Tensor | None = None
-               ) -> tuple[NeuronEdit, LayerResult] | None:
+               collateral: torch.Tensor | None = None, guard_act: torch.Tensor | None = None,
+               guard_cov: torch.Tensor | None = None) -> tuple[NeuronEdit, LayerResult] | None:
     """Compute (do not apply) the edit of one layer for one target (§1.4–§1.7); None when no neuron qualifies.
 
     ``guard_act`` ``[m, d_ff]`` (the guard's activations at this layer) with ``cfg.guard_projection > 0``
     re-weights the chosen neurons' changes (:func:`~revs_engine.guard_projection.project_edit`); ranks are
-    unchanged.
+    unchanged. ``guard_cov`` ``[d_ff, d_ff]`` (their ``AᵀA / m``) replaces ``guard_act`` when given.
     """
     vectors = neuron_vectors(arch.mlp_out[layer], arch.spec.transposed).detach()  # [d_ff, d]
     order, _ = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral)
@@ -183,10 +201,14 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
             break
         tried.add(k_new)
         k = k_new
-    delta = dem.delta[:k].clone()
-    if guard_act is not None and cfg.guard_projection > 0:
-        delta = project_edit(acts.neuron_act[order[:k]], delta, guard_act[:, order[:k]], cfg.guard_projection)
-    edit = NeuronEdit(layer, order[:k].clone(), delta)
+    neurons, delta = order[:k].clone(), dem.delta[:k].clone()
+    if (guard_act is not None or guard_cov is not None) and cfg.guard_projection > 0:
+        var = torch.diagonal(guard_cov) if guard_cov is not None else guard_act.double().pow(2).mean(0)
+        neurons, delta = _spread(acts.neuron_act, neurons, delta, cfg.guard_spread, var)
+        cov = None if guard_cov is None else guard_cov[neurons][:, neurons]
+        delta = project_edit(acts.neuron_act[neurons], delta, None if cov is not None else guard_act[:, neurons],
+                             cfg.guard_projection, cov=cov)
+    edit = NeuronEdit(layer, neurons, delta)
     result = LayerResult(layer, k, gate_ranks[0], gate_ranks[1], r_mlp, r_res, accepted, it,
                          int(dem.converged[:k].sum()), dem.iterations)
     return edit, result
@@ -219,9 +241,11 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
             collateral = None if guard_acts is None else guard_acts.collateral(layer, t)
             # the projection protects every guarded position: the measured ppl damage comes from positions
             # that do not predict t itself (number-heavy text), which the per-token collateral does not see
-            guard_act = guard_acts.acts[layer] if guard_acts is not None and cfg.guard_projection > 0 else None
+            project = guard_acts is not None and cfg.guard_projection > 0
+            guard_cov = guard_acts.covariance(layer) if project else None
+            guard_act = guard_acts.acts[layer] if project and guard_cov is None else None
             done = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual),
-                              collateral, guard_act)
+                              collateral, guard_act, guard_cov)
         if done is not None:
             edit, res = done
             edit = NeuronEdit(edit.layer, edit.neurons, edit.delta, target_index)

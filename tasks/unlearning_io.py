@@ -27,6 +27,7 @@ from pii_detect.readers.lookup import read_document
 from pii_detect.schema import FINDINGS_SCHEMA
 from revs_engine.arch import resolve_arch
 from revs_engine.config import RevsConfig
+from revs_engine.decoys import decoy_sequences
 from revs_engine.ftl import FtlConfig, unlearn_ftl
 from revs_engine.guard import GuardActivations, RetainGuard, guard_activations
 from revs_engine.hashing import weights_sha256
@@ -112,9 +113,11 @@ GUARD_PREFIX_TOKENS = 64
 GUARD_ITEMS = 256
 
 
-def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str]) -> RetainGuard | None:
-    """Return the retain guard of an edit: the retained findings (other memorized data of the same run) and a few
-    benign corpus texts, as token ids (reference/revs-method.md §8); None when there is nothing to guard.
+def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str], *, forget: Sequence[UnlearnItem] = (),
+                decoys: int = 0) -> RetainGuard | None:
+    """Return the retain guard of an edit: the retained findings (other memorized data of the same run), a few
+    benign corpus texts and ``decoys`` format-preserving decoys of each ``forget`` item after its own prompt
+    (:mod:`revs_engine.decoys`), as token ids (reference/revs-method.md §8); None when there is nothing to guard.
 
     Measured: adding the benign texts' closing words as verified items (the demo's memorized boilerplate) made
     the per-secret redo keep weaker edits and left an exact extraction in the tiny-model flow tests; not kept.
@@ -127,6 +130,10 @@ def build_guard(tokenizer, retain: pa.Table | None, benign: Sequence[str]) -> Re
         items = [ProbeItem(it.prefix_ids[-GUARD_PREFIX_TOKENS:], it.target_ids) for it in found]
     texts = [tokenizer(t, add_special_tokens=False)["input_ids"][:GUARD_PREFIX_TOKENS]
              for t in list(benign)[:GUARD_BENIGN]]
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    for i, item in enumerate(forget):
+        texts += decoy_sequences(item.prompt_ids[-GUARD_PREFIX_TOKENS:], "".join(item.token_texts), encode, decoys,
+                                 seed=i)
     guard = RetainGuard.from_items(items, texts)
     return guard if len(guard) else None
 
@@ -226,7 +233,7 @@ def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path, out_dir
     arch = resolve_arch(model)
     items = read_items(probes_path, findings_path, tok, only_memorized=only_memorized)
     retain = read_table(retain_findings, FINDINGS_SCHEMA) if retain_findings is not None else None
-    guard = build_guard(tok, retain, benign)
+    guard = build_guard(tok, retain, benign, forget=items, decoys=revs_cfg.decoys if method == "revs" else 0)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     logger.info("guard: %d retained items, %d benign texts", len(guard.items) if guard else 0,
                 len(guard.benign) if guard else 0)

@@ -106,6 +106,27 @@ def test_the_retain_guard_holds_the_retained_findings_and_cut_benign_texts(setup
     assert build_guard(tok, retained.slice(0, 0), []) is None
 
 
+def test_decoys_of_each_forgotten_item_join_the_guard_after_its_own_prompt(setup):
+    # given the probed findings as forget items and a policy asking for 3 decoys each
+    from tasks.unlearning_io import build_guard, read_items
+
+    tok = make_tiny_tokenizer()
+    items = read_items(setup / "probes.parquet", setup / "findings.parquet", tok, only_memorized=False)
+    # when
+    guard = build_guard(tok, None, [], forget=items, decoys=3)
+    # then every item brings 3 sequences: its prompt, then a value of its shape that is not its value
+    assert len(guard.benign) == 3 * len(items)
+    assert not guard.items
+    for i, item in enumerate(items):
+        secret = "".join(item.token_texts)
+        for seq in guard.benign[3 * i:3 * i + 3]:
+            assert list(seq[:len(item.prompt_ids)]) == list(item.prompt_ids)
+            decoy = tok.decode(list(seq[len(item.prompt_ids):]))
+            assert decoy != secret
+            assert len(decoy) == len(secret)
+    assert build_guard(tok, None, [], forget=items, decoys=0) is None
+
+
 def test_a_value_repeated_in_the_same_context_is_edited_once(setup):
     # given f0's document duplicated (same value, same context) as finding f2, every finding probed as memorized
     from tasks._io import read_table

@@ -109,3 +109,64 @@ def test_repasses_must_not_be_negative():
 
     with pytest.raises(ValueError, match="repasses"):
         RevsConfig(repasses=-1)
+
+
+def test_spread_keeps_the_change_at_the_secret_and_lets_the_guard_see_less():
+    # given one gated layer of a tiny model, a target and the guard's activations there
+    model, arch = _model("llama")
+    target = _tokens(model, 1, seed=3)[0]
+    guard = guard_activations(model, arch, RetainGuard.from_items(_greedy_items(model, 6, seed=4))).acts[0]
+    lens = VocabLens(model, arch)
+    cfg = dataclasses.replace(CFG, guard_projection=0.05)
+    bounds = cfg.bounds(arch.vocab_size)
+    acts = LayerWalker(model, arch, torch.tensor([target.prefix_ids])).layer(0)
+    # when the projection may also use 16 more neurons
+    narrow = edit_layer(lens, arch, 0, acts, target.token_id, cfg, bounds, (0, 0), guard_act=guard)
+    wide = edit_layer(lens, arch, 0, acts, target.token_id, dataclasses.replace(cfg, guard_spread=16), bounds,
+                      (0, 0), guard_act=guard)
+    # then the chosen neurons come first, 16 distinct others follow: the most active at the secret relative to
+    # their activity on the guard
+    k = narrow[0].neurons.numel()
+    assert torch.equal(wide[0].neurons[:k], narrow[0].neurons)
+    extra = wide[0].neurons[k:]
+    assert extra.numel() == 16
+    assert len(set(wide[0].neurons.tolist())) == k + 16
+    rest = torch.ones(acts.neuron_act.numel(), dtype=torch.bool)
+    rest[wide[0].neurons] = False
+    sigma = guard.double().pow(2).mean(0).sqrt()
+    spec = acts.neuron_act.abs().double() / (sigma + 1e-3 * sigma.mean() + 1e-12)
+    assert spec[extra].min() >= spec[rest].max() - 1e-4
+    # and the MLP output at the secret changes exactly as before while the guard's positions see less of it
+    a_n, a_w = acts.neuron_act[narrow[0].neurons], acts.neuron_act[wide[0].neurons]
+    torch.testing.assert_close(a_w @ wide[0].delta, a_n @ narrow[0].delta, rtol=1e-4, atol=1e-4)
+    seen_wide = (guard[:, wide[0].neurons] @ wide[0].delta).norm()
+    assert seen_wide < (guard[:, narrow[0].neurons] @ narrow[0].delta).norm()
+    assert wide[1] == narrow[1]  # the ranks REVS measured are the same
+
+
+def test_spread_without_the_projection_changes_nothing():
+    model, arch = _model("llama")
+    target = _tokens(model, 1, seed=3)[0]
+    lens = VocabLens(model, arch)
+    bounds = CFG.bounds(arch.vocab_size)
+    acts = LayerWalker(model, arch, torch.tensor([target.prefix_ids])).layer(0)
+    plain = edit_layer(lens, arch, 0, acts, target.token_id, CFG, bounds, (0, 0))
+    spread = edit_layer(lens, arch, 0, acts, target.token_id, dataclasses.replace(CFG, guard_spread=16), bounds,
+                        (0, 0))
+    assert torch.equal(plain[0].neurons, spread[0].neurons)
+    assert torch.equal(plain[0].delta, spread[0].delta)
+    with pytest.raises(ValueError, match="guard_spread"):
+        dataclasses.replace(CFG, guard_spread=-1)
+
+
+def test_the_cached_covariance_gives_the_projection_of_the_activations():
+    a, delta, guard = _case()
+    cov = guard.double().T @ guard.double() / guard.shape[0]
+    torch.testing.assert_close(project_edit(a, delta, None, 0.1, cov=cov), project_edit(a, delta, guard, 0.1))
+    # and the guard's cached layer covariance is A^T A / m of its activations, computed once
+    model, arch = _model("llama")
+    acts = guard_activations(model, arch, RetainGuard.from_items(_greedy_items(model, 4, seed=4)))
+    c = acts.covariance(1)
+    m = acts.acts[1].double()
+    torch.testing.assert_close(c, m.T @ m / m.shape[0], rtol=1e-4, atol=1e-6)
+    assert acts.covariance(1) is c
