@@ -191,11 +191,11 @@ OURS_PROJECTED = RevsVariant("REVS, ours + guard projection",
 
 #: Ours with decoys (revs_engine.decoys): the guard also holds 8 look-alikes of each forgotten SSN after its own
 #: prompt; one target per SSN (the distinct position); the neurons REVS picks by rank (the paper's rule), each
-#: layer's change spread by the guard projection over 256 more neurons that fire at the secret but little on the
-#: guard. No verify-and-redo (its stricter redo is contrast scoring, which a guard full of digits starves).
-#: Chosen on seed 0 (benchmarks/RESULTS.md lists the runs); seeds 1 and 2 were not looked at.
+#: layer's change spread by the guard projection (ridge 0.02) over 256 more neurons, those most specific to the
+#: secret's context. No verify-and-redo (its stricter redo is contrast scoring, which a guard full of digits
+#: starves). Chosen on seed 0 (benchmarks/RESULTS.md lists the runs); seeds 1 and 2 were not looked at.
 OURS_DECOYS = RevsVariant("REVS, ours + decoys",
-                          RevsConfig(guard_projection=0.05, guard_spread=256, guard_check=False, guard_retries=0,
+                          RevsConfig(guard_projection=0.02, guard_spread=256, guard_check=False, guard_retries=0,
                                      residual_rank_window=(0.05, 0.25), mlp_rank_window=(0.006, 0.9),
                                      decoys=8, targets=TargetConfig(max_tokens=1)),
                           "distinct", True)
