@@ -170,3 +170,25 @@ def test_the_cached_covariance_gives_the_projection_of_the_activations():
     m = acts.acts[1].double()
     torch.testing.assert_close(c, m.T @ m / m.shape[0], rtol=1e-4, atol=1e-6)
     assert acts.covariance(1) is c
+
+
+def test_spread_unlearn_with_decoys_edits_and_is_reversible():
+    # given a tiny model, two targets and a guard of retained items plus decoys of the first target's value
+    from revs_engine.decoys import decoy_sequences
+
+    model, arch = _model("llama")
+    targets = _tokens(model, 2, seed=6)
+    value = "".join(chr(48 + t % 10) for t in targets[0].prefix_ids[-3:])  # a digit string of the model's ids
+    decoys = decoy_sequences(targets[0].prefix_ids, value, lambda s: [int(c) + 3 for c in s], 4)
+    guard = RetainGuard.from_items(_greedy_items(model, 6, seed=5), decoys)
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    cfg = dataclasses.replace(CFG, guard_projection=0.02, guard_spread=8, guard_check=False, guard_retries=0)
+    # when
+    result = unlearn(model, arch, targets, cfg, guard=guard)
+    # then every edit moves the chosen neurons plus 8 spread ones, and restoring gives the weights back bit-exactly
+    assert result.edits
+    layers = [r for t in result.targets for r in t.layer_results]  # in application order, like the edits
+    assert [e.layer for e in result.edits] == [r.layer for r in layers]
+    assert [e.neurons.numel() for e in result.edits] == [r.n_neurons + 8 for r in layers]
+    restore(model, arch, result.backup)
+    assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
