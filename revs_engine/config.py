@@ -62,9 +62,10 @@ class RevsConfig:
             output change at the secret's context stays exactly as REVS computed it while the change at every
             guarded position is as small as possible (least squares over the edited neurons, ridge λ relative
             to their mean squared guard activation). Needs a guard; ignored without one.
-        guard_spread: with the guard projection on, also let the projection use this many more neurons (the
-            most active at the secret's context, beyond the ``k`` REVS chose): the same change at the secret
-            spread over neurons the guard does not see. 0 projects over the chosen neurons only.
+        guard_spread: with the guard projection on, also let the projection use this many more neurons beyond
+            the ``k`` REVS chose (those most specific to the secret's context: activation there relative to their
+            RMS activation on the guard): the same change at the secret spread over neurons the guard sees
+            little of. 0 projects over the chosen neurons only.
         decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that the caller's
             guard builder adds to the guard's benign texts (``tasks.unlearning_io.build_guard``, the benchmark);
             :func:`~revs_engine.revs.unlearn` takes the guard as given.
