@@ -203,8 +203,9 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
         k = k_new
     neurons, delta = order[:k].clone(), dem.delta[:k].clone()
     if (guard_act is not None or guard_cov is not None) and cfg.guard_projection > 0:
-        var = torch.diagonal(guard_cov) if guard_cov is not None else guard_act.double().pow(2).mean(0)
-        neurons, delta = _spread(acts.neuron_act, neurons, delta, cfg.guard_spread, var)
+        if cfg.guard_spread > 0:  # the guard's per-neuron variance only when spreading (free with the cache)
+            var = torch.diagonal(guard_cov) if guard_cov is not None else guard_act.double().pow(2).mean(0)
+            neurons, delta = _spread(acts.neuron_act, neurons, delta, cfg.guard_spread, var)
         cov = None if guard_cov is None else guard_cov[neurons][:, neurons]
         delta = project_edit(acts.neuron_act[neurons], delta, None if cov is not None else guard_act[:, neurons],
                              cfg.guard_projection, cov=cov)
