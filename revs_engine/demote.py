@@ -36,6 +36,8 @@ class DemotionResult:
         ranks_before / ranks_after: ``[m]`` target rank of each neuron's projection.
         converged: ``[m]`` bool, rank inside the window.
         iterations: iterations run.
+        coef / direction: on the exact-RMSNorm-inverse path, ``delta[j] = coef[j]·direction`` up to float
+            rounding (``[m]`` and ``[d_model]``, one direction per token); None elsewhere.
     """
 
     delta: torch.Tensor = field(repr=False)
@@ -43,6 +45,8 @@ class DemotionResult:
     ranks_after: torch.Tensor = field(repr=False)
     converged: torch.Tensor = field(repr=False)
     iterations: int = 0
+    coef: torch.Tensor | None = field(default=None, repr=False)
+    direction: torch.Tensor | None = field(default=None, repr=False)
 
 
 def faithful_rms_inverse(n_hat: torch.Tensor, reference: torch.Tensor, gamma: torch.Tensor,
@@ -72,7 +76,8 @@ def invert_logits(lens: VocabLens, logits: torch.Tensor, reference: torch.Tensor
 @torch.no_grad()
 def demote_neurons(lens: VocabLens, vectors: torch.Tensor, token_id: int, window: tuple[int, int], *,
                    max_iter: int = 100, initial_offset: float = -10.0, push: float = 1.3, back_off: float = 0.8,
-                   faithful_rmsnorm_inverse: bool = False) -> DemotionResult:
+                   faithful_rmsnorm_inverse: bool = False, base_logits: torch.Tensor | None = None
+                   ) -> DemotionResult:
     """Demote ``token_id`` into ``window`` in the vocabulary projection of each neuron vector.
 
     Args:
@@ -83,17 +88,21 @@ def demote_neurons(lens: VocabLens, vectors: torch.Tensor, token_id: int, window
         max_iter: iteration cap.
         initial_offset, push, back_off: δ schedule (§1.5: −10, ×1.3, ×0.8).
         faithful_rmsnorm_inverse: use the authors' approximate RMSNorm inverse.
+        base_logits: ``W_U·n̂`` ``[m, V]`` of the normalized vectors (without the bias) when the caller already
+            projected them (:func:`~revs_engine.select.select_neurons`); computed when None.
 
     Returns:
         A :class:`DemotionResult`; the delta of a neuron with δ = 0 is its pure round-trip error, as in §1.5.
     """
     lo, hi = window
     base_hat = lens.normalize(vectors)  # [m, d] = pinv(W_U)·(W_U·n̂): W_U has full column rank, so the
-    z = base_hat @ lens.W.detach().T  # round trip of the original logits is n̂ itself (no [m, V] × [V, d])
+    # round trip of the original logits is n̂ itself (no [m, V] × [V, d])
+    z = base_logits if base_logits is not None else lens.unembed(base_hat)
     ranks_before = rank_of(z if lens.b is None else z + lens.b, token_id)
     # pinv(W_U) e_t = (W_Uᵀ W_U)⁻¹ W_U[t]: the normalized-space direction of a unit change of the target logit
-    u_t = (lens.W.detach()[token_id].to(torch.float64) @ lens.inverse_gram()).to(z.dtype)  # [d]
+    u_t = lens.unit_direction(token_id).to(z.dtype)  # [d]
     delta = torch.where(ranks_before < lo, torch.full_like(z[:, 0], initial_offset), torch.zeros_like(z[:, 0]))
+    fast = _linear_path(lens, faithful_rmsnorm_inverse)
     ranks_at = _rank_function(lens, vectors, base_hat, z, u_t, token_id, faithful_rmsnorm_inverse)
     ranks = ranks_before.clone()
     active = torch.ones_like(ranks, dtype=torch.bool)
@@ -108,9 +117,27 @@ def demote_neurons(lens: VocabLens, vectors: torch.Tensor, token_id: int, window
             break
         delta = torch.where(low, delta * push, torch.where(high, delta * back_off, delta))
     new = _denormalize(lens, base_hat + delta[:, None] * u_t, vectors, faithful_rmsnorm_inverse)
-    ranks = lens.ranks(new, token_id)  # reported on the real vectors, whatever path the loop took
+    coef = direction = None
+    if fast:
+        # every neuron's ranks were last computed at its final δ (a neuron inside the window keeps its δ), and on
+        # this path they are the ranks of the round-tripped vectors: no second [m, V] projection. The change is
+        # n' − n = δ·s·u_t/γ (s the vector's RMS): one direction per token, scaled per neuron.
+        direction = u_t / _safe_gamma(lens)
+        coef = delta * torch.sqrt(vectors.pow(2).mean(-1) + lens.eps)
+    else:
+        ranks = lens.ranks(new, token_id)  # reported on the real vectors, whatever path the loop took
     converged = (ranks >= lo) & (ranks <= hi)
-    return DemotionResult(new - vectors, ranks_before, ranks, converged, iterations)
+    return DemotionResult(new - vectors, ranks_before, ranks, converged, iterations, coef, direction)
+
+
+def _safe_gamma(lens: VocabLens) -> torch.Tensor:
+    gamma = lens.norm.weight.detach()
+    return torch.where(gamma.abs() < 1e-12, torch.full_like(gamma, 1e-12), gamma)
+
+
+def _linear_path(lens: VocabLens, faithful: bool) -> bool:
+    """The exact RMSNorm inverse with no unembedding bias: ranks of an offset neuron are one multiply-add away."""
+    return lens.kind == "rms" and not faithful and lens.b is None
 
 
 def _rank_function(lens: VocabLens, vectors: torch.Tensor, base_hat: torch.Tensor, base_logits: torch.Tensor,
@@ -123,8 +150,8 @@ def _rank_function(lens: VocabLens, vectors: torch.Tensor, base_hat: torch.Tenso
     ``W·u_t`` ``[V]`` are computed once, so an iteration is one fused multiply-add and a comparison instead of a
     denormalize-normalize-matmul round trip. Every other case projects the round-tripped vectors.
     """
-    if lens.kind == "rms" and not faithful and lens.b is None:
-        step = u_t @ lens.W.detach().T  # [V]; base_logits = W·n̂ [m, V]
+    if _linear_path(lens, faithful):
+        step = lens.unembed_cached(u_t, ("unit", token_id))  # W·u_t [V]; base_logits = W·n̂ [m, V]
 
         def fast(idx: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
             return rank_of(torch.addcmul(base_logits[idx], delta[:, None], step[None]), token_id)

@@ -36,7 +36,23 @@ def rank_of(logits: torch.Tensor, token_ids: torch.Tensor | int) -> torch.Tensor
     ids = torch.as_tensor(token_ids, device=logits.device, dtype=torch.long)
     ids = ids.expand(logits.shape[:-1]) if ids.dim() == 0 else ids
     target = logits.gather(-1, ids.unsqueeze(-1))
-    return (logits > target).sum(-1)
+    # counted in int32 (exact below 2³¹ entries): measured 10× faster than the default int64 sum on 100 × 49k
+    return (logits > target).sum(-1, dtype=torch.int32).long()
+
+
+#: Up to this many rows, ``W @ xᵀ`` (a tall-skinny product) is used: measured on 2 CPU cores with a 49k × 576
+#: unembedding, 2 rows take 4 ms that way against 15 ms as ``x @ Wᵀ``; from 16 rows on they are alike.
+_SKINNY_ROWS = 8
+
+
+def _unembed(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Return ``x @ Wᵀ`` ``[..., V]`` for ``x`` ``[..., d]``, taking the faster product for a few rows."""
+    rows = x.reshape(-1, x.shape[-1])
+    if rows.shape[0] > _SKINNY_ROWS or rows.device.type != "cpu":
+        return x @ W.T
+    if rows.shape[0] == 1:  # a single row takes the slower matrix-vector path; two rows the fast one
+        return (W @ torch.cat([rows, rows]).T)[:, :1].T.reshape(*x.shape[:-1], W.shape[0])
+    return (W @ rows.T).T.reshape(*x.shape[:-1], W.shape[0])
 
 
 class VocabLens:
@@ -61,6 +77,8 @@ class VocabLens:
         self._sha = weights_sha256
         self._inv_gram: torch.Tensor | None = None
         self._w64_cache: torch.Tensor | None = None
+        self._unembedded: dict[tuple, torch.Tensor] = {}
+        self._unit: dict[int, torch.Tensor] = {}
 
     # -- forward -----------------------------------------------------------------------------------------------
     def normalize(self, h: torch.Tensor) -> torch.Tensor:
@@ -69,12 +87,41 @@ class VocabLens:
 
     def project(self, h: torch.Tensor) -> torch.Tensor:
         """Return vocabulary logits ``[..., V]`` of hidden vectors ``h`` ``[..., d]``."""
-        out = self.normalize(h) @ self.W.T
+        out = self.unembed(self.normalize(h))
         return out + self.b if self.b is not None else out
+
+    def unembed(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``W_U·x`` ``[..., V]`` for already normalized ``x`` ``[..., d]`` (no bias)."""
+        return _unembed(x, self.W)
+
+    def unembed_cached(self, x: torch.Tensor, key: tuple) -> torch.Tensor:
+        """:meth:`unembed` of a vector that depends only on ``key`` (e.g. a token): one pass over the unembedding
+        per key, not per layer or neuron. At most 64 are kept."""
+        hit = self._unembedded.get(key)
+        if hit is None:
+            if len(self._unembedded) >= 64:
+                self._unembedded.pop(next(iter(self._unembedded)))
+            hit = self._unembedded[key] = self.unembed(x)
+        return hit
 
     def ranks(self, h: torch.Tensor, token_ids: torch.Tensor | int) -> torch.Tensor:
         """Return the rank of ``token_ids`` under the lens of ``h`` ``[..., d]`` → ``[...]``."""
         return rank_of(self.project(h), token_ids)
+
+    @property
+    def linear(self) -> bool:
+        """True when ranks under the lens are ranks under a linear map (RMSNorm, no unembedding bias).
+
+        ``project(h) = W·(γ⊙h)/rms(h)`` is then a positive multiple of ``W·(γ⊙h)``, so every rank equals the rank
+        in :meth:`rank_logits` — which is linear in ``h``: the logits of ``h + c·u`` are ``rank_logits(h) +
+        c·rank_logits(u)`` without another pass over the unembedding.
+        """
+        return self.kind == "rms" and self.b is None
+
+    def rank_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Return logits ``[..., V]`` whose ranks equal :meth:`project`'s: ``W·(γ⊙h)`` when :attr:`linear`,
+        else ``project(h)``."""
+        return self.unembed(h * self.norm.weight.detach()) if self.linear else self.project(h)
 
     # -- inverse -----------------------------------------------------------------------------------------------
     def inverse_gram(self) -> torch.Tensor:
@@ -103,6 +150,17 @@ class VocabLens:
         if self._w64_cache is None:
             self._w64_cache = self.W.detach().to(torch.float64)
         return self._w64_cache
+
+    def unit_direction(self, token_id: int) -> torch.Tensor:
+        """Return ``pinv(W_U)·e_t`` ``[d]`` (float32): the normalized-space direction of a unit change of token
+        ``t``'s logit, ``(W_Uᵀ W_U)⁻¹ W_U[t]``; cached per token."""
+        hit = self._unit.get(token_id)
+        if hit is None:
+            if len(self._unit) >= 64:
+                self._unit.pop(next(iter(self._unit)))
+            w_t = self.W.detach()[token_id].to(torch.float64)
+            hit = self._unit[token_id] = (w_t @ self.inverse_gram()).to(self.W.dtype)
+        return hit
 
     def pinv_apply(self, logits: torch.Tensor) -> torch.Tensor:
         """Return ``pinv(W_U) @ (logits − b)`` ``[..., d]`` — the normalized vector whose projection is closest."""

@@ -10,10 +10,11 @@ the target in each neuron's projection (§1.5), choose how many neurons to edit 
 
 Deliberate differences from the authors' code (all flagged in results, none change the algorithm's decisions):
 - per-neuron deltas do not depend on which other neurons are demoted with them, so the n_max neurons are demoted
-  once per layer and the k-loop of §1.7 reuses them (the code re-runs demotion for every k);
+  once per layer and the k-loop of §1.7 reads every k's ranks from one table (:mod:`revs_engine.outer`; the code
+  re-runs demotion and projection for every k);
 - activations after an edit come from resuming the forward at the edited block (``resume=True``, see
-  :mod:`revs_engine.resume`) instead of a full forward per layer; ``resume=False`` is the naive variant with
-  identical edits;
+  :mod:`revs_engine.resume`) instead of a full forward per layer;
+- ``naive=True`` runs the §1.8 pseudocode as written (both of the above undone) and makes identical edits;
 - convergence is reported per target (final-layer rank ≥ residual bottom margin) and per layer, never silent.
 """
 
@@ -31,11 +32,11 @@ from tqdm.auto import tqdm
 from revs_engine.arch import ModelArch, neuron_vectors
 from revs_engine.capture import capture_activations
 from revs_engine.config import RevsConfig
-from revs_engine.demote import demote_neurons
 from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits, restore
 from revs_engine.guard import GuardActivations, RetainGuard, guard_activations, intact
 from revs_engine.guard_projection import project_edit
 from revs_engine.lens import VocabLens, rank_of
+from revs_engine.outer import choose_k, choose_k_naive
 from revs_engine.resume import LayerActs, LayerWalker
 from revs_engine.select import gate_layer, select_neurons
 from revs_engine.targets import TokenTarget
@@ -138,19 +139,6 @@ class RevsResult:
                 "seconds": round(self.seconds, 3)}
 
 
-def _next_k(k: int, r_mlp: int, r_res: int, b: dict[str, tuple[int, int]], n_max: int,
-            cfg: RevsConfig) -> tuple[int, bool]:
-    """The §1.7 update rule: return ``(new k, accepted)``."""
-    (mlp_lo, mlp_hi), (res_lo, res_hi) = b["mlp"], b["residual"]
-    if mlp_lo <= r_mlp <= mlp_hi:
-        if res_lo <= r_res <= res_hi:
-            return k, True
-        return (min(k + 1, n_max), False) if r_res < res_lo else (max(k - 1, 1), False)
-    if r_mlp < mlp_lo:
-        return min(int(cfg.growth * k), n_max), False
-    return min(max(int(cfg.shrink * k), 2), n_max), False  # never more neurons than were selected
-
-
 def _spread(neuron_act: torch.Tensor, neurons: torch.Tensor, delta: torch.Tensor, n_more: int,
             guard_var: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Append ``n_more`` neurons not in ``neurons``, each with a zero change, for the guard projection to use
@@ -173,35 +161,33 @@ def _spread(neuron_act: torch.Tensor, neurons: torch.Tensor, delta: torch.Tensor
 def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, token_id: int, cfg: RevsConfig,
                bounds: dict[str, tuple[int, int]], gate_ranks: tuple[int, int],
                collateral: torch.Tensor | None = None, guard_act: torch.Tensor | None = None,
-               guard_cov: torch.Tensor | None = None) -> tuple[NeuronEdit, LayerResult] | None:
+               guard_cov: torch.Tensor | None = None, *, gate_logits: torch.Tensor | None = None,
+               naive: bool = False) -> tuple[NeuronEdit, LayerResult] | None:
     """Compute (do not apply) the edit of one layer for one target (§1.4–§1.7); None when no neuron qualifies.
 
     ``guard_act`` ``[m, d_ff]`` (the guard's activations at this layer) with ``cfg.guard_projection > 0``
     re-weights the chosen neurons' changes (:func:`~revs_engine.guard_projection.project_edit`); ranks are
     unchanged. ``guard_cov`` ``[d_ff, d_ff]`` (their ``AᵀA / m``) replaces ``guard_act`` when given.
+    ``gate_logits``: the gate's ``rank_logits`` of the two streams, reused by the outer loop. ``naive``: run the
+    outer loop as the §1.8 pseudocode does (:func:`~revs_engine.outer.choose_k_naive`; same edit, slower).
     """
     vectors = neuron_vectors(arch.mlp_out[layer], arch.spec.transposed).detach()  # [d_ff, d]
-    order, _ = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral)
-    n_max = int(order.numel())
-    if n_max == 0:
+    if naive:
+        order, _ = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral)
+        base_logits = None
+    else:
+        order, _, base_logits = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral,
+                                               with_logits=True)
+    if order.numel() == 0:
         return None
-    dem = demote_neurons(lens, vectors[order], token_id, bounds["neuron"], max_iter=cfg.max_iter_neuron,
-                         initial_offset=cfg.initial_offset, push=cfg.push, back_off=cfg.back_off,
-                         faithful_rmsnorm_inverse=cfg.faithful_rmsnorm_inverse)
-    contrib = acts.neuron_act[order, None] * dem.delta  # [n, d]: change of the MLP output per edited neuron
-    # the ranks for every k at once (one [2·n_max, V] projection instead of one per outer iteration)
-    change = torch.stack([contrib[:k].sum(0) for k in range(1, n_max + 1)])  # [n_max, d]
-    table = lens.ranks(torch.cat([acts.mlp_out + change, acts.resid_post + change]), token_id).view(2, n_max)
-    k = min(cfg.start_k, n_max)
-    tried, accepted, it = {k}, False, 0
-    for it in range(1, cfg.max_iter_mlp + 1):  # noqa: B007 - the count is reported
-        r_mlp, r_res = int(table[0, k - 1]), int(table[1, k - 1])
-        k_new, accepted = _next_k(k, r_mlp, r_res, bounds, n_max, cfg)
-        if accepted or k_new in tried:
-            break
-        tried.add(k_new)
-        k = k_new
-    neurons, delta = order[:k].clone(), dem.delta[:k].clone()
+    if naive:
+        choice = choose_k_naive(lens, vectors[order], acts.neuron_act[order], acts.mlp_out, acts.resid_post,
+                                token_id, cfg, bounds)
+    else:
+        choice = choose_k(lens, vectors[order], acts.neuron_act[order], acts.mlp_out, acts.resid_post, token_id,
+                          cfg, bounds, base_logits=base_logits, gate_logits=gate_logits)
+    k = choice.k
+    neurons, delta = order[:k].clone(), choice.delta
     if (guard_act is not None or guard_cov is not None) and cfg.guard_projection > 0:
         if cfg.guard_spread > 0:  # the guard's per-neuron variance only when spreading (free with the cache)
             var = torch.diagonal(guard_cov) if guard_cov is not None else guard_act.double().pow(2).mean(0)
@@ -210,8 +196,8 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
         delta = project_edit(acts.neuron_act[neurons], delta, None if cov is not None else guard_act[:, neurons],
                              cfg.guard_projection, cov=cov)
     edit = NeuronEdit(layer, neurons, delta)
-    result = LayerResult(layer, k, gate_ranks[0], gate_ranks[1], r_mlp, r_res, accepted, it,
-                         int(dem.converged[:k].sum()), dem.iterations)
+    result = LayerResult(layer, k, gate_ranks[0], gate_ranks[1], choice.rank_mlp, choice.rank_residual,
+                         choice.accepted, choice.iterations, choice.neurons_converged, choice.neuron_iterations)
     return edit, result
 
 
@@ -224,15 +210,15 @@ def _final_and_residual_ranks(model, arch, ids: torch.Tensor, token_id: int, len
 
 @torch.no_grad()
 def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: TokenTarget, cfg: RevsConfig, *,
-                   target_index: int = 0, resume: bool = True, guard_acts: GuardActivations | None = None
-                   ) -> tuple[TargetResult, list[NeuronEdit], WeightBackup | None, int]:
+                   target_index: int = 0, resume: bool = True, guard_acts: GuardActivations | None = None,
+                   naive: bool = False) -> tuple[TargetResult, list[NeuronEdit], WeightBackup | None, int]:
     """Edit every gated layer for one target, applying each edit at once; return result, edits, backup, calls."""
     start = time.perf_counter()
     ids = torch.tensor(target.prefix_ids, dtype=torch.long, device=arch.unembed.weight.device)[None]
     bounds = cfg.bounds(arch.vocab_size)
     t = target.token_id
     rank_before, res_before = _final_and_residual_ranks(model, arch, ids, t, lens)
-    walker = LayerWalker(model, arch, ids, resume=resume)
+    walker = LayerWalker(model, arch, ids, resume=resume and not naive)
     edits, results, backup = [], [], None
     for layer in range(arch.n_layers):
         acts = walker.layer(layer)
@@ -246,7 +232,7 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
             guard_cov = guard_acts.covariance(layer) if project else None
             guard_act = guard_acts.acts[layer] if project and guard_cov is None else None
             done = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual),
-                              collateral, guard_act, guard_cov)
+                              collateral, guard_act, guard_cov, gate_logits=gate.logits, naive=naive)
         if done is not None:
             edit, res = done
             edit = NeuronEdit(edit.layer, edit.neurons, edit.delta, target_index)
@@ -291,8 +277,8 @@ class _Attempt:
 
 
 @torch.no_grad()
-def _unlearn_secret(model, arch, lens, targets, group, cfg, *, resume, guard, guard_acts, guard_ok, pad_id
-                    ) -> tuple[_Attempt, int]:
+def _unlearn_secret(model, arch, lens, targets, group, cfg, *, resume, guard, guard_acts, guard_ok, pad_id,
+                    naive=False) -> tuple[_Attempt, int]:
     """Edit one secret's targets; with a guard, verify and redo stricter when retained items broke (§8).
 
     Returns the kept attempt (its edits are in the model) and the block calls of all attempts.
@@ -304,7 +290,7 @@ def _unlearn_secret(model, arch, lens, targets, group, cfg, *, resume, guard, gu
         for i in group:
             res, target_edits, taken, n_calls = unlearn_target(model, arch, lens, targets[i], attempt_cfg,
                                                                target_index=i, resume=resume,
-                                                               guard_acts=guard_acts)
+                                                               guard_acts=guard_acts, naive=naive)
             results.append(res)
             edits += target_edits
             calls += n_calls
@@ -332,7 +318,7 @@ def _unlearn_secret(model, arch, lens, targets, group, cfg, *, resume, guard, gu
 def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: RevsConfig, *,
             lens: VocabLens | None = None, progress: bool = False, resume: bool = True,
             guard: RetainGuard | None = None, pad_id: int = 0,
-            guard_acts: GuardActivations | None = None) -> RevsResult:
+            guard_acts: GuardActivations | None = None, naive: bool = False) -> RevsResult:
     """Unlearn ``targets`` in order with REVS; the model's weights are edited in place.
 
     Args:
@@ -343,7 +329,10 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
         cfg: hyperparameters.
         lens: a :class:`VocabLens` to reuse (its cached pseudo-inverse); built if None.
         progress: show a tqdm progress bar over targets.
-        resume: resume forwards from the edited block (fast); False runs a full forward per layer (naive).
+        resume: resume forwards from the edited block (fast); False runs a full forward per layer.
+        naive: the §1.8 pseudocode as written, for the speed comparison — a full forward per layer, and per outer
+            iteration a fresh demotion of the first k neurons and a fresh projection of the edited streams. Makes
+            the same edits as the default, slower.
         guard: retained items / benign text the edit must leave alone (:mod:`revs_engine.guard`). Its activations
             feed ``neuron_score="contrast"``; with ``cfg.guard_check`` every secret's edit is verified on the
             guard's items and redone stricter (up to ``cfg.guard_retries`` times) when one of them broke.
@@ -377,7 +366,7 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
     for rnd in range(cfg.repasses + 1):
         for group in todo:
             kept, n_calls = _unlearn_secret(model, arch, lens, targets, group, cfg, resume=resume, guard=guard,
-                                            guard_acts=guard_acts, guard_ok=guard_ok, pad_id=pad_id)
+                                            guard_acts=guard_acts, guard_ok=guard_ok, pad_id=pad_id, naive=naive)
             for i, r in zip(group, kept.results, strict=True):
                 results[i] = r
                 if not r.converged:

@@ -8,12 +8,12 @@ rank, keep the ``n_neurons`` best, best first).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from revs_engine.config import RevsConfig
-from revs_engine.lens import VocabLens
+from revs_engine.lens import VocabLens, rank_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +25,15 @@ class GateDecision:
         rank_mlp: target rank in the lens of the layer's MLP output.
         rank_residual: target rank in the lens of the layer's residual output.
         reason: ``edit``, ``residual_demoted`` (rank ≥ residual bottom) or ``mlp_not_promoting`` (rank ≥ MLP top).
+        logits: ``[2, V]`` :meth:`~revs_engine.lens.VocabLens.rank_logits` of the MLP output and the residual (the
+            outer loop of §1.7 adds each candidate edit's change to them when the lens is linear).
     """
 
     edit: bool
     rank_mlp: int
     rank_residual: int
     reason: str
+    logits: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 @torch.no_grad()
@@ -42,12 +45,13 @@ def gate_layer(lens: VocabLens, mlp_out: torch.Tensor, resid_post: torch.Tensor,
     Args:
         mlp_out, resid_post: ``[d_model]`` at the last position.
     """
-    r_mlp, r_res = (int(r) for r in lens.ranks(torch.stack([mlp_out, resid_post]), token_id))
+    logits = lens.rank_logits(torch.stack([mlp_out, resid_post]))
+    r_mlp, r_res = (int(r) for r in rank_of(logits, token_id))
     if r_res >= residual_bottom:
-        return GateDecision(False, r_mlp, r_res, "residual_demoted")
+        return GateDecision(False, r_mlp, r_res, "residual_demoted", logits)
     if r_mlp >= mlp_top:
-        return GateDecision(False, r_mlp, r_res, "mlp_not_promoting")
-    return GateDecision(True, r_mlp, r_res, "edit")
+        return GateDecision(False, r_mlp, r_res, "mlp_not_promoting", logits)
+    return GateDecision(True, r_mlp, r_res, "edit", logits)
 
 
 def candidate_neurons(neuron_act: torch.Tensor, act_filter: str, top_k: int) -> torch.Tensor:
@@ -75,6 +79,14 @@ def neuron_ranks(lens: VocabLens, vectors: torch.Tensor, token_id: int, chunk: i
     return torch.cat([lens.ranks(vectors[i:i + chunk], token_id) for i in range(0, vectors.shape[0], chunk)])
 
 
+def _ranks_keeping_logits(lens: VocabLens, vectors: torch.Tensor, token_id: int
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`neuron_ranks` in one projection, also returning ``W_U·normalize(v)`` ``[c, V]`` (bias excluded) for
+    the demotion to reuse (only when all ``c`` rows fit in one chunk — the activation filter's usual 100)."""
+    z = lens.unembed(lens.normalize(vectors))
+    return rank_of(z if lens.b is None else z + lens.b, token_id), z
+
+
 def contrast_scores(neuron_act: torch.Tensor, collateral: torch.Tensor, weight: float) -> torch.Tensor:
     """Return ``a_j − weight·c_j`` ``[d_ff]``: activation at the secret's context minus activation where the
     retain guard needs its predictions kept (:meth:`~revs_engine.guard.GuardActivations.collateral`).
@@ -87,7 +99,8 @@ def contrast_scores(neuron_act: torch.Tensor, collateral: torch.Tensor, weight: 
 
 @torch.no_grad()
 def select_neurons(lens: VocabLens, vectors: torch.Tensor, neuron_act: torch.Tensor, token_id: int,
-                   cfg: RevsConfig, collateral: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   cfg: RevsConfig, collateral: torch.Tensor | None = None, *, with_logits: bool = False
+                   ) -> tuple[torch.Tensor, ...]:
     """Choose the neurons to edit (§1.4): activation filter, then the smallest target ranks of the raw vectors.
 
     Args:
@@ -96,8 +109,12 @@ def select_neurons(lens: VocabLens, vectors: torch.Tensor, neuron_act: torch.Ten
         collateral: ``[d_ff]`` guard activations; with ``cfg.neuron_score == "contrast"`` the activation filter
             ranks :func:`contrast_scores` instead of raw activations and drops neurons whose score is ≤ 0.
 
+        with_logits: also return the chosen vectors' ``W_U·normalize(v)`` ``[n, V]`` (None when the candidates
+            did not fit one projection), so :func:`~revs_engine.demote.demote_neurons` need not project them again.
+
     Returns:
-        ``(neurons [n], ranks [n])`` with n ≤ ``cfg.n_neurons``, best (smallest rank) first; ties keep index order.
+        ``(neurons [n], ranks [n])`` with n ≤ ``cfg.n_neurons``, best (smallest rank) first; ties keep index order;
+        ``(neurons, ranks, logits)`` with ``with_logits``.
     """
     if collateral is not None and cfg.neuron_score == "contrast":
         score = contrast_scores(neuron_act, collateral, cfg.contrast_weight)
@@ -105,6 +122,16 @@ def select_neurons(lens: VocabLens, vectors: torch.Tensor, neuron_act: torch.Ten
         cand = cand[score[cand] > 0]
     else:
         cand = candidate_neurons(neuron_act, cfg.act_filter, cfg.act_top_k)
-    ranks = neuron_ranks(lens, vectors[cand], token_id)
+    logits = None
+    if with_logits and cand.numel() <= _ONE_PROJECTION:
+        ranks, logits = _ranks_keeping_logits(lens, vectors[cand], token_id)
+    else:
+        ranks = neuron_ranks(lens, vectors[cand], token_id)
     order = torch.sort(ranks, stable=True).indices[: cfg.n_neurons]
+    if with_logits:
+        return cand[order], ranks[order], None if logits is None else logits[order]
     return cand[order], ranks[order]
+
+
+#: The most candidates projected at once when their logits are kept (``256 × 128k`` floats = 128 MB).
+_ONE_PROJECTION = 256

@@ -118,7 +118,7 @@ def test_records_are_flat():
 
 def test_the_k_rule_never_asks_for_more_neurons_than_were_selected():
     # given one selected neuron whose edit overshoots the MLP window (the shrink branch of §1.7)
-    from revs_engine.revs import _next_k
+    from revs_engine.outer import next_k as _next_k
 
     bounds = {"mlp": (10, 100), "residual": (10, 50)}
     # when / then: shrinking from k=1 stays at 1 (it used to return 2 and index past the one neuron)
