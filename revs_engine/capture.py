@@ -14,6 +14,7 @@ parallel blocks (GPT-J, NeoX by default) compute both from the same input and ad
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -87,6 +88,17 @@ def model_forward(model: nn.Module, input_ids: torch.Tensor, attention_mask: tor
         attention_mask = torch.ones_like(input_ids)
     return model(input_ids=input_ids, attention_mask=attention_mask,
                  position_ids=position_ids_for(attention_mask), use_cache=False, **kwargs)
+
+
+def last_logits_only(model: nn.Module) -> dict:
+    """Keyword arguments that make ``model`` compute logits at the last position only (``logits_to_keep=1``)
+    when its forward accepts them — the unembedding of every other position is a waste when only the next token
+    matters (49k × 576 per position for SmolLM2)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
 
 @torch.no_grad()

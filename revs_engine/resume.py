@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from revs_engine.arch import ModelArch
-from revs_engine.capture import capture_activations, first, hooks, model_forward
+from revs_engine.capture import capture_activations, first, hooks, last_logits_only, model_forward
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class BlockInputs:
     hidden: list[torch.Tensor] = field(repr=False)
     args: list[tuple] = field(repr=False)
     kwargs: list[dict] = field(repr=False)
+    output: torch.Tensor | None = field(default=None, repr=False)  # the last block's output
+    logits: torch.Tensor | None = field(default=None, repr=False)  # the model's logits at the last position
 
 
 @torch.no_grad()
@@ -76,10 +78,17 @@ def record_block_inputs(model: nn.Module, arch: ModelArch, input_ids: torch.Tens
                 kwargs[layer] = kw
         return hook
 
-    with hooks([(block, "pre", pre(i)) for i, block in enumerate(arch.layers)]):
-        model_forward(model, input_ids)
+    last: list[torch.Tensor] = []
+
+    def keep_last(module, a, output):
+        last.append(first(output))
+
+    regs = [(block, "pre", pre(i)) for i, block in enumerate(arch.layers)]
+    with hooks([*regs, (arch.layers[-1], "forward", keep_last)]):
+        out = model_forward(model, input_ids, **last_logits_only(model))
     n = arch.n_layers
-    return BlockInputs([hidden[i] for i in range(n)], [args[i] for i in range(n)], [kwargs[i] for i in range(n)])
+    return BlockInputs([hidden[i] for i in range(n)], [args[i] for i in range(n)], [kwargs[i] for i in range(n)],
+                       last[0], out.logits[0, -1])
 
 
 def call_block(arch: ModelArch, inputs: BlockInputs, layer: int, hidden: torch.Tensor) -> torch.Tensor:
@@ -114,10 +123,27 @@ class LayerWalker:
         self.forward_blocks = 0  # block calls made, for the speed comparison
         self._pos = 0
         self._out: torch.Tensor | None = None
+        self._committed: list[torch.Tensor] = []
         if resume:
             self._inputs = record_block_inputs(model, arch, self.ids)
             self._hidden = self._inputs.hidden[0]
             self.forward_blocks += arch.n_layers
+
+    def initial_streams(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(resume only) Return the model's logits ``[V]`` and every layer's residual ``[L, d_model]`` at the last
+        position, as they were before any edit of this walk — from the forward that recorded the block inputs."""
+        inp = self._inputs
+        resid = [h[0, -1] for h in inp.hidden[1:]] + [inp.output[0, -1]]
+        return inp.logits, torch.stack(resid)
+
+    def final_residuals(self) -> torch.Tensor:
+        """(resume only, after the last commit) Every layer's residual ``[L, d_model]`` at the last position on
+        the current weights: layer l's committed output depends only on layers ≤ l, none of which changed after
+        its commit, so these equal a fresh forward's (bit-identical, like every resumed value)."""
+        if len(self._committed) != self.arch.n_layers:
+            raise ValueError(f"final_residuals needs all {self.arch.n_layers} layers committed, "
+                             f"got {len(self._committed)}")
+        return torch.stack(self._committed)
 
     @torch.no_grad()
     def layer(self, layer: int) -> LayerActs:
@@ -158,4 +184,5 @@ class LayerWalker:
                 self._out = call_block(self.arch, self._inputs, layer, self._hidden)
                 self.forward_blocks += 1
             self._hidden = self._out
+            self._committed.append(self._out[0, -1])
         self._pos += 1

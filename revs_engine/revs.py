@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from revs_engine.arch import ModelArch, neuron_vectors
-from revs_engine.capture import capture_activations
+from revs_engine.capture import capture_activations, last_logits_only
 from revs_engine.config import RevsConfig
 from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits, restore
 from revs_engine.guard import GuardActivations, RetainGuard, guard_activations, intact
@@ -217,8 +217,14 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
     ids = torch.tensor(target.prefix_ids, dtype=torch.long, device=arch.unembed.weight.device)[None]
     bounds = cfg.bounds(arch.vocab_size)
     t = target.token_id
-    rank_before, res_before = _final_and_residual_ranks(model, arch, ids, t, lens)
     walker = LayerWalker(model, arch, ids, resume=resume and not naive)
+    full_forwards = 2
+    if walker.resume:  # the forward that recorded the block inputs already holds the "before" streams
+        logits, resid = walker.initial_streams()
+        rank_before, res_before = int(rank_of(logits, t)), tuple(int(r) for r in lens.ranks(resid, t))
+        full_forwards = 0
+    else:
+        rank_before, res_before = _final_and_residual_ranks(model, arch, ids, t, lens)
     edits, results, backup = [], [], None
     for layer in range(arch.n_layers):
         acts = walker.layer(layer)
@@ -241,12 +247,17 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
             edits.append(edit)
             results.append(res)
         walker.commit(layer, edited=done is not None)
-    rank_after, res_after = _final_and_residual_ranks(model, arch, ids, t, lens)
+    if walker.resume:  # the walk's committed outputs are the edited model's residuals; the last one's lens
+        resid = walker.final_residuals()  # projection is the model's own logits
+        ranks = lens.ranks(resid, t)
+        rank_after, res_after = int(ranks[-1]), tuple(int(r) for r in ranks)
+    else:
+        rank_after, res_after = _final_and_residual_ranks(model, arch, ids, t, lens)
     converged = rank_after >= bounds["residual"][0]
     result = TargetResult(target_index, target.secret_index, target.position, rank_before, rank_after,
                           rank_after, res_before, res_after, tuple(results), converged,
                           sum(r.outer_iterations for r in results), time.perf_counter() - start)
-    return result, edits, backup, walker.forward_blocks + 2 * arch.n_layers
+    return result, edits, backup, walker.forward_blocks + full_forwards * arch.n_layers
 
 
 def _secret_groups(targets: list[TokenTarget]) -> list[list[int]]:
@@ -397,7 +408,8 @@ def _final_ranks(model: nn.Module, arch: ModelArch, targets: list[TokenTarget]) 
     out = []
     for target in targets:
         ids = torch.tensor(target.prefix_ids, dtype=torch.long, device=arch.unembed.weight.device)[None]
-        out.append(int(rank_of(model(input_ids=ids, use_cache=False).logits[0, -1], target.token_id)))
+        logits = model(input_ids=ids, use_cache=False, **last_logits_only(model)).logits[0, -1]
+        out.append(int(rank_of(logits, target.token_id)))
     return out
 
 

@@ -78,3 +78,29 @@ def test_resume_makes_fewer_block_calls_than_naive():
             walker.commit(layer, edited=layer % 2 == 0)
         counts[resume] = walker.forward_blocks
     assert counts == {True: 6 + 6 + 3, False: 36}
+
+
+def test_walker_streams_before_and_after_edits_equal_fresh_forwards(tiny):
+    # given a walk that edits layer 0 of a copy of the tiny model
+    _, arch0 = tiny
+    model = tiny_model(arch0.model_type)
+    arch = resolve_arch(model)
+    ids = _ids(4)
+    before = capture_activations(model, arch, ids)
+    walker = LayerWalker(model, arch, ids)
+    logits, resid = walker.initial_streams()
+    # then the recording forward already holds the unedited model's logits (unembedded for the last position
+    # alone, so equal up to rounding) and residuals
+    torch.testing.assert_close(logits, before.logits[0, 0])
+    assert torch.equal(resid, before.resid_post[0, 0])
+    with pytest.raises(ValueError, match="committed"):
+        walker.final_residuals()
+    for layer in range(arch.n_layers):
+        walker.layer(layer)
+        if layer == 0:
+            apply_edits(model, arch, [NeuronEdit(0, torch.tensor([0, 3]), torch.ones(2, arch.d_model))])
+        walker.commit(layer, edited=layer == 0)
+    # and after the walk its committed outputs are the edited model's residuals, bit for bit
+    after = capture_activations(model, arch, ids)
+    assert torch.equal(walker.final_residuals(), after.resid_post[0, 0])
+    assert not torch.equal(after.resid_post[0, 0], before.resid_post[0, 0])
