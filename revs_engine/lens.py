@@ -2,8 +2,11 @@
 
 Offers :class:`VocabLens` — ``project`` (= unembed(final_norm(h)) + bias, the logit lens used by neuron scoring,
 layer gating, probes and the logit-lens attack alike), ``invert`` (exact LayerNorm / RMSNorm inverse given the
-original vector's statistics, and the unembedding's pseudo-inverse) — and :func:`rank_of`, the rank convention used
-everywhere: the number of vocabulary entries whose logit is *strictly greater* than the target's (0 = argmax).
+original vector's statistics, and the unembedding's pseudo-inverse), ``rank_logits`` (logits with the same ranks,
+linear in ``h`` for RMSNorm models without an unembedding bias, so an edit's effect on ranks is a multiply-add of
+cached vectors) and ``unit_direction`` (``pinv(W_U)·e_t``, cached per token) — and :func:`rank_of`, the rank
+convention used everywhere: the number of vocabulary entries whose logit is *strictly greater* than the target's
+(0 = argmax).
 
 The pseudo-inverse of ``W_U`` ``[V, d]`` is applied as ``(W_Uᵀ W_U)⁻¹ W_Uᵀ``: since ``W_U`` has full column rank
 this equals ``pinv(W_U)`` exactly, but only the ``[d, d]`` inverse Gram matrix is stored (Llama-3's ``[d, V]`` pinv

@@ -14,7 +14,8 @@ How blocks are called is not re-implemented per family: one ordinary forward pas
 positional and keyword arguments besides the hidden states (causal mask, position ids, rotary ``(cos, sin)`` for
 llama/NeoX, nothing weight-dependent), and the walker calls ``block(hidden, *args, **kwargs)`` with them. That is
 the exact call the model makes, so resumed values are bit-identical to a full forward for every family in
-the table (tested). ``resume=False`` gives the naive variant: one full :func:`capture_activations` per layer.
+the table (tested). ``resume=False`` runs one full :func:`capture_activations` per layer instead (the naive
+variant's forwards, ``revs.unlearn(naive=True)``).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class LayerWalker:
         model: the causal LM (its FF2 weights may change between :meth:`layer` calls).
         arch: ``resolve_arch(model)``.
         input_ids: ``[seq]`` or ``[1, seq]``.
-        resume: True — resume from cached hidden states (fast); False — one full forward per layer (naive).
+        resume: True — resume from cached hidden states (fast); False — one full forward per layer.
 
     Call ``layer(l)`` for l = 0, 1, … in order, then ``commit(l, edited)`` once layer l's edit (if any) is in the
     weights. Values are bit-identical between the two modes.

@@ -118,7 +118,7 @@ class RevsResult:
         edits: every weight change, in application order.
         backup: original vectors of every touched neuron (``edit.restore`` undoes the call; ``patch.make_patch``
             turns it into a patch).
-        seconds: total wall time. ``block_calls``: transformer-block evaluations (resume vs naive comparison).
+        seconds: total wall time. ``block_calls``: transformer-block evaluations (the speed comparison).
     """
 
     targets: tuple[TargetResult, ...]
