@@ -185,5 +185,5 @@ class LayerWalker:
                 self._out = call_block(self.arch, self._inputs, layer, self._hidden)
                 self.forward_blocks += 1
             self._hidden = self._out
-            self._committed.append(self._out[0, -1])
+            self._committed.append(self._out[0, -1].clone())  # not a view: the full output can be freed
         self._pos += 1
