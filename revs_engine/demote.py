@@ -122,7 +122,7 @@ def demote_neurons(lens: VocabLens, vectors: torch.Tensor, token_id: int, window
         # every neuron's ranks were last computed at its final δ (a neuron inside the window keeps its δ), and on
         # this path they are the ranks of the round-tripped vectors: no second [m, V] projection. The change is
         # n' − n = δ·s·u_t/γ (s the vector's RMS): one direction per token, scaled per neuron.
-        direction = u_t / _safe_gamma(lens)
+        direction = u_t / lens.safe_gamma()
         coef = delta * torch.sqrt(vectors.pow(2).mean(-1) + lens.eps)
     else:
         ranks = lens.ranks(new, token_id)  # reported on the real vectors, whatever path the loop took
@@ -130,14 +130,9 @@ def demote_neurons(lens: VocabLens, vectors: torch.Tensor, token_id: int, window
     return DemotionResult(new - vectors, ranks_before, ranks, converged, iterations, coef, direction)
 
 
-def _safe_gamma(lens: VocabLens) -> torch.Tensor:
-    gamma = lens.norm.weight.detach()
-    return torch.where(gamma.abs() < 1e-12, torch.full_like(gamma, 1e-12), gamma)
-
-
 def _linear_path(lens: VocabLens, faithful: bool) -> bool:
     """The exact RMSNorm inverse with no unembedding bias: ranks of an offset neuron are one multiply-add away."""
-    return lens.kind == "rms" and not faithful and lens.b is None
+    return lens.linear and not faithful
 
 
 def _rank_function(lens: VocabLens, vectors: torch.Tensor, base_hat: torch.Tensor, base_logits: torch.Tensor,

@@ -80,8 +80,7 @@ class VocabLens:
         self._sha = weights_sha256
         self._inv_gram: torch.Tensor | None = None
         self._w64_cache: torch.Tensor | None = None
-        self._unembedded: dict[tuple, torch.Tensor] = {}
-        self._unit: dict[int, torch.Tensor] = {}
+        self._per_token: dict[tuple, torch.Tensor] = {}
 
     # -- forward -----------------------------------------------------------------------------------------------
     def normalize(self, h: torch.Tensor) -> torch.Tensor:
@@ -99,12 +98,16 @@ class VocabLens:
 
     def unembed_cached(self, x: torch.Tensor, key: tuple) -> torch.Tensor:
         """:meth:`unembed` of a vector that depends only on ``key`` (e.g. a token): one pass over the unembedding
-        per key, not per layer or neuron. At most 64 are kept."""
-        hit = self._unembedded.get(key)
+        per key, not per layer or neuron."""
+        return self._cached(("unembed", *key), lambda: self.unembed(x))
+
+    def _cached(self, key: tuple, make) -> torch.Tensor:
+        """Per-token vectors of this lens (its weights never change), the 128 most recent kept."""
+        hit = self._per_token.get(key)
         if hit is None:
-            if len(self._unembedded) >= 64:
-                self._unembedded.pop(next(iter(self._unembedded)))
-            hit = self._unembedded[key] = self.unembed(x)
+            if len(self._per_token) >= 128:
+                self._per_token.pop(next(iter(self._per_token)))
+            hit = self._per_token[key] = make()
         return hit
 
     def ranks(self, h: torch.Tensor, token_ids: torch.Tensor | int) -> torch.Tensor:
@@ -157,13 +160,8 @@ class VocabLens:
     def unit_direction(self, token_id: int) -> torch.Tensor:
         """Return ``pinv(W_U)·e_t`` ``[d]`` (float32): the normalized-space direction of a unit change of token
         ``t``'s logit, ``(W_Uᵀ W_U)⁻¹ W_U[t]``; cached per token."""
-        hit = self._unit.get(token_id)
-        if hit is None:
-            if len(self._unit) >= 64:
-                self._unit.pop(next(iter(self._unit)))
-            w_t = self.W.detach()[token_id].to(torch.float64)
-            hit = self._unit[token_id] = (w_t @ self.inverse_gram()).to(self.W.dtype)
-        return hit
+        return self._cached(("unit", token_id), lambda: (self.W.detach()[token_id].to(torch.float64)
+                                                         @ self.inverse_gram()).to(self.W.dtype))
 
     def pinv_apply(self, logits: torch.Tensor) -> torch.Tensor:
         """Return ``pinv(W_U) @ (logits − b)`` ``[..., d]`` — the normalized vector whose projection is closest."""
@@ -178,8 +176,7 @@ class VocabLens:
         RMS; the authors' code adds the reference mean and uses its variance — reference/revs-method.md §1.6, not
         reproduced here). LayerNorm ``n = γ·(h−μ)/√(σ²+ε)+β`` → ``h = (n−β)/γ·√(σ²_ref+ε)+μ_ref``.
         """
-        gamma = self.norm.weight.detach()
-        gamma = torch.where(gamma.abs() < 1e-12, torch.full_like(gamma, 1e-12), gamma)
+        gamma = self.safe_gamma()
         if self.kind == "rms":
             scale = torch.sqrt(reference.pow(2).mean(-1, keepdim=True) + self.eps)
             return n / gamma * scale
@@ -187,6 +184,11 @@ class VocabLens:
         mu = reference.mean(-1, keepdim=True)
         var = reference.var(-1, keepdim=True, unbiased=False)
         return (n - beta) / gamma * torch.sqrt(var + self.eps) + mu
+
+    def safe_gamma(self) -> torch.Tensor:
+        """The final norm's scale with entries of magnitude < 1e-12 set to 1e-12 (what the inverse divides by)."""
+        gamma = self.norm.weight.detach()
+        return torch.where(gamma.abs() < 1e-12, torch.full_like(gamma, 1e-12), gamma)
 
     def invert(self, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Map logits ``[..., V]`` back to hidden vectors ``[..., d]`` with the norm stats of ``reference``."""

@@ -92,7 +92,7 @@ def choose_k(lens: VocabLens, vectors: torch.Tensor, neuron_act: torch.Tensor, m
     """
     n_max = vectors.shape[0]
     dem = _demote(lens, vectors, token_id, cfg, bounds, base_logits)
-    if dem.coef is not None and lens.linear:
+    if dem.coef is not None:  # the linear path (see module docstring)
         logits = gate_logits if gate_logits is not None else lens.rank_logits(torch.stack([mlp_out, resid_post]))
         step = lens.unembed_cached(dem.direction * lens.norm.weight.detach(), ("direction", token_id))
         c = torch.cumsum(neuron_act * dem.coef, 0)  # [n_max]: the streams move by c[k-1]·direction

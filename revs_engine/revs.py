@@ -172,20 +172,13 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
     outer loop as the §1.8 pseudocode does (:func:`~revs_engine.outer.choose_k_naive`; same edit, slower).
     """
     vectors = neuron_vectors(arch.mlp_out[layer], arch.spec.transposed).detach()  # [d_ff, d]
-    if naive:
-        order, _ = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral)
-        base_logits = None
-    else:
-        order, _, base_logits = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral,
-                                               with_logits=True)
+    order, _, base_logits = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral,
+                                           with_logits=True)
     if order.numel() == 0:
         return None
-    if naive:
-        choice = choose_k_naive(lens, vectors[order], acts.neuron_act[order], acts.mlp_out, acts.resid_post,
-                                token_id, cfg, bounds)
-    else:
-        choice = choose_k(lens, vectors[order], acts.neuron_act[order], acts.mlp_out, acts.resid_post, token_id,
-                          cfg, bounds, base_logits=base_logits, gate_logits=gate_logits)
+    args = (lens, vectors[order], acts.neuron_act[order], acts.mlp_out, acts.resid_post, token_id, cfg, bounds)
+    choice = (choose_k_naive(*args) if naive
+              else choose_k(*args, base_logits=base_logits, gate_logits=gate_logits))
     k = choice.k
     neurons, delta = order[:k].clone(), choice.delta
     if (guard_act is not None or guard_cov is not None) and cfg.guard_projection > 0:
