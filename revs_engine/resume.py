@@ -133,6 +133,8 @@ class LayerWalker:
     def initial_streams(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(resume only) Return the model's logits ``[V]`` and every layer's residual ``[L, d_model]`` at the last
         position, as they were before any edit of this walk — from the forward that recorded the block inputs."""
+        if not self.resume:
+            raise ValueError("initial_streams needs a resuming walker (resume=True): a naive walk records nothing")
         inp = self._inputs
         resid = [h[0, -1] for h in inp.hidden[1:]] + [inp.output[0, -1]]
         return inp.logits, torch.stack(resid)
@@ -141,6 +143,8 @@ class LayerWalker:
         """(resume only, after the last commit) Every layer's residual ``[L, d_model]`` at the last position on
         the current weights: layer l's committed output depends only on layers ≤ l, none of which changed after
         its commit, so these equal a fresh forward's (bit-identical, like every resumed value)."""
+        if not self.resume:
+            raise ValueError("final_residuals needs a resuming walker (resume=True): a naive walk keeps nothing")
         if len(self._committed) != self.arch.n_layers:
             raise ValueError(f"final_residuals needs all {self.arch.n_layers} layers committed, "
                              f"got {len(self._committed)}")

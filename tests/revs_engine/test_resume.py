@@ -104,3 +104,12 @@ def test_walker_streams_before_and_after_edits_equal_fresh_forwards(tiny):
     after = capture_activations(model, arch, ids)
     assert torch.equal(walker.final_residuals(), after.resid_post[0, 0])
     assert not torch.equal(after.resid_post[0, 0], before.resid_post[0, 0])
+
+
+def test_walker_streams_need_a_resuming_walker(tiny):
+    model, arch = tiny
+    walker = LayerWalker(model, arch, _ids(), resume=False)
+    with pytest.raises(ValueError, match="resuming walker"):
+        walker.initial_streams()
+    with pytest.raises(ValueError, match="resuming walker"):
+        walker.final_residuals()
