@@ -59,15 +59,46 @@ class AuditThresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class Check:
+    """One audit criterion as the report shows it: what was measured, the limit, and whether it held.
+
+    Attributes:
+        name: stable key (``efficacy``, ``exact_extractions.plain``, ``specificity``, ``perplexity_increase``).
+        label: the criterion in words, for people.
+        value: the measured value (None when missing: the check fails closed).
+        threshold: the policy's limit.
+        comparison: ``">="`` (value must reach the threshold) or ``"<="`` (must not exceed it).
+        unit: ``"%"`` or ``""`` (counts).
+        passed: whether the criterion holds.
+        explanation: one sentence saying what the metric measures.
+    """
+
+    name: str
+    label: str
+    value: float | None
+    threshold: float
+    comparison: str
+    unit: str
+    passed: bool
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the check as plain data."""
+        return {f: getattr(self, f) for f in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
-    """The outcome of an audit: ``passed`` and one human-readable line per failed criterion."""
+    """The outcome of an audit: ``passed``, one human-readable line per failed criterion, and every check."""
 
     passed: bool
     failures: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return ``{"passed": ..., "failures": [...]}``."""
-        return {"passed": self.passed, "failures": list(self.failures)}
+        """Return ``{"passed": ..., "failures": [...], "checks": [{name, label, value, threshold, ...}]}``."""
+        return {"passed": self.passed, "failures": list(self.failures),
+                "checks": [c.to_dict() for c in self.checks]}
 
 
 def _number(value: Any) -> float | None:
@@ -85,40 +116,62 @@ def evaluate_audit(metrics: Mapping[str, Any], thresholds: AuditThresholds | Map
     """
     t = thresholds if isinstance(thresholds, AuditThresholds) else AuditThresholds(**thresholds)
     failures: list[str] = []
+    checks: list[Check] = []
     k = t.efficacy_k
 
     efficacy = metrics.get("efficacy")
+    worst: float | None = None
     if not isinstance(efficacy, Mapping) or not efficacy:
         failures.append(f"efficacy@{k}: missing (no per-target scores)")
     else:
+        values = []
         for target, score in sorted(efficacy.items()):
             value = _number(score)
             if value is None:
                 failures.append(f"efficacy@{k}[{target}]: missing or not a number")
             elif value < t.min_efficacy:
                 failures.append(f"efficacy@{k}[{target}]: {value:.2f} < {t.min_efficacy:.2f}")
+            values.append(value)
+        worst = None if any(v is None for v in values) else min(values)
+    checks.append(Check("efficacy", f"Efficacy@{k} of every erased value (the lowest shown)", worst,
+                        t.min_efficacy, ">=", "%", worst is not None and worst >= t.min_efficacy,
+                        f"How far each erased value's tokens fell out of the model's top {k} next-token "
+                        "candidates (100 = out of the top k for every value)."))
 
     extractions = metrics.get("exact_extractions")
-    for kind, limit in (("plain", t.max_exact_extractions_plain),
-                        ("perturbed", t.max_exact_extractions_perturbed)):
+    for kind, limit, words in (("plain", t.max_exact_extractions_plain, "from the original prompts"),
+                               ("perturbed", t.max_exact_extractions_perturbed, "from perturbed prompts")):
         value = _number(extractions.get(kind)) if isinstance(extractions, Mapping) else None
         if value is None:
             failures.append(f"exact_extractions.{kind}: missing or not a number")
         elif value > limit:
             failures.append(f"exact_extractions.{kind}: {int(value)} > {limit}")
+        checks.append(Check(f"exact_extractions.{kind}", f"Erased values still generated verbatim {words}",
+                            value, float(limit), "<=", "", value is not None and value <= limit,
+                            "Greedy generation after each value's prompt, counting values reproduced exactly."))
 
     specificity = _number(metrics.get("specificity"))
     if specificity is None:
         failures.append("specificity: missing or not a number")
     elif specificity < t.min_specificity:
         failures.append(f"specificity: {specificity:.2f} < {t.min_specificity:.2f}")
+    checks.append(Check("specificity", "Specificity: other memorized data still reproduced", specificity,
+                        t.min_specificity, ">=", "%", specificity is not None and specificity >= t.min_specificity,
+                        "Share of the data the model knew and was not asked to forget that it still "
+                        "reproduces after the edit (collateral damage shows here)."))
 
     before, after = _number(metrics.get("perplexity_before")), _number(metrics.get("perplexity_after"))
+    increase = None
     if before is None or after is None or before <= 0:
         failures.append("perplexity: perplexity_before/perplexity_after missing or not positive numbers")
     else:
         increase = 100.0 * (after - before) / before
         if increase > t.max_perplexity_increase_pct:
             failures.append(f"perplexity increase: {increase:.2f}% > {t.max_perplexity_increase_pct:.2f}%")
+    checks.append(Check("perplexity_increase", "Perplexity increase on held-out text", increase,
+                        t.max_perplexity_increase_pct, "<=", "%",
+                        increase is not None and increase <= t.max_perplexity_increase_pct,
+                        "How much less well the edited model predicts ordinary text it never saw during the "
+                        "edit (0 % = unchanged)."))
 
-    return Verdict(passed=not failures, failures=failures)
+    return Verdict(passed=not failures, failures=failures, checks=checks)

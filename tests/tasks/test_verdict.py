@@ -55,3 +55,16 @@ def test_perplexity_decrease_passes():
 def test_impossible_thresholds_raise(kwargs):
     with pytest.raises(ValueError, match=r"must be|percentage"):
         AuditThresholds(**kwargs)
+
+
+def test_every_check_is_listed_with_value_threshold_and_outcome():
+    # given an audit that fails only on perplexity
+    verdict = evaluate_audit({**GOOD, "perplexity_after": GOOD["perplexity_before"] * 1.5}, AuditThresholds())
+    checks = {c["name"]: c for c in verdict.to_dict()["checks"]}
+    # then every criterion is there, and only the perplexity one failed
+    assert set(checks) == {"efficacy", "exact_extractions.plain", "exact_extractions.perturbed", "specificity",
+                           "perplexity_increase"}
+    assert [n for n, c in checks.items() if not c["passed"]] == ["perplexity_increase"]
+    assert abs(checks["perplexity_increase"]["value"] - 50.0) < 1e-9
+    assert checks["specificity"]["threshold"] == AuditThresholds().min_specificity
+    assert all(c["explanation"] and c["label"] for c in checks.values())
