@@ -43,7 +43,9 @@ def test_all_failures_are_listed_and_mapping_thresholds_work():
     verdict = evaluate_audit(bad, {"min_efficacy": 5.0, "max_exact_extractions_plain": 3})
     assert verdict.failures == ["exact_extractions.perturbed: 3 > 0", "specificity: 1.00 < 90.00",
                                 "perplexity increase: 100.00% > 2.00%"]
-    assert verdict.to_dict() == {"passed": False, "failures": verdict.failures}
+    data = verdict.to_dict()
+    assert (data["passed"], data["failures"]) == (False, verdict.failures)
+    assert [c["passed"] for c in data["checks"]] == [True, True, False, False, False]
 
 
 def test_perplexity_decrease_passes():
