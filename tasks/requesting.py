@@ -49,12 +49,14 @@ def fail_request(request_id: str, reason: str) -> dict[str, Any]:
 
 @task(name="request-block", **_NO_PERSIST)
 def request_block(request_id: str) -> dict[str, Any]:
-    """Return the report's request section: ids, legal basis, timestamps, masked subject and HMACs."""
+    """Return the report's request section: ids, legal basis, timestamps, statutory deadline, masked subject and
+    HMACs."""
     path = RequestStore().state_path(request_id)
     data = json.loads(path.read_text(encoding="utf-8"))
     subject = data["subject"]
     return {"request_id": request_id, "legal_basis": data["legal_basis"], "requester_ref": data["requester_ref"],
             "received_at": data["received_at"], "verified_at": data["verified_at"],
+            "deadline": RequestState.from_json(data).deadline,
             "subject": {"name_masked": subject["name_masked"],
                         "identifiers": [{k: i[k] for k in ("type", "masked_preview", "value_hmac")}
                                         for i in subject["identifiers"]]}}

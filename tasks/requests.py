@@ -3,9 +3,10 @@
 Offers
 - :data:`STEPS` — ``received → located → probed → edited → audited → reported`` (``failed`` from any step);
 - :class:`RequestStore` — ``begin(request) -> RequestState``, ``advance(request_id, step, evidence)``,
-  ``fail(request_id, reason)``, ``status(request_id)``, ``list_requests()``;
+  ``fail(request_id, reason)``, ``extend_deadline(request_id, reason, months=|days=)``, ``status(request_id)``,
+  ``list_requests()``;
 - :class:`RequestState` — an immutable snapshot (``status``, ``completed``, ``next_step``, ``is_done(step)``,
-  ``evidence``, ``history``);
+  ``evidence``, ``history``, ``deadline`` — the statutory due date of :mod:`tasks.deadlines` —, ``answered_at``);
 - :func:`model_lock` — an exclusive ``fcntl.flock`` on ``.revs/locks/<model>.lock`` that serializes requests
   against one model;
 - :data:`SENSITIVE` — an in-process registry of raw values (filled by ``begin``) that evidence and failure
@@ -38,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from tasks import deadlines
 from tasks._io import atomic_write_text
 from tasks._workspace import hmac_key, workspace_root
 
@@ -189,6 +191,14 @@ class RequestState:
     subject: Mapping[str, Any]
     legal_basis: str
     requester_ref: str
+    received_at: str | None = None
+    verified_at: str | None = None
+    deadline: Mapping[str, Any] | None = None
+
+    @property
+    def answered_at(self) -> str | None:
+        """When the request was reported (answered), from its history; None while it is open."""
+        return next((e["at"] for e in reversed(self.history) if e.get("to") == "reported"), None)
 
     @property
     def next_step(self) -> str | None:
@@ -209,9 +219,14 @@ class RequestState:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RequestState:
         """Build a snapshot from a ``state.json`` document."""
+        deadline = data.get("deadline")
+        if deadline is None and data.get("received_at"):  # states written before deadlines were recorded
+            with contextlib.suppress(ValueError):
+                deadline = deadlines.deadline_for(data["legal_basis"], data["received_at"])
         return cls(request_id=data["request_id"], status=data["status"], completed=tuple(data["completed"]),
                    evidence=data["evidence"], history=tuple(data["history"]), subject=data["subject"],
-                   legal_basis=data["legal_basis"], requester_ref=data["requester_ref"])
+                   legal_basis=data["legal_basis"], requester_ref=data["requester_ref"],
+                   received_at=data.get("received_at"), verified_at=data.get("verified_at"), deadline=deadline)
 
 
 def _json_safe(value: Any, path: str) -> None:
@@ -324,6 +339,7 @@ class RequestStore:
                 "legal_basis": request.legal_basis, "requester_ref": request.requester_ref,
                 "received_at": request.received_at.isoformat(), "verified_at": request.verified_at.isoformat(),
                 "subject": subject, "fingerprint": fingerprint, "created_at": now,
+                "deadline": deadlines.deadline_for(request.legal_basis, request.received_at),
                 "status": "received", "completed": ["received"],
                 "evidence": {"received": {"identifiers": len(subject["identifiers"])}},
                 "history": [{"at": now, "from": None, "to": "received", "event": "begin"}],
@@ -371,6 +387,27 @@ class RequestStore:
             data["history"].append({"at": _now(), "from": data["status"], "to": FAILED, "event": "fail",
                                     "reason": SENSITIVE.redact(str(reason))[:2000]})
             data["status"] = FAILED
+            return self._write(data)
+
+    def extend_deadline(self, request_id: str, reason: str, months: int = 0, days: int = 0) -> RequestState:
+        """Extend the request's statutory deadline (GDPR: up to two further months) and record it in the history.
+
+        Raises:
+            ValueError: The reason is not a code of :data:`tasks.deadlines.EXTENSION_REASONS`, or the extension is
+                longer than the regime allows.
+            IllegalTransitionError: The request is already answered (reported).
+        """
+        with self._locked(request_id):
+            data = self._read(request_id)
+            if data["status"] == "reported":
+                raise IllegalTransitionError(f"request {request_id!r} is already answered; its deadline is final")
+            extension = deadlines.check_extension(data["legal_basis"], {"months": months, "days": days,
+                                                                        "reason": reason})
+            extension["recorded_at"] = _now()
+            data["deadline"] = deadlines.deadline_for(data["legal_basis"], data["received_at"], extension)
+            data["history"].append({"at": extension["recorded_at"], "from": data["status"], "to": data["status"],
+                                    "event": "deadline-extended",
+                                    "reason": f"{reason}; due {data['deadline']['due']}"})
             return self._write(data)
 
     def status(self, request_id: str) -> RequestState:
