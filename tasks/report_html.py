@@ -1,196 +1,397 @@
-"""Self-contained HTML rendering of an audit report (no scripts, fonts, images or links to fetch).
+"""Self-contained, print-ready HTML of an audit report (no scripts, fonts, images or links to fetch).
 
-Offers :func:`render_html`, :func:`rank_plot_svg` (per-layer target rank before/after, log-scaled line plot) and
-:func:`attack_bars_svg` (attack scores vs their thresholds). Every value from the report is HTML-escaped.
+Offers :func:`render_html`. The first page answers, in words and a few numbers, what was asked, what was found,
+what the model had memorized and what was erased, every audit check (measured value, threshold, pass/fail) and the
+verdict; the pages after it hold the evidence: one row per distinct erased value, the per-layer rank plot, attack
+scores, every metric before and after, the lineage of model versions as a chain, the residual risk, the
+configuration and the evidence files. Every metric is explained in one sentence where it appears
+(:mod:`tasks.report_metrics`). Every value from the report is HTML-escaped. Plots: :mod:`tasks.report_svg`.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-_W, _H = 560, 280
-_PAD_L, _PAD_R, _PAD_T, _PAD_B = 60, 110, 20, 40
-_BEFORE, _AFTER, _THRESH, _FAIL, _PASS = "#1f77b4", "#d62728", "#222222", "#d62728", "#2ca02c"
+from tasks import deadlines
+from tasks.report_metrics import metric_info
+from tasks.report_svg import attack_bars_svg, rank_plot_svg
+
+__all__ = ["attack_bars_svg", "rank_plot_svg", "render_html"]
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color:#222;background:#fff;
-max-width:1100px}
-h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.15rem;border-bottom:1px solid #ccc;padding-bottom:.2rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem}
-td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}
-th{background:#f2f2f2} .pass{color:#fff;background:#2ca02c;padding:.2rem .6rem;border-radius:4px}
-.fail{color:#fff;background:#d62728;padding:.2rem .6rem;border-radius:4px} code{font-size:.85em}
-.risk{background:#fff8e1;border-left:4px solid #f0b400;padding:.6rem 1rem} svg{background:#fafafa}
+:root{--pass:#2ca02c;--fail:#d62728;--ink:#1d1d1f;--muted:#5f6368;--line:#d0d4d9;--soft:#f4f6f8}
+*{box-sizing:border-box} html{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+body{font-family:"Liberation Sans",Arial,Helvetica,sans-serif;font-size:10pt;line-height:1.35;color:var(--ink);
+background:#fff;margin:2rem auto;max-width:1000px;padding:0 1rem}
+h1{font-size:17pt;margin:.1rem 0 .15rem} h2{font-size:11.5pt;margin:.9rem 0 .3rem;padding-bottom:.1rem;
+border-bottom:1.5px solid var(--ink)} h3{font-size:10pt;margin:.6rem 0 .2rem}
+.brand{font-size:8.5pt;color:var(--muted);letter-spacing:.04em;text-transform:uppercase}
+.sub{color:var(--muted);font-size:9pt;margin:0} p{margin:.25rem 0}
+.verdict{margin:.55rem 0 .3rem;padding:.5rem .8rem;border-radius:5px;color:#fff;font-size:12pt}
+.verdict.pass{background:var(--pass)} .verdict.fail{background:var(--fail)} .verdict b{font-size:14pt}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:0 1.2rem}
+table{border-collapse:collapse;width:100%;margin:.2rem 0 .4rem;font-size:9pt}
+th,td{border-bottom:1px solid var(--line);padding:.18rem .35rem;text-align:left;vertical-align:top}
+th{background:var(--soft);font-weight:600} td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+table.kv th{width:34%;background:none;font-weight:600;color:var(--muted)}
+.badge{display:inline-block;min-width:3.2em;text-align:center;color:#fff;font-weight:700;border-radius:3px;
+padding:0 .35em;font-size:8.5pt} .badge.pass{background:var(--pass)} .badge.fail{background:var(--fail)}
+.why{display:block;color:var(--muted);font-size:8pt;line-height:1.25}
+.alert{color:var(--fail);font-weight:700} .ok{color:var(--pass);font-weight:600}
+.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.35rem .7rem;font-size:9pt}
+.mono,code{font-family:"Liberation Mono","DejaVu Sans Mono",monospace;font-size:8pt;word-break:break-all}
+.chain{display:flex;flex-wrap:wrap;align-items:stretch;gap:.3rem;margin:.3rem 0}
+.ver{border:1.5px solid var(--line);border-radius:6px;padding:.3rem .55rem;min-width:9.5rem;font-size:8.5pt;
+break-inside:avoid} .ver b{font-size:11pt} .ver.prod{border-color:var(--pass);border-width:2.5px}
+.ver.holds{border-color:var(--fail);background:#fdf0f0} .arrow{align-self:center;font-size:14pt;color:var(--muted)}
+.tag{display:inline-block;border-radius:3px;padding:0 .3em;font-size:7.5pt;background:var(--soft)}
+.tag.prod{background:var(--pass);color:#fff} .tag.holds{background:var(--fail);color:#fff}
+figure{margin:.3rem 0;break-inside:avoid} figcaption{color:var(--muted);font-size:8pt;max-width:560px}
+svg{background:#fafafa;max-width:100%;height:auto}
+ul.legend{margin:.2rem 0;padding-left:1.1rem;font-size:8pt;color:var(--muted)}
+.page1{min-height:0} .evidence{break-before:page} .nw{white-space:nowrap}
+table.values td:nth-child(4){white-space:nowrap}
+tr,.ver{break-inside:avoid} h2,h3{break-after:avoid}
+@page{size:A4;margin:12mm 12mm 14mm}
+@media print{body{margin:0;max-width:none;padding:0}}
 """
 
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        return None
-    return float(value)
+_ATTACK_NAMES = {"logit_lens": "Logit-Lens", "delta": "Delta", "perturb": "Perturbation"}
 
 
-def _axes(y_ticks: Sequence[tuple[float, str]], x_ticks: Sequence[tuple[float, str]], x_label: str,
-          y_label: str) -> list[str]:
-    x0, y0, x1, y1 = _PAD_L, _H - _PAD_B, _W - _PAD_R, _PAD_T
-    parts = [f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#444"/>',
-             f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#444"/>']
-    for y, label in y_ticks:
-        parts.append(f'<line x1="{x0 - 4}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#ddd"/>'
-                     f'<text x="{x0 - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{escape(label)}</text>')
-    for x, label in x_ticks:
-        parts.append(f'<text x="{x:.1f}" y="{y0 + 16}" font-size="11" text-anchor="middle">{escape(label)}</text>')
-    parts.append(f'<text x="{(x0 + x1) / 2:.1f}" y="{_H - 6}" font-size="12" text-anchor="middle">'
-                 f'{escape(x_label)}</text>')
-    parts.append(f'<text x="14" y="{(y0 + y1) / 2:.1f}" font-size="12" text-anchor="middle" '
-                 f'transform="rotate(-90 14 {(y0 + y1) / 2:.1f})">{escape(y_label)}</text>')
-    return parts
-
-
-def _svg(parts: list[str], title: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
-            f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>{"".join(parts)}</svg>')
-
-
-def rank_plot_svg(before: Sequence[float], after: Sequence[float]) -> str:
-    """Draw the target token's rank per layer, before and after the edit (log10 rank axis; rank 0 = top)."""
-    series = [(name, color, [_num(v) for v in values]) for name, color, values in
-              (("before", _BEFORE, before), ("after", _AFTER, after))]
-    n_layers = max((len(s[2]) for s in series), default=0)
-    ranks = [v for _, _, vals in series for v in vals if v is not None]
-    if n_layers == 0 or not ranks:
-        return "<p>No per-layer rank data recorded.</p>"
-    top = max(1.0, math.ceil(math.log10(max(ranks) + 1)))
-    x0, y0, x1, y1 = _PAD_L, _H - _PAD_B, _W - _PAD_R, _PAD_T
-
-    def sx(i: int) -> float:
-        return x0 + (x1 - x0) * (i / max(n_layers - 1, 1))
-
-    def sy(rank: float) -> float:
-        return y0 - (y0 - y1) * (math.log10(max(rank, 0) + 1) / top)
-
-    y_ticks = [(sy(0), "0")] + [(sy(10 ** e), f"{10 ** e:,}") for e in range(1, int(top) + 1)]
-    step = max(1, n_layers // 10)
-    parts = _axes(y_ticks, [(sx(i), str(i)) for i in range(0, n_layers, step)], "layer", "target rank (log)")
-    for i, (name, color, values) in enumerate(series):
-        points = [(sx(j), sy(v)) for j, v in enumerate(values) if v is not None]
-        if points:
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2.5" points="{path}"/>')
-            parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>' for x, y in points)
-        parts.append(f'<rect x="{x1 + 14}" y="{y1 + 10 + 22 * i}" width="14" height="14" fill="{color}"/>'
-                     f'<text x="{x1 + 34}" y="{y1 + 22 + 22 * i}" font-size="12">{name}</text>')
-    return _svg(parts, "Per-layer target rank before and after the edit")
-
-
-def attack_bars_svg(attacks: Sequence[Mapping[str, Any]]) -> str:
-    """Draw one bar per attack (score after the edit, percent) with its threshold as a dashed line.
-
-    A bar is green when the score is at or above its threshold (the attack failed to extract), red otherwise.
-    """
-    rows = [(str(a.get("name", "?")), _num(a.get("score")), _num(a.get("threshold"))) for a in attacks]
-    rows = [r for r in rows if r[1] is not None]
-    if not rows:
-        return "<p>No attack scores recorded.</p>"
-    top = max(100.0, *(s for _, s, _ in rows), *(t for _, _, t in rows if t is not None))
-    x0, y0, x1, y1 = _PAD_L, _H - _PAD_B, _W - _PAD_R, _PAD_T
-    slot = (x1 - x0) / len(rows)
-
-    def sy(v: float) -> float:
-        return y0 - (y0 - y1) * (v / top)
-
-    parts = _axes([(sy(v), f"{v:g}") for v in (0, 25, 50, 75, 100)],
-                  [(x0 + slot * (i + 0.5), name) for i, (name, _, _) in enumerate(rows)], "attack", "score (%)")
-    for i, (_name, score, threshold) in enumerate(rows):
-        bx = x0 + slot * i + slot * 0.2
-        color = _PASS if threshold is None or score >= threshold else _FAIL
-        parts.append(f'<rect x="{bx:.1f}" y="{sy(score):.1f}" width="{slot * 0.6:.1f}" '
-                     f'height="{y0 - sy(score):.1f}" fill="{color}"/>')
-        if threshold is not None:
-            parts.append(f'<line x1="{bx - 4:.1f}" y1="{sy(threshold):.1f}" x2="{bx + slot * 0.6 + 4:.1f}" '
-                         f'y2="{sy(threshold):.1f}" stroke="{_THRESH}" stroke-width="2" stroke-dasharray="6,3"/>')
-    parts.append(f'<line x1="{x1 + 10}" y1="{y1 + 17}" x2="{x1 + 28}" y2="{y1 + 17}" stroke="{_THRESH}" '
-                 f'stroke-width="2" stroke-dasharray="6,3"/><text x="{x1 + 34}" y="{y1 + 21}" font-size="12">'
-                 "threshold</text>")
-    return _svg(parts, "Attack scores after the edit versus thresholds")
-
-
-def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        text = (f"{value:,.0f}" if abs(value) >= 1000 or value.is_integer() else
+                f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}")
+        return f"{text} {unit}".strip() if unit == "%" else text + unit
+    if isinstance(value, int):
+        return f"{value:,}{' ' + unit if unit == '%' else unit}"
     if isinstance(value, Mapping | list):
         return json.dumps(value, sort_keys=True)
     return str(value)
 
 
-def render_html(report: Mapping[str, Any]) -> str:
-    """Render a report from :func:`tasks.reporting.build_report` as one self-contained HTML page."""
-    verdict = report.get("verdict") or {}
-    passed = bool(verdict.get("passed"))
+def _e(value: Any, unit: str = "") -> str:
+    return escape(_fmt(value, unit))
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str], cls: str = "", num_from: int = 99) -> str:
+    """Rows of already-escaped HTML cells; columns from ``num_from`` are right-aligned numbers."""
+    def cell(tag: str, i: int, html: str) -> str:
+        return f'<{tag}{" class=num" if i >= num_from else ""}>{html}</{tag}>'
+    head = "".join(cell("th", i, escape(h)) for i, h in enumerate(header)) if header else ""
+    body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f'<table class="{cls}">' + (f"<tr>{head}</tr>" if head else "") + body + "</table>"
+
+
+def _date(value: Any) -> str:
+    if not value:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(str(value)).astimezone(UTC)
+    except ValueError:
+        return escape(str(value))
+    return escape(moment.strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _badge(passed: bool) -> str:
+    return f'<span class="badge {"pass" if passed else "fail"}">{"PASS" if passed else "FAIL"}</span>'
+
+
+def _asked(report: Mapping[str, Any]) -> str:
+    request, model = report.get("request") or {}, report.get("model") or {}
+    if not request:
+        policy = ((report.get("config") or {}).get("policy") or {}).get("entities") or {}
+        types = policy.get("types") if isinstance(policy, Mapping) else None
+        rows = [("What", "Compliance sweep: find personal data in the training corpus and erase what the model "
+                         "memorized"),
+                ("Run", f'<span class="mono">{_e(report.get("run_id"))}</span>'),
+                ("Entity types", _e(", ".join(types) if types else "policy default")),
+                ("Model", f"{_e(model.get('name'))} v{_e(model.get('base_version'))}"),
+                ("Answered", _date(report.get("generated_at")))]
+        return "<h2>What was asked</h2>" + _table([(escape(k), v) for k, v in rows], (), "kv")
+    subject = request.get("subject") or {}
+    idents = "; ".join(f"{escape(str(i.get('type')))} {escape(str(i.get('masked_preview')))}"
+                       for i in subject.get("identifiers") or [])
+    deadline = request.get("deadline")
+    due = "—"
+    if deadline:
+        status = deadlines.urgency(deadline, datetime.now(UTC), report.get("generated_at"))
+        words = escape(deadlines.describe(deadline, status))
+        due = f'<span class="{"alert" if status["days_left"] < 0 else "ok"}">{words}</span>' \
+              f'<span class="why">{escape(str(deadline.get("source", "")))}' \
+              + (f"; extended ({escape(str(deadline['extension'].get('reason')))})" if deadline.get("extension")
+                 else "") + "</span>"
+    rows = [("Request", f"{_e(request.get('request_id'))} (ref {_e(request.get('requester_ref'))})"),
+            ("Legal basis", escape(deadlines.legal_basis_label(str(request.get("legal_basis"))))),
+            ("Data subject", f"{_e(subject.get('name_masked'))}<span class=why>{idents}</span>"),
+            ("Received", _date(request.get("received_at"))),
+            ("Identity verified", _date(request.get("verified_at"))),
+            ("Answered", _date(report.get("generated_at")) + " (this report)"),
+            ("Deadline", due)]
+    return "<h2>What was asked</h2>" + _table([(escape(k), v) for k, v in rows], (), "kv")
+
+
+def _found(report: Mapping[str, Any]) -> str:
+    found, totals = report.get("found") or [], report.get("found_totals") or {}
+    where = "about the data subject " if report.get("request") else ""
+    if not found:
+        return (f"<h2>What was found</h2><p class=alert>No personal data {where}was found in the corpus. "
+                "Check that the corpus paths were right before relying on this report.</p>")
+    rows = [(escape(str(f["entity_type"])), _e(f["occurrences"]), _e(f["distinct_values"]), _e(f["sources"]),
+             _e(f["documents"])) for f in found]
+    if len(found) > 1:
+        rows.append(("<b>All</b>", *(f"<b>{_e(totals.get(k))}</b>" for k in
+                                     ("occurrences", "distinct_values", "sources", "documents"))))
+    text = (f"<p>{_plural(int(totals.get('occurrences', 0)), 'occurrence')} of "
+            f"{_plural(int(totals.get('distinct_values', 0)), 'distinct value')} {where}in "
+            f"{_plural(int(totals.get('documents', 0)), 'document')} of "
+            f"{_plural(int(totals.get('sources', 0)), 'source file')}.</p>")
+    return "<h2>What was found</h2>" + text + _table(rows, ("entity type", "occurrences", "distinct values",
+                                                             "sources", "documents"), num_from=1)
+
+
+def _erased(report: Mapping[str, Any]) -> str:
+    erased, totals = report.get("erased") or {}, report.get("found_totals") or {}
     model = report.get("model") or {}
-    request = report.get("request") or {}
-    parts = [f"<h1>Erasure audit report — {escape(str(model.get('name', '?')))}</h1>",
-             f"<p>Run <code>{escape(str(report.get('run_id')))}</code> · {escape(str(report.get('kind', '')))}"
-             f" · generated {escape(str(report.get('generated_at', '')))}</p>",
-             f'<p>Verdict: <span class="{"pass" if passed else "fail"}">{"PASSED" if passed else "FAILED"}</span>'
-             "</p>"]
-    if verdict.get("failures"):
-        parts.append("<ul>" + "".join(f"<li>{escape(str(f))}</li>" for f in verdict["failures"]) + "</ul>")
-    if request:
-        subject = request.get("subject") or {}
-        parts.append("<h2>Request</h2>" + _table(
-            [(k, request.get(k)) for k in ("request_id", "legal_basis", "requester_ref", "received_at",
-                                           "verified_at")] + [("subject", subject.get("name_masked"))],
-            ("field", "value")))
-        idents = subject.get("identifiers") or []
-        if idents:
-            parts.append(_table([(i.get("type"), i.get("masked_preview"), i.get("value_hmac")) for i in idents],
-                                ("identifier", "masked", "HMAC")))
-    parts.append("<h2>Model and lineage</h2>" + _table(sorted(model.items()), ("field", "value")))
-    lineage = report.get("lineage") or []
-    if lineage:
-        cols = sorted({k for row in lineage for k in row})
-        parts.append(_table([[row.get(c) for c in cols] for row in lineage], cols))
-    if report.get("versions"):
-        parts.append(_table(sorted(report["versions"].items()), ("versions", "")))
-    targets = report.get("targets") or []
-    if targets:
-        parts.append("<h2>Targets</h2>" + _table(
-            [(t.get("target_id"), t.get("entity_type"), t.get("masked_preview")) for t in targets],
-            ("target", "entity type", "masked")))
+    policy = (report.get("config") or {}).get("policy") or {}
+    share = (policy.get("memorization") or {}).get("min_extraction_score") if isinstance(policy, Mapping) else None
+    n, occ = int(erased.get("distinct_values") or 0), int(erased.get("occurrences") or 0)
+    crit = (f"given the text that preceded it in the corpus, the model predicted at least {share * 100:.0f} % of "
+            "its tokens" if isinstance(share, int | float) else "the model reproduced it when prompted")
+    parts = ["<h2>What the model had memorized, and what was erased</h2>"]
+    if n == 0:
+        found_n = int(totals.get("distinct_values") or 0)
+        parts.append(f"<p>The model (v{_e(model.get('base_version'))}) had memorized none of the "
+                     f"{_plural(found_n, 'distinct value')} found ({crit} for none): nothing was edited and no "
+                     "new version was registered.</p>")
+        return "".join(parts)
+    by_type = ", ".join(f"{_plural(int(t['distinct_values']), 'value')} of type {escape(str(t['entity_type']))}"
+                        for t in erased.get("by_entity_type") or [])
+    found_n = int(totals.get("distinct_values") or n)
+    parts.append(f"<p><b>Memorized:</b> {_plural(n, 'distinct value')} of the {found_n:,} found ({by_type}; "
+                 f"{_plural(occ, 'occurrence')}) — for each, {crit}.")
+    if erased.get("verbatim_before") is not None:
+        parts.append(f" Before the edit the model generated {erased['verbatim_before']} of them verbatim.")
+    parts.append("</p>")
+    after = erased.get("verbatim_after")
+    tokens = int(erased.get("tokens_edited") or 0)
+    parts.append(f"<p><b>Erased:</b> all {_plural(n, 'value')} in version {_e(model.get('new_version'))} (built "
+                 f"from v{_e(model.get('base_version'))}): its weights were edited so that the model no longer "
+                 f"predicts {tokens:,} of their tokens"
+                 + (f"; after the edit the model generates {after} of them verbatim." if after is not None
+                    else ".")
+                 + "</p>")
+    return "".join(parts)
+
+
+def _check_value(check: Mapping[str, Any], key: str) -> str:
+    unit = str(check.get("unit") or "")
+    value = check.get(key)
+    if isinstance(value, float) and unit != "%" and value.is_integer():
+        value = int(value)
+    return _e(value, unit) if value is not None else '<span class="alert">not measured</span>'
+
+
+def _checks(verdict: Mapping[str, Any]) -> str:
+    checks = verdict.get("checks") or []
+    if not checks:
+        failures = verdict.get("failures") or []
+        items = "".join(f"<li>{escape(str(f))}</li>" for f in failures)
+        return "<h2>Audit checks</h2><p>No audit check was recorded.</p>" + (f"<ul>{items}</ul>" if items else "")
+    rows = []
+    for c in checks:
+        sign = {">=": "≥", "<=": "≤"}.get(str(c.get("comparison")), escape(str(c.get("comparison"))))
+        rows.append((f"{escape(str(c.get('label') or c.get('name')))}"
+                     f"<span class=why>{escape(str(c.get('explanation') or ''))}</span>",
+                     _check_value(c, "value"), f"{sign} {_check_value(c, 'threshold')}",
+                     _badge(bool(c.get("passed")))))
+    n_pass = sum(1 for c in checks if c.get("passed"))
+    return (f"<h2>Audit checks ({n_pass} of {len(checks)} passed)</h2>"
+            + _table(rows, ("check", "measured", "threshold", "result"), num_from=1))
+
+
+def _verdict_banner(report: Mapping[str, Any]) -> str:
+    verdict, model = report.get("verdict") or {}, report.get("model") or {}
+    checks = verdict.get("checks") or []
+    passed = bool(verdict.get("passed"))
+    new = model.get("new_version")
+    if passed and new is not None:
+        words = (f"every audit check met its threshold; version {_e(new)} of {_e(model.get('name'))} is the "
+                 "production version.")
+    elif passed:
+        words = "nothing the model had memorized needed erasing; no new version was made."
+    else:
+        failed = [str(c.get("label") or c.get("name")) for c in checks if not c.get("passed")]
+        what = ", ".join(failed) if failed else "; ".join(str(f) for f in verdict.get("failures") or []) \
+            or "no audit verdict was recorded"
+        words = (f"not met: {escape(what)}. Version {_e(new)} was kept out of production."
+                 if new is not None else f"not met: {escape(what)}.")
+    return (f'<div class="verdict {"pass" if passed else "fail"}"><b>Verdict: {"PASSED" if passed else "FAILED"}'
+            f"</b> — {words}</div>")
+
+
+def _values(report: Mapping[str, Any]) -> str:
+    values = report.get("values") or []
+    if not values:
+        return ""
+    keys = sorted({k for v in values for k in v.get("metrics") or {}}, key=_metric_order)
+    header = ["value (masked)", "type", "occurrences (erased)", "edited token: rank before → after",
+              *(metric_info(k).label for k in keys)]
+    rows = []
+    for v in values:
+        tokens = "<br>".join(f"#{t['position']}: {_e(t['rank_before'])} → {_e(t['rank_after'])}"
+                             + ("" if t.get("converged", True) else " <span class=alert>(not converged)</span>")
+                             for t in v.get("tokens") or []) or "—"
+        cells = [f"<b class=nw>{_e(v.get('masked_preview'))}</b>", _e(v.get("entity_type")),
+                 f"{_e(v.get('occurrences'))} ({_e(v.get('erased_occurrences'))})", tokens]
+        for k in keys:
+            m = (v.get("metrics") or {}).get(k) or {}
+            cells.append(f"<span class=nw>{_e(m.get('before'))} → <b>{_e(m.get('after'))}</b></span>")
+        rows.append(cells)
+    legend = "".join(f"<li><b>{escape(metric_info(k).label)}</b>: {escape(metric_info(k).explanation)}</li>"
+                     for k in keys)
+    return ("<h2>Erased values</h2><p>One row per distinct value (occurrences of the same value are grouped by "
+            "its keyed hash); scores are before → <b>after</b> the edit, the worst case over the value's "
+            "occurrences. An edited token's rank is its position among the model's next-token candidates (0 = "
+            "the model's first choice).</p>"
+            + _table(rows, header, "values", num_from=4) + f'<ul class="legend">{legend}</ul>')
+
+
+def _metric_order(key: str) -> tuple[int, str]:
+    order = ["efficacy", "greedy_extraction", "perturbed_greedy_extraction", "logit_lens", "delta", "perturb"]
+    name = key.split("@")[0]
+    return (order.index(name) if name in order else len(order), key)
+
+
+def _plots(report: Mapping[str, Any]) -> str:
+    ranks = report.get("layer_ranks") or {}
+    attacks = [{**a, "name": _ATTACK_NAMES.get(str(a.get("name")), a.get("name"))}
+               for a in report.get("attacks") or []]
+    rank = metric_info("layer_rank").explanation
+    k = (report.get("thresholds") or {}).get("efficacy_k")
+    names = [f"{n}@{k}" if k else n for n in ("logit_lens", "delta", "perturb")]
+    return ("<h2>Where the erased tokens rank, layer by layer</h2><figure>"
+            + rank_plot_svg(ranks.get("before") or [], ranks.get("after") or [])
+            + f"<figcaption>{escape(rank)} Log scale.</figcaption></figure>"
+            "<h2>Attacks after the edit</h2><figure>" + attack_bars_svg(attacks)
+            + "<figcaption>Each bar is an attack's score after the edit (100 = the attack recovered nothing); the "
+              "dashed line is the policy threshold. Green: at or above it.</figcaption></figure>"
+            + '<ul class="legend">' + "".join(
+                f"<li><b>{escape(metric_info(n).label)}</b>: {escape(metric_info(n).explanation)}</li>"
+                for n in names) + "</ul>")
+
+
+def _metrics(report: Mapping[str, Any]) -> str:
     metrics = report.get("metrics") or {}
     before, after = metrics.get("before") or {}, metrics.get("after") or {}
-    names = sorted(set(before) | set(after))
-    if names:
-        parts.append("<h2>Metrics</h2>" + _table([(n, before.get(n), after.get(n)) for n in names],
-                                                 ("metric", "before", "after")))
-    ranks = report.get("layer_ranks") or {}
-    parts.append("<h2>Per-layer target rank</h2>" + rank_plot_svg(ranks.get("before") or [],
-                                                                  ranks.get("after") or []))
-    parts.append("<h2>Attacks</h2>" + attack_bars_svg(report.get("attacks") or []))
-    if report.get("thresholds"):
-        parts.append("<h2>Thresholds</h2>" + _table(sorted(report["thresholds"].items()), ("threshold", "value")))
-    if report.get("config"):
-        parts.append("<h2>Configuration</h2>" + _table(sorted(report["config"].items()), ("block", "settings")))
-    parts.append(f'<h2>Residual risk</h2><p class="risk">{escape(str(report.get("residual_risk", "")))}</p>')
+    names = sorted(set(before) | set(after), key=_metric_order)
+    if not names:
+        return ""
+    rows = [(f"{escape(metric_info(n).label)}<span class=why>{escape(metric_info(n).explanation)}</span>",
+             _e(before.get(n)), _e(after.get(n))) for n in names]
+    return "<h2>Every metric, before and after</h2>" + _table(rows, ("metric", "before", "after"), num_from=1)
+
+
+def _lineage(report: Mapping[str, Any]) -> str:
+    lineage = sorted(report.get("lineage") or [], key=lambda r: int(r.get("version") or 0))
+    if not lineage:
+        return ""
+    versions = report.get("versions") or {}
+    holding = set(versions.get("still_containing_erased_data") or [])
+    production = versions.get("production")
+    new = (report.get("model") or {}).get("new_version")
+    boxes, prev = [], None
+    for row in lineage:
+        v, parent = row.get("version"), row.get("parent")
+        tags = []
+        if v == production or "production" in (row.get("aliases") or []):
+            tags.append('<span class="tag prod">production</span>')
+        if v in holding:
+            tags.append('<span class="tag holds">holds erased data</span>')
+        if v == new:
+            tags.append('<span class="tag">this report</span>')
+        origin = ("base model" if parent is None else f"request {escape(str(row['request_id']))}"
+                  if row.get("request_id") else "compliance sweep")
+        built = "" if parent is None or parent == prev else f"<br>built from v{_e(parent)}"
+        cls = "ver" + (" prod" if "production" in "".join(tags) else "") + (" holds" if v in holding else "")
+        if prev is not None:
+            boxes.append('<span class="arrow">→</span>')
+        boxes.append(f'<div class="{cls}"><b>v{_e(v)}</b> {"".join(tags)}<br>{origin}{built}<br>audit: '
+                     f'{_e(row.get("audit") or "—")}<br><span class="mono">sha256 '
+                     f'{escape(str(row.get("weights_sha256") or "—")[:12])}…</span></div>')
+        prev = v
+    note = ""
+    if holding:
+        listed = ", ".join(f"v{escape(str(h))}" for h in sorted(holding))
+        note = (f'<p class="note">{"Versions" if len(holding) > 1 else "Version"} {listed} still '
+                f'{"hold" if len(holding) > 1 else "holds"} the erased data: retire '
+                f'{"them" if len(holding) > 1 else "it"} (<code>revs retire</code>) once nothing depends on '
+                f'{"them" if len(holding) > 1 else "it"}.</p>')
+    return ("<h2>Model lineage</h2><p>Each registered version of the model, oldest first; an arrow points to the "
+            "next version.</p>" + f'<div class="chain">{"".join(boxes)}</div>' + note)
+
+
+def _flat(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, Mapping):
+        return [kv for k, v in value.items() for kv in _flat(f"{prefix}.{k}" if prefix else str(k), v)]
+    return [(prefix, value)]
+
+
+def _tail(report: Mapping[str, Any]) -> str:
+    parts = [f'<h2>Residual risk</h2><p class="note">{escape(str(report.get("residual_risk", "")))}</p>']
+    config = report.get("config") or {}
+    if config:
+        rows = [(f"<code>{escape(k)}</code>", f"<code>{_e(v)}</code>") for k, v in _flat("", config)]
+        parts.append("<h2>Configuration</h2>" + _table(rows, ("setting", "value")))
     evidence = report.get("evidence") or []
     if evidence:
-        parts.append("<h2>Evidence</h2>" + _table([(e.get("name"), e.get("sha256")) for e in evidence],
-                                                  ("file", "sha256")))
-    title = escape(f"Erasure audit report {report.get('run_id')}")
+        parts.append("<h2>Evidence files</h2><p>Every file of this report is listed with its sha256 in the signed "
+                     "<code>manifest.json</code>; check them with <code>revs report verify DIR --public-key "
+                     "report_signing.pub</code>.</p>"
+                     + _table([(f"<code>{_e(e.get('name'))}</code>", f"<code>{_e(e.get('sha256'))}</code>")
+                               for e in evidence], ("file", "sha256")))
+    return "".join(parts)
+
+
+def _footer_css(report: Mapping[str, Any]) -> str:
+    request = (report.get("request") or {}).get("request_id")
+    label = re.sub(r"[^A-Za-z0-9._ -]", "", f"Erasure audit report {request or report.get('run_id')}")[:80]
+    font = 'font-family:"Liberation Sans",Arial,sans-serif;font-size:7.5pt;color:#5f6368'
+    return ('@page{@bottom-left{content:"' + label + '";' + font + '}'
+            '@bottom-right{content:"page " counter(page) " of " counter(pages);' + font + "}}")
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """Render a report from :func:`tasks.reporting.build_report` as one self-contained, printable HTML page."""
+    model, request = report.get("model") or {}, report.get("request") or {}
+    title = (f"Deletion request {request.get('request_id')}" if request
+             else f"Compliance sweep {report.get('run_id')}")
+    versions = f"v{model.get('base_version')}" + (f" → v{model['new_version']}" if model.get("new_version")
+                                                 else "")
+    head = (f'<p class="brand">REVS Compliance · erasure audit report</p><h1>{escape(title)}</h1>'
+            f'<p class="sub">Model {_e(model.get("name"))} {escape(versions)} · generated '
+            f'{_date(report.get("generated_at"))} · run <span class="mono">{_e(report.get("run_id"))}</span></p>')
+    page1 = (head + _verdict_banner(report) + '<div class="grid"><div>' + _asked(report) + "</div><div>"
+             + _found(report) + "</div></div>" + _erased(report) + _checks(report.get("verdict") or {}))
+    evidence = ('<h2 style="border:0;font-size:14pt">Evidence</h2>' + _values(report) + _plots(report)
+                + _metrics(report) + _lineage(report) + _tail(report))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" "
             "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-            f"<title>{title}</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+            f"<title>{escape('Erasure audit report — ' + title)}</title><style>{_CSS}{_footer_css(report)}</style>"
+            f'</head><body><section class="page1">{page1}</section><section class="evidence">{evidence}</section>'
+            "</body></html>\n")

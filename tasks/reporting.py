@@ -1,7 +1,8 @@
 """Audit reports: build, export with a signed manifest, verify.
 
 Offers :func:`build_report`, :func:`export_report`, :func:`export_run`, :func:`verify_report`,
-:class:`VerifyResult`, :class:`ReportDataError` and :data:`RUN_LAYOUT`.
+:class:`VerifyResult`, :class:`ReportDataError`, :data:`RUN_LAYOUT`, :data:`FORMATS` (the default export:
+JSON + HTML) and :data:`ALL_FORMATS` (plus ``pdf``, printed from the HTML by headless Chromium, :mod:`tasks.pdf`).
 
 Run directory (written by the flows, read by ``revs report export --run``)::
 
@@ -14,6 +15,7 @@ masked preview — never a raw personal value)::
 
     {"run_id": "...", "kind": "deletion-request" | "compliance-sweep",
      "request": {"request_id", "legal_basis", "requester_ref", "received_at", "verified_at",
+                 "deadline": {"due", "statutory_due", "source", "extension"},      # tasks.deadlines
                  "subject": {"name_masked", "identifiers": [{"type", "masked_preview", "value_hmac"}]}},
      "model": {"name", "base_version", "new_version", "weights_sha256_before", "weights_sha256_after"},
      "lineage": [{"version", "parent", "weights_sha256", "run_id", "request_id", "audit"}],
@@ -23,11 +25,18 @@ masked preview — never a raw personal value)::
      "metrics": {"before": {name: number}, "after": {name: number}},
      "layer_ranks": {"before": [rank per layer], "after": [rank per layer]},
      "attacks": [{"name", "score", "threshold"}],      # scores after the edit, percent
-     "thresholds": {...}, "verdict": {"passed": bool, "failures": [...]}}
+     "thresholds": {...},
+     "verdict": {"passed": bool, "failures": [...],
+                 "checks": [{"name", "label", "value", "threshold", "comparison", "unit", "passed",
+                             "explanation"}]}}
 
-An export directory holds ``report.json`` and/or ``report.html``, ``evidence/...``, ``manifest.json`` (every other
-file with its sha256 and size) and ``signature`` (over the exact bytes of ``manifest.json``, see
-:mod:`tasks.signing`). :func:`verify_report` fails on any changed, added or removed byte.
+:func:`build_report` adds what the evidence files say (:mod:`tasks.report_facts`): ``found`` (per entity type:
+occurrences, distinct values, sources, documents), ``found_totals``, ``values`` (one row per distinct erased value:
+occurrences, edited tokens' ranks before/after, per-target audit metrics before/after) and ``erased`` (totals).
+
+An export directory holds ``report.json``, ``report.html`` and/or ``report.pdf``, ``evidence/...``,
+``manifest.json`` (every other file with its sha256 and size) and ``signature`` (over the exact bytes of
+``manifest.json``, see :mod:`tasks.signing`). :func:`verify_report` fails on any changed, added or removed byte.
 """
 
 from __future__ import annotations
@@ -40,20 +49,21 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tasks import signing
+from tasks import report_facts, signing
 from tasks._io import atomic_write_bytes, atomic_write_text, sha256_file
 from tasks.requests import SENSITIVE
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 RUN_LAYOUT = {"data": "report_data.json", "evidence": "evidence"}
 FORMATS = ("json", "html")
+ALL_FORMATS = ("json", "html", "pdf")
 MANIFEST = "manifest.json"
 SIGNATURE = "signature"
 #: Keys that would carry raw text; a report holding one is refused outright.
 FORBIDDEN_KEYS = frozenset({"value", "raw", "raw_value", "text", "span_text", "prefix_text", "target_text",
                             "name"})
-#: ... except where "name" is a model/attack/metric name.
-_NAME_ALLOWED_UNDER = frozenset({"model", "attacks", "evidence"})
+#: ... except where "name" is a model/attack/metric/audit-check name (and an audit check's numeric "value").
+_NAME_ALLOWED_UNDER = frozenset({"model", "attacks", "evidence", "checks"})
 
 
 class ReportDataError(ValueError):
@@ -74,7 +84,9 @@ def _scan(value: Any, path: str, parent: str = "") -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ReportDataError(f"{path}: keys must be strings")
-            if key in FORBIDDEN_KEYS and not (key == "name" and parent in _NAME_ALLOWED_UNDER):
+            allowed = (key == "name" and parent in _NAME_ALLOWED_UNDER) or (
+                key == "value" and parent == "checks" and (item is None or isinstance(item, int | float)))
+            if key in FORBIDDEN_KEYS and not allowed:
                 raise ReportDataError(f"{path}.{key}: raw-text fields are not allowed in a report; "
                                       "use value_hmac / masked_preview")
             _scan(item, f"{path}.{key}", key)
@@ -110,11 +122,17 @@ def _residual_risk(data: Mapping[str, Any]) -> str:
     return " ".join(lines)
 
 
-def build_report(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn run data (see the module docstring) into the report document.
+def build_report(data: Mapping[str, Any], evidence: Mapping[str, Path] | None = None) -> dict[str, Any]:
+    """Turn run data (see the module docstring) and its evidence files into the report document.
+
+    Args:
+        data: The run data.
+        evidence: Evidence name → path (``findings.parquet``, ``targets.parquet``, ``audit.parquet``...); the
+            facts they hold are added to the report (missing files leave their part empty).
 
     Raises:
-        ReportDataError: A required block is missing, a block has the wrong type, or a raw value is present.
+        ReportDataError: A required block is missing, a block has the wrong type, a raw value is present, or an
+            evidence file is unreadable.
     """
     for key, kind in (("run_id", str), ("model", Mapping)):
         if not isinstance(data.get(key), kind):
@@ -125,6 +143,11 @@ def build_report(data: Mapping[str, Any]) -> dict[str, Any]:
         if data.get(key) is not None and not isinstance(data[key], kind):
             raise ReportDataError(f"{key}: must be a {kind.__name__}")
     _scan(dict(data), "report")
+    try:
+        facts = report_facts.evidence_facts(list(data.get("targets") or []), evidence or {})
+    except report_facts.EvidenceError as exc:
+        raise ReportDataError(f"evidence/{exc}") from None
+    _scan(facts, "report.evidence_facts")
     metrics = data.get("metrics") or {}
     report = {
         "report_version": REPORT_VERSION,
@@ -143,6 +166,7 @@ def build_report(data: Mapping[str, Any]) -> dict[str, Any]:
         "thresholds": dict(data.get("thresholds") or {}),
         "verdict": dict(data.get("verdict") or {"passed": False, "failures": ["no audit verdict recorded"]}),
         "residual_risk": _residual_risk(data),
+        **facts,
     }
     return report
 
@@ -170,16 +194,21 @@ def export_report(report: Mapping[str, Any], out_dir: Path, formats: Iterable[st
     Args:
         report: A document from :func:`build_report`.
         out_dir: Export directory; must not exist or be empty (stale files would make it unverifiable).
-        formats: Any of ``json``, ``html``.
+        formats: Any of ``json``, ``html``, ``pdf`` (printed from the HTML with headless Chromium; raises
+            :class:`tasks.pdf.ChromiumNotFoundError` before anything is written when Chromium is missing).
         evidence: Files to include under ``evidence/`` (a mapping gives their names there).
         root: Workspace holding the signing key (default: ``REVS_HOME``).
     """
     formats = list(dict.fromkeys(formats))
-    if not formats or set(formats) - set(FORMATS):
-        raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {formats}")
+    if not formats or set(formats) - set(ALL_FORMATS):
+        raise ValueError(f"formats must be a non-empty subset of {ALL_FORMATS}, got {formats}")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir}: not empty; export into a new directory")
+    if "pdf" in formats:
+        from tasks import pdf
+
+        pdf.find_chromium()  # fail before writing anything
     out_dir.mkdir(parents=True, exist_ok=True)
     items = _evidence_items(evidence)
     report = dict(report)
@@ -188,12 +217,15 @@ def export_report(report: Mapping[str, Any], out_dir: Path, formats: Iterable[st
         text = json.dumps(report, indent=2, sort_keys=True) + "\n"
         _check_output(text, "report.json")
         atomic_write_text(out_dir / "report.json", text)
-    if "html" in formats:
+    if "html" in formats or "pdf" in formats:
         from tasks.report_html import render_html
 
         html = render_html(report)
         _check_output(html, "report.html")
-        atomic_write_text(out_dir / "report.html", html)
+        if "html" in formats:
+            atomic_write_text(out_dir / "report.html", html)
+        if "pdf" in formats:
+            _write_pdf(html, out_dir / "report.pdf")
     for name, src in items:
         dest = out_dir / "evidence" / name
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +242,17 @@ def export_report(report: Mapping[str, Any], out_dir: Path, formats: Iterable[st
     signature = signing.sign_bytes(manifest_bytes, root)
     atomic_write_text(out_dir / SIGNATURE, json.dumps(signature, indent=2, sort_keys=True) + "\n")
     return out_dir
+
+
+def _write_pdf(html: str, dest: Path) -> None:
+    import tempfile
+
+    from tasks import pdf
+
+    with tempfile.TemporaryDirectory(prefix="revs-report-") as tmp:
+        page = Path(tmp) / "report.html"
+        page.write_text(html, encoding="utf-8")
+        pdf.html_to_pdf(page, dest)
 
 
 def verify_report(out_dir: Path, root: Path | None = None,
@@ -267,4 +310,4 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Path]]:
 def export_run(run_dir: Path, out_dir: Path, formats: Iterable[str] = FORMATS, root: Path | None = None) -> Path:
     """Build and export the report of one run directory (see :data:`RUN_LAYOUT`)."""
     data, evidence = load_run(run_dir)
-    return export_report(build_report(data), out_dir, formats, evidence, root)
+    return export_report(build_report(data, evidence), out_dir, formats, evidence, root)

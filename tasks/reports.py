@@ -26,7 +26,8 @@ def build_report(run_dir: Path, data: dict[str, Any], evidence: dict[str, Path])
         tasks.reporting.ReportDataError: The data holds a raw personal value or a raw-text field.
     """
     run_dir = Path(run_dir)
-    report = reporting.build_report(data)  # validates (and refuses raw values) before anything is written
+    files = {name: Path(src) for name, src in evidence.items() if Path(src).is_file()}
+    report = reporting.build_report(data, files)  # validates (and refuses raw values) before anything is written
     ev_dir = run_dir / reporting.RUN_LAYOUT["evidence"]
     for name, src in evidence.items():
         src, dest = Path(src), ev_dir / name

@@ -5,9 +5,11 @@ Offers :func:`sign_bytes` and :func:`verify_bytes`, :func:`signing_available` an
 Choice of scheme: **Ed25519** (``cryptography``, installed with MLflow/Prefect) whenever it imports — an auditor
 can check a report with the public key alone, without any secret. The private key is created on first use as
 ``<workspace>/keys/report_signing.ed25519`` (PKCS#8 PEM, mode 0600) with its public half next to it
-(``report_signing.pub``). Without ``cryptography`` the fallback is **HMAC-SHA256** under a workspace secret
-(``keys/report_signing.hmac``, 0600, distinct from the subject-hashing key): tamper-evident for anyone holding the
-workspace, but not publicly verifiable.
+(``report_signing.pub``). An auditor receives that public key through a trusted channel and passes it to
+``revs report verify --public-key``; verification without a trusted key fails, since the key embedded in a
+signature only says who claims to have signed. Without ``cryptography`` the fallback is **HMAC-SHA256** under a
+workspace secret (``keys/report_signing.hmac``, 0600, distinct from the subject-hashing key): tamper-evident for
+anyone holding the workspace, but not publicly verifiable.
 
 A signature document is JSON: ``{"algorithm": "ed25519"|"hmac-sha256", "key_id": ..., "signature": <base64>,
 "public_key": <PEM, ed25519 only>}``. The key id is the first 16 hex of the sha256 of the public key (or of the
@@ -35,6 +37,7 @@ except ImportError:  # pragma: no cover - exercised only where cryptography is a
 
 ED25519 = "ed25519"
 HMAC_SHA256 = "hmac-sha256"
+PUBLIC_KEY_FILE = "report_signing.pub"
 
 
 def signing_available() -> str:
@@ -65,7 +68,7 @@ def _ed25519_private(root: Path | None) -> Ed25519PrivateKey:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     if _create_0600(path, pem):
         key = serialization.load_pem_private_key(pem, password=None)
-        (keys / "report_signing.pub").write_bytes(_public_pem(key.public_key()))
+        (keys / PUBLIC_KEY_FILE).write_bytes(_public_pem(key.public_key()))
         return key
     return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
@@ -113,11 +116,14 @@ def verify_bytes(data: bytes, doc: Any, root: Path | None = None,
     Args:
         data: The signed bytes.
         doc: The parsed signature document.
-        root: Workspace whose keys are trusted (its public key pins the signer when present).
+        root: Workspace whose keys are trusted (its public key pins the signer).
         trusted_public_key: A PEM public key to pin the signer explicitly (takes precedence).
 
+    Verification needs a trusted key: ``trusted_public_key``, else the workspace's public key. Without either it
+    fails — the public key embedded in a signature document only says who *claims* to have signed.
+
     Returns:
-        ``(problems, notes)``: problems make verification fail; notes are caveats (e.g. signer not pinned).
+        ``(problems, notes)``: problems make verification fail; notes are caveats.
     """
     if not isinstance(doc, dict) or not isinstance(doc.get("signature"), str):
         return ["signature: not a signature document"], []
@@ -129,17 +135,18 @@ def verify_bytes(data: bytes, doc: Any, root: Path | None = None,
     if algorithm == ED25519:
         if serialization is None:
             return ["signature: ed25519 signature but the `cryptography` package is not installed"], []
-        notes = []
+        notes: list[str] = []
         embedded = str(doc.get("public_key", "")).encode("ascii", "replace")
         trusted = trusted_public_key
         if trusted is None:
-            pub_path = (root or workspace_root()) / "keys" / "report_signing.pub"
-            trusted = pub_path.read_bytes() if pub_path.exists() else None
-        if trusted is None:
-            notes.append("signer not pinned: checked against the public key embedded in the signature; "
-                         "pass --public-key to verify who signed")
-            trusted = embedded
-        elif trusted.strip() != embedded.strip():
+            pub_path = (root or workspace_root()) / "keys" / PUBLIC_KEY_FILE
+            if not pub_path.is_file():
+                # the key embedded in the signature proves nothing: anyone can re-sign with their own key
+                return [f"signature: no trusted key to check it against (no --public-key given and {pub_path} "
+                        "does not exist); get the issuer's public key (`revs report public-key` in their "
+                        "workspace) and pass it with --public-key"], []
+            trusted = pub_path.read_bytes()
+        if trusted.strip() != embedded.strip():
             return ["signature: signed by a key other than the trusted public key"], []
         try:
             public = serialization.load_pem_public_key(trusted)
