@@ -19,16 +19,18 @@ from prefect import flow
 
 from flows import steps
 from flows.params import load_policy, load_request
+from tasks import corpus as corpus_check
 from tasks import pii, probing, registry, requesting, tracking
 from tasks._workspace import workspace_dir
-from tasks.requests import model_lock
+from tasks.requests import SENSITIVE, model_lock
 
 LOCK_TIMEOUT_S = 6 * 3600.0
 
 
 @flow(name="deletion-request")
 def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path | None = None,
-                     model_name: str | None = None) -> dict[str, Any]:
+                     model_name: str | None = None, rerun: bool = False,
+                     follow_symlinks: bool = False) -> dict[str, Any]:
     """Locate a data subject in the corpus, erase what the model memorized of them, audit, register, report.
 
     Args:
@@ -37,17 +39,22 @@ def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path
         corpus: Corpus files or directories.
         policy: Policy TOML; defaults apply when omitted.
         model_name: Registered model name (default: derived from ``model``).
+        rerun: Answer the request again from the start (a new attempt, history kept), e.g. against a corrected
+            corpus; without it a request started against another corpus is refused.
+        follow_symlinks: Read symlinks in corpus directories that lead outside them (default: skipped, logged).
 
     Returns:
-        ``{"request_id", "run_id", "version", "passed", "report"}``.
+        ``{"request_id", "run_id", "version", "passed", "report", "warnings"}``.
     """
     req, pol = load_request(request), load_policy(policy)
-    name = model_name or registry.model_name_for(model)
-    state = requesting.begin_request(req)
+    name = registry.resolve_model_name(model, model_name)
+    corpus_check.check_corpus(corpus)  # a missing or unreadable path fails before anything is recorded
+    state = requesting.begin_request(req, corpus_check.corpus_fingerprint(corpus), rerun, Path(request))
     rid, ev = req.request_id, state["evidence"]
     if state["status"] == "reported":
         return {"request_id": rid, "run_id": ev["reported"]["run_id"], "version": ev["audited"].get("version"),
-                "passed": ev["audited"]["passed"], "report": ev["reported"]["report"]}
+                "passed": ev["audited"]["passed"], "report": ev["reported"]["report"],
+                "warnings": ev["located"].get("warnings", [])}
     run_id = tracking.open_run("deletion-request", name, rid)
     run_dir = workspace_dir("runs", run_id)
     params = {"policy": pol.model_dump(mode="json"), "corpus": [str(c) for c in corpus], "model_spec": str(model),
@@ -55,11 +62,14 @@ def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path
     try:
         with model_lock(name, timeout=LOCK_TIMEOUT_S):
             result = _run_steps(request, req, pol, name, model, corpus, ev, state["completed"], run_id, run_dir,
-                                params)
+                                params, state["attempt"], follow_symlinks)
     except BaseException as exc:
         requesting.fail_request(rid, f"{type(exc).__name__}: {exc}")
         tracking.close_run(run_id, True)
-        raise
+        safe = SENSITIVE.redact_exception(exc)  # before Prefect logs or stores it
+        if safe is exc:
+            raise
+        raise safe from None
     tracking.close_run(run_id, not result["passed"])
     if not result["passed"]:
         requesting.fail_request(rid, f"audit failed; version {result['version']} kept with audit=failed; "
@@ -70,14 +80,18 @@ def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path
 
 
 def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path], ev: dict[str, Any],
-               done: list[str], run_id: str, run_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
+               done: list[str], run_id: str, run_dir: Path, params: dict[str, Any],
+               attempt: int = 1, follow_symlinks: bool = False) -> dict[str, Any]:
     """Run every step not yet done, recording evidence after each; return the flow's result."""
     rid = req.request_id
     base = registry.ensure_base(model, name) if "edited" not in done else ev["edited"]["base"]
     if "located" not in done:
-        scan = steps.scan_partitions(corpus, run_dir / "scan.parquet", pol.entities.types, pol.entities.min_score)
-        found = pii.locate_subject(Path(request), corpus, run_dir / "findings.parquet", scan)
-        ev["located"] = requesting.advance_request(rid, "located", {"run_id": run_id, "findings": str(found)})[
+        inspection = corpus_check.inspect_corpus(corpus, run_dir / "corpus_issues.json")
+        scan = steps.scan_partitions(corpus, run_dir / "scan.parquet", pol.entities.types, pol.entities.min_score,
+                                     phone_regions=pol.entities.phone_regions, follow_symlinks=follow_symlinks)
+        found = pii.locate_subject(Path(request), corpus, run_dir / "findings.parquet", scan, follow_symlinks)
+        located = corpus_check.located_evidence(found, inspection)
+        ev["located"] = requesting.advance_request(rid, "located", {"run_id": run_id, **located})[
             "evidence"]["located"]
     findings = Path(ev["located"]["findings"])
     if "probed" not in done:
@@ -88,7 +102,7 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
     if "edited" not in done:
         edited = None
         if selection["n_forget"]:
-            staging = workspace_dir("models", name, ".staging") / rid
+            staging = workspace_dir("models", name, ".staging") / (rid if attempt == 1 else f"{rid}.a{attempt}")
             edited = _jsonable(steps.edit(base, selection, findings, pol, staging, corpus))
         ev["edited"] = requesting.advance_request(rid, "edited", {"base": _jsonable(base), "edit": edited})[
             "evidence"]["edited"]
@@ -105,7 +119,8 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
     report = steps.report("deletion-request", run_id, run_dir, base, edited, audited, findings, selection, pol,
                           params, requesting.request_block(rid))
     result = {"request_id": rid, "run_id": run_id, "version": ev["audited"].get("version"),
-              "passed": bool(ev["audited"]["passed"]), "report": str(report)}
+              "passed": bool(ev["audited"]["passed"]), "report": str(report),
+              "warnings": ev["located"].get("warnings", [])}
     if result["passed"]:
         requesting.advance_request(rid, "reported", {"run_id": run_id, "report": str(report)})
     return result

@@ -25,6 +25,7 @@ The raw request stays where the user keeps it; only ids, HMACs and masked previe
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from tasks.verdict import AuditThresholds
@@ -270,6 +271,23 @@ class EntityPolicy(BaseModel):
                              min_length=1)
     min_score: float = Field(0.5, ge=0.0, le=1.0)
 
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, types: list[str]) -> list[str]:
+        # Checked at load, so a typo fails before anything runs (not mid-flow after version 1 is registered).
+        from pii_detect.config import NER_ENTITIES, STRUCTURED_ENTITIES
+
+        known = (*STRUCTURED_ENTITIES, *NER_ENTITIES)
+        unknown = [t for t in types if t not in known]
+        if unknown:
+            raise _err("entity_type", f"unknown entity type(s) {', '.join(map(repr, unknown))}; known types: "
+                                      + ", ".join(known))
+        duplicates = sorted({t for t in types if types.count(t) > 1})
+        if duplicates:
+            raise _err("duplicate", f"{', '.join(duplicates)} listed more than once")
+        return types
+
+
 
 class MemorizationPolicy(BaseModel):
     """When a finding counts as memorized (and is selected for erasure)."""
@@ -284,6 +302,14 @@ class Policy(BaseModel):
     """The compliance policy: what to look for, what counts as memorized, how to edit, when an audit passes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        problems = non_finite_numbers(data)
+        if problems:
+            raise _err("finite", "; ".join(problems))
+        return data
 
     entities: EntityPolicy = Field(default_factory=EntityPolicy)
     memorization: MemorizationPolicy = Field(default_factory=MemorizationPolicy)
@@ -316,10 +342,40 @@ def load_policy(path: str | Path | None = None) -> Policy:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ParamsError(str(path), [f"TOML syntax error: {exc}"]) from None
+    except UnicodeDecodeError:
+        raise ParamsError(str(path), ["(file): not UTF-8 text"]) from None
+    problems = non_finite_numbers(data) + inconsistent_settings(data)
+    if problems:
+        raise ParamsError(str(path), problems)
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
         raise ParamsError(str(path), _messages(exc)) from None
+
+
+def non_finite_numbers(data: Any, path: str = "") -> list[str]:
+    """Return ``"<field path>: must be a finite number"`` for every nan or infinity in a policy document.
+
+    A nan threshold compares false with everything, so an audit checked against it could never fail.
+    """
+    if isinstance(data, float) and not math.isfinite(data):
+        return [f"{path or '(top level)'}: must be a finite number (nan and inf are not thresholds)"]
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in non_finite_numbers(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(data, list | tuple):
+        return [p for i, v in enumerate(data) for p in non_finite_numbers(v, f"{path}[{i}]")]
+    return []
+
+
+def inconsistent_settings(data: Any) -> list[str]:
+    """Return one line per setting of a policy document that contradicts another one."""
+    problems = []
+    memorization = data.get("memorization") if isinstance(data, dict) else None
+    if isinstance(memorization, dict) and memorization.get("exact_match") is False \
+            and memorization.get("min_extraction_score") == 0:
+        problems.append("memorization.min_extraction_score: 0 with exact_match = false marks every finding as "
+                        "memorized, even those the model never reproduces; give a score above 0")
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------- flow parameters

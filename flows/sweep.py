@@ -15,6 +15,7 @@ from prefect import flow
 
 from flows import steps
 from flows.params import load_policy
+from tasks import corpus as corpus_check
 from tasks import probing, registry, tracking
 from tasks._workspace import workspace_dir
 from tasks.requests import model_lock
@@ -24,7 +25,8 @@ LOCK_TIMEOUT_S = 6 * 3600.0
 
 @flow(name="compliance-sweep")
 def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None, model_name: str | None = None,
-                     partitions: int = 1, dask_address: str | None = None) -> dict[str, Any]:
+                     partitions: int = 1, dask_address: str | None = None,
+                     follow_symlinks: bool = False) -> dict[str, Any]:
     """Sweep a corpus for memorized personal data and erase it from the model.
 
     Args:
@@ -35,12 +37,14 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
         model_name: Registered model name (default: derived from ``model``).
         partitions: Corpus partitions scanned in parallel.
         dask_address: Scan partitions on this Dask scheduler (``partitions > 1`` without it: a local Dask cluster).
+        follow_symlinks: Read symlinks in corpus directories that lead outside them (default: skipped, logged).
 
     Returns:
         ``{"run_id", "version", "passed", "report"}`` (``version`` is None when nothing needed erasing).
     """
     pol = load_policy(policy)
-    name = model_name or registry.model_name_for(model)
+    name = registry.resolve_model_name(model, model_name)
+    corpus_check.check_corpus(corpus)  # a missing or unreadable path fails before anything is registered
     run_id = tracking.open_run("compliance-sweep", name)
     run_dir = workspace_dir("runs", run_id)
     params = {"policy": pol.model_dump(mode="json"), "corpus": [str(c) for c in corpus], "model_spec": str(model),
@@ -52,7 +56,7 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
             runner = steps.scan_runner(dask_address, partitions)
             scan = steps.scan_partitions.with_options(task_runner=runner) if runner else steps.scan_partitions
             findings = scan(corpus, run_dir / "findings.parquet", pol.entities.types, pol.entities.min_score,
-                            partitions)
+                            partitions, pol.entities.phone_regions, follow_symlinks)
             probes = probing.probe_findings(Path(base["dir"]), findings, run_dir / "probes.parquet")
             selection = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir)
             edited = audited = None

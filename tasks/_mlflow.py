@@ -68,6 +68,20 @@ def _check_value(kind: str, key: str, value: Any) -> str:
     return text
 
 
+def _name_filter(model_name: str) -> str:
+    """Return the filter ``name = <model_name>`` quoted so the name cannot change the filter.
+
+    MLflow's filter strings take no parameters and no escapes: a value is quoted with the quote character it does
+    not contain (a name holding both cannot be expressed, and is refused).
+    """
+    if "'" not in model_name:
+        return f"name='{model_name}'"
+    if '"' not in model_name:
+        return f'name="{model_name}"'
+    raise RegistryError("a model name containing both ' and \" cannot be searched; use letters, digits, "
+                        "'.', '_' and '-' only")
+
+
 def _verdict_passed(verdict: Any) -> tuple[bool, list[str]]:
     if isinstance(verdict, bool):
         return verdict, []
@@ -164,7 +178,7 @@ class MlflowAdapter:
 
     # ------------------------------------------------------------------------------------------------ registry
     def _versions(self, model_name: str) -> list[Any]:
-        found = self.client.search_model_versions(f"name='{model_name}'")
+        found = self.client.search_model_versions(_name_filter(model_name))
         return sorted(found, key=lambda v: int(v.version))
 
     def _store_version_files(self, model_name: str, files: Path, tags: Mapping[str, str]) -> tuple[str, str]:

@@ -24,23 +24,78 @@ from prefect import task
 
 from tasks._logging import run_logger
 from tasks._mlflow import MlflowAdapter
-from tasks._workspace import workspace_dir
+from tasks._workspace import check_name, workspace_dir
 from tasks.caching import IO_RETRIES
+from tasks.errors import UserError
 
 #: Versions whose files total at most this many bytes are stored in the registry with their weights.
 MAX_WEIGHTS_BYTES = 64 << 20
 
 
 def model_name_for(model: str) -> str:
-    """Return the registered name of a model spec: an alias as is, a path's folder name, a hub id with ``--``."""
+    """Return the registered name of a model spec: an alias as is, a path's folder name, a hub id with ``--``.
+
+    The result always follows :func:`check_model_name`'s rule.
+    """
     text = str(model).rstrip("/")
     name = Path(text).name if Path(text).exists() else text
-    return re.sub(r"[^A-Za-z0-9._-]+", "--", name).strip("-.") or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", name).lstrip("-._")[:100].rstrip("-.") or "model"
+
+
+def check_model_name(name: str, what: str = "--name") -> str:
+    """Return ``name`` when it is a valid registered model name: one rule for every command and flow.
+
+    Raises:
+        tasks.errors.InvalidNameError: It is not 1-100 letters, digits, ``.``, ``_`` or ``-`` starting with a
+            letter or digit (it names a folder under ``REVS_HOME/models``).
+    """
+    return check_name(name, what)
+
+
+def resolve_model_name(model: str, model_name: str | None) -> str:
+    """Return the registered name a flow uses: ``model_name`` checked, or derived from the model spec."""
+    return check_model_name(model_name) if model_name is not None else model_name_for(model)
+
+
+def check_model_spec(model: str, flag: str = "--model") -> str:
+    """Refuse a model spec that cannot be loaded or edited, before anything runs (cheap: reads config.json only).
+
+    A local directory must hold a ``config.json`` whose ``model_type`` is in the architecture table; a path that
+    does not exist is refused; aliases, ``.gguf`` files and hub ids are checked when loaded.
+
+    Raises:
+        tasks.errors.UserError: Naming the flag, what is wrong and what to do.
+    """
+    from revs_engine.arch import supported_model_types
+    from revs_engine.loading import EMBEDDED_ALIASES
+
+    text = str(model).strip()
+    path = Path(text).expanduser()
+    if text.lower() in EMBEDDED_ALIASES or (not path.exists() and not text.startswith((".", "/", "~"))
+                                            and path.suffix.lower() not in {".gguf", ".safetensors", ".json"}):
+        return text  # an alias or a hub id
+    if not path.exists():
+        raise UserError(f"{flag} {text}: no such file or directory; give a model directory (with config.json), a "
+                        f".gguf file, a hub id or one of the aliases {', '.join(sorted(EMBEDDED_ALIASES))}.")
+    if path.is_dir():
+        config = path / "config.json"
+        try:
+            model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        except FileNotFoundError:
+            raise UserError(f"{flag} {text}: no config.json in the directory; point {flag} at a Hugging Face "
+                            "model directory (save_pretrained output).") from None
+        except (OSError, ValueError, AttributeError):
+            raise UserError(f"{flag} {text}: config.json is not a readable JSON object; re-save the model with "
+                            "save_pretrained.") from None
+        if model_type not in supported_model_types():
+            raise UserError(f"{flag} {text}: model_type {model_type!r} is not supported; REVS edits "
+                            f"{', '.join(supported_model_types())} (decoder-only causal LMs).")
+    return text
 
 
 def version_dir(model_name: str, version: int) -> Path:
-    """Return ``.revs/models/<name>/v<version>`` (not created)."""
-    return workspace_dir("models", model_name) / f"v{version}"
+    """Return ``.revs/models/<name>/v<version>`` (not created; the name is checked, the path stays inside)."""
+    return workspace_dir("models", check_model_name(model_name, "model name")) / f"v{int(version)}"
 
 
 def _registry_files(src: Path) -> tuple[Path, Path]:

@@ -2,14 +2,15 @@
 
 Offers
 - :data:`STEPS` — ``received → located → probed → edited → audited → reported`` (``failed`` from any step);
-- :class:`RequestStore` — ``begin(request) -> RequestState``, ``advance(request_id, step, evidence)``,
-  ``fail(request_id, reason)``, ``extend_deadline(request_id, reason, months=|days=)``, ``status(request_id)``,
-  ``list_requests()``;
+- :class:`RequestStore` — ``begin(request, corpus_sha256, rerun) -> RequestState``, ``preflight(...)``,
+  ``advance(request_id, step, evidence)``, ``fail(request_id, reason)``,
+  ``extend_deadline(request_id, reason, months=|days=)``, ``status(request_id)``, ``list_requests()``;
 - :class:`RequestState` — an immutable snapshot (``status``, ``completed``, ``next_step``, ``is_done(step)``,
   ``evidence``, ``history``, ``deadline`` — the statutory due date of :mod:`tasks.deadlines` —, ``answered_at``);
 - :func:`model_lock` — an exclusive ``fcntl.flock`` on ``.revs/locks/<model>.lock`` that serializes requests
   against one model;
-- :data:`SENSITIVE` — an in-process registry of raw values (filled by ``begin``) that evidence and failure
+- :data:`SENSITIVE` — a registry of raw values (filled by ``begin`` and from request files, also in worker
+  processes; redacts every log record once filled) that evidence and failure
   reasons are checked against.
 
 State lives in ``.revs/requests/<request_id>/state.json`` (atomic writes, a per-request lock around every
@@ -19,7 +20,10 @@ keeps it.
 
 Resuming: ``begin`` on a known request returns its state (a failed one is reopened at its last completed step);
 the caller runs ``state.next_step`` onward and skips every ``state.is_done(step)`` — ``advance`` refuses a step
-that is already done or out of order.
+that is already done or out of order. The corpus a request runs against is part of its fingerprint: running it
+against another corpus is refused (:class:`RerunRequiredError`) unless it is re-run deliberately
+(``begin(..., rerun=True)``, ``revs forget --rerun``), which archives the attempt in ``attempts`` and starts again
+at ``received`` with the history kept.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import threading
@@ -66,6 +71,10 @@ class RequestConflictError(RequestStateError):
     """A request id was reused for a different request."""
 
 
+class RerunRequiredError(RequestConflictError):
+    """A request is run against another corpus than the one it was started with; only a deliberate re-run may."""
+
+
 class LockTimeoutError(RequestStateError, TimeoutError):
     """A lock could not be acquired in time."""
 
@@ -96,37 +105,155 @@ class RequestLike(Protocol):
 
 
 class _SensitiveValues:
-    """Raw values known to this process; used to refuse or redact them before anything is written."""
+    """Raw values known to this process; used to refuse or redact them before anything is written.
+
+    Values come from :meth:`register` (the request object) and from request files named with
+    :meth:`register_source`. Those files are also listed in the environment (:data:`SOURCES_ENV`), so a worker
+    process started later (a local Dask worker, a spawned scan worker) loads the same values on first use: the
+    registry is per request, not per process. Once a value is known, every log record this process creates is
+    redacted (a logging record factory), whichever handler — console, Prefect API, file — writes it.
+    """
 
     MIN_LEN = 4  # shorter values (initials) would redact ordinary words
+    SOURCES_ENV = "REVS_SENSITIVE_SOURCES"
 
     def __init__(self) -> None:
         self._values: set[str] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._sources: set[str] = set()
+        self._env_loaded = False
 
     def register(self, values: Iterator[str] | Sequence[str]) -> None:
-        """Remember raw values (and their case-folded forms) for the rest of this process."""
+        """Remember raw values (their case-folded and digits-only forms too) for the rest of this process."""
         with self._lock:
             for value in values:
                 value = value.strip()
                 if len(value) >= self.MIN_LEN:
                     self._values |= {value, value.casefold()}
+                digits = re.sub(r"\D", "", value)
+                if len(digits) >= 7:
+                    self._values.add(digits)
+            if self._values:
+                _install_log_redaction()
+
+    def register_source(self, path: str | Path) -> None:
+        """Register the values of a request file, and name the file for worker processes started from now on."""
+        source = str(Path(path).expanduser().resolve())
+        with self._lock:
+            self.register(_values_in_request_file(source))
+            self._sources.add(source)
+            known = set(filter(None, os.environ.get(self.SOURCES_ENV, "").split(os.pathsep)))
+            os.environ[self.SOURCES_ENV] = os.pathsep.join(sorted(known | {source}))
+
+    def _values_now(self) -> set[str]:
+        if not self._env_loaded:
+            with self._lock:
+                if not self._env_loaded:
+                    self._env_loaded = True
+                    for source in filter(None, os.environ.get(self.SOURCES_ENV, "").split(os.pathsep)):
+                        if source not in self._sources:
+                            self._sources.add(source)
+                            self.register(_values_in_request_file(source))
+        return self._values
 
     def find(self, text: str) -> bool:
         """Return True when ``text`` contains a registered value."""
+        values = self._values_now()
         folded = text.casefold()
-        return any(v in text or v in folded for v in self._values)
+        return any(v in text or v in folded for v in values)
 
     def redact(self, text: str) -> str:
         """Return ``text`` with every registered value replaced by ``[REDACTED]``."""
-        for value in sorted(self._values, key=len, reverse=True):
+        for value in sorted(self._values_now(), key=len, reverse=True):
             text = re.sub(re.escape(value), _REDACTED, text, flags=re.IGNORECASE)
         return text
 
+    def redact_exception(self, exc: BaseException) -> BaseException:
+        """Redact ``exc`` (its arguments, notes and chained causes) in place, so it can be re-raised safely.
+
+        Returns ``exc`` itself, or — when its text still shows a value (an exception that formats itself from
+        other attributes) — a :class:`RedactedError` carrying the redacted text.
+        """
+        seen: set[int] = set()
+        node: BaseException | None = exc
+        while node is not None and id(node) not in seen:
+            seen.add(id(node))
+            node.args = tuple(self.redact(a) if isinstance(a, str) else a for a in node.args)
+            if getattr(node, "__notes__", None):
+                node.__notes__ = [self.redact(str(n)) for n in node.__notes__]
+            for chained in (node.__cause__, node.__context__):
+                if chained is not None and self.find(_describe(chained)):
+                    node.__cause__, node.__context__, node.__suppress_context__ = None, None, True
+            node = node.__cause__ or node.__context__
+        if self.find(_describe(exc)):
+            return RedactedError(f"{type(exc).__name__}: {self.redact(_describe(exc))}")
+        return exc
+
     def clear(self) -> None:
-        """Forget every registered value."""
+        """Forget every registered value and source."""
         with self._lock:
             self._values.clear()
+            self._sources.clear()
+            self._env_loaded = True
+
+
+class RedactedError(RuntimeError):
+    """An exception whose text held a raw personal value, re-raised with that value replaced by ``[REDACTED]``."""
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        return f"{exc!s} {exc!r}"
+    except Exception:  # noqa: BLE001 - an exception that cannot print itself holds nothing to redact
+        return type(exc).__name__
+
+
+def _values_in_request_file(path: str) -> list[str]:
+    """Return the raw values of a deletion-request file: the subject's name and identifier values."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    subject = data.get("subject") if isinstance(data, dict) else None
+    if not isinstance(subject, dict):
+        return []
+    values = [subject.get("name")]
+    idents = subject.get("identifiers")
+    values += [i.get("value") for i in idents if isinstance(i, dict)] if isinstance(idents, list) else []
+    return [v for v in values if isinstance(v, str)]
+
+
+_FACTORY_LOCK = threading.Lock()
+_FACTORY_INSTALLED = False
+
+
+def _install_log_redaction() -> None:
+    """Wrap the logging record factory once: records are redacted when created, before any handler sees them."""
+    global _FACTORY_INSTALLED
+    with _FACTORY_LOCK:
+        if _FACTORY_INSTALLED:
+            return
+        _FACTORY_INSTALLED = True
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args, **kwargs) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            try:
+                message = record.getMessage()
+                if SENSITIVE.find(message):
+                    record.msg, record.args = SENSITIVE.redact(message), None
+                if record.exc_info and record.exc_info[1] is not None:
+                    text = logging.Formatter().formatException(record.exc_info)
+                    if SENSITIVE.find(text):
+                        record.exc_text = SENSITIVE.redact(text)
+                        record.exc_info = None
+                if record.stack_info and SENSITIVE.find(record.stack_info):
+                    record.stack_info = SENSITIVE.redact(record.stack_info)
+            except Exception:  # noqa: BLE001, S110 - a record that cannot be formatted is left to its handler
+                pass
+            return record
+
+        logging.setLogRecordFactory(factory)
 
 
 SENSITIVE = _SensitiveValues()
@@ -194,6 +321,7 @@ class RequestState:
     received_at: str | None = None
     verified_at: str | None = None
     deadline: Mapping[str, Any] | None = None
+    attempt: int = 1
 
     @property
     def answered_at(self) -> str | None:
@@ -226,7 +354,8 @@ class RequestState:
         return cls(request_id=data["request_id"], status=data["status"], completed=tuple(data["completed"]),
                    evidence=data["evidence"], history=tuple(data["history"]), subject=data["subject"],
                    legal_basis=data["legal_basis"], requester_ref=data["requester_ref"],
-                   received_at=data.get("received_at"), verified_at=data.get("verified_at"), deadline=deadline)
+                   received_at=data.get("received_at"), verified_at=data.get("verified_at"), deadline=deadline,
+                   attempt=int(data.get("attempt", 1)))
 
 
 def _json_safe(value: Any, path: str) -> None:
@@ -302,31 +431,46 @@ class RequestStore:
                 "identifiers": idents}
 
     @staticmethod
-    def _fingerprint(request: RequestLike, subject: Mapping[str, Any], key: bytes) -> str:
-        doc = json.dumps({"subject": subject, "legal_basis": request.legal_basis,
-                          "received_at": request.received_at.isoformat(),
-                          "verified_at": request.verified_at.isoformat(),
-                          "requester_ref": request.requester_ref}, sort_keys=True)
-        return hmac.new(key, doc.encode(), hashlib.sha256).hexdigest()
+    def _fingerprint(request: RequestLike, subject: Mapping[str, Any], key: bytes,
+                     corpus_sha256: str | None = None) -> str:
+        content = {"subject": subject, "legal_basis": request.legal_basis,
+                   "received_at": request.received_at.isoformat(), "verified_at": request.verified_at.isoformat(),
+                   "requester_ref": request.requester_ref}
+        if corpus_sha256 is not None:
+            content["corpus_sha256"] = corpus_sha256
+        return hmac.new(key, json.dumps(content, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
     # -- API
-    def begin(self, request: RequestLike) -> RequestState:
+    def begin(self, request: RequestLike, corpus_sha256: str | None = None, rerun: bool = False) -> RequestState:
         """Start a request, or resume it: return its state (a failed one reopens at its last completed step).
+
+        Args:
+            request: The validated request.
+            corpus_sha256: Which corpus it is answered against (:func:`tasks.corpus.corpus_fingerprint`); part of
+                the request's fingerprint.
+            rerun: Answer it again from the start (a new attempt) even when it is done or was answered against
+                another corpus; the earlier attempts and the whole history are kept.
 
         Raises:
             RequestConflictError: The id is already used by a request with different content.
+            RerunRequiredError: The request was answered (or started) against another corpus and ``rerun`` is
+                False.
         """
         key = hmac_key(self.root)
         SENSITIVE.register([request.subject.name, *(i.value for i in request.subject.identifiers)])
         subject = self._subject_record(request, key)
-        fingerprint = self._fingerprint(request, subject, key)
+        content_fp = self._fingerprint(request, subject, key)
+        fingerprint = self._fingerprint(request, subject, key, corpus_sha256)
         with self._locked(request.request_id):
             if self.state_path(request.request_id).exists():
                 data = self._read(request.request_id)
-                if data["fingerprint"] != fingerprint:
-                    raise RequestConflictError(
-                        f"request {request.request_id!r} already exists with different content; "
-                        "use a new request_id for a new request")
+                self._check_existing(data, content_fp, corpus_sha256, rerun)
+                if rerun:
+                    return self._write(self._restart(data, fingerprint, content_fp, corpus_sha256))
+                if data.get("corpus_sha256") is None and corpus_sha256 is not None:
+                    data.update(corpus_sha256=corpus_sha256, fingerprint=fingerprint,
+                                request_fingerprint=content_fp)
+                    self._write(data)
                 if data["status"] != FAILED:
                     return RequestState.from_json(data)
                 resumed = data["completed"][-1]
@@ -338,13 +482,64 @@ class RequestStore:
                 "schema_version": STATE_VERSION, "request_id": request.request_id,
                 "legal_basis": request.legal_basis, "requester_ref": request.requester_ref,
                 "received_at": request.received_at.isoformat(), "verified_at": request.verified_at.isoformat(),
-                "subject": subject, "fingerprint": fingerprint, "created_at": now,
+                "subject": subject, "fingerprint": fingerprint, "request_fingerprint": content_fp,
+                "corpus_sha256": corpus_sha256, "attempt": 1, "created_at": now,
                 "deadline": deadlines.deadline_for(request.legal_basis, request.received_at),
                 "status": "received", "completed": ["received"],
                 "evidence": {"received": {"identifiers": len(subject["identifiers"])}},
                 "history": [{"at": now, "from": None, "to": "received", "event": "begin"}],
             }
             return self._write(data)
+
+    def preflight(self, request: RequestLike, corpus_sha256: str | None = None,
+                  rerun: bool = False) -> RequestState | None:
+        """Check, without writing anything, that :meth:`begin` would accept the request; return its state.
+
+        Returns:
+            The current state, or None for a new request.
+
+        Raises:
+            RequestConflictError, RerunRequiredError: As :meth:`begin` would.
+        """
+        if not self.state_path(request.request_id).exists():
+            return None
+        key = hmac_key(self.root)
+        SENSITIVE.register([request.subject.name, *(i.value for i in request.subject.identifiers)])
+        content_fp = self._fingerprint(request, self._subject_record(request, key), key)
+        data = self._read(request.request_id)
+        self._check_existing(data, content_fp, corpus_sha256, rerun)
+        return RequestState.from_json(data)
+
+    @staticmethod
+    def _check_existing(data: dict[str, Any], content_fp: str, corpus_sha256: str | None, rerun: bool) -> None:
+        request_id = data["request_id"]
+        if data.get("request_fingerprint", data["fingerprint"]) != content_fp:
+            raise RequestConflictError(f"request {request_id!r} already exists with different content; use a new "
+                                       "request_id for a new request.")
+        known = data.get("corpus_sha256")
+        if not rerun and corpus_sha256 is not None and known not in (None, corpus_sha256):
+            raise RerunRequiredError(
+                f"request {request_id!r} is {data['status']} against another corpus; to answer it again against "
+                "this corpus, re-run it deliberately with --rerun (its history is kept), or give the corpus it "
+                "was started with.")
+
+    @staticmethod
+    def _restart(data: dict[str, Any], fingerprint: str, content_fp: str,
+                 corpus_sha256: str | None) -> dict[str, Any]:
+        """Archive the current attempt (status, steps, evidence) and start a new one at ``received``."""
+        now = _now()
+        attempt = int(data.get("attempt", 1))
+        data.setdefault("attempts", []).append({
+            "attempt": attempt, "status": data["status"], "completed": data["completed"],
+            "evidence": data["evidence"], "corpus_sha256": data.get("corpus_sha256"), "ended_at": now})
+        same = corpus_sha256 is not None and corpus_sha256 == data.get("corpus_sha256")
+        data["history"].append({"at": now, "from": data["status"], "to": "received", "event": "rerun",
+                                "reason": f"re-run deliberately (attempt {attempt + 1}) against "
+                                          + ("the same corpus" if same else "another corpus")})
+        data.update(status="received", completed=["received"], attempt=attempt + 1, fingerprint=fingerprint,
+                    request_fingerprint=content_fp, corpus_sha256=corpus_sha256,
+                    evidence={"received": data["evidence"].get("received", {})})
+        return data
 
     def advance(self, request_id: str, step: str, evidence: Mapping[str, Any] | None = None) -> RequestState:
         """Record that ``step`` completed, with its evidence (ids, paths, hashes, counts — never raw values).

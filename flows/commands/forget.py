@@ -1,7 +1,9 @@
 """`revs forget REQUEST.json --model M --corpus C...`: answer one deletion request (Prefect flow).
 
-The request is validated first (every problem named by field path, no values echoed). Re-running a request
-resumes it where it stopped and never edits twice; `revs status REQUEST_ID` shows its progress.
+Everything is checked before the flow starts — the request (every problem named by field path, no values
+echoed), the policy, the corpus paths, the model and the name — so bad input changes nothing. Re-running a request
+resumes it where it stopped and never edits twice; running it against another corpus needs ``--rerun`` (a new
+attempt; the history is kept). `revs status REQUEST_ID` shows its progress.
 """
 
 from __future__ import annotations
@@ -29,32 +31,51 @@ def register(subparsers) -> None:
     parser.add_argument("--corpus", required=True, nargs="+", type=Path, help="corpus files or directories")
     parser.add_argument("--policy", type=Path, help="policy TOML (default: the built-in policy)")
     parser.add_argument("--name", help="registered model name (default: derived from --model)")
+    parser.add_argument("--rerun", action="store_true",
+                        help="answer the request again from the start (e.g. against a corrected corpus); its "
+                        "history and earlier attempts are kept")
     parser.set_defaults(handler=run)
 
 
+def check_inputs(args: argparse.Namespace):
+    """Validate every input of the request before anything runs; return the parsed request.
+
+    Raises:
+        flows.params.ParamsError, tasks.errors.UserError, tasks.requests.RequestConflictError: user errors.
+    """
+    from flows.params import load_policy, load_request
+    from tasks import corpus, registry
+    from tasks.free_text import check_free_text
+    from tasks.requests import RequestStore
+
+    request = load_request(args.request)
+    load_policy(args.policy)
+    check_free_text(request.requester_ref, f"{args.request}: requester_ref", "TICKET-4711")
+    if args.name is not None:
+        registry.check_model_name(args.name)
+    corpus.check_corpus(args.corpus)
+    registry.check_model_spec(args.model)
+    RequestStore().preflight(request, corpus.corpus_fingerprint(args.corpus), args.rerun)
+    return request
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the request; exit 0 when reported, 2 on an invalid request/policy, 3 when the audit failed."""
+    """Run the request; exit 0 when reported, 3 when the audit failed (bad input: a user error, exit 2)."""
     from tasks._workspace import configure_prefect
 
     configure_prefect()
-    from flows.params import ParamsError, load_policy, load_request
-
-    try:
-        request = load_request(args.request)
-        load_policy(args.policy)
-    except ParamsError as exc:
-        _echo(f"revs forget: invalid input\n{exc}", err=True)
-        return 2
-    except OSError as exc:
-        _echo(f"revs forget: {exc.filename}: {exc.strerror}", err=True)
-        return 2
+    request = check_inputs(args)
+    from flows.cli import quiet_prefect_console
     from flows.deletion import deletion_request  # Prefect, torch: imported only once the input is valid
     from flows.steps import AuditFailedError
 
+    quiet_prefect_console()
     try:
-        result = deletion_request(args.request, args.model, args.corpus, args.policy, args.name)
+        result = deletion_request(args.request, args.model, args.corpus, args.policy, args.name, args.rerun)
     except AuditFailedError as exc:
         _echo(f"revs forget: {exc}", err=True)
         return EXIT_AUDIT_FAILED
+    for warning in result.get("warnings", []):
+        _echo(f"revs forget: WARNING: request {request.request_id}: {warning}", err=True)
     report_result(result, f"request {request.request_id}")
     return 0

@@ -29,16 +29,42 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Probe the findings; print a one-line summary; exit 0."""
+def _read_findings(path: Path):
+    """Read the findings table, turning a missing or foreign file into a user error."""
+    import pyarrow as pa
+
     from pii_detect.schema import FINDINGS_SCHEMA
+    from tasks import _io
+    from tasks.errors import UserError
+
+    if not Path(path).is_file():
+        raise UserError(f"--findings {path}: no such file; produce it with `revs scan` or `revs locate` first.")
+    try:
+        return _io.read_table(path, FINDINGS_SCHEMA)
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"--findings {path}: not a readable Parquet file ({type(exc).__name__}); give the "
+                        "findings written by `revs scan` or `revs locate`.") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Probe the findings; print a one-line summary; exit 0 (bad input: a user error, exit 2)."""
+    from flows.commands.scan import check_output
+    from tasks.errors import UserError
+
+    if args.batch_size < 1:
+        raise UserError("--batch-size: must be >= 1.")
+    if args.max_prefix_tokens < 0:
+        raise UserError("--max-prefix-tokens: must be >= 0 (0 = no limit).")
+    if not 0.0 < args.memorized_threshold <= 1.0:
+        raise UserError("--memorized-threshold: must be in (0, 1], the fraction of target tokens reproduced.")
+    findings = _read_findings(args.findings)
+    check_output(args.out)
     from revs_engine.loading import load_model
     from revs_engine.probes import ProbeConfig
     from revs_engine.schema import PROBES_SCHEMA
     from tasks import _io, probing_io
     from tasks._workspace import workspace_dir
 
-    findings = _io.read_table(args.findings, FINDINGS_SCHEMA)
     loaded = load_model(args.model, cache_dir=workspace_dir("cache"))
     cfg = ProbeConfig(batch_size=args.batch_size, max_prefix_tokens=args.max_prefix_tokens or None,
                       memorized_threshold=args.memorized_threshold, progress=sys.stderr.isatty())

@@ -37,7 +37,17 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """List or retire; return 0 on success, 1 on a refused retirement, 2 on missing arguments."""
+    """List or retire; return 0 on success, 1 on a refused retirement; bad input raises a user error (exit 2)."""
+    from tasks._workspace import check_name
+    from tasks.errors import UserError
+
+    check_name(args.model, "MODEL")  # before MLflow sees it: the same rule as every command's --name
+    if not args.list and (args.versions is None or not args.reason):
+        raise UserError("--versions and --reason are required to retire (or give --list to see the versions).")
+    if args.reason:
+        from tasks.free_text import check_free_text
+
+        check_free_text(args.reason, "--reason", "contains data erased by REQ-2026-0001")
     from tasks._mlflow import MlflowAdapter, RegistryError
 
     adapter = MlflowAdapter()
@@ -48,12 +58,11 @@ def run(args: argparse.Namespace) -> int:
         if args.versions is None:
             return 0
     if args.versions is None or not args.reason:
-        _echo("revs retire: --versions and --reason are required", err=True)
-        return 2
+        raise UserError("--versions and --reason are required to retire.")
     try:
         record = adapter.retire(args.model, args.versions, args.reason)
-    except (RegistryError, ValueError) as exc:
-        _echo(f"revs retire: {exc}", err=True)
+    except RegistryError as exc:
+        _echo(f"revs retire: refused: {exc}", err=True)
         return 1
     _remove_workspace_copies(args.model, args.versions)
     _echo(f"retired {args.model} versions {','.join(map(str, args.versions))}; record: {record}")
@@ -64,10 +73,10 @@ def _remove_workspace_copies(model: str, versions: list[int]) -> None:
     """Delete the retired versions' materialized weights under ``REVS_HOME/models/<model>/v<N>``."""
     import shutil
 
-    from tasks._workspace import workspace_root
+    from tasks._workspace import inside_workspace, workspace_root
 
     for version in versions:
-        path = workspace_root() / "models" / model / f"v{version}"
+        path = inside_workspace(workspace_root() / "models" / model / f"v{int(version)}")
         if path.is_dir():
             shutil.rmtree(path)
             _echo(f"deleted workspace copy {path}")

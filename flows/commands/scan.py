@@ -7,6 +7,7 @@ and the findings writer.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,8 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CSV/TSV/Parquet columns to scan (default: text)")
     parser.add_argument("--include", nargs="+", metavar="GLOB", help="only files matching these globs in dirs")
     parser.add_argument("--exclude", nargs="+", metavar="GLOB", help="skip files matching these globs in dirs")
+    parser.add_argument("--follow-symlinks", action="store_true", default=None,
+                        help="read symlinks in corpus directories that lead outside them (default: skip them)")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
 
 
@@ -51,20 +54,26 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> int:
-    """Print an error that says what to fix; return the exit code."""
-    say(f"revs: error: {message}", err=True)
-    return code
-
-
 def resolve_options(args):
-    """Return ``(ScanConfig, ReaderOptions)`` from --config and the command-line overrides."""
+    """Return ``(ScanConfig, ReaderOptions)`` from --config and the command-line overrides.
+
+    Raises:
+        pii_detect.ConfigError, tasks.errors.UserError: A setting is unknown, or has the wrong type or value.
+    """
     import dataclasses
 
     import pii_detect
+    from tasks.errors import UserError
 
-    config, reader = (pii_detect.load_config(args.config) if args.config
-                      else (pii_detect.ScanConfig(), pii_detect.ReaderOptions()))
+    try:
+        config, reader = (pii_detect.load_config(args.config) if args.config
+                          else (pii_detect.ScanConfig(), pii_detect.ReaderOptions()))
+    except (TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, pii_detect.ConfigError):
+            raise
+        raise UserError(f"--config {args.config}: a setting has the wrong type or value ({type(exc).__name__}: "
+                        f"{exc}); numbers for min_score/thresholds/chunk sizes, lists of strings for entities, "
+                        "a table for reader.") from None
     overrides = {"line_mode": args.lines, "jsonl_field": args.jsonl_field,
                  "text_columns": tuple(args.text_columns) if args.text_columns else None,
                  "include": tuple(args.include) if args.include else None,
@@ -76,6 +85,34 @@ def resolve_options(args):
     if getattr(args, "min_score", None) is not None:
         cfg_over["min_score"] = args.min_score
     return (dataclasses.replace(config, **cfg_over) if cfg_over else config), reader
+
+
+def check_output(out: Path, flag: str = "--out") -> Path:
+    """Refuse an output file that cannot be written, before any work is done.
+
+    Raises:
+        tasks.errors.OutputPathError: ``out`` is a directory, or its nearest existing parent is not a writable
+            directory.
+    """
+    from tasks.errors import OutputPathError
+
+    out = Path(out)
+    if out.is_dir():
+        raise OutputPathError(f"{flag} {out}: is a directory; give a file path, e.g. {out / 'findings.parquet'} "
+                              "(nothing was done).")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputPathError(f"{flag} {out}: {parent} is not a directory; choose another path (nothing was "
+                              "done).")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{flag} {out}: {parent} is not writable; choose another path or fix its "
+                              "permissions (nothing was done).")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise OutputPathError(f"{flag} {out}: the file exists and is read-only; choose another path or fix its "
+                              "permissions (nothing was done).")
+    return out
 
 
 class Progress:
@@ -122,38 +159,87 @@ def print_summary(stats, out: Path | None, title: str) -> None:
 
 
 def run(args) -> int:
-    """Scan the corpus; exit 0 unless nothing was readable (1) or the arguments are wrong (2)."""
+    """Scan the corpus; exit 0, or 1 when no document was readable (bad arguments: a user error, exit 2)."""
     import pii_detect
     from tasks._workspace import hmac_key
+    from tasks.corpus import check_corpus
+    from tasks.errors import UserError
 
     if args.workers < 1:
-        return fail("--workers must be >= 1.")
-    try:
-        config, reader = resolve_options(args)
-    except pii_detect.ConfigError as exc:
-        return fail(str(exc))
+        raise UserError("--workers: must be >= 1.")
+    if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
+        raise UserError("--min-score: must be a number in [0, 1].")
+    config, reader = resolve_options(args)
+    check_corpus(args.corpus, "CORPUS")
+    check_output(args.out)
+    key = hmac_key()
     stats = pii_detect.ScanStats()
     bar = Progress(enabled=not args.no_progress and sys.stderr.isatty(), desc="scan")
     try:
-        batches = pii_detect.scan_corpus(args.corpus, hmac_key(), config, reader, workers=args.workers,
-                                         stats=stats, progress=bar)
-        table = pii_detect.collect_findings(batches)
-    except pii_detect.ConfigError as exc:
-        return fail(str(exc))
+        partial = stream_findings(pii_detect.scan_corpus(args.corpus, key, config, reader, workers=args.workers,
+                                                         stats=stats, progress=bar))
     finally:
         bar.close()
-    return write_and_report(table, stats, args, "scan")
+    return write_and_report(partial, stats, args, "scan")
 
 
-def write_and_report(table, stats, args, title: str) -> int:
-    """Write the findings table and print the summary; exit 1 when no document was readable."""
+def stream_findings(batches) -> Path:
+    """Write findings batches as they arrive to a Parquet file in the workspace (``scans/``); return its path.
+
+    The scan's work is on disk as it goes: if the final copy to ``--out`` fails, nothing is lost. Interrupted
+    scans leave nothing behind.
+    """
+    from datetime import UTC, datetime
+
+    import pyarrow.parquet as pq
+
     import pii_detect
-    from tasks import _io
+    from tasks._workspace import workspace_dir
 
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    partial = workspace_dir("scans") / f"{stamp}-{os.getpid()}.findings.parquet"
+    try:
+        with pq.ParquetWriter(partial, pii_detect.FINDINGS_SCHEMA) as writer:
+            for batch in batches:
+                if batch:
+                    writer.write_table(pii_detect.findings_to_table(batch).cast(pii_detect.FINDINGS_SCHEMA))
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return partial
+
+
+def _publish(partial: Path, out: Path) -> None:
+    """Copy the streamed findings to ``out`` atomically (temp file beside it, then rename); drop the partial."""
+    import shutil
+    import tempfile
+
+    from tasks.errors import OutputPathError
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(partial, tmp)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise OutputPathError(f"--out {out}: cannot write it ({exc.strerror or type(exc).__name__}); the findings "
+                              f"are kept in {partial}: copy them where you want them.") from None
+    partial.unlink(missing_ok=True)
+
+
+def write_and_report(partial: Path, stats, args, title: str) -> int:
+    """Publish the streamed findings to ``--out`` and print the summary; exit 1 when no document was readable."""
     if stats.documents == 0:
+        partial.unlink(missing_ok=True)
         print_summary(stats, None, title)
-        return fail(f"no document could be read from {' '.join(map(str, args.corpus))}. Check the paths, the file "
-                    "types, and --lines/--jsonl-field/--text-column (see the issues above).", EXIT_NOTHING_READ)
-    _io.write_table(table, args.out, pii_detect.FINDINGS_SCHEMA)
+        say(f"revs {args.command}: error: no document could be read from {' '.join(map(str, args.corpus))}. "
+            "Check the file types and --lines/--jsonl-field/--text-column (see the issues above).", err=True)
+        return EXIT_NOTHING_READ
+    _publish(partial, Path(args.out))
     print_summary(stats, args.out, title)
     return 0

@@ -50,8 +50,18 @@ def run(args: argparse.Namespace) -> int:
     import contextlib
 
     from tasks._workspace import configure_prefect
+    from tasks.errors import UserError
 
+    for flag, value in (("--interval", args.interval), ("--run-for", args.run_for)):
+        if value is not None and not value > 0:
+            raise UserError(f"{flag}: must be a positive number of seconds.")
+    if args.stop_after_runs is not None and args.stop_after_runs < 1:
+        raise UserError("--stop-after-runs: must be >= 1.")
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise UserError("--port: must be a TCP port number, 1-65535.")
     configure_prefect()
+    import yaml
+
     from flows import serving
 
     server = contextlib.nullcontext(os.environ.get("PREFECT_API_URL"))
@@ -59,8 +69,14 @@ def run(args: argparse.Namespace) -> int:
         server = serving.local_server(args.port)
     with server as url:
         _echo(f"Prefect API: {url}")
-        deployments = serving.load_deployments(args.prefect_file or serving.DEFAULT_PREFECT_FILE, args.only,
-                                               args.interval, dict(args.param))
+        prefect_file = args.prefect_file or serving.DEFAULT_PREFECT_FILE
+        try:
+            deployments = serving.load_deployments(prefect_file, args.only, args.interval, dict(args.param))
+        except yaml.YAMLError as exc:
+            raise UserError(f"--prefect-file {prefect_file}: not valid YAML ({type(exc).__name__}); fix the "
+                            "file.") from None
+        except (ValueError, KeyError) as exc:
+            raise UserError(f"--prefect-file {prefect_file}: {exc}; fix the file or the --only names.") from None
         counts = serving.serve(deployments, args.run_for, args.stop_after_runs)
     _echo("flow runs: " + (", ".join(f"{state}={n}" for state, n in sorted(counts.items())) or "none"))
     return 1 if counts["Failed"] or counts["Crashed"] else 0

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     parser.add_argument("--name", help="registered model name (default: derived from --model)")
     parser.add_argument("--partitions", type=int, default=1, help="corpus partitions scanned in parallel")
     parser.add_argument("--dask", metavar="ADDRESS", help="scan partitions on this Dask scheduler")
+    parser.add_argument("--follow-symlinks", action="store_true",
+                        help="read symlinks in corpus directories that lead outside them (default: skip them)")
     parser.set_defaults(handler=run)
 
 
@@ -39,20 +41,26 @@ def report_result(result: dict, what: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the sweep; exit 0 on success, 2 on invalid input, 3 when the audit failed."""
+    """Run the sweep; exit 0 on success, 3 when the audit failed (bad input: a user error, exit 2)."""
     from tasks._workspace import configure_prefect
+    from tasks.errors import UserError
 
     configure_prefect()
-    from flows.params import ParamsError, load_policy
+    from flows.params import load_policy
+    from tasks import corpus, registry
 
-    try:
-        load_policy(args.policy)
-    except (ParamsError, OSError) as exc:
-        _echo(f"revs sweep: {exc}", err=True)
-        return 2
+    if args.partitions < 1:
+        raise UserError("--partitions: must be >= 1.")
+    load_policy(args.policy)
+    if args.name is not None:
+        registry.check_model_name(args.name)
+    corpus.check_corpus(args.corpus)
+    registry.check_model_spec(args.model)
+    from flows.cli import quiet_prefect_console
     from flows.steps import AuditFailedError  # Prefect, torch: imported only once the input is valid
     from flows.sweep import compliance_sweep
 
+    quiet_prefect_console()
     try:
         result = compliance_sweep(args.corpus, args.model, args.policy, args.name, args.partitions, args.dask)
     except AuditFailedError as exc:

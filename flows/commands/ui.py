@@ -32,7 +32,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the UI and wait for it; return its exit code."""
     from tasks._workspace import workspace_root
+    from tasks.errors import UserError
 
+    if not 1 <= args.port <= 65535:
+        raise UserError("--port: must be a TCP port number, 1-65535.")
     cmd = build_command(workspace_root(), args.port)
     if args.print_command:
         sys.stdout.write(" ".join(cmd) + "\n")

@@ -63,10 +63,20 @@ def test_scan_bad_arguments(corpus, tmp_path, capsys, argv, code, message):
 def test_scan_nothing_readable_exits_1(tmp_path, capsys):
     (tmp_path / "bin.txt").write_bytes(b"\x00\x00")
     out = tmp_path / "f.parquet"
-    assert main(["scan", str(tmp_path / "bin.txt"), str(tmp_path / "missing"), "--out", str(out)]) == 1
+    assert main(["scan", str(tmp_path / "bin.txt"), "--out", str(out)]) == 1
     err = capsys.readouterr()
     assert "no document could be read" in err.err
-    assert "not_found" in err.out
+    assert "binary" in err.out
+    assert not out.exists()
+
+
+def test_scan_with_a_missing_corpus_path_is_a_user_error_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("ssn 536-22-8412\n")
+    out = tmp_path / "f.parquet"
+    assert main(["scan", str(tmp_path / "a.txt"), str(tmp_path / "missing"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"CORPUS {tmp_path / 'missing'}: no such file or directory" in err
     assert not out.exists()
 
 
