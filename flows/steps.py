@@ -48,11 +48,13 @@ def scan_runner(dask_address: str | None = None, workers: int = 1):
 
 @flow(name="scan-partitions")
 def scan_partitions(corpus: list[Path], out: Path, entities: list[str], min_score: float,
-                    partitions: int = 1) -> Path:
+                    partitions: int = 1, phone_regions: list[str] | None = None,
+                    follow_symlinks: bool = False) -> Path:
     """Scan the corpus partition by partition (mapped over the flow's task runner); merge the findings."""
-    parts = pii.partition_corpus(corpus, partitions)
+    parts = pii.partition_corpus(corpus, partitions, follow_symlinks)
     outs = [Path(out).with_name(f"{Path(out).stem}.part{i}.parquet") for i in range(len(parts))]
-    futures = pii.scan_corpus.map(parts, outs, entities=unmapped(entities), min_score=unmapped(min_score))
+    futures = pii.scan_corpus.map(parts, outs, entities=unmapped(entities), min_score=unmapped(min_score),
+                                  phone_regions=unmapped(phone_regions))
     return pii.merge_findings([f.result() for f in futures], out)
 
 
@@ -70,9 +72,11 @@ def audit_and_register(base: dict[str, Any], edited: dict[str, Any], selection: 
                        request_id: str | None) -> dict[str, Any]:
     """Audit before/after, judge against the policy, register the version (alias only on a pass), publish it."""
     thresholds = policy.audit.to_dict()
+    guarded = selection.get("guard_findings")
     audit = auditing.audit_model(Path(base["dir"]), Path(edited["model_dir"]), Path(selection["forget_findings"]),
                                  Path(selection["retain_findings"]), corpus, run_dir / "audit.parquet",
-                                 [thresholds["efficacy_k"]])
+                                 [thresholds["efficacy_k"]], policy.audit.sampling(),
+                                 Path(guarded) if guarded else None)
     judged = auditing.evaluate_audit(audit, thresholds)
     version = registry.register_version(base["name"], Path(edited["model_dir"]), base["version"],
                                         edited["edited_sha256"], run_id, request_id, judged["verdict"])
@@ -101,7 +105,7 @@ def report(kind: str, run_id: str, run_dir: Path, base: dict[str, Any], edited: 
             "model": {"name": base["name"], "base_version": base["version"], "new_version": new_version,
                       "weights_sha256_before": (edited or {}).get("base_sha256"),
                       "weights_sha256_after": (edited or {}).get("edited_sha256")},
-            **context, "config": {"revs": unlearning.config_dict(policy.revs),
+            **context, "config": {"revs": (edited or {}).get("config") or {},
                                   "policy": policy.model_dump(mode="json")},
             "targets": [{"target_id": t["finding_id"], "entity_type": t["entity_type"],
                          "masked_preview": t["masked_preview"], "value_hmac": t["value_hmac"]}

@@ -11,6 +11,7 @@ activation filter) expressed as fractions.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,8 +57,11 @@ class RevsConfig:
             needs a guard and falls back to ``rank`` without one.
         contrast_weight: λ of the contrast score.
         guard_check: with a guard, verify each secret's edit on the guard's retained items and redo it with a
-            doubled contrast weight when one of them is no longer reproduced.
-        guard_retries: how many stricter attempts per secret before keeping the one that broke the fewest.
+            doubled contrast weight when one of them is no longer reproduced (off by default: the stricter redo
+            was measured harmful with a guard full of digits, ``benchmarks/RESULTS.md``; the opt-in bench row
+            ``REVS, ours`` shows what it does).
+        guard_retries: how many stricter attempts per secret before keeping the one that broke the fewest; > 0
+            needs ``guard_check``.
         guard_projection: 0 (off, the paper) or λ > 0: re-weight each layer's neuron edits so that the MLP
             output change at the secret's context stays exactly as REVS computed it while the change at every
             guarded position is as small as possible (least squares over the edited neurons, ridge λ relative
@@ -66,12 +70,9 @@ class RevsConfig:
             the ``k`` REVS chose (those most specific to the secret's context: activation there relative to their
             RMS activation on the guard): the same change at the secret spread over neurons the guard sees
             little of. 0 projects over the chosen neurons only.
-        decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that the caller's
-            guard builder adds to the guard's benign texts (``tasks.unlearning_io.build_guard``, the benchmark);
-            :func:`~revs_engine.revs.unlearn` takes the guard as given.
-        repasses: after all secrets are edited, edit again (up to this many times) the secrets whose target a
-            later edit re-promoted (final rank below the residual bottom and under half its rank right after
-            its own edit). 0 is the paper's single pass.
+        decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that
+            :func:`revs_engine.erase.erase` adds to the guard's benign texts; :func:`~revs_engine.revs.unlearn`
+            takes the guard as given.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
     """
@@ -93,16 +94,23 @@ class RevsConfig:
     faithful_rmsnorm_inverse: bool = False
     neuron_score: Literal["rank", "contrast"] = "rank"
     contrast_weight: float = 1.0
-    guard_check: bool = True
-    guard_retries: int = 3
+    guard_check: bool = False
+    guard_retries: int = 0
     guard_projection: float = 0.0
     guard_spread: int = 0
     decoys: int = 0
-    repasses: int = 0
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values) \
+                    and f.type in ("int", "float", "tuple[float, float]"):
+                raise ValueError(f"{f.name} must be a number, got {value!r}")
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
         if self.n_neurons < 1:
             raise ValueError(f"n_neurons must be ≥ 1, got {self.n_neurons}")
         if self.act_filter not in ("top_k", "positive", "none"):
@@ -119,8 +127,6 @@ class RevsConfig:
                 raise ValueError(f"{name} fractions of the vocabulary must lie in (0, 1], got {window!r}")
             if lo > hi:
                 raise ValueError(f"{name}: bottom margin {lo} is above top margin {hi}")
-        if self.repasses < 0:
-            raise ValueError(f"repasses must be ≥ 0, got {self.repasses}")
         for name in ("max_iter_neuron", "max_iter_mlp", "start_k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -138,6 +144,36 @@ class RevsConfig:
                              f"{self.contrast_weight}, {self.guard_retries}, {self.guard_projection}")
         if not (self.growth > 1 and 0 < self.shrink < 1):
             raise ValueError(f"need growth > 1 and 0 < shrink < 1, got {self.growth}, {self.shrink}")
+        self._reject_inert()
+
+    def _reject_inert(self) -> None:
+        """Refuse settings that would silently do nothing (a knob that only acts through another one)."""
+        inert = []
+        if self.guard_spread and not self.guard_projection:
+            inert.append(f"guard_spread = {self.guard_spread} only acts through the guard projection: set "
+                         "guard_projection > 0 (e.g. 0.02) or drop guard_spread")
+        if self.contrast_weight != 1.0 and self.neuron_score != "contrast":
+            inert.append(f"contrast_weight = {self.contrast_weight} only weighs the contrast score: set "
+                         "neuron_score = 'contrast' or drop contrast_weight")
+        if self.guard_retries and not self.guard_check:
+            inert.append(f"guard_retries = {self.guard_retries} only acts after a guard check: set "
+                         "guard_check = true or drop guard_retries")
+        if self.act_top_k != 100 and self.act_filter != "top_k":
+            inert.append(f"act_top_k = {self.act_top_k} only sizes the top_k filter: set act_filter = 'top_k' "
+                         "or drop act_top_k")
+        if self.decoys and not self.uses_guard:
+            inert.append(f"decoys = {self.decoys} only feed the retain guard, and nothing in this configuration "
+                         "uses it: set guard_projection, neuron_score = 'contrast', guard_check or targets.method "
+                         "= 'distinct', or drop decoys")
+        if inert:
+            raise ValueError("; ".join(inert))
+
+    @property
+    def uses_guard(self) -> bool:
+        """Whether any step of this configuration reads the retain guard (neuron scoring, the projection, the
+        check, or the ``distinct`` position rule); a guard given to a configuration that does not is ignored."""
+        return (self.neuron_score == "contrast" or self.guard_projection > 0 or self.guard_check
+                or self.targets.method == "distinct")
 
     def bounds(self, vocab_size: int) -> dict[str, tuple[int, int]]:
         """Return the three rank windows as integer ranks for ``vocab_size``."""

@@ -7,7 +7,8 @@ Offers:
     specificity(...)           % of retained targets greedy decoding still produces (no k)
     perplexity(...)            token-weighted mean NLL on held-out benign text → exp
     harmonic_mean, unlearning_score(eff, spec, gen=None), resistance_score(lla, da, pa)
-    audit_model(...)           every metric and attack for several k in as few forward passes as possible
+
+The audit that computes them all on one model state is :func:`revs_engine.audit.audit`.
 
 Evaluated tokens are ``list[TokenTarget]`` from :func:`revs_engine.targets.select_targets` with the paper's
 ``rarest`` rule (§2.1) — the REVS engine, baselines and the unedited model are scored identically. Scores are
@@ -36,22 +37,16 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import pyarrow as pa
 import torch
 import torch.nn.functional as F
 
 from revs_engine.arch import ModelArch
-from revs_engine.attacks import delta as delta_attack
-from revs_engine.attacks import perturb as perturb_attack
 from revs_engine.attacks.generation import greedy_extraction
-from revs_engine.attacks.logit_lens import capture_targets, score_logit_lens, secret_layer_scores, stream_ranks
+from revs_engine.attacks.logit_lens import capture_targets, secret_layer_scores, stream_ranks
 from revs_engine.capture import model_forward
 from revs_engine.lens import VocabLens
 from revs_engine.probes import ProbeItem
-from revs_engine.schema import AUDIT_SCHEMA
 from revs_engine.targets import TokenTarget
-
-ALL_TARGETS = "*"
 
 
 @dataclass(frozen=True)
@@ -91,23 +86,6 @@ class PerplexityResult:
         """Return the fields as a flat record."""
         return {"n_texts": self.n_texts, "n_tokens": self.n_tokens, "mean_nll": self.mean_nll,
                 "perplexity": self.perplexity}
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    """One row of the audit table (:data:`~revs_engine.schema.AUDIT_SCHEMA`); fields equal its columns."""
-
-    target_id: str
-    stage: str
-    metric: str
-    k: int | None
-    score: float
-    passed: bool | None
-
-    def to_record(self) -> dict[str, str | int | float | bool | None]:
-        """Return a row for :data:`AUDIT_SCHEMA`."""
-        return {"target_id": self.target_id, "stage": self.stage, "metric": self.metric, "k": self.k,
-                "score": self.score, "passed": self.passed}
 
 
 # -- rank-based metrics ----------------------------------------------------------------------------------------
@@ -215,155 +193,3 @@ def unlearning_score(efficacy: float, specificity: float, generality: float | No
 def resistance_score(logit_lens: float, delta: float, perturb: float) -> float:
     """Resistance Score (§2.6): HM(LLA@k, DA@k, PA@k)."""
     return harmonic_mean([logit_lens, delta, perturb])
-
-
-# -- the audit -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class AuditConfig:
-    """What the audit computes.
-
-    Args:
-        ks: candidate-set sizes for the rank-capped metrics.
-        specificity_new_tokens: greedy tokens generated per retained prompt.
-        perturb_seed, n_spaces: Perturbation attack settings.
-        delta_top: Delta attack candidate list length.
-        batch_size: rows per forward pass.
-        faithful_top_rounding: reproduce the authors' rounding of the bottom-k half of the score.
-        thresholds: minimum score per metric name for ``passed`` (absent metric → ``passed`` is None).
-    """
-
-    ks: tuple[int, ...] = (100,)
-    specificity_new_tokens: int = 50
-    perturb_seed: int = 0
-    n_spaces: int = 10
-    delta_top: int = 500
-    batch_size: int = 16
-    faithful_top_rounding: bool = False
-    thresholds: tuple[tuple[str, float], ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.ks or any(k < 1 for k in self.ks):
-            raise ValueError(f"ks must be a non-empty tuple of k ≥ 1, got {self.ks}")
-
-
-@dataclass(frozen=True)
-class AuditReport:
-    """Every metric of one model at one stage.
-
-    Attributes:
-        stage: ``"before"`` or ``"after"``.
-        rows: per-target and aggregate (``target_id == "*"``) rows.
-    """
-
-    stage: str
-    rows: tuple[AuditRow, ...]
-
-    def table(self) -> pa.Table:
-        """Return the rows in :data:`AUDIT_SCHEMA`."""
-        return pa.Table.from_pylist([r.to_record() for r in self.rows], schema=AUDIT_SCHEMA)
-
-    def summary(self) -> dict[tuple[str, int | None], float]:
-        """Return ``{(metric, k): score}`` of the aggregate rows."""
-        return {(r.metric, r.k): r.score for r in self.rows if r.target_id == ALL_TARGETS}
-
-
-@torch.no_grad()
-def audit_model(model: torch.nn.Module, arch: ModelArch, *, forget: Sequence[TokenTarget],
-                forget_ids: Sequence[str], stage: str = "before", retain: Sequence[ProbeItem] = (),
-                retain_ids: Sequence[str] | None = None, generality_targets: Sequence[TokenTarget] = (),
-                prompts: Sequence[str] | None = None, encode: Callable[[str], list[int]] | None = None,
-                decode: Callable[[list[int]], str] | None = None, benign: Sequence[Sequence[int] | str] = (),
-                forget_items: Sequence[ProbeItem] = (), config: AuditConfig | None = None,
-                lens: VocabLens | None = None, pad_id: int = 0) -> AuditReport:
-    """Compute every metric and attack for each ``k``; one capture serves Efficacy, LLA and Delta.
-
-    Args:
-        model, arch: the model under audit and ``resolve_arch(model)``.
-        forget: evaluated tokens of the forgotten secrets (``secret_index`` indexes ``forget_ids``, ``prompts``).
-        forget_ids: an id per forgotten secret (finding id); per-target rows carry it.
-        stage: ``"before"`` or ``"after"``.
-        retain: retained (prefix, target) items for Specificity; ``retain_ids`` name them.
-        generality_targets: evaluated tokens on other prompts of the forgotten secrets (same ``secret_index``).
-        prompts, encode: prompt text per forgotten secret and the tokenizer's encode — enable Perturbation.
-        decode: ids → text, for the Specificity / extraction containment check on text.
-        benign: held-out benign texts (ids, or strings with ``encode``) for perplexity.
-        forget_items: the forgotten (prefix, target) items for the black-box greedy extraction rows.
-        config: :class:`AuditConfig`.
-    """
-    if stage not in ("before", "after"):
-        raise ValueError(f"stage must be 'before' or 'after', got {stage!r}")
-    cfg = config or AuditConfig()
-    thresholds = dict(cfg.thresholds)
-    lens = lens or VocabLens(model, arch)
-    V = arch.vocab_size
-    rows: list[AuditRow] = []
-
-    def add(target_id: str, metric: str, k: int | None, score: float) -> None:
-        limit = thresholds.get(metric)
-        rows.append(AuditRow(target_id, stage, metric, k, float(score),
-                             None if limit is None else bool(score >= limit)))
-
-    acts = capture_targets(model, arch, forget, batch_size=cfg.batch_size)
-    secrets = acts.secrets()
-    ranks = stream_ranks(acts, lens)
-    positions = delta_attack.delta_positions(acts, lens, top=cfg.delta_top)
-    pert_ranks = pert_acts = None
-    if prompts is not None and encode is not None:
-        moved = perturb_attack.perturbed_targets(forget, prompts, encode, n_spaces=cfg.n_spaces,
-                                                 seed=cfg.perturb_seed)
-        pert_acts = capture_targets(model, arch, moved, batch_size=cfg.batch_size)
-        pert_ranks = stream_ranks(pert_acts, lens)
-    gen_ranks = gen_acts = None
-    if generality_targets:
-        gen_acts = capture_targets(model, arch, generality_targets, batch_size=cfg.batch_size)
-        gen_ranks = stream_ranks(gen_acts, lens)
-    spec = specificity(model, retain, max_new_tokens=cfg.specificity_new_tokens, decode=decode,
-                       batch_size=cfg.batch_size, pad_id=pad_id) if retain else None
-    ppl = perplexity(model, benign, encode=encode, batch_size=cfg.batch_size, pad_id=pad_id) if benign else None
-    greedy = greedy_extraction(model, forget_items, decode=decode, batch_size=cfg.batch_size,
-                               pad_id=pad_id) if forget_items else None
-
-    ftr = cfg.faithful_top_rounding
-    for k in cfg.ks:
-        eff = efficacy_from_ranks(ranks, acts.secret_index, V, k, faithful_top_rounding=ftr)
-        lla = score_logit_lens(ranks, acts.secret_index, V, k, faithful_top_rounding=ftr)
-        da = delta_attack.score_delta(positions, acts.secret_index, k)
-        for s, e, la, d in zip(secrets, eff.per_secret, lla.per_secret, da.per_secret, strict=True):
-            add(forget_ids[s], "efficacy", k, e)
-            add(forget_ids[s], "logit_lens", k, la)
-            add(forget_ids[s], "delta", k, d)
-        add(ALL_TARGETS, "efficacy", k, eff.score)
-        add(ALL_TARGETS, "logit_lens", k, lla.score)
-        add(ALL_TARGETS, "delta", k, da.score)
-        add(ALL_TARGETS, "delta_mean", k, da.variants["mean"])
-        pa_score = gen_score = None
-        if pert_ranks is not None:
-            pa_res = score_logit_lens(pert_ranks, pert_acts.secret_index, V, k, attack="perturb",
-                                      faithful_top_rounding=ftr)
-            for s, p in zip(pert_acts.secrets(), pa_res.per_secret, strict=True):
-                add(forget_ids[s], "perturb", k, p)
-            pa_score = pa_res.score
-            add(ALL_TARGETS, "perturb", k, pa_score)
-            add(ALL_TARGETS, "resistance_score", k, resistance_score(lla.score, da.score, pa_score))
-        if gen_ranks is not None:
-            gen = efficacy_from_ranks(gen_ranks, gen_acts.secret_index, V, k, metric="generality",
-                                      faithful_top_rounding=ftr)
-            gen_score = gen.score
-            add(ALL_TARGETS, "generality", k, gen.score)
-            add(ALL_TARGETS, "generality_min_layers", k, gen.variants["min_over_layers"])
-        if spec is not None:
-            add(ALL_TARGETS, "unlearning_score", k, unlearning_score(eff.score, spec.score, gen_score))
-    if spec is not None:
-        ids = retain_ids if retain_ids is not None else [f"retain-{i}" for i in range(len(retain))]
-        for rid, score in zip(ids, spec.per_secret, strict=True):
-            add(rid, "specificity", None, score)
-        add(ALL_TARGETS, "specificity", None, spec.score)
-    if greedy is not None:
-        item_ids = [forget_ids[s] for s in secrets] if len(forget_items) == len(secrets) else \
-            [f"forget-{i}" for i in range(len(forget_items))]
-        for fid, hit in zip(item_ids, greedy.extracted, strict=True):
-            rows.append(AuditRow(fid, stage, "greedy_extraction", None, 100.0 * hit, not hit))
-        rows.append(AuditRow(ALL_TARGETS, stage, "greedy_extraction", None, greedy.rate, greedy.rate == 0.0))
-    if ppl is not None:
-        rows.append(AuditRow(ALL_TARGETS, stage, "perplexity", None, ppl.perplexity, None))
-    return AuditReport(stage, tuple(rows))

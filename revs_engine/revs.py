@@ -366,28 +366,20 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
     backup = WeightBackup({}, {})
     bounds = cfg.bounds(arch.vocab_size)
     bar = tqdm(total=len(targets), desc="REVS", unit="target", disable=not progress)
-    groups = todo = _secret_groups(targets)
-    for rnd in range(cfg.repasses + 1):
-        for group in todo:
-            kept, n_calls = _unlearn_secret(model, arch, lens, targets, group, cfg, resume=resume, guard=guard,
-                                            guard_acts=guard_acts, guard_ok=guard_ok, pad_id=pad_id, naive=naive)
-            for i, r in zip(group, kept.results, strict=True):
-                results[i] = r
-                if not r.converged:
-                    logger.warning("target %d (secret %d, position %d) did not converge: final rank %d < %d", i,
-                                   r.secret_index, r.position, r.rank_after, bounds["residual"][0])
-            edits += kept.edits
-            calls += n_calls
-            guard_ok = kept.guard_ok
-            backup = backup.merged(kept.backup)
-            bar.update(len(group))
-        ranks = _final_ranks(model, arch, targets)  # later edits may re-promote earlier targets
-        todo = [g for g in groups if any(ranks[i] < bounds["residual"][0] and 2 * ranks[i] < results[i].rank_after
-                                         for i in g)]
-        if rnd == cfg.repasses or not todo:
-            break
-        logger.info("pass %d: %d secret(s) re-promoted by later edits; editing them again", rnd + 2, len(todo))
-        bar.total += sum(len(g) for g in todo)
+    for group in _secret_groups(targets):
+        kept, n_calls = _unlearn_secret(model, arch, lens, targets, group, cfg, resume=resume, guard=guard,
+                                        guard_acts=guard_acts, guard_ok=guard_ok, pad_id=pad_id, naive=naive)
+        for i, r in zip(group, kept.results, strict=True):
+            results[i] = r
+            if not r.converged:
+                logger.warning("target %d (secret %d, position %d) did not converge: final rank %d < %d", i,
+                               r.secret_index, r.position, r.rank_after, bounds["residual"][0])
+        edits += kept.edits
+        calls += n_calls
+        guard_ok = kept.guard_ok
+        backup = backup.merged(kept.backup)
+        bar.update(len(group))
+    ranks = _final_ranks(model, arch, targets)  # later edits may re-promote earlier targets
     bar.close()
     finals = [_with_final(res, rank) for res, rank in zip(results, ranks, strict=True)]
     out = RevsResult(tuple(finals), tuple(edits), backup, time.perf_counter() - start, calls)

@@ -1,7 +1,9 @@
 """Arrow schemas of the tables :mod:`revs_engine` produces for probes and audits, declared once (DESIGN §2).
 
-Offers :data:`PROBES_SCHEMA` (one row per probed finding, :class:`revs_engine.probes.ProbeResult`) and
-:data:`AUDIT_SCHEMA` (one row per target × metric × stage, :class:`revs_engine.metrics.AuditRow`).
+Offers :data:`PROBES_SCHEMA` (one row per probed finding, :class:`revs_engine.probes.ProbeResult`),
+:data:`TARGETS_SCHEMA` (one row per token an erase edited, :class:`revs_engine.erase.TargetOutcome` plus the
+finding it belongs to) and :data:`AUDIT_SCHEMA` (one row per target × metric × stage,
+:class:`revs_engine.audit.AuditRow`).
 
 No column holds a raw value or token ids (ids decode to the value): only counts, ranks and verdicts.
 """
@@ -35,4 +37,19 @@ AUDIT_SCHEMA = pa.schema(
         pa.field("passed", pa.bool_()),  # null when no threshold applies
     ],
     metadata={"name": "audit", "version": "1"},
+)
+
+TARGETS_SCHEMA = pa.schema(
+    [
+        pa.field("finding_id", pa.string()),  # the erased finding (the first of its value-and-context copies)
+        pa.field("masked_preview", pa.string()),
+        pa.field("value_hmac", pa.string()),
+        pa.field("entity_type", pa.string()),
+        pa.field("position", pa.int64()),  # index of the edited token within the value's tokens
+        pa.field("rank_before", pa.int64()),  # final-layer rank of the token before the erase (0 = top)
+        pa.field("rank_after", pa.int64()),  # right after its own edit
+        pa.field("rank_final", pa.int64()),  # after the whole erase (later edits can re-promote it)
+        pa.field("converged", pa.bool_()),  # left the top ranks (REVS: the residual window's bottom)
+    ],
+    metadata={"name": "targets", "version": "1"},
 )

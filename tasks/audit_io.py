@@ -1,22 +1,19 @@
-"""Glue for the before/after audit of an edit (plain functions; :mod:`tasks.auditing` wraps them as tasks).
+"""Glue for the before/after audit of an edit: findings + corpus → :class:`revs_engine.audit.AuditInputs` →
+:func:`revs_engine.audit.audit` on both models → one audit table.
 
-Offers :func:`benign_texts` (corpus documents holding no finding of the run: held-out text for perplexity),
-:func:`retain_items` (what Specificity checks: retained findings and benign continuations that the *unedited*
-model reproduces), :func:`audit_edit` (both stages, as one audit table) and :func:`verdict_metrics` (audit table →
-the metrics dict of :func:`tasks.verdict.evaluate_audit`) with :func:`summary` (aggregate scores per stage).
-
-Extra rows beyond :func:`revs_engine.metrics.audit_model`'s, in the same ``AUDIT_SCHEMA``:
-``perturbed_greedy_extraction`` (greedy decoding from the Perturbation attack's prompts reproduces the value) and
-``layer_rank`` (mean rank of the target tokens in each layer's residual stream, ``k`` = layer index), used by the
-report's per-layer plot. Raw text lives only in memory here.
+Offers :func:`benign_texts` (corpus documents holding no finding of the run: held-out text for perplexity and the
+guard), :func:`benign_tail_pairs`, :func:`edited_positions` (an edit's ``targets.parquet`` → positions),
+:func:`audit_inputs` (findings tables → audit inputs, tokenized once, the edit's positions), :func:`retained`
+(what Specificity checks: retained findings and benign continuations the *unedited* model reproduces) and
+:func:`audit_edit` (both stages, as one table). Reading the table back: :mod:`revs_engine.audit`'s ``summary``,
+``layer_ranks`` and ``verdict_metrics``. Raw text lives only in memory here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,21 +21,12 @@ import pyarrow.parquet as pq
 from pii_detect.readers import IssueLog, iter_documents
 from revs_engine import probes
 from revs_engine.arch import resolve_arch
-from revs_engine.attacks.generation import greedy_extraction
-from revs_engine.attacks.logit_lens import capture_targets, stream_ranks
-from revs_engine.attacks.perturb import perturb_text
-from revs_engine.lens import VocabLens
-from revs_engine.metrics import ALL_TARGETS, AuditConfig, AuditRow, audit_model
+from revs_engine.audit import AuditConfig, AuditInputs, audit, reproduced
+from revs_engine.targets import TargetConfig, config_for_entity, eligible_positions, order_positions, targets_at
 from tasks import probing_io
 
 logger = logging.getLogger(__name__)
 MAX_BENIGN = 64
-#: Benign corpus documents guarding an edit (each cut to unlearning_io.GUARD_PREFIX_TOKENS tokens). The guard
-#: projection fits each layer's edit to the guard's positions, so more of them generalise to text it never saw:
-#: on the demo sweep (held-out perplexity, same edit settings) 16 texts +5.8 %, 48 +2.5 %, 96 +0.6 % — with
-#: Efficacy 100 and Specificity 100 in all three. Cost: activations of 96 × 64 positions per layer (SmolLM2:
-#: 30 × 6144 × 1536 floats ≈ 1.1 GB; an 8B model needs ≈ 11 GB — lower it there).
-GUARD_BENIGN = 96
 GUARD_HALF, AUDIT_HALF = 0, 1  # the guard and the audit read disjoint halves of the benign documents
 BENIGN_TAIL_WORDS = 2
 
@@ -76,35 +64,6 @@ def benign_tail_pairs(benign: Sequence[str]) -> list[tuple[int, str, str]]:
     return out
 
 
-def retain_items(model, tokenizer, retain: pa.Table, benign: Sequence[str]) -> tuple[list[str], list]:
-    """Return ``(ids, items)`` of retained findings and benign tails that ``model`` reproduces greedily now."""
-    ids, items = probing_io.probe_items(tokenizer, probing_io.read_probe_texts(retain, max_prefix_chars=2000))
-    for i, prefix, tail in benign_tail_pairs(benign):
-        ids.append(f"benign-{i}")
-        items += probes.items_from_texts(tokenizer, [(prefix, tail)])
-    if not items:
-        return [], []
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    results = probes.probe(model, items, finding_ids=ids, pad_id=pad)
-    keep = [i for i, r in enumerate(results) if r.exact_match]
-    return [ids[i] for i in keep], [items[i] for i in keep]
-
-
-def _extra_rows(model, arch, tokenizer, inputs, stage: str, cfg: AuditConfig, pad: int) -> list[AuditRow]:
-    encode = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
-    moved = [probes.ProbeItem(tuple(encode(perturb_text(p, n_spaces=cfg.n_spaces, seed=cfg.perturb_seed))),
-                              item.target_ids)
-             for p, item in zip(inputs.prompts, inputs.forget_items, strict=True)]
-    result = greedy_extraction(model, moved, decode=tokenizer.decode, batch_size=cfg.batch_size, pad_id=pad)
-    rows = [AuditRow(fid, stage, "perturbed_greedy_extraction", None, 100.0 * hit, not hit)
-            for fid, hit in zip(inputs.forget_ids, result.extracted, strict=True)]
-    rows.append(AuditRow(ALL_TARGETS, stage, "perturbed_greedy_extraction", None, result.rate, result.rate == 0.0))
-    ranks = stream_ranks(capture_targets(model, arch, inputs.forget, batch_size=cfg.batch_size),
-                         VocabLens(model, arch)).double().mean(0)  # [n_layers]
-    rows += [AuditRow(ALL_TARGETS, stage, "layer_rank", layer, float(r), None) for layer, r in enumerate(ranks)]
-    return rows
-
-
 def edited_positions(model_dir: Path) -> dict[str, list[int]]:
     """Return finding id → targeted token positions from an edit's ``targets.parquet`` (empty when absent)."""
     path = Path(model_dir) / "targets.parquet"
@@ -116,61 +75,109 @@ def edited_positions(model_dir: Path) -> dict[str, list[int]]:
     return out
 
 
-def audit_edit(before, after, forget: pa.Table, retain: pa.Table, benign: Sequence[str],
-               cfg: AuditConfig, positions: dict[str, list[int]] | None = None) -> pa.Table:
+def audit_inputs(tokenizer, forget: pa.Table, *, positions: dict[str, list[int]] | None = None,
+                 retain: Sequence[probes.ProbeItem] = (), retain_ids: Sequence[str] = (),
+                 guarded: Collection[str] = (), generality: pa.Table | None = None,
+                 benign: Sequence[str] = ()) -> AuditInputs:
+    """Build the audit's inputs from findings (each value re-read and tokenized once).
+
+    ``positions`` (finding id → the token positions the edit targeted, :func:`edited_positions`) makes the audit
+    score the tokens that were edited; a finding without an entry takes the positions of another finding with the
+    same value (a deduplicated copy), else the paper's evaluation rule (rarest two tokens, §2.1). A generality
+    finding belongs to the erased secret with the same ``value_hmac`` (the same value in another context).
+    ``guarded``: ids of the retained items the edit's guard held.
+    """
+    encode = probing_io.encoder(tokenizer)
+    hmac_of = dict(zip(forget.column("finding_id").to_pylist(), forget.column("value_hmac").to_pylist(),
+                       strict=True))
+    by_value = {hmac_of[f]: p for f, p in (positions or {}).items() if f in hmac_of}
+
+    def picks(finding_id: str, secret) -> list[int]:
+        pos = (positions or {}).get(finding_id) or by_value.get(hmac_of.get(finding_id)) or []
+        kept = sorted(p for p in pos if p < len(secret.secret_ids))
+        if kept:
+            return kept
+        rule = config_for_entity(TargetConfig(), secret.entity_type)
+        return order_positions(eligible_positions(list(secret.token_texts), rule), list(secret.secret_ids), rule)
+
+    targets, ids, prompts, items = [], [], [], []
+    for fid, (s, prompt) in probing_io.finding_secrets(tokenizer, forget).items():
+        chosen = targets_at(s.prompt_ids, s.secret_ids, picks(fid, s), secret_index=len(ids))
+        if not chosen:
+            logger.warning("finding %s has no eligible target token; not audited", fid)
+            continue
+        targets += chosen
+        ids.append(fid)
+        prompts.append(prompt)
+        items.append(probes.ProbeItem(s.prompt_ids, s.secret_ids))
+    if not ids:
+        raise ValueError("no erased finding has an eligible target token; nothing can be audited")
+    gen_targets, gen_items = [], []
+    if generality is not None:
+        secret_of = {hmac_of[f]: i for i, f in enumerate(ids)}
+        g_hmac = dict(zip(generality.column("finding_id").to_pylist(), generality.column("value_hmac").to_pylist(),
+                          strict=True))
+        for fid, (s, _) in probing_io.finding_secrets(tokenizer, generality).items():
+            i = secret_of.get(g_hmac[fid])
+            if i is not None:
+                gen_targets += targets_at(s.prompt_ids, s.secret_ids, picks(ids[i], s), secret_index=i)
+                gen_items.append(probes.ProbeItem(s.prompt_ids, s.secret_ids))
+    guarded = set(guarded)
+    return AuditInputs(tuple(targets), tuple(ids), tuple(items), tuple(prompts), encode, tokenizer.decode,
+                       tuple(gen_targets), tuple(gen_items), tuple(retain), tuple(retain_ids),
+                       tuple(r in guarded for r in retain_ids), tuple(tuple(encode(t)) for t in benign))
+
+
+def retained(model, tokenizer, retain: pa.Table, benign: Sequence[str]) -> tuple[list[str], list]:
+    """Return ``(ids, items)`` of retained findings and benign tails that ``model`` reproduces greedily now."""
+    ids, items = probing_io.probe_items(tokenizer, probing_io.read_probe_texts(retain, max_prefix_chars=2000))
+    for i, prefix, tail in benign_tail_pairs(benign):
+        ids.append(f"benign-{i}")
+        items += probes.items_from_texts(tokenizer, [(prefix, tail)])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    keep = [i for i, ok in enumerate(reproduced(model, items, pad_id=pad)) if ok]
+    return [ids[i] for i in keep], [items[i] for i in keep]
+
+
+def audit_edit(before, after, forget: pa.Table, retain: pa.Table, benign: Sequence[str], cfg: AuditConfig,
+               positions: dict[str, list[int]] | None = None, guarded: Collection[str] = ()) -> pa.Table:
     """Audit the unedited (``before``) and edited (``after``) :class:`~revs_engine.loading.LoadedModel`.
 
-    Both stages use the same forgotten targets, the same retained items (chosen on the unedited model) and the
-    same benign texts, so before/after scores compare like with like; ``positions`` (:func:`edited_positions`)
-    makes them the tokens the edit targeted.
+    Both stages use the same erased targets (the edited positions), the same retained items (chosen on the
+    unedited model) and the same benign texts, so before/after scores compare like with like.
     """
-    retain_ids, retain_list = retain_items(before.model, before.tokenizer, retain, benign)
+    retain_ids, retain_list = retained(before.model, before.tokenizer, retain, benign)
+    inputs = audit_inputs(before.tokenizer, forget, positions=positions, retain=retain_list, retain_ids=retain_ids,
+                          guarded=guarded, benign=benign)
     tables = []
     for stage, loaded in (("before", before), ("after", after)):
-        tok, model = loaded.tokenizer, loaded.model
-        arch = resolve_arch(model)
-        inputs = probing_io.audit_inputs(tok, forget, positions=positions)
-        if not inputs.forget:
-            raise ValueError("no forgotten finding has an eligible target token; nothing can be audited")
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        report = audit_model(model, arch, forget=inputs.forget, forget_ids=inputs.forget_ids, stage=stage,
-                             retain=retain_list, retain_ids=retain_ids, prompts=inputs.prompts,
-                             encode=lambda s, t=tok: t(s, add_special_tokens=False)["input_ids"],
-                             decode=tok.decode, benign=list(benign), forget_items=inputs.forget_items,
-                             config=cfg, pad_id=pad)
-        rows = list(report.rows) + _extra_rows(model, arch, tok, inputs, stage, cfg, pad)
-        tables.append(pa.Table.from_pylist([r.to_record() for r in rows], schema=report.table().schema))
-    logger.info("audited %d targets; %d retained items", len(probing_io.audit_inputs(after.tokenizer,
-                                                                                      forget).forget_ids),
-                len(retain_list))
+        pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+        report = audit(loaded.model, resolve_arch(loaded.model), inputs, cfg, stage=stage, pad_id=pad)
+        tables.append(report.table())
+    logger.info("audited %d erased findings; %d retained items", len(inputs.forget_ids), len(retain_list))
     return pa.concat_tables(tables)
 
 
-def _rows(table: pa.Table, stage: str) -> list[dict[str, Any]]:
-    return [r for r in table.to_pylist() if r["stage"] == stage]
+def run_audit(model_spec: str, reference_spec: str | None, forget: pa.Table, retain: pa.Table,
+              generality: pa.Table | None, benign: Sequence[str], cfg: AuditConfig, *, cache_dir: Path) -> list:
+    """Audit ``model_spec`` (stage ``after``) and, when given, its unedited ``reference_spec`` (stage ``before``)
+    on the same inputs; return the :class:`~revs_engine.audit.AuditReport` s (`revs audit`).
 
+    The erased tokens are the ones the edit targeted when ``model_spec`` is a directory holding the edit's
+    ``targets.parquet`` (what `revs unlearn` writes), else the paper's evaluation rule.
+    """
+    from revs_engine.loading import load_model
 
-def summary(table: pa.Table, stage: str) -> dict[str, float]:
-    """Return the aggregate scores of one stage as ``{"metric@k" or "metric": score}`` (no layer ranks)."""
-    return {(r["metric"] if r["k"] is None else f"{r['metric']}@{r['k']}"): r["score"]
-            for r in _rows(table, stage) if r["target_id"] == ALL_TARGETS and r["metric"] != "layer_rank"}
-
-
-def layer_ranks(table: pa.Table, stage: str) -> list[float]:
-    """Return the mean target rank per layer for one stage."""
-    rows = [r for r in _rows(table, stage) if r["metric"] == "layer_rank" and r["target_id"] == ALL_TARGETS]
-    return [r["score"] for r in sorted(rows, key=lambda r: r["k"])]
-
-
-def verdict_metrics(table: pa.Table, efficacy_k: int) -> dict[str, Any]:
-    """Return the metrics dict :func:`tasks.verdict.evaluate_audit` checks (after-edit values, percent)."""
-    after = [r for r in _rows(table, "after") if r["target_id"] != ALL_TARGETS]
-    agg = summary(table, "after")
-    hits = lambda m: sum(1 for r in after if r["metric"] == m and r["score"] > 0)  # noqa: E731
-    return {"efficacy": {r["target_id"]: r["score"] for r in after
-                         if r["metric"] == "efficacy" and r["k"] == efficacy_k},
-            "exact_extractions": {"plain": hits("greedy_extraction"),
-                                  "perturbed": hits("perturbed_greedy_extraction")},
-            "specificity": agg.get("specificity"),
-            "perplexity_before": summary(table, "before").get("perplexity"),
-            "perplexity_after": agg.get("perplexity")}
+    after = load_model(model_spec, cache_dir=cache_dir)
+    before = load_model(reference_spec, cache_dir=cache_dir) if reference_spec else None
+    chooser = before or after
+    retain_ids, retain_list = retained(chooser.model, chooser.tokenizer, retain, [])
+    positions = edited_positions(Path(model_spec)) if Path(model_spec).is_dir() else {}
+    inputs = audit_inputs(chooser.tokenizer, forget, positions=positions, retain=retain_list,
+                          retain_ids=retain_ids, generality=generality, benign=benign)
+    reports = []
+    for stage, loaded in (("before", before), ("after", after)):
+        if loaded is not None:
+            pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+            reports.append(audit(loaded.model, resolve_arch(loaded.model), inputs, cfg, stage=stage, pad_id=pad))
+    return reports

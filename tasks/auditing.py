@@ -12,6 +12,8 @@ from typing import Any
 from prefect import task
 
 from pii_detect.schema import FINDINGS_SCHEMA
+from revs_engine.audit import layer_ranks, summary, verdict_metrics
+from revs_engine.erase import GUARD_ITEMS
 from revs_engine.schema import AUDIT_SCHEMA
 from tasks import _io, audit_io
 from tasks._logging import run_logger
@@ -26,14 +28,21 @@ ATTACKS = ("logit_lens", "delta", "perturb")
 
 @task(name="audit-model", **CACHED)
 def audit_model(before_dir: Path, after_dir: Path, forget: Path, retain: Path, corpus: list[Path], out: Path,
-                ks: list[int]) -> Path:
-    """Run every metric and attack on both models; write one audit table (stages ``before`` and ``after``)."""
-    from revs_engine.metrics import AuditConfig
+                ks: list[int], sampling: dict[str, Any] | None = None, guarded: Path | None = None) -> Path:
+    """Run every metric and attack on both models; write one audit table (stages ``before`` and ``after``).
+
+    ``sampling``: the sampled-extraction settings (``n_samples``, ``temperature``, ``top_k``, ``sample_seed``);
+    ``guarded``: the findings the edit's guard held (Specificity is also reported on the others).
+    """
+    from revs_engine.audit import AuditConfig
 
     forget_t, retain_t = _io.read_table(forget, FINDINGS_SCHEMA), _io.read_table(retain, FINDINGS_SCHEMA)
     benign = audit_io.benign_texts(corpus, [forget_t, retain_t], half=audit_io.AUDIT_HALF)  # not the guard's
-    table = audit_io.audit_edit(load_cached(before_dir), load_cached(after_dir), forget_t, retain_t, benign,
-                                AuditConfig(ks=tuple(sorted(set(ks)))), audit_io.edited_positions(after_dir))
+    held = _io.read_table(guarded, FINDINGS_SCHEMA).column("finding_id").to_pylist()[:GUARD_ITEMS] \
+        if guarded else ()
+    cfg = AuditConfig(ks=tuple(sorted(set(ks))), **(sampling or {}))
+    table = audit_io.audit_edit(load_cached(before_dir), load_cached(after_dir), forget_t, retain_t, benign, cfg,
+                                audit_io.edited_positions(after_dir), held)
     run_logger().info("audit: %d rows, %d benign texts", table.num_rows, len(benign))
     return _io.write_table(table, out, AUDIT_SCHEMA)
 
@@ -43,8 +52,8 @@ def evaluate_audit(audit: Path, thresholds: dict[str, Any]) -> dict[str, Any]:
     """Judge the audit; return ``{"verdict", "metrics": {"before", "after"}, "layer_ranks", "attacks"}``."""
     limits = AuditThresholds(**thresholds)
     table = _io.read_table(audit, AUDIT_SCHEMA)
-    verdict = judge(audit_io.verdict_metrics(table, limits.efficacy_k), limits)
-    after = audit_io.summary(table, "after")
+    verdict = judge(verdict_metrics(table, limits.efficacy_k), limits)
+    after = summary(table, "after")
     attacks = [{"name": name, "score": after[f"{name}@{limits.efficacy_k}"], "threshold": limits.min_efficacy}
                for name in ATTACKS if f"{name}@{limits.efficacy_k}" in after]
     logger = run_logger()
@@ -52,5 +61,5 @@ def evaluate_audit(audit: Path, thresholds: dict[str, Any]) -> dict[str, Any]:
     for failure in verdict.failures:
         logger.warning("audit criterion failed: %s", failure)
     return {"verdict": verdict.to_dict(), "attacks": attacks,
-            "metrics": {"before": audit_io.summary(table, "before"), "after": after},
-            "layer_ranks": {s: audit_io.layer_ranks(table, s) for s in ("before", "after")}}
+            "metrics": {"before": summary(table, "before"), "after": after},
+            "layer_ranks": {s: layer_ranks(table, s) for s in ("before", "after")}}

@@ -17,7 +17,9 @@ logs them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -26,6 +28,7 @@ from pii_detect.errors import CorpusChangedError
 from pii_detect.readers import read_documents
 from pii_detect.readers.base import doc_sha256
 from revs_engine import probes
+from revs_engine.erase import Secret
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +64,10 @@ def read_probe_texts(findings: pa.Table, *, max_prefix_chars: int | None = None)
         CorpusChangedError: a document changed since the scan, or a span lies outside it.
     """
     rows = findings.select(["finding_id", "source", "doc_key", "doc_sha256", "start", "end"]).to_pylist()
-    docs: dict[tuple[str, str], str] = {}
-    by_source: dict[str, set[str]] = {}
-    for r in rows:
-        by_source.setdefault(r["source"], set()).add(r["doc_key"])
-    for source, keys in by_source.items():
-        for key, text in read_documents(source, sorted(keys)).items():
-            docs[(source, key)] = text
+    docs = _documents(rows)
     out = []
     for r in rows:
-        text = docs[(r["source"], r["doc_key"])]
+        text = docs[(r["source"], r["doc_key"], r["doc_sha256"])]
         if doc_sha256(text) != r["doc_sha256"]:
             raise CorpusChangedError(f"finding {r['finding_id']}: its document changed since the scan; rescan")
         if not 0 <= r["start"] < r["end"] <= len(text):
@@ -79,7 +76,78 @@ def read_probe_texts(findings: pa.Table, *, max_prefix_chars: int | None = None)
         if max_prefix_chars is not None:
             prefix = prefix[-max_prefix_chars:]
         out.append(ProbeText(r["finding_id"], prefix, target))
-    logger.info("re-read %d findings from %d sources", len(out), len(by_source))
+    logger.info("re-read %d findings from %d documents", len(out), len(docs))
+    return out
+
+
+#: Documents already read by this process, keyed by ``(source, doc_key, doc_sha256)``: the probe, the edit and the
+#: audit of one run read each value from the corpus once. The key holds the content hash the findings recorded,
+#: so a cached text is exactly the text they point into; bounded by total characters (raw text, memory only).
+_DOC_CACHE: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+DOC_CACHE_CHARS = 64 * 1024 * 1024
+
+
+def _documents(rows: list[dict]) -> dict[tuple[str, str, str], str]:
+    wanted = {(r["source"], r["doc_key"], r["doc_sha256"]) for r in rows}
+    with _LOCK:
+        out = {key: _DOC_CACHE[key] for key in wanted if key in _DOC_CACHE}
+    by_source: dict[str, set[str]] = {}
+    for source, key, _ in wanted - set(out):
+        by_source.setdefault(source, set()).add(key)
+    for source, keys in by_source.items():
+        for key, text in read_documents(source, sorted(keys)).items():
+            out.update({k: text for k in wanted if k[:2] == (source, key)})
+            _remember((source, key, doc_sha256(text)), text)
+    with _LOCK:
+        for key in out:
+            if key in _DOC_CACHE:
+                _DOC_CACHE.move_to_end(key)
+    return out
+
+
+_cached_chars = 0
+_LOCK = threading.Lock()
+
+
+def _remember(key: tuple[str, str, str], text: str) -> None:
+    global _cached_chars
+    with _LOCK:
+        if key in _DOC_CACHE:
+            return
+        _DOC_CACHE[key] = text
+        _cached_chars += len(text)
+        while _cached_chars > DOC_CACHE_CHARS and len(_DOC_CACHE) > 1:
+            _cached_chars -= len(_DOC_CACHE.popitem(last=False)[1])
+
+
+def encoder(tokenizer) -> Callable[[str], list[int]]:
+    """Return text → ids without special tokens: the one way every stage encodes prompts and values."""
+    return lambda text: list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def finding_secrets(tokenizer, findings: pa.Table, *, max_prefix_tokens: int | Mapping[str, int] | None = None,
+                    max_prefix_chars: int = 2000) -> dict[str, tuple[Secret, str]]:
+    """Re-read and tokenize every finding once: finding id → (:class:`~revs_engine.erase.Secret` — prompt ids,
+    value ids with the value's leading space, per-token texts, entity type —, the prompt's text).
+
+    ``max_prefix_tokens`` (one number, or per finding id; 0 or absent: no cut) keeps the prompt's last tokens.
+    Findings with no text before them, or nothing left after tokenization, are skipped with a warning.
+    """
+    encode = encoder(tokenizer)
+    entity = dict(zip(findings.column("finding_id").to_pylist(), findings.column("entity_type").to_pylist(),
+                      strict=True))
+    out = {}
+    for t in read_probe_texts(findings, max_prefix_chars=max_prefix_chars):
+        prompt_ids, secret_ids = encode(t.prefix), encode(t.target)
+        cut = max_prefix_tokens.get(t.finding_id) if isinstance(max_prefix_tokens, Mapping) else max_prefix_tokens
+        if cut and len(prompt_ids) > cut:
+            prompt_ids = prompt_ids[-cut:]
+        if not prompt_ids or not secret_ids:
+            logger.warning("finding %s: empty prompt or value after tokenization; skipped", t.finding_id)
+            continue
+        texts = tuple(tokenizer.decode([i]) for i in secret_ids)
+        secret = Secret(tuple(prompt_ids), tuple(secret_ids), texts, entity[t.finding_id])
+        out[t.finding_id] = (secret, t.prefix)
     return out
 
 
@@ -103,70 +171,3 @@ def probe_findings(model, tokenizer, findings: pa.Table, config: probes.ProbeCon
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     results = probes.probe(model, items, finding_ids=ids, config=cfg, pad_id=pad)
     return probes.probes_table(results)
-
-
-@dataclass(frozen=True)
-class AuditInputs:
-    """Everything :func:`revs_engine.metrics.audit_model` needs, built from findings (raw text in memory only)."""
-
-    forget: list = field(repr=False)  # list[TokenTarget], rarest rule (§2.1)
-    forget_ids: list[str]
-    prompts: list[str] = field(repr=False)
-    forget_items: list = field(repr=False)  # list[ProbeItem]
-    retain: list = field(repr=False)
-    retain_ids: list[str]
-    generality: list = field(repr=False)
-
-
-def audit_inputs(tokenizer, forget: pa.Table, retain: pa.Table | None = None,
-                 generality: pa.Table | None = None, *, max_prefix_chars: int = 2000,
-                 target_config=None, positions: dict[str, list[int]] | None = None) -> AuditInputs:
-    """Build forgotten targets (rarest rule), retained items and generality targets from findings tables.
-
-    A generality finding belongs to the forgotten secret with the same ``value_hmac`` (the same value in another
-    context); generality findings matching no forgotten secret are ignored. ``positions`` (finding id → the
-    token positions the edit targeted, from the edit's ``targets.parquet``) overrides the rule, so the audit
-    scores the tokens that were edited; a finding without an entry takes the positions of another finding with
-    the same value (a deduplicated copy), else the rule.
-    """
-    from revs_engine.targets import TargetConfig, config_for_entity, encode_pair, select_targets
-
-    cfg = target_config or TargetConfig()
-    entity = dict(zip(forget.column("finding_id").to_pylist(), forget.column("entity_type").to_pylist(),
-                      strict=True))
-    hmac_of = dict(zip(forget.column("finding_id").to_pylist(), forget.column("value_hmac").to_pylist(),
-                       strict=True))
-    by_value = {hmac_of[f]: p for f, p in (positions or {}).items() if f in hmac_of}
-
-    def edited(finding_id: str, n_tokens: int) -> list[int] | None:
-        pos = (positions or {}).get(finding_id) or by_value.get(hmac_of.get(finding_id))
-        kept = [p for p in pos or [] if p < n_tokens]
-        return kept or None
-    fts = [t for t in read_probe_texts(forget, max_prefix_chars=max_prefix_chars) if t.prefix]
-    targets, ids, prompts, items = [], [], [], []
-    for t in fts:
-        p_ids, s_ids, texts = encode_pair(tokenizer, t.prefix, t.target)
-        chosen = select_targets(p_ids, s_ids, texts, config_for_entity(cfg, entity.get(t.finding_id)),
-                                secret_index=len(ids), positions=edited(t.finding_id, len(s_ids)))
-        if not chosen:
-            logger.warning("finding %s has no eligible target token; not audited", t.finding_id)
-            continue
-        targets += chosen
-        ids.append(t.finding_id)
-        prompts.append(t.prefix)
-        items.append(probes.ProbeItem(tuple(p_ids), tuple(s_ids)))
-    retain_ids, retain_items = ([], []) if retain is None else \
-        probe_items(tokenizer, read_probe_texts(retain, max_prefix_chars=max_prefix_chars))
-    gen_targets = []
-    if generality is not None:
-        secret_of = {hmac_of[f]: i for i, f in enumerate(ids)}
-        g_hmac = dict(zip(generality.column("finding_id").to_pylist(), generality.column("value_hmac").to_pylist(),
-                          strict=True))
-        for t in read_probe_texts(generality, max_prefix_chars=max_prefix_chars):
-            s = secret_of.get(g_hmac[t.finding_id])
-            if s is None or not t.prefix:
-                continue
-            p_ids, s_ids, texts = encode_pair(tokenizer, t.prefix, t.target)
-            gen_targets += select_targets(p_ids, s_ids, texts, config_for_entity(cfg, entity.get(ids[s])),
-                                          secret_index=s, positions=edited(ids[s], len(s_ids)))
-    return AuditInputs(targets, ids, prompts, items, retain_items, retain_ids, gen_targets)

@@ -1,8 +1,8 @@
 """Prefect task around REVS: erase the selected findings from one model version.
 
-Offers :func:`revs_config` (the policy's ``[revs]`` table → :class:`~revs_engine.config.RevsConfig`, unknown keys
-rejected by name) and :func:`unlearn` (cached on the parent weights, the probes, the findings and the config, and
-idempotent on its output directory: an edit is never computed twice for the same inputs).
+Offers :func:`unlearn` (cached on the parent weights, the probes, the findings and the policy's ``[revs]`` table,
+and idempotent on its output directory: an edit is never computed twice for the same inputs). The configuration
+is the policy's ``[revs]`` table resolved for the model's tokenizer (:func:`tasks.unlearning_io.erase_config`).
 """
 
 from __future__ import annotations
@@ -20,25 +20,6 @@ from tasks.caching import CACHED
 MANIFEST = Path("patch") / "manifest.json"
 
 
-def revs_config(overrides: dict[str, Any]):
-    """Build a ``RevsConfig`` from the defaults plus ``overrides`` (``targets`` may be a nested table).
-
-    Raises:
-        ValueError: An unknown key (named, with the valid ones) or an invalid value.
-    """
-    from revs_engine.config import RevsConfig
-
-    defaults = RevsConfig().to_dict()
-    unknown = sorted(set(overrides) - set(defaults))
-    unknown += sorted(f"targets.{k}" for k in set(overrides.get("targets") or {}) - set(defaults["targets"]))
-    if unknown:
-        raise ValueError(f"policy [revs]: unknown key(s) {', '.join(unknown)}; valid keys: "
-                         f"{', '.join(sorted(defaults))} (targets: {', '.join(sorted(defaults['targets']))})")
-    merged = {**defaults, **{k: v for k, v in overrides.items() if k != "targets"},
-              "targets": {**defaults["targets"], **(overrides.get("targets") or {})}}
-    return RevsConfig.from_dict(merged)
-
-
 @task(name="unlearn", **CACHED)
 def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: dict[str, Any],
             retain: Path | None = None, corpus: list[Path] | None = None) -> dict[str, Any]:
@@ -50,8 +31,10 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
     earlier attempt (directories appear whole or not at all) and is returned as it is.
 
     Returns:
-        ``{"model_dir", "base_sha256", "edited_sha256", "targets", "converged"}``.
+        ``{"model_dir", "base_sha256", "edited_sha256", "targets", "converged", "config"}`` (``config``: the
+        resolved preset and overrides, :meth:`revs_engine.presets.EraseConfig.to_dict`).
     """
+    from revs_engine.erase import GUARD_BENIGN
     from tasks._workspace import workspace_dir
     from tasks.unlearning_io import run_unlearn
 
@@ -63,24 +46,18 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
         conv = manifest.get("convergence") or {}
         return {"model_dir": out_dir, "base_sha256": manifest["base_weights_sha256"],
                 "edited_sha256": manifest["edited_weights_sha256"], "targets": conv.get("targets", 0),
-                "converged": conv.get("converged", 0)}
-    cfg = revs_config(revs)
+                "converged": conv.get("converged", 0), "config": manifest.get("config") or {}}
     benign = []
     if corpus:
         from tasks import audit_io
         from tasks._io import read_table
 
         keep = [read_table(findings, FINDINGS_SCHEMA)]
-        benign = audit_io.benign_texts(list(corpus), keep, limit=audit_io.GUARD_BENIGN,
-                                         half=audit_io.GUARD_HALF)
-    report = run_unlearn(str(model_dir), probes, findings, out_dir, cache_dir=workspace_dir("cache"), revs_cfg=cfg,
-                         retain_findings=Path(retain) if retain else None, benign=benign)
-    logger.info("REVS: %d/%d targets converged in %.1f s", report.converged, len(report.rows), report.seconds)
+        benign = audit_io.benign_texts(list(corpus), keep, limit=GUARD_BENIGN, half=audit_io.GUARD_HALF)
+    report = run_unlearn(str(model_dir), probes, findings, out_dir, cache_dir=workspace_dir("cache"),
+                         overrides=revs, retain_findings=Path(retain) if retain else None, benign=benign)
+    logger.info("erase (%s): %d/%d targets converged in %.1f s", report.config["preset"], report.converged,
+                len(report.rows), report.seconds)
     return {"model_dir": out_dir, "base_sha256": report.base_sha256, "edited_sha256": report.edited_sha256,
-            "targets": len(report.rows), "converged": report.converged}
-
-
-def config_dict(revs: dict[str, Any]) -> dict[str, Any]:
-    """Return the full REVS config (defaults + overrides) as plain data, for reports and MLflow params."""
-    return revs_config(revs).to_dict()
+            "targets": len(report.rows), "converged": report.converged, "config": report.config}
 

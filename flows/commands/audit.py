@@ -17,8 +17,8 @@ def register(subparsers) -> None:
         "audit", help="score unlearning: efficacy, generality, specificity, perplexity and attacks",
         description="Audit a model on forgotten findings (--forget) and retained findings (--retain): "
         "Efficacy@k, Generality@k, Specificity, perplexity, Logit-Lens / Delta / Perturbation attacks, greedy "
-        "extraction, Unlearning and Resistance Scores. With --reference, the reference is audited as stage "
-        "'before' and --model as 'after'.")
+        "and sampled extraction, Unlearning and Resistance Scores. With --reference, the reference is audited "
+        "as stage 'before' and --model as 'after'.")
     parser.add_argument("--model", required=True, help="the (edited) model")
     parser.add_argument("--reference", help="the model before the edit")
     parser.add_argument("--forget", required=True, type=Path, help="findings Parquet of the forgotten values")
@@ -28,7 +28,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="audit Parquet to write")
     parser.add_argument("--k", type=int, nargs="+", default=[100], help="candidate-set sizes (default 100)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0, help="perturbation seed")
+    parser.add_argument("--seed", type=int, default=0, help="perturbation and sampling seed")
+    parser.add_argument("--samples", type=int, default=10,
+                        help="sampled continuations per erased value's prompt (0: no sampled extraction)")
     parser.set_defaults(handler=run)
 
 
@@ -37,44 +39,33 @@ def run(args: argparse.Namespace) -> int:
     import pyarrow as pa
 
     from pii_detect.schema import FINDINGS_SCHEMA
-    from revs_engine.arch import resolve_arch
-    from revs_engine.loading import load_model
-    from revs_engine.metrics import ALL_TARGETS, AuditConfig, audit_model
+    from revs_engine.audit import ALL_TARGETS, AuditConfig
     from revs_engine.schema import AUDIT_SCHEMA
-    from tasks import _io, probing_io
+    from tasks import _io
     from tasks._workspace import workspace_dir
+    from tasks.audit_io import run_audit
 
     forget = _io.read_table(args.forget, FINDINGS_SCHEMA)
     retain = _io.read_table(args.retain, FINDINGS_SCHEMA)
     generality = _io.read_table(args.generality, FINDINGS_SCHEMA) if args.generality else None
     benign = [ln for ln in args.benign.read_text(encoding="utf-8").splitlines() if ln.strip()] \
         if args.benign else []
-    cfg = AuditConfig(ks=tuple(args.k), batch_size=args.batch_size, perturb_seed=args.seed)
-    stages = ([("before", args.reference)] if args.reference else []) + [("after", args.model)]
-    reports = []
-    for stage, spec in stages:
-        loaded = load_model(spec, cache_dir=workspace_dir("cache"))
-        tok = loaded.tokenizer
-        inputs = probing_io.audit_inputs(tok, forget, retain, generality)
-        if not inputs.forget:
-            _say("revs audit: no forgotten finding has an eligible target token")
-            return 1
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        reports.append(audit_model(
-            loaded.model, resolve_arch(loaded.model), forget=inputs.forget, forget_ids=inputs.forget_ids,
-            stage=stage, retain=inputs.retain, retain_ids=inputs.retain_ids,
-            generality_targets=inputs.generality, prompts=inputs.prompts,
-            encode=lambda s, t=tok: t(s, add_special_tokens=False)["input_ids"],
-            decode=lambda ids, t=tok: t.decode(ids), benign=benign, forget_items=inputs.forget_items,
-            config=cfg, pad_id=pad))
+    cfg = AuditConfig(ks=tuple(args.k), batch_size=args.batch_size, perturb_seed=args.seed,
+                      n_samples=args.samples, sample_seed=args.seed)
+    try:
+        reports = run_audit(args.model, args.reference, forget, retain, generality, benign, cfg,
+                            cache_dir=workspace_dir("cache"))
+    except ValueError as exc:
+        sys.stderr.write(f"revs audit: error: {exc}\n")
+        return 2
     table = pa.concat_tables([r.table() for r in reports])
     _io.write_table(table, args.out, AUDIT_SCHEMA)
     summaries = {r.stage: r.summary() for r in reports}
-    keys = list(dict.fromkeys(key for r in reports for key in r.summary()))
-    _say(f"{'metric':<24}{'k':>6}" + "".join(f"{s:>12}" for s in summaries))
+    keys = [key for key in dict.fromkeys(key for r in reports for key in r.summary()) if key[0] != "layer_rank"]
+    _say(f"{'metric':<30}{'k':>6}" + "".join(f"{s:>12}" for s in summaries))
     for metric, k in keys:
         cells = "".join(f"{summaries[s].get((metric, k), float('nan')):>12.2f}" for s in summaries)
-        _say(f"{metric:<24}{'-' if k is None else k:>6}" + cells)
+        _say(f"{metric:<30}{'-' if k is None else k:>6}" + cells)
     n_targets = len({r.target_id for r in reports[-1].rows if r.target_id != ALL_TARGETS})
     _say(f"{n_targets} targets audited -> {args.out}")
     return 0

@@ -50,19 +50,20 @@ def setup(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("method", ["revs", "ftl"])
-def test_unlearn_writes_a_loadable_model_and_its_patch_without_raw_values(setup, capsys, method):
+@pytest.mark.parametrize(("preset", "method"), [(None, "revs"), ("paper", "revs"), ("ftl", "ftl")])
+def test_unlearn_writes_a_loadable_model_and_its_patch_without_raw_values(setup, capsys, preset, method):
     from transformers import AutoModelForCausalLM
 
-    # when
+    # when (no flags: the memorized findings, the default preset for the tokenizer)
     code = main(["unlearn", "--model", str(setup / "base"), "--probes", str(setup / "probes.parquet"),
-                 "--only-memorized", "--out", str(setup / "v2"), "--method", method, "--no-progress"])
+                 "--out", str(setup / "v2"), "--no-progress", *(["--preset", preset] if preset else [])])
     out = capsys.readouterr().out
     # then the command reports per-target ranks for the memorized finding only
     assert code in (0, 3)
     assert "f0" in out
     assert "f1" not in out
     assert "rank before" in out
+    assert f"preset {preset or 'digits'} ({method}" in out  # the tiny tokenizer writes digits one per token
     assert all(s not in out for s in SECRETS)
     # the edited version loads with from_pretrained and its patch reverts it to the base
     edited = AutoModelForCausalLM.from_pretrained(setup / "v2")
@@ -85,46 +86,6 @@ def test_existing_out_is_refused(setup, capsys):
                  "--out", str(setup / "v2"), "--no-progress"])
     assert code == 2
     assert "exists" in capsys.readouterr().err
-
-
-def test_the_retain_guard_holds_the_retained_findings_and_cut_benign_texts(setup):
-    # given the findings table (f1 is retained) and one long benign text
-    from tasks._io import read_table
-    from tasks.unlearning_io import GUARD_PREFIX_TOKENS, build_guard
-
-    tok = make_tiny_tokenizer()
-    retained = read_table(setup / "findings.parquet", FINDINGS_SCHEMA).slice(1, 1)
-    benign = ["the cat sat on the mat " * 40]
-    # when
-    guard = build_guard(tok, retained, benign)
-    # then the retained secret is guarded as (its prefix, its value) and the benign text is cut
-    (item,) = guard.items
-    assert tok.decode(list(item.target_ids)).strip() == SECRETS[1]
-    assert tok.decode(list(item.prefix_ids)).strip().endswith("security number is")
-    assert len(guard.benign) == 1
-    assert len(guard.benign[0]) == GUARD_PREFIX_TOKENS
-    assert build_guard(tok, retained.slice(0, 0), []) is None
-
-
-def test_decoys_of_each_forgotten_item_join_the_guard_after_its_own_prompt(setup):
-    # given the probed findings as forget items and a policy asking for 3 decoys each
-    from tasks.unlearning_io import build_guard, read_items
-
-    tok = make_tiny_tokenizer()
-    items = read_items(setup / "probes.parquet", setup / "findings.parquet", tok, only_memorized=False)
-    # when
-    guard = build_guard(tok, None, [], forget=items, decoys=3)
-    # then every item brings 3 sequences: its prompt, then a value of its shape that is not its value
-    assert len(guard.benign) == 3 * len(items)
-    assert not guard.items
-    for i, item in enumerate(items):
-        secret = "".join(item.token_texts)
-        for seq in guard.benign[3 * i:3 * i + 3]:
-            assert list(seq[:len(item.prompt_ids)]) == list(item.prompt_ids)
-            decoy = tok.decode(list(seq[len(item.prompt_ids):]))
-            assert decoy != secret
-            assert len(decoy) == len(secret)
-    assert build_guard(tok, None, [], forget=items, decoys=0) is None
 
 
 def test_a_value_repeated_in_the_same_context_is_edited_once(setup):
@@ -151,8 +112,7 @@ def test_a_value_repeated_in_the_same_context_is_edited_once(setup):
 def test_the_audit_scores_the_positions_the_edit_targeted_also_for_a_deduplicated_copy(setup):
     # given f0 and a copy f2 of its value in another document, and an edit that targeted positions [0, 2] of f0
     from tasks._io import read_table
-    from tasks.audit_io import edited_positions
-    from tasks.probing_io import audit_inputs
+    from tasks.audit_io import audit_inputs, edited_positions
 
     tok = make_tiny_tokenizer()
     rows = read_table(setup / "findings.parquet", FINDINGS_SCHEMA).to_pylist()
@@ -174,29 +134,26 @@ def test_the_audit_scores_the_positions_the_edit_targeted_also_for_a_deduplicate
     assert edited_positions(setup / "missing") == {}
 
 
-def test_unlearn_with_distinct_positions_edits_the_positions_least_like_the_guard(setup):
-    # given f1 retained (the guard) and the distinct-position rule
-    from revs_engine.config import RevsConfig
-    from revs_engine.guard import guard_activations
-    from revs_engine.loading import load_model
-    from revs_engine.targets import TargetConfig
+def test_unlearn_guards_with_the_other_memorized_findings_and_erases_only_the_asked_types(setup):
+    # given both findings probed as memorized, and an erase of one entity type only
     from tasks._io import read_table
-    from tasks.unlearning_io import build_guard, ranked_positions_of, read_items, run_unlearn, targets_from
+    from tasks.unlearning_io import memorized_kept, read_items, run_unlearn
 
-    findings = read_table(setup / "findings.parquet", FINDINGS_SCHEMA)
-    write_table(findings.slice(1, 1), setup / "retain.parquet")
-    cfg = RevsConfig(targets=TargetConfig(method="distinct", max_tokens=2))
+    probes = read_table(setup / "probes.parquet", PROBES_SCHEMA).to_pylist()
+    findings = read_table(setup / "findings.parquet", FINDINGS_SCHEMA).to_pylist()
+    findings[1]["entity_type"] = "PHONE_NUMBER"
+    write_table(pa.Table.from_pylist(findings, schema=FINDINGS_SCHEMA), setup / "findings.parquet")
+    write_table(pa.Table.from_pylist([{**r, "memorized": True} for r in probes], schema=PROBES_SCHEMA),
+                setup / "probes.parquet")
     # when
     report = run_unlearn(str(setup / "base"), setup / "probes.parquet", setup / "findings.parquet",
-                         setup / "out", cache_dir=setup / "cache", only_memorized=True, revs_cfg=cfg,
-                         retain_findings=setup / "retain.parquet")
-    # then the edited positions are the distinct ones, ranked on the unedited model
-    base = load_model(str(setup / "base"), cache_dir=setup / "cache")
-    items = read_items(setup / "probes.parquet", setup / "findings.parquet", base.tokenizer, only_memorized=True)
-    guard = build_guard(base.tokenizer, findings.slice(1, 1), [])
-    arch = resolve_arch(base.model)
-    acts = guard_activations(base.model, arch, guard)
-    expected = targets_from(items, ranked_positions_of(base.model, arch, items, cfg.targets, acts),
-                            cfg.targets.max_tokens)
-    assert [r["position"] for r in report.rows] == [t.position for t in expected]
-    assert len(report.rows) == 2
+                         setup / "out", cache_dir=setup / "cache", only_memorized=True, entities=["US_SSN"])
+    # then only the SSN was edited, and the memorized phone is what the guard kept
+    assert {r["finding_id"] for r in report.rows} == {"f0"}
+    items = read_items(setup / "probes.parquet", setup / "findings.parquet", make_tiny_tokenizer(),
+                       only_memorized=True, entities=["US_SSN"])
+    kept = memorized_kept(setup / "probes.parquet", setup / "findings.parquet", items)
+    assert kept.column("finding_id").to_pylist() == ["f1"]
+    assert report.config["preset"] == "digits"
+    targets = read_table(setup / "out" / "targets.parquet")
+    assert targets.column("value_hmac").to_pylist() == ["hmac0"]

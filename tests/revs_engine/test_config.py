@@ -46,7 +46,9 @@ def test_impossible_combinations_raise(kwargs, message):
 
 
 def test_positive_filter_does_not_need_top_k():
-    assert RevsConfig(n_neurons=200, act_filter="positive", act_top_k=1).n_neurons == 200
+    assert RevsConfig(n_neurons=200, act_filter="positive").n_neurons == 200
+    with pytest.raises(ValueError, match="only sizes the top_k filter"):
+        RevsConfig(n_neurons=200, act_filter="positive", act_top_k=1)
 
 
 def test_to_dict_round_trips_through_json():

@@ -104,7 +104,7 @@ def test_guarded_unlearn_counts_each_break_once_and_its_edits_are_the_model(fami
     model, arch = _model(family)
     base = weights_sha256(model)
     guard_items = _greedy_items(model, 6, seed=4)
-    cfg = dataclasses.replace(CFG, neuron_score="contrast", guard_retries=2)
+    cfg = dataclasses.replace(CFG, neuron_score="contrast", guard_check=True, guard_retries=2)
     # when REVS runs with the guard
     result = unlearn(model, arch, _tokens(model, 3, seed=3), cfg, guard=RetainGuard.from_items(guard_items))
     edited = weights_sha256(model)
@@ -124,7 +124,7 @@ def test_retries_never_keep_an_edit_that_breaks_more_than_the_first_attempt(fami
     for retries in (0, 3):
         model, arch = _model(family)
         guard_items = _greedy_items(model, 8, seed=5)
-        cfg = dataclasses.replace(CFG, guard_retries=retries)
+        cfg = dataclasses.replace(CFG, guard_check=True, guard_retries=retries)
         result = unlearn(model, arch, _tokens(model, 1, seed=6), cfg, guard=RetainGuard.from_items(guard_items))
         broken[retries] = int((~intact(model, guard_items)).sum())
         assert result.targets[0].guard_broken == broken[retries]

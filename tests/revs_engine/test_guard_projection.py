@@ -77,40 +77,6 @@ def test_projected_unlearn_edits_and_is_reversible(family):
     assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt_neox"])
-def test_a_second_pass_only_adds_edits_and_stays_reversible(family):
-    # given the same targets edited in one pass and with up to two extra passes
-    from revs_engine.hashing import weights_sha256
-    from revs_engine.lens import rank_of
-
-    runs = {}
-    for repasses in (0, 2):
-        model, arch = _model(family)
-        base = weights_sha256(model)
-        targets = _tokens(model, 6, seed=11)
-        result = unlearn(model, arch, targets, dataclasses.replace(CFG, repasses=repasses))
-        # then each reported final rank is the edited model's rank
-        for t, r in zip(targets, result.targets, strict=True):
-            assert r.rank_final == int(rank_of(model(torch.tensor([t.prefix_ids])).logits[0, -1], t.token_id))
-        restore(model, arch, result.backup)
-        assert weights_sha256(model) == base
-        runs[repasses] = result
-    # and the extra passes keep the first pass's edits as they were and only append to them
-    first, more = runs[0].edits, runs[2].edits
-    assert len(more) >= len(first)
-    for a, b in zip(first, more, strict=False):
-        assert a.layer == b.layer
-        assert torch.equal(a.neurons, b.neurons)
-        assert torch.equal(a.delta, b.delta)
-
-
-def test_repasses_must_not_be_negative():
-    from revs_engine.config import RevsConfig
-
-    with pytest.raises(ValueError, match="repasses"):
-        RevsConfig(repasses=-1)
-
-
 def test_spread_keeps_the_change_at_the_secret_and_lets_the_guard_see_less():
     # given one gated layer of a tiny model, a target and the guard's activations there
     model, arch = _model("llama")
@@ -144,17 +110,10 @@ def test_spread_keeps_the_change_at_the_secret_and_lets_the_guard_see_less():
     assert wide[1] == narrow[1]  # the ranks REVS measured are the same
 
 
-def test_spread_without_the_projection_changes_nothing():
-    model, arch = _model("llama")
-    target = _tokens(model, 1, seed=3)[0]
-    lens = VocabLens(model, arch)
-    bounds = CFG.bounds(arch.vocab_size)
-    acts = LayerWalker(model, arch, torch.tensor([target.prefix_ids])).layer(0)
-    plain = edit_layer(lens, arch, 0, acts, target.token_id, CFG, bounds, (0, 0))
-    spread = edit_layer(lens, arch, 0, acts, target.token_id, dataclasses.replace(CFG, guard_spread=16), bounds,
-                        (0, 0))
-    assert torch.equal(plain[0].neurons, spread[0].neurons)
-    assert torch.equal(plain[0].delta, spread[0].delta)
+def test_spread_without_the_projection_is_refused():
+    # a spread only acts through the projection: a configuration asking for it alone would silently do nothing
+    with pytest.raises(ValueError, match="guard_spread = 16 only acts through the guard projection"):
+        dataclasses.replace(CFG, guard_spread=16)
     with pytest.raises(ValueError, match="guard_spread"):
         dataclasses.replace(CFG, guard_spread=-1)
 

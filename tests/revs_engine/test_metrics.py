@@ -1,4 +1,4 @@
-"""Metrics: Efficacy, Generality, Specificity, perplexity, Unlearning and Resistance Scores, and the audit."""
+"""Metrics: Efficacy, Generality, Specificity, perplexity, Unlearning and Resistance Scores."""
 
 import math
 
@@ -8,8 +8,6 @@ import torch.nn.functional as F
 
 from revs_engine.arch import resolve_arch
 from revs_engine.metrics import (
-    AuditConfig,
-    audit_model,
     efficacy,
     generality,
     harmonic_mean,
@@ -19,7 +17,6 @@ from revs_engine.metrics import (
     unlearning_score,
 )
 from revs_engine.probes import ProbeItem
-from revs_engine.schema import AUDIT_SCHEMA
 from tests.revs_engine.test_attacks import MEMORIZED, PROMPTS, encode, forget_targets, lens_model
 from tests.revs_engine.tiny import tiny_model
 
@@ -109,34 +106,6 @@ def test_harmonic_scores_match_the_published_means():
     assert harmonic_mean([0.0, 100.0]) == 0.0
     with pytest.raises(ValueError, match="non-negative"):
         harmonic_mean([-1.0, 2.0])
-
-
-def test_audit_reports_every_metric_per_target_and_aggregate_in_the_audit_schema():
-    # given the memorizing model and its forgotten / retained sets
-    model, arch = lens_model("memorized")
-    retain = [ProbeItem((3, 4, 5), (7, 8))]
-    forget = forget_targets(secrets=MEMORIZED)
-    # when
-    report = audit_model(model, arch, forget=forget, forget_ids=["f0", "f1"], stage="before", retain=retain,
-                         retain_ids=["r0"], generality_targets=forget_targets(positions=(1,), secrets=MEMORIZED),
-                         prompts=PROMPTS, encode=encode, benign=[[5, 6, 7, 8]],
-                         forget_items=[ProbeItem(tuple(encode(p)), (400, 400)) for p in PROMPTS],
-                         config=AuditConfig(ks=(10, 20), thresholds=(("efficacy", 90.0),)))
-    table = report.table()
-    summary = report.summary()
-    # then
-    assert table.schema.equals(AUDIT_SCHEMA)
-    for k in (10, 20):
-        for metric in ("efficacy", "logit_lens", "delta", "perturb", "generality", "resistance_score",
-                       "unlearning_score"):
-            assert summary[(metric, k)] == 0.0
-    assert ("specificity", None) in summary
-    assert summary[("greedy_extraction", None)] == 100.0
-    assert ("perplexity", None) in summary
-    per_target = [r for r in report.rows if r.target_id == "f0" and r.metric == "efficacy"]
-    assert [r.k for r in per_target] == [10, 20]
-    assert all(r.passed is False for r in per_target)
-    assert {r.stage for r in report.rows} == {"before"}
 
 
 def test_efficacy_and_logit_lens_are_zero_on_a_model_trained_to_memorize_its_targets():

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from revs_engine.metrics import AuditRow
+from revs_engine.audit import AuditRow
 from revs_engine.probes import ProbeResult
 from revs_engine.schema import AUDIT_SCHEMA, PROBES_SCHEMA
 

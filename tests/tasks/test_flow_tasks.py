@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from pii_detect.schema import FINDINGS_SCHEMA
-from revs_engine.schema import AUDIT_SCHEMA, PROBES_SCHEMA
-from tasks import _io, audit_io, probing, registry, tracking, unlearning
+from revs_engine.schema import PROBES_SCHEMA
+from tasks import _io, probing, registry, tracking
 from tasks.caching import content_hash, content_key
 from tests.tasks.conftest import PLANTED_EMAIL
 
@@ -32,16 +32,6 @@ def test_cache_key_follows_file_content_not_objects(tmp_path):
     assert content_hash(tmp_path / "missing").startswith("missing:")
     with pytest.raises(TypeError, match="pass a path"):
         content_key(CTX, {"model": object()})
-
-
-def test_policy_revs_table_maps_onto_revs_config_and_names_unknown_keys():
-    cfg = unlearning.revs_config({"n_neurons": 7, "act_top_k": 9, "targets": {"max_tokens": 3}})
-    assert (cfg.n_neurons, cfg.act_top_k, cfg.targets.max_tokens) == (7, 9, 3)
-    assert unlearning.config_dict({})["n_neurons"] == 30
-    with pytest.raises(ValueError, match=r"unknown key\(s\) bogus, targets.nope; valid keys: .*n_neurons"):
-        unlearning.revs_config({"bogus": 1, "targets": {"nope": 2}})
-    with pytest.raises(ValueError, match="act_top_k"):
-        unlearning.revs_config({"n_neurons": 50, "act_top_k": 10})
 
 
 @pytest.mark.parametrize(("spec", "name"), [("smollm2-135m", "smollm2-135m"), ("org/model-1", "org--model-1")])
@@ -117,21 +107,6 @@ def test_lineage_names_the_versions_that_still_hold_erased_data(mlflow_adapter, 
     # registering the same edit again (a retried or resumed task) finds the existing version
     assert mlflow_adapter.find_version("m", {"weights_sha256": "3" * 64, "parent": "2",
                                              "request_id": "REQ-1"}) == 3
-
-
-def test_verdict_metrics_read_the_after_stage_of_the_audit_table():
-    rows = [("t1", "before", "efficacy", 5, 0.0), ("t1", "after", "efficacy", 5, 80.0),
-            ("t1", "after", "greedy_extraction", None, 100.0), ("t2", "after", "greedy_extraction", None, 0.0),
-            ("t1", "after", "perturbed_greedy_extraction", None, 0.0), ("*", "after", "specificity", None, 90.0),
-            ("*", "before", "perplexity", None, 10.0), ("*", "after", "perplexity", None, 10.5),
-            ("*", "after", "layer_rank", 1, 40.0), ("*", "after", "layer_rank", 0, 20.0)]
-    table = pa.Table.from_pylist([dict(zip(("target_id", "stage", "metric", "k", "score"), r, strict=True),
-                                       passed=None) for r in rows], schema=AUDIT_SCHEMA)
-    metrics = audit_io.verdict_metrics(table, 5)
-    assert metrics == {"efficacy": {"t1": 80.0}, "exact_extractions": {"plain": 1, "perturbed": 0},
-                       "specificity": 90.0, "perplexity_before": 10.0, "perplexity_after": 10.5}
-    assert audit_io.layer_ranks(table, "after") == [20.0, 40.0]
-    assert "layer_rank" not in audit_io.summary(table, "after")
 
 
 def test_mlflow_run_params_refuse_raw_values(mlflow_adapter):

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from pii_detect.readers.base import doc_sha256
 from pii_detect.schema import FINDINGS_SCHEMA
 from revs_engine.schema import PROBES_SCHEMA
-from tasks import probing_io
+from tasks import audit_io, probing_io
 from tasks.probing_io import split_finding
 from tasks.unlearning_io import read_items
 from tests.revs_engine._tokenizer import make_tiny_tokenizer
@@ -50,11 +50,11 @@ def test_probe_audit_and_edit_tokenise_a_finding_alike(tmp_path):
     findings_path = tmp_path / "findings.parquet"
     pq.write_table(findings, findings_path)
     # when the edit, the probe and the audit tokenise them
-    edit = {it.finding_id: (it.prompt_ids, it.secret_ids)
+    edit = {it.finding_id: (it.secret.prompt_ids, it.secret.secret_ids)
             for it in read_items(probes_path, findings_path, tok, only_memorized=False)}
     ids, items = probing_io.probe_items(tok, probing_io.read_probe_texts(findings))
     positions = {f: [len(edit[f][1]) - 1] for f in edit}  # the edit targeted each value's last token
-    audit = probing_io.audit_inputs(tok, findings, positions=positions)
+    audit = audit_io.audit_inputs(tok, findings, positions=positions)
     # then all three see the same token sequences, and the audit scores the token the edit targeted
     for fid, item in zip(ids, items, strict=True):
         assert (item.prefix_ids, item.target_ids) == edit[fid]

@@ -6,7 +6,7 @@ from tasks.verdict import AuditThresholds, evaluate_audit
 
 GOOD = {
     "efficacy": {"t1": 99.0, "t2": 95.0},
-    "exact_extractions": {"plain": 0, "perturbed": 0},
+    "exact_extractions": {"plain": 0, "perturbed": 0, "sampled": 0},
     "specificity": 92.0,
     "perplexity_before": 10.0,
     "perplexity_after": 10.2,
@@ -38,14 +38,14 @@ def test_each_criterion_fails_on_its_own(change, expected):
 
 
 def test_all_failures_are_listed_and_mapping_thresholds_work():
-    bad = {"efficacy": {"a": 10.0, "b": 20.0}, "exact_extractions": {"plain": 3, "perturbed": 3},
+    bad = {"efficacy": {"a": 10.0, "b": 20.0}, "exact_extractions": {"plain": 3, "perturbed": 3, "sampled": 0},
            "specificity": 1.0, "perplexity_before": 1.0, "perplexity_after": 2.0}
     verdict = evaluate_audit(bad, {"min_efficacy": 5.0, "max_exact_extractions_plain": 3})
     assert verdict.failures == ["exact_extractions.perturbed: 3 > 0", "specificity: 1.00 < 90.00",
                                 "perplexity increase: 100.00% > 2.00%"]
     data = verdict.to_dict()
     assert (data["passed"], data["failures"]) == (False, verdict.failures)
-    assert [c["passed"] for c in data["checks"]] == [True, True, False, False, False]
+    assert [c["passed"] for c in data["checks"]] == [True, True, False, True, False, False]
 
 
 def test_perplexity_decrease_passes():
@@ -64,9 +64,19 @@ def test_every_check_is_listed_with_value_threshold_and_outcome():
     verdict = evaluate_audit({**GOOD, "perplexity_after": GOOD["perplexity_before"] * 1.5}, AuditThresholds())
     checks = {c["name"]: c for c in verdict.to_dict()["checks"]}
     # then every criterion is there, and only the perplexity one failed
-    assert set(checks) == {"efficacy", "exact_extractions.plain", "exact_extractions.perturbed", "specificity",
-                           "perplexity_increase"}
+    assert set(checks) == {"efficacy", "exact_extractions.plain", "exact_extractions.perturbed",
+                           "exact_extractions.sampled", "specificity", "perplexity_increase"}
     assert [n for n, c in checks.items() if not c["passed"]] == ["perplexity_increase"]
     assert abs(checks["perplexity_increase"]["value"] - 50.0) < 1e-9
     assert checks["specificity"]["threshold"] == AuditThresholds().min_specificity
     assert all(c["explanation"] and c["label"] for c in checks.values())
+
+
+def test_sampled_extraction_is_checked_when_the_policy_samples_and_fails_closed_when_missing():
+    # given an audit whose sampled attack recovered one value, and one that did not run it
+    leaked = {**GOOD, "exact_extractions": {"plain": 0, "perturbed": 0, "sampled": 1}}
+    not_run = {**GOOD, "exact_extractions": {"plain": 0, "perturbed": 0}}
+    # then the first fails, the second fails closed, and a policy that samples nothing checks neither
+    assert evaluate_audit(leaked, AuditThresholds()).failures == ["exact_extractions.sampled: 1 > 0"]
+    assert not evaluate_audit(not_run, AuditThresholds()).passed
+    assert evaluate_audit(not_run, AuditThresholds(sampled_n=0)).passed

@@ -1,0 +1,295 @@
+"""The one audit: every metric and attack of one model state, per target and aggregated, as one table.
+
+Offers :class:`AuditInputs`, :class:`AuditConfig`, :class:`AuditRow`, :class:`AuditReport`, :func:`audit`,
+:func:`reproduced` (the retained items a model reproduces: what Specificity can check), and the table readers
+:func:`summary`, :func:`layer_ranks` and :func:`verdict_metrics`. ``revs audit``, both flows and ``revs_bench``
+call :func:`audit`; the verdict against a policy is :func:`tasks.verdict.evaluate_audit` on
+:func:`verdict_metrics`.
+
+Rows (``AUDIT_SCHEMA``; ``target_id == "*"`` is the aggregate; scores in percent unless said):
+- rank-based, per ``k``: ``efficacy``, ``logit_lens``, ``delta`` (and ``delta_mean``), ``perturb``,
+  ``resistance_score``, ``generality`` (and ``generality_min_layers``), ``unlearning_score``
+  (reference/revs-method.md §2; decisions on its ambiguities in :mod:`revs_engine.metrics`);
+- black-box extraction (100 = extracted): ``greedy_extraction`` (plain prompts), ``perturbed_greedy_extraction``
+  (the Perturbation attack's prompts), ``generality_greedy_extraction`` (the secrets' other prompts; aggregate
+  only), ``sampled_extraction`` (``n_samples`` seeded samples per prompt, temperature and top-k: any hit counts);
+- ``specificity`` on every retained item, ``specificity_guarded`` / ``specificity_unseen`` on those the edit's
+  guard held / never saw (collateral damage the guard could not see shows in the second);
+- ``perplexity`` on held-out benign text (not percent); ``layer_rank`` (mean target rank per layer, ``k`` =
+  layer index) for the report's plot.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import torch
+
+from revs_engine.arch import ModelArch
+from revs_engine.attacks import delta as delta_attack
+from revs_engine.attacks import perturb as perturb_attack
+from revs_engine.attacks.generation import greedy_extraction, sampled_extraction
+from revs_engine.attacks.logit_lens import capture_targets, score_logit_lens, stream_ranks
+from revs_engine.lens import VocabLens
+from revs_engine.metrics import efficacy_from_ranks, perplexity, resistance_score, specificity, unlearning_score
+from revs_engine.probes import ProbeItem, probe
+from revs_engine.schema import AUDIT_SCHEMA
+from revs_engine.targets import TokenTarget
+
+ALL_TARGETS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One row of the audit table (:data:`~revs_engine.schema.AUDIT_SCHEMA`); fields equal its columns."""
+
+    target_id: str
+    stage: str
+    metric: str
+    k: int | None
+    score: float
+    passed: bool | None
+
+    def to_record(self) -> dict[str, str | int | float | bool | None]:
+        """Return a row for :data:`AUDIT_SCHEMA`."""
+        return {"target_id": self.target_id, "stage": self.stage, "metric": self.metric, "k": self.k,
+                "score": self.score, "passed": self.passed}
+
+
+@dataclass(frozen=True)
+class AuditInputs:
+    """What the audit looks at, as token ids (raw text only in memory).
+
+    Attributes:
+        forget: the evaluated tokens of the erased secrets — the positions the edit targeted (``secret_index``
+            indexes ``forget_ids``, ``forget_items`` and ``prompts``).
+        forget_ids: one id per erased secret (finding id); per-target rows carry it.
+        forget_items: each erased secret's ``(prompt, value)`` ids, for the extraction attacks.
+        prompts: each erased secret's prompt text (the Perturbation attack inserts spaces into it).
+        generality: evaluated tokens of the same secrets after other prompts (same ``secret_index``).
+        generality_items: those other prompts with the value, for greedy extraction.
+        retain: retained items Specificity checks (choose them with :func:`reproduced` on the unedited model).
+        retain_ids: their ids.
+        retain_guarded: per retained item, whether the edit's guard held it.
+        benign: held-out benign texts as ids (perplexity).
+        encode, decode: the tokenizer (text ↔ ids), for perturbed prompts and containment checks on text.
+    """
+
+    forget: tuple[TokenTarget, ...] = field(repr=False)
+    forget_ids: tuple[str, ...]
+    forget_items: tuple[ProbeItem, ...] = field(repr=False)
+    prompts: tuple[str, ...] = field(repr=False)
+    encode: Callable[[str], list[int]] = field(repr=False, compare=False)
+    decode: Callable[[list[int]], str] = field(repr=False, compare=False)
+    generality: tuple[TokenTarget, ...] = field(default=(), repr=False)
+    generality_items: tuple[ProbeItem, ...] = field(default=(), repr=False)
+    retain: tuple[ProbeItem, ...] = field(default=(), repr=False)
+    retain_ids: tuple[str, ...] = ()
+    retain_guarded: tuple[bool, ...] = ()
+    benign: tuple[tuple[int, ...], ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.forget_ids)
+        if not self.forget or not n:
+            raise ValueError("the audit needs at least one erased secret with an evaluated token")
+        if len(self.forget_items) != n or len(self.prompts) != n:
+            raise ValueError("forget_ids, forget_items and prompts must hold one entry per erased secret")
+        if len(self.retain_ids) != len(self.retain) or len(self.retain_guarded) not in (0, len(self.retain)):
+            raise ValueError("retain_ids (and retain_guarded, when given) must hold one entry per retained item")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """What the audit computes.
+
+    Args:
+        ks: candidate-set sizes for the rank-capped metrics.
+        specificity_new_tokens: greedy tokens generated per retained prompt.
+        perturb_seed, n_spaces: Perturbation attack settings.
+        delta_top: Delta attack candidate list length.
+        n_samples, temperature, top_k, sample_seed: sampled extraction (0 samples: not run).
+        batch_size: rows per forward pass.
+        faithful_top_rounding: reproduce the authors' rounding of the bottom-k half of the score.
+    """
+
+    ks: tuple[int, ...] = (100,)
+    specificity_new_tokens: int = 50
+    perturb_seed: int = 0
+    n_spaces: int = 10
+    delta_top: int = 500
+    n_samples: int = 10
+    temperature: float = 1.0
+    top_k: int | None = 40
+    sample_seed: int = 0
+    batch_size: int = 16
+    faithful_top_rounding: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.ks or any(k < 1 for k in self.ks):
+            raise ValueError(f"ks must be a non-empty tuple of k ≥ 1, got {self.ks}")
+        if self.n_samples < 0 or not self.temperature > 0 or (self.top_k is not None and self.top_k < 1):
+            raise ValueError(f"sampled extraction needs n_samples ≥ 0, temperature > 0 and top_k ≥ 1 (or None); "
+                             f"got {self.n_samples}, {self.temperature}, {self.top_k}")
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Every metric of one model at one stage (``before`` or ``after``)."""
+
+    stage: str
+    rows: tuple[AuditRow, ...]
+
+    def table(self) -> pa.Table:
+        """Return the rows in :data:`AUDIT_SCHEMA`."""
+        return pa.Table.from_pylist([r.to_record() for r in self.rows], schema=AUDIT_SCHEMA)
+
+    def summary(self) -> dict[tuple[str, int | None], float]:
+        """Return ``{(metric, k): score}`` of the aggregate rows."""
+        return {(r.metric, r.k): r.score for r in self.rows if r.target_id == ALL_TARGETS}
+
+
+@torch.no_grad()
+def reproduced(model: torch.nn.Module, items: Sequence[ProbeItem], *, pad_id: int = 0) -> list[bool]:
+    """Return, per item, whether greedy decoding reproduces its target exactly (the teacher-forced probe)."""
+    return [r.exact_match for r in probe(model, list(items), pad_id=pad_id)] if items else []
+
+
+class _Rows:
+    def __init__(self, stage: str):
+        self.stage, self.rows = stage, []
+
+    def add(self, target_id: str, metric: str, k: int | None, score: float, passed: bool | None = None) -> None:
+        self.rows.append(AuditRow(target_id, self.stage, metric, k, float(score), passed))
+
+    def extraction(self, metric: str, ids: Sequence[str], flags: Sequence[bool], per_target: bool = True) -> None:
+        if per_target:
+            for fid, hit in zip(ids, flags, strict=True):
+                self.add(fid, metric, None, 100.0 * hit, not hit)
+        rate = 100.0 * sum(flags) / max(len(flags), 1)
+        self.add(ALL_TARGETS, metric, None, rate, rate == 0.0)
+
+
+@torch.no_grad()
+def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: AuditConfig | None = None, *,
+          stage: str = "after", lens: VocabLens | None = None, pad_id: int = 0) -> AuditReport:
+    """Compute every metric and attack of the module docstring on ``model``; one capture serves Efficacy, LLA,
+    Delta and the per-layer ranks."""
+    if stage not in ("before", "after"):
+        raise ValueError(f"stage must be 'before' or 'after', got {stage!r}")
+    cfg = config or AuditConfig()
+    lens = lens or VocabLens(model, arch)
+    V, bs, ftr = arch.vocab_size, cfg.batch_size, cfg.faithful_top_rounding
+    out = _Rows(stage)
+    acts = capture_targets(model, arch, list(inputs.forget), batch_size=bs)
+    secrets, ranks = acts.secrets(), stream_ranks(acts, lens)
+    positions = delta_attack.delta_positions(acts, lens, top=cfg.delta_top)
+    moved = perturb_attack.perturbed_targets(list(inputs.forget), list(inputs.prompts), inputs.encode,
+                                             n_spaces=cfg.n_spaces, seed=cfg.perturb_seed)
+    pert_acts = capture_targets(model, arch, moved, batch_size=bs)
+    pert_ranks = stream_ranks(pert_acts, lens)
+    gen_acts = capture_targets(model, arch, list(inputs.generality), batch_size=bs) if inputs.generality else None
+    gen_ranks = stream_ranks(gen_acts, lens) if gen_acts is not None else None
+    spec = specificity(model, list(inputs.retain), max_new_tokens=cfg.specificity_new_tokens, decode=inputs.decode,
+                       batch_size=bs, pad_id=pad_id) if inputs.retain else None
+    for k in cfg.ks:
+        eff = efficacy_from_ranks(ranks, acts.secret_index, V, k, faithful_top_rounding=ftr)
+        lla = score_logit_lens(ranks, acts.secret_index, V, k, faithful_top_rounding=ftr)
+        da = delta_attack.score_delta(positions, acts.secret_index, k)
+        pa_res = score_logit_lens(pert_ranks, pert_acts.secret_index, V, k, attack="perturb",
+                                  faithful_top_rounding=ftr)
+        for s, e, la, d in zip(secrets, eff.per_secret, lla.per_secret, da.per_secret, strict=True):
+            out.add(inputs.forget_ids[s], "efficacy", k, e)
+            out.add(inputs.forget_ids[s], "logit_lens", k, la)
+            out.add(inputs.forget_ids[s], "delta", k, d)
+        for s, p in zip(pert_acts.secrets(), pa_res.per_secret, strict=True):
+            out.add(inputs.forget_ids[s], "perturb", k, p)
+        for metric, score in (("efficacy", eff.score), ("logit_lens", lla.score), ("delta", da.score),
+                              ("delta_mean", da.variants["mean"]), ("perturb", pa_res.score),
+                              ("resistance_score", resistance_score(lla.score, da.score, pa_res.score))):
+            out.add(ALL_TARGETS, metric, k, score)
+        gen_score = None
+        if gen_ranks is not None:
+            gen = efficacy_from_ranks(gen_ranks, gen_acts.secret_index, V, k, metric="generality",
+                                      faithful_top_rounding=ftr)
+            gen_score = gen.score
+            out.add(ALL_TARGETS, "generality", k, gen.score)
+            out.add(ALL_TARGETS, "generality_min_layers", k, gen.variants["min_over_layers"])
+        if spec is not None:
+            out.add(ALL_TARGETS, "unlearning_score", k, unlearning_score(eff.score, spec.score, gen_score))
+    if spec is not None:
+        _specificity_rows(out, inputs, spec.per_secret, spec.score)
+    _extraction_rows(model, inputs, cfg, out, pad_id)
+    if inputs.benign:
+        out.add(ALL_TARGETS, "perplexity", None, perplexity(model, list(inputs.benign), batch_size=bs,
+                                                            pad_id=pad_id).perplexity)
+    for layer, r in enumerate(ranks.double().mean(0).tolist()):  # [n_layers]
+        out.add(ALL_TARGETS, "layer_rank", layer, r)
+    return AuditReport(stage, tuple(out.rows))
+
+
+def _specificity_rows(out: _Rows, inputs: AuditInputs, per_item: Sequence[float], score: float) -> None:
+    for rid, s in zip(inputs.retain_ids, per_item, strict=True):
+        out.add(rid, "specificity", None, s)
+    out.add(ALL_TARGETS, "specificity", None, score)
+    if inputs.retain_guarded:
+        for metric, want in (("specificity_guarded", True), ("specificity_unseen", False)):
+            part = [s for s, g in zip(per_item, inputs.retain_guarded, strict=True) if g == want]
+            if part:
+                out.add(ALL_TARGETS, metric, None, statistics.fmean(part))
+
+
+def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, pad_id: int) -> None:
+    ids, bs, dec = inputs.forget_ids, cfg.batch_size, inputs.decode
+    greedy = greedy_extraction(model, list(inputs.forget_items), decode=dec, batch_size=bs, pad_id=pad_id)
+    out.extraction("greedy_extraction", ids, greedy.extracted)
+    moved = [ProbeItem(tuple(inputs.encode(perturb_attack.perturb_text(p, n_spaces=cfg.n_spaces,
+                                                                       seed=cfg.perturb_seed))), it.target_ids)
+             for p, it in zip(inputs.prompts, inputs.forget_items, strict=True)]
+    pert = greedy_extraction(model, moved, decode=dec, batch_size=bs, pad_id=pad_id)
+    out.extraction("perturbed_greedy_extraction", ids, pert.extracted)
+    if inputs.generality_items:
+        gen = greedy_extraction(model, list(inputs.generality_items), decode=dec, batch_size=bs, pad_id=pad_id)
+        out.extraction("generality_greedy_extraction", (), gen.extracted, per_target=False)
+    if cfg.n_samples:
+        sampled = sampled_extraction(model, list(inputs.forget_items), n_samples=cfg.n_samples,
+                                     temperature=cfg.temperature, top_k=cfg.top_k, seed=cfg.sample_seed,
+                                     decode=dec, batch_size=max(1, bs // 2), pad_id=pad_id)
+        out.extraction("sampled_extraction", ids, sampled.extracted)
+
+
+# -- reading an audit table ------------------------------------------------------------------------------------
+def _stage_rows(table: pa.Table, stage: str) -> list[dict[str, Any]]:
+    return [r for r in table.to_pylist() if r["stage"] == stage]
+
+
+def summary(table: pa.Table, stage: str) -> dict[str, float]:
+    """Return the aggregate scores of one stage as ``{"metric@k" or "metric": score}`` (no layer ranks)."""
+    return {(r["metric"] if r["k"] is None else f"{r['metric']}@{r['k']}"): r["score"]
+            for r in _stage_rows(table, stage) if r["target_id"] == ALL_TARGETS and r["metric"] != "layer_rank"}
+
+
+def layer_ranks(table: pa.Table, stage: str) -> list[float]:
+    """Return the mean target rank per layer for one stage."""
+    rows = [r for r in _stage_rows(table, stage) if r["metric"] == "layer_rank" and r["target_id"] == ALL_TARGETS]
+    return [r["score"] for r in sorted(rows, key=lambda r: r["k"])]
+
+
+def verdict_metrics(table: pa.Table, efficacy_k: int) -> dict[str, Any]:
+    """Return the metrics dict :func:`tasks.verdict.evaluate_audit` checks (after-edit values, percent)."""
+    after = [r for r in _stage_rows(table, "after") if r["target_id"] != ALL_TARGETS]
+    agg = summary(table, "after")
+    hits = lambda m: sum(1 for r in after if r["metric"] == m and r["score"] > 0)  # noqa: E731
+    extractions = {"plain": hits("greedy_extraction"), "perturbed": hits("perturbed_greedy_extraction")}
+    if "sampled_extraction" in agg:
+        extractions["sampled"] = hits("sampled_extraction")
+    return {"efficacy": {r["target_id"]: r["score"] for r in after
+                         if r["metric"] == "efficacy" and r["k"] == efficacy_k},
+            "exact_extractions": extractions,
+            "specificity": agg.get("specificity"),
+            "specificity_unseen": agg.get("specificity_unseen"),
+            "perplexity_before": summary(table, "before").get("perplexity"),
+            "perplexity_after": agg.get("perplexity")}

@@ -1,0 +1,261 @@
+"""The one erase entry point: "these secrets must go, these items must stay" → the edits.
+
+Offers :class:`Secret`, :class:`EraseInputs`, :class:`TargetOutcome`, :class:`EraseResult`, :func:`build_guard`
+and :func:`erase`. ``revs unlearn``, both flows, the demo and ``revs_bench`` call :func:`erase` with an
+:class:`~revs_engine.presets.EraseConfig`; nothing else assembles guards, positions or fallbacks.
+
+What happens, in order (each step only when the configuration uses it):
+1. the retain guard (:mod:`revs_engine.guard`): the retained memorized items, benign text and format-preserving
+   decoys of every secret after its own prompt (:mod:`revs_engine.decoys`), each cut to its last
+   :data:`GUARD_PREFIX_TOKENS` tokens; its activations on the unedited model are captured once;
+2. the target positions of each secret: skip/stop rules per entity type, then the ``distinct`` rule (positions
+   least like the guard's contexts, :mod:`revs_engine.positions`) or a token-id rule (:mod:`revs_engine.targets`);
+3. REVS (:func:`revs_engine.revs.unlearn`) or FT-L (:func:`revs_engine.ftl.unlearn_ftl`) on those targets;
+4. fallback rounds (``targets.fallback``): a secret none of whose targets left the top ranks gets its next
+   position edited, one per round.
+The model's weights are edited in place; ``edit.restore(model, arch, result.backup)`` undoes everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from revs_engine.arch import ModelArch
+from revs_engine.decoys import decoy_sequences
+from revs_engine.edit import NeuronEdit, WeightBackup
+from revs_engine.ftl import unlearn_ftl
+from revs_engine.guard import GuardActivations, RetainGuard, guard_activations
+from revs_engine.lens import VocabLens
+from revs_engine.positions import ranked_positions
+from revs_engine.presets import EraseConfig
+from revs_engine.probes import ProbeItem
+from revs_engine.revs import RevsResult, unlearn
+from revs_engine.targets import TokenTarget, config_for_entity, eligible_positions, order_positions, targets_at
+
+logger = logging.getLogger(__name__)
+
+#: Guard budget: retained prefixes, benign texts and decoy prompts are cut to their last this-many tokens; at most
+#: :data:`GUARD_ITEMS` retained items and :data:`GUARD_BENIGN` benign texts guard an edit. The guard projection
+#: fits each layer's edit to the guard's positions, so more benign text carries over to text it never saw (demo
+#: sweep, held-out perplexity: 16 texts +5.8 %, 48 +2.5 %, 96 +0.6 %; README).
+GUARD_PREFIX_TOKENS = 64
+GUARD_ITEMS = 256
+GUARD_BENIGN = 96
+
+
+@dataclass(frozen=True)
+class Secret:
+    """One value to erase in one context, as token ids (prompt and value encoded separately, no special tokens).
+
+    Attributes:
+        prompt_ids: the text before the value.
+        secret_ids: the value, with its leading space when the text has one (``" 545-71-4735"``).
+        token_texts: the decoded text of each of ``secret_ids`` (for skip/stop rules and decoys).
+        entity_type: e.g. ``US_SSN`` (adds that type's rules, :data:`revs_engine.targets.ENTITY_RULES`).
+    """
+
+    prompt_ids: tuple[int, ...] = field(repr=False)
+    secret_ids: tuple[int, ...] = field(repr=False)
+    token_texts: tuple[str, ...] = field(repr=False)
+    entity_type: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.prompt_ids or not self.secret_ids:
+            raise ValueError("a Secret needs at least one prompt token and one value token")
+        if len(self.token_texts) != len(self.secret_ids):
+            raise ValueError("token_texts must hold one text per value token")
+
+    @property
+    def text(self) -> str:
+        """The value as written after the prompt (raw: keep in memory only)."""
+        return "".join(self.token_texts)
+
+
+@dataclass(frozen=True)
+class EraseInputs:
+    """What must go and what must stay.
+
+    Attributes:
+        forget: the secrets to erase, in the order they are edited.
+        keep: retained ``(prefix, target)`` items the model reproduces and must keep reproducing.
+        benign: benign texts as ids (every position guarded).
+        encode: text → ids, needed when the configuration asks for decoys.
+    """
+
+    forget: tuple[Secret, ...] = field(repr=False)
+    keep: tuple[ProbeItem, ...] = field(default=(), repr=False)
+    benign: tuple[tuple[int, ...], ...] = field(default=(), repr=False)
+    encode: Callable[[str], list[int]] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetOutcome:
+    """One edited token: final-layer rank before, right after its own edit, and after the whole erase."""
+
+    secret_index: int
+    position: int
+    rank_before: int
+    rank_after: int
+    rank_final: int
+    converged: bool
+
+
+@dataclass(frozen=True)
+class EraseResult:
+    """Everything :func:`erase` did.
+
+    Attributes:
+        config: the configuration used.
+        targets: every edited token (fallback positions included), in edit order.
+        outcomes: one per target.
+        edits: REVS's per-layer neuron edits (empty for FT-L, whose change is in ``backup``).
+        backup: the original weights of everything changed (``edit.restore`` undoes the erase;
+            ``patch.make_patch`` records it).
+        seconds: wall time of the edits (guard and position choice excluded).
+        guard: counts of what guarded the edit (``items``, ``benign``, ``decoys``).
+        revs: REVS's own results of the first pass (None for FT-L), for per-layer detail.
+    """
+
+    config: EraseConfig
+    targets: tuple[TokenTarget, ...] = field(repr=False)
+    outcomes: tuple[TargetOutcome, ...]
+    edits: tuple[NeuronEdit, ...] = field(repr=False)
+    backup: WeightBackup = field(repr=False)
+    seconds: float
+    guard: dict[str, int]
+    revs: RevsResult | None = field(default=None, repr=False)
+
+    @property
+    def n_converged(self) -> int:
+        """Targets whose final-layer rank left the top ranks (REVS: the residual window's bottom)."""
+        return sum(o.converged for o in self.outcomes)
+
+    def positions(self, n_secrets: int) -> list[list[int]]:
+        """Return the edited positions of each of ``n_secrets`` secrets (sorted; empty when none)."""
+        out: list[list[int]] = [[] for _ in range(n_secrets)]
+        for t in self.targets:
+            out[t.secret_index].append(t.position)
+        return [sorted(p) for p in out]
+
+    def summary(self) -> dict[str, Any]:
+        """Return counts for logs and reports (no values)."""
+        return {"targets": len(self.targets), "converged": self.n_converged, "seconds": round(self.seconds, 2),
+                "neurons": sum(int(e.neurons.numel()) for e in self.edits), **self.guard}
+
+
+def build_guard(inputs: EraseInputs, decoys: int) -> tuple[RetainGuard | None, int]:
+    """Return the retain guard of an erase (None when empty) and how many decoys it holds.
+
+    Retained items and benign texts beyond :data:`GUARD_ITEMS` / :data:`GUARD_BENIGN` are dropped; every sequence
+    is cut to its last :data:`GUARD_PREFIX_TOKENS` tokens (benign texts to their first).
+    """
+    cut = GUARD_PREFIX_TOKENS
+    items = [ProbeItem(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]]
+    texts = [list(b[:cut]) for b in inputs.benign[:GUARD_BENIGN]]
+    n_decoys = 0
+    if decoys:
+        if inputs.encode is None:
+            raise ValueError("decoys need EraseInputs.encode (text → ids) to write each look-alike value")
+        for i, secret in enumerate(inputs.forget):
+            seqs = decoy_sequences(secret.prompt_ids[-cut:], secret.text, inputs.encode, decoys, seed=i)
+            texts += seqs
+            n_decoys += len(seqs)
+    guard = RetainGuard.from_items(items, texts)
+    return (guard if len(guard) else None), n_decoys
+
+
+def ranked_positions_of(model: nn.Module, arch: ModelArch, secrets: Sequence[Secret], cfg: EraseConfig,
+                        acts: GuardActivations | None) -> list[list[int]]:
+    """Every secret's eligible positions in the order targets are taken from them (the first ``max_tokens`` are
+    the targets, the next ones the fallbacks): least like the guard's contexts first for the ``distinct`` rule
+    (with guard activations ``acts``; without a guard it is the ``rarest`` rule), else the rule's order."""
+    rules = cfg.revs.targets
+    out = []
+    for s in secrets:
+        rule = config_for_entity(rules, s.entity_type)
+        eligible = eligible_positions(list(s.token_texts), rule)
+        if rules.method == "distinct" and acts is not None:
+            out.append(ranked_positions(model, arch, s.prompt_ids, s.secret_ids, eligible, acts))
+        else:
+            out.append(order_positions(eligible, list(s.secret_ids), dataclasses.replace(rule, max_tokens=None)))
+    return out
+
+
+def _targets(secrets: Sequence[Secret], picks: Sequence[Sequence[int]]) -> list[TokenTarget]:
+    return [t for i, (s, pos) in enumerate(zip(secrets, picks, strict=True))
+            for t in targets_at(s.prompt_ids, s.secret_ids, pos, secret_index=i)]
+
+
+def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseConfig, *,
+          lens: VocabLens | None = None, pad_id: int = 0, progress: bool = False,
+          guard_acts: GuardActivations | None = None, resume: bool = True, naive: bool = False) -> EraseResult:
+    """Erase ``inputs.forget`` from ``model`` (weights edited in place) while guarding ``keep`` and ``benign``.
+
+    Args:
+        model, arch: the model (eval mode) and ``resolve_arch(model)``.
+        inputs: secrets, retained items, benign text.
+        config: a preset (:data:`revs_engine.presets.PRESETS`) or :func:`~revs_engine.presets.resolve_config`.
+        lens: a :class:`VocabLens` to reuse (its cached pseudo-inverse).
+        pad_id: padding id for batched passes.
+        progress: a progress bar over targets.
+        guard_acts: the guard's activations on this (unedited) model when the caller already has them (the
+            benchmark edits one model several times and restores it in between).
+        resume, naive: REVS's execution modes, for the speed comparison (identical edits).
+
+    Returns:
+        An :class:`EraseResult`.
+    """
+    if not inputs.forget:
+        raise ValueError("nothing to erase: EraseInputs.forget is empty")
+    guard, n_decoys = build_guard(inputs, config.revs.decoys) if config.uses_guard else (None, 0)
+    if guard is not None and guard_acts is None:
+        guard_acts = guard_activations(model, arch, guard, pad_id=pad_id)
+    if config.revs.targets.method == "distinct" and guard is None:
+        logger.info("targets.method = distinct without a guard: the rarest rule is used")
+    ranked = ranked_positions_of(model, arch, inputs.forget, config, guard_acts)
+    n_first = config.revs.targets.max_tokens
+    targets = _targets(inputs.forget, [r[:n_first] for r in ranked])
+    counts = {"guard_items": len(guard.items) if guard else 0,
+              "guard_benign": len(guard.benign) - n_decoys if guard else 0, "guard_decoys": n_decoys}
+    logger.info("erase (%s, %s): %d secrets, %d targets; guard %s", config.name, config.method,
+                len(inputs.forget), len(targets), counts)
+    if config.method == "ftl":
+        res = unlearn_ftl(model, arch, targets, config.ftl)
+        outcomes = [TargetOutcome(r.secret_index, r.position, r.rank_before, r.rank_after, r.rank_after,
+                                  r.rank_after > r.rank_before) for r in res.targets]
+        return EraseResult(config, tuple(targets), tuple(outcomes), (), res.backup, res.seconds, counts)
+    lens = lens or VocabLens(model, arch)
+    kw = {"lens": lens, "progress": progress, "guard": guard, "pad_id": pad_id, "guard_acts": guard_acts,
+          "resume": resume, "naive": naive}
+    first = unlearn(model, arch, targets, config.revs, **kw)
+    results, edits = list(first.targets), list(first.edits)
+    backup, seconds = first.backup, first.seconds
+    low = config.revs.bounds(arch.vocab_size)["residual"][0]
+    used = [set(r[:n_first]) for r in ranked]
+    for _ in range(config.revs.targets.fallback):
+        done = {t.secret_index for t, r in zip(targets, results, strict=True) if r.rank_final >= low}
+        extra = []
+        for i in sorted(set(range(len(inputs.forget))) - done):
+            nxt = next((p for p in ranked[i] if p not in used[i]), None)
+            if nxt is not None:
+                used[i].add(nxt)
+                s = inputs.forget[i]
+                extra += targets_at(s.prompt_ids, s.secret_ids, [nxt], secret_index=i)
+        if not extra:
+            break
+        # edits of a position that did not converge are kept: on the demo they add up (README: fallback)
+        logger.info("%d secret(s) with no converged target: editing one more position of each", len(extra))
+        more = unlearn(model, arch, extra, config.revs, **kw)
+        targets += extra
+        results += more.targets
+        edits += more.edits
+        backup, seconds = backup.merged(more.backup), seconds + more.seconds
+    outcomes = [TargetOutcome(r.secret_index, r.position, r.rank_before, r.rank_after, r.rank_final, r.converged)
+                for r in results]
+    return EraseResult(config, tuple(targets), tuple(outcomes), tuple(edits), backup, seconds, counts, first)

@@ -1,0 +1,83 @@
+"""The one audit (revs_engine.audit): every row, per target and aggregated, and reading the table back."""
+
+import pyarrow as pa
+import pytest
+
+from revs_engine.audit import ALL_TARGETS, AuditConfig, AuditInputs, AuditRow, audit, summary, verdict_metrics
+from revs_engine.probes import ProbeItem
+from revs_engine.schema import AUDIT_SCHEMA
+from tests.revs_engine.test_attacks import MEMORIZED, PROMPTS, encode, forget_targets, lens_model
+
+
+def decode(ids):
+    return " ".join(str(i) for i in ids)
+
+
+def inputs(**kw):
+    forget = forget_targets(secrets=MEMORIZED)
+    items = tuple(ProbeItem(tuple(encode(p)), (400, 400)) for p in PROMPTS)
+    base = dict(forget=tuple(forget), forget_ids=("f0", "f1"), forget_items=items, prompts=tuple(PROMPTS),
+                encode=encode, decode=decode,
+                generality=tuple(forget_targets(positions=(1,), secrets=MEMORIZED)), generality_items=items,
+                retain=(ProbeItem((3, 4, 5), (7, 8)), ProbeItem((3, 4, 6), (400, 400))),
+                retain_ids=("r0", "r1"), retain_guarded=(True, False), benign=((5, 6, 7, 8),))
+    return AuditInputs(**{**base, **kw})
+
+
+def test_audit_reports_every_metric_per_target_and_aggregate_in_the_audit_schema():
+    # given the memorizing model (token 400 is top-1 everywhere) and its erased / retained items
+    model, arch = lens_model("memorized")
+    # when
+    report = audit(model, arch, inputs(), AuditConfig(ks=(10, 20), n_samples=3), stage="before")
+    table, agg = report.table(), report.summary()
+    # then nothing counts as forgotten, every extraction attack recovers every value
+    assert table.schema.equals(AUDIT_SCHEMA)
+    for k in (10, 20):
+        for metric in ("efficacy", "logit_lens", "delta", "perturb", "generality", "resistance_score",
+                       "unlearning_score"):
+            assert agg[(metric, k)] == 0.0
+    for metric in ("greedy_extraction", "perturbed_greedy_extraction", "generality_greedy_extraction",
+                   "sampled_extraction"):
+        assert agg[(metric, None)] == 100.0, metric
+    # the retained item ending in 400 400 is reproduced, the other is not; split by what the guard held
+    assert agg[("specificity", None)] == 50.0
+    assert (agg[("specificity_guarded", None)], agg[("specificity_unseen", None)]) == (0.0, 100.0)
+    assert ("perplexity", None) in agg
+    assert len([r for r in report.rows if r.metric == "layer_rank"]) == arch.n_layers
+    per_target = [r for r in report.rows if r.target_id == "f0" and r.metric == "efficacy"]
+    assert [r.k for r in per_target] == [10, 20]
+    assert {r.stage for r in report.rows} == {"before"}
+
+
+def test_sampled_extraction_is_skipped_with_zero_samples_and_the_inputs_are_checked():
+    model, arch = lens_model("memorized")
+    report = audit(model, arch, inputs(generality=(), generality_items=()), AuditConfig(ks=(10,), n_samples=0))
+    metrics = {r.metric for r in report.rows}
+    assert "sampled_extraction" not in metrics
+    assert "generality" not in metrics
+    with pytest.raises(ValueError, match="one entry per erased secret"):
+        inputs(prompts=(PROMPTS[0],))
+    with pytest.raises(ValueError, match="retain_ids"):
+        inputs(retain_guarded=(True,))
+    with pytest.raises(ValueError, match="n_samples"):
+        AuditConfig(n_samples=-1)
+
+
+def test_verdict_metrics_read_the_after_stage_of_the_table():
+    rows = [AuditRow("f0", "after", "efficacy", 5, 100.0, None),
+            AuditRow("f1", "after", "efficacy", 5, 40.0, None),
+            AuditRow("f0", "after", "greedy_extraction", None, 0.0, True),
+            AuditRow("f1", "after", "greedy_extraction", None, 100.0, False),
+            AuditRow("f0", "after", "sampled_extraction", None, 100.0, False),
+            AuditRow(ALL_TARGETS, "after", "sampled_extraction", None, 50.0, False),
+            AuditRow(ALL_TARGETS, "after", "specificity", None, 90.0, None),
+            AuditRow(ALL_TARGETS, "after", "specificity_unseen", None, 80.0, None),
+            AuditRow(ALL_TARGETS, "before", "perplexity", None, 10.0, None),
+            AuditRow(ALL_TARGETS, "after", "perplexity", None, 11.0, None)]
+    table = pa.Table.from_pylist([r.to_record() for r in rows], schema=AUDIT_SCHEMA)
+    metrics = verdict_metrics(table, 5)
+    assert metrics["efficacy"] == {"f0": 100.0, "f1": 40.0}
+    assert metrics["exact_extractions"] == {"plain": 1, "perturbed": 0, "sampled": 1}
+    assert (metrics["specificity"], metrics["specificity_unseen"]) == (90.0, 80.0)
+    assert (metrics["perplexity_before"], metrics["perplexity_after"]) == (10.0, 11.0)
+    assert summary(table, "after")["sampled_extraction"] == 50.0

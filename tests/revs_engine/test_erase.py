@@ -1,0 +1,177 @@
+"""The one erase entry point (revs_engine.erase): guard, positions, fallback, REVS or FT-L behind one call."""
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from revs_engine import erase as erase_module
+from revs_engine.config import RevsConfig
+from revs_engine.edit import WeightBackup, restore
+from revs_engine.erase import GUARD_PREFIX_TOKENS, EraseInputs, Secret, build_guard, erase
+from revs_engine.hashing import weights_sha256
+from revs_engine.presets import PRESETS, EraseConfig
+from revs_engine.probes import ProbeItem
+from revs_engine.targets import TargetConfig
+from tests.revs_engine.test_guard import _greedy_items
+from tests.revs_engine.test_revs import CFG, _model
+
+V = 1000
+LOW = RevsConfig().bounds(V)["residual"][0]
+
+
+def _secret(prompt=(1, 2), value=(5, 6, 7, 8), entity="US_SSN"):
+    return Secret(tuple(prompt), tuple(value), tuple(str(v % 10) for v in value), entity)
+
+
+def _encode(text):
+    return [10 + int(c) if c.isdigit() else 3 for c in text]
+
+
+# -- guard -----------------------------------------------------------------------------------------------------
+def test_the_guard_holds_retained_items_and_benign_text_cut_to_the_budget():
+    keep = (ProbeItem(tuple(range(2, 102)), (7, 8)),)
+    inputs = EraseInputs((_secret(),), keep, (tuple(range(200)),), _encode)
+    guard, n_decoys = build_guard(inputs, decoys=0)
+    (item,) = guard.items
+    assert item.prefix_ids == tuple(range(2, 102))[-GUARD_PREFIX_TOKENS:]
+    assert item.target_ids == (7, 8)
+    assert guard.benign == (tuple(range(GUARD_PREFIX_TOKENS)),)
+    assert n_decoys == 0
+    assert build_guard(EraseInputs((_secret(),)), decoys=0) == (None, 0)
+
+
+def test_decoys_follow_each_secrets_own_prompt_with_a_value_of_its_shape():
+    secrets = (_secret((1, 2), (5, 6, 7)), _secret((3, 4, 9), (8, 9)))
+    guard, n_decoys = build_guard(EraseInputs(secrets, encode=_encode), decoys=3)
+    assert n_decoys == 6
+    assert not guard.items
+    for i, s in enumerate(secrets):
+        for seq in guard.benign[3 * i:3 * i + 3]:
+            assert seq[:len(s.prompt_ids)] == s.prompt_ids
+            decoy = seq[len(s.prompt_ids):]
+            assert len(decoy) == len(s.secret_ids)
+            assert decoy != tuple(_encode(s.text))
+    with pytest.raises(ValueError, match="encode"):
+        build_guard(EraseInputs(secrets), decoys=2)
+
+
+# -- fallback positions ----------------------------------------------------------------------------------------
+def _fake_result(target_ranks, layer=0):
+    targets = [SimpleNamespace(secret_index=s, position=p, rank_final=r, rank_after=r, rank_before=0,
+                               converged=r >= LOW, attempts=1) for s, p, r in target_ranks]
+    backup = WeightBackup({layer: torch.tensor([layer])}, {layer: torch.zeros(1, 4)})
+    return SimpleNamespace(targets=targets, edits=(), backup=backup, seconds=1.0)
+
+
+@pytest.fixture
+def fake_revs(monkeypatch):
+    """REVS that converges only at position 2 (or where ``first`` says); records every call's positions."""
+    calls = []
+
+    def unlearn(model, arch, targets, cfg, **kw):
+        calls.append([(t.secret_index, t.position) for t in targets])
+        first = dict(FIRST)  # the first call of a run ends at the given ranks, later ones converge at position 2
+        FIRST.clear()
+        return _fake_result([(t.secret_index, t.position, first[t.secret_index] if first
+                              else (2 * LOW if t.position == 2 else 3)) for t in targets], layer=len(calls))
+
+    monkeypatch.setattr(erase_module, "unlearn", unlearn)
+    return calls
+
+
+FIRST = {}
+
+
+def _run(fallback, first_ranks):
+    FIRST.clear()
+    FIRST.update(enumerate(first_ranks))
+    cfg = EraseConfig(revs=RevsConfig(targets=TargetConfig(max_tokens=1, method="first", fallback=fallback)))
+    secrets = tuple(_secret() for _ in first_ranks)
+    return erase(None, SimpleNamespace(vocab_size=V), EraseInputs(secrets), cfg, lens=object())
+
+
+def test_a_secret_left_unconverged_gets_further_positions_until_one_converges(fake_revs):
+    # given secret 0 not converged and secret 1 converged; three rounds allowed
+    result = _run(fallback=3, first_ranks=(5, LOW))
+    # then only secret 0 gets more positions, one per round, and the rounds stop once position 2 converged
+    assert fake_revs == [[(0, 0), (1, 0)], [(0, 1)], [(0, 2)]]
+    assert [(t.secret_index, t.position) for t in result.targets] == [(0, 0), (1, 0), (0, 1), (0, 2)]
+    assert [o.rank_final for o in result.outcomes] == [5, LOW, 3, 2 * LOW]
+    assert sorted(result.backup.layers) == [1, 2, 3]  # every edit made is kept
+    assert result.seconds == 3.0
+    assert result.positions(2) == [[0, 1, 2], [0]]
+
+
+def test_fallbacks_stop_after_the_configured_rounds_and_not_at_all_when_converged(fake_revs):
+    assert [t.position for t in _run(fallback=1, first_ranks=(5,)).targets] == [0, 1]
+    assert [t.position for t in _run(fallback=0, first_ranks=(5,)).targets] == [0]
+    assert [t.position for t in _run(fallback=3, first_ranks=(LOW,)).targets] == [0]
+
+
+# -- end to end on tiny models ---------------------------------------------------------------------------------
+def _inputs(model, n=2, keep=4):
+    g = torch.Generator().manual_seed(7)
+    secrets = []
+    for _ in range(n):
+        prompt = torch.randint(2, 64, (6,), generator=g).tolist()
+        value = []
+        for _ in range(3):  # what the model itself continues with: "memorized"
+            value.append(int(model(torch.tensor([prompt + value])).logits[0, -1].argmax()))
+        secrets.append(Secret(tuple(prompt), tuple(value), tuple(f"{v % 10}" for v in value)))
+    return EraseInputs(tuple(secrets), tuple(_greedy_items(model, keep, seed=4)),
+                       encode=lambda s: [2 + int(c) for c in s])
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_a_guarded_erase_edits_the_model_and_its_backup_restores_it_bit_exactly(family):
+    # given a tiny model, two secrets it continues with, and retained items it reproduces
+    model, arch = _model(family)
+    base = weights_sha256(model)
+    rules = TargetConfig(max_tokens=1, method="distinct")
+    cfg = EraseConfig("test", "revs", dataclasses.replace(CFG, guard_projection=0.05, guard_spread=4, decoys=2,
+                                                          targets=rules))
+    # when
+    result = erase(model, arch, _inputs(model), cfg)
+    # then one distinct position per secret was edited, the guard held the items and the decoys
+    assert [t.secret_index for t in result.targets] == [0, 1]
+    assert result.guard == {"guard_items": 4, "guard_benign": 0, "guard_decoys": 4}
+    assert weights_sha256(model) != base
+    assert result.edits
+    restore(model, arch, result.backup)
+    assert weights_sha256(model) == base
+
+
+def test_a_configuration_that_reads_no_guard_ignores_the_items_to_keep():
+    # given the paper's rules (no guard anywhere) on two copies of the same model
+    model_a, arch_a = _model("llama")
+    model_b, arch_b = _model("llama")
+    inputs = _inputs(model_a)
+    cfg = EraseConfig("paper-like", "revs", CFG)
+    # when one gets the retained items and the other none
+    a = erase(model_a, arch_a, inputs, cfg)
+    erase(model_b, arch_b, dataclasses.replace(inputs, keep=()), cfg)
+    # then the edits are the same and no guard was built
+    assert a.guard == {"guard_items": 0, "guard_benign": 0, "guard_decoys": 0}
+    assert weights_sha256(model_a) == weights_sha256(model_b)
+
+
+def test_ftl_runs_behind_the_same_call_on_the_same_targets():
+    model, arch = _model("llama")
+    base = weights_sha256(model)
+    cfg = dataclasses.replace(PRESETS["ftl"], revs=RevsConfig(targets=TargetConfig(max_tokens=1, method="first")))
+    result = erase(model, arch, _inputs(model, keep=0), cfg)
+    assert [(t.secret_index, t.position) for t in result.targets] == [(0, 0), (1, 0)]
+    assert result.edits == ()
+    assert result.revs is None
+    assert weights_sha256(model) != base
+    restore(model, arch, result.backup)
+    assert weights_sha256(model) == base
+
+
+def test_nothing_to_erase_is_an_error():
+    with pytest.raises(ValueError, match="nothing to erase"):
+        erase(None, None, EraseInputs(()), PRESETS["paper"])
+    with pytest.raises(ValueError, match="one text per value token"):
+        Secret((1,), (2, 3), ("2",))

@@ -1,0 +1,55 @@
+"""Presets: named configurations, the default per tokenizer family, a policy's overrides, inert knobs refused."""
+
+import pytest
+
+from revs_engine.config import RevsConfig
+from revs_engine.presets import PRESETS, default_preset, resolve_config, tokenizer_family
+from tests.revs_engine._tokenizer import make_tiny_tokenizer
+
+
+def test_the_default_follows_the_tokenizer_family():
+    one_per_digit = lambda text: [ord(c) for c in text]  # noqa: E731
+    three_per_token = lambda text: [int(text[i:i + 3]) for i in range(0, len(text), 3)]  # noqa: E731
+    assert tokenizer_family(one_per_digit) == "digit-level"
+    assert default_preset(one_per_digit) == "digits"
+    assert tokenizer_family(three_per_token) == "multi-digit"
+    assert default_preset(three_per_token) == "paper"
+    tok = make_tiny_tokenizer()
+    assert default_preset(lambda t: tok(t, add_special_tokens=False)["input_ids"]) in PRESETS
+
+
+def test_a_policy_names_a_preset_and_overrides_fields():
+    cfg = resolve_config({"preset": "digits", "n_neurons": 40, "residual_rank_window": [0.1, 0.3],
+                          "targets": {"fallback": 2}, "ftl": {"lr": 1e-3}}, default="paper")
+    assert cfg.name == "digits"
+    assert cfg.method == "revs"
+    assert (cfg.revs.n_neurons, cfg.revs.residual_rank_window, cfg.revs.targets.fallback) == (40, (0.1, 0.3), 2)
+    assert cfg.revs.guard_projection == PRESETS["digits"].revs.guard_projection  # the rest is the preset's
+    assert cfg.overrides == ("ftl.lr", "n_neurons", "residual_rank_window", "targets.fallback")
+    assert resolve_config(None, default="digits") == PRESETS["digits"]
+    assert cfg.to_dict()["preset"] == "digits"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"preset": "best"}, "unknown preset 'best'"),
+    ({"bogus": 1, "targets": {"nope": 2}}, "unknown key.*bogus.*targets.nope"),
+    ({"guard_spread": 64}, "guard_spread = 64 only acts through the guard projection"),
+    ({"contrast_weight": 2.0}, "contrast_weight = 2.0 only weighs the contrast score"),
+    ({"guard_retries": 2}, "guard_retries = 2 only acts after a guard check"),
+    ({"decoys": 4}, "decoys = 4 only feed the retain guard"),
+    ({"act_filter": "positive", "act_top_k": 300}, "act_top_k = 300 only sizes the top_k filter"),
+    ({"preset": "ftl", "targets": {"fallback": 1}}, "fallback re-runs REVS"),
+    ({"guard_projection": float("nan")}, "finite"),
+    ({"n_neurons": "many"}, "must be a number"),
+    ({"n_neurons": 50, "act_top_k": 10}, "act_top_k"),
+])
+def test_settings_that_are_wrong_or_do_nothing_are_refused_by_name(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_config(overrides, default="paper")
+
+
+def test_every_preset_is_a_valid_configuration_and_the_library_default_is_the_papers():
+    assert PRESETS["paper"].revs == RevsConfig()
+    assert not RevsConfig().uses_guard
+    assert PRESETS["digits"].uses_guard
+    assert PRESETS["ftl"].method == "ftl"
