@@ -313,19 +313,23 @@ class Policy(BaseModel):
 
     entities: EntityPolicy = Field(default_factory=EntityPolicy)
     memorization: MemorizationPolicy = Field(default_factory=MemorizationPolicy)
-    # Overrides of revs_engine's RevsConfig defaults (checked by building the config; unknown keys are named).
+    # A preset name and overrides of its fields (revs_engine.presets; checked at load, unknown keys are named).
     revs: dict[str, Any] = Field(default_factory=dict)
     audit: AuditThresholds = Field(default_factory=AuditThresholds)
 
     @field_validator("revs")
     @classmethod
     def _valid_revs_config(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from tasks.unlearning import revs_config
+        from revs_engine.presets import FAMILY_PRESET, resolve_config
 
-        try:
-            revs_config(value)
-        except (TypeError, ValueError) as exc:
-            raise _err("revs", str(exc).removeprefix("policy [revs]: ")) from None
+        # without a named preset, the default depends on the model's tokenizer: check against every default
+        for default in dict.fromkeys(FAMILY_PRESET.values()):
+            try:
+                resolve_config(value, default)
+            except (TypeError, ValueError) as exc:
+                hint = "" if "preset" in value else f" (with the default preset {default!r}; name a preset " \
+                    "to choose another)"
+                raise _err("revs", f"{exc}{hint}") from None
         return value
 
 
