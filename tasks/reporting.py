@@ -42,7 +42,9 @@ An export directory holds ``report.json``, ``report.html`` and/or ``report.pdf``
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -209,10 +211,24 @@ def export_report(report: Mapping[str, Any], out_dir: Path, formats: Iterable[st
         from tasks import pdf
 
         pdf.find_chromium()  # fail before writing anything
-    out_dir.mkdir(parents=True, exist_ok=True)
     items = _evidence_items(evidence)
     report = dict(report)
     report["evidence"] = [{"name": f"evidence/{name}", "sha256": sha256_file(src)} for name, src in items]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # built in a sibling temp directory and renamed into place: a failure (no PDF, disk full) leaves no half export
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        _write_export(report, stage, formats, items, root)
+        if out_dir.exists():
+            out_dir.rmdir()  # checked empty above
+        os.rename(stage, out_dir)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out_dir
+
+
+def _write_export(report: dict[str, Any], out_dir: Path, formats: list[str], items: list[tuple[str, Path]],
+                  root: Path | None) -> None:
     if "json" in formats:
         text = json.dumps(report, indent=2, sort_keys=True) + "\n"
         _check_output(text, "report.json")
@@ -241,12 +257,9 @@ def export_report(report: Mapping[str, Any], out_dir: Path, formats: Iterable[st
     atomic_write_bytes(out_dir / MANIFEST, manifest_bytes)
     signature = signing.sign_bytes(manifest_bytes, root)
     atomic_write_text(out_dir / SIGNATURE, json.dumps(signature, indent=2, sort_keys=True) + "\n")
-    return out_dir
 
 
 def _write_pdf(html: str, dest: Path) -> None:
-    import tempfile
-
     from tasks import pdf
 
     with tempfile.TemporaryDirectory(prefix="revs-report-") as tmp:
