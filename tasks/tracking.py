@@ -2,8 +2,9 @@
 
 Offers :func:`open_run` (creates the run: kind, model, Prefect flow-run id, library versions and code commit as
 params), :func:`summarize_findings` (counts per entity type, memorized and erased findings by id / masked preview /
-HMAC — never a raw value), :func:`log_run` (configs as params, metrics before/after, artifacts) and
-:func:`close_run`. Values pass :class:`tasks._mlflow.MlflowAdapter`'s raw-value guard on the way in.
+HMAC — never a raw value), :func:`log_run` (configs as params, metrics before/after, artifacts; and, when the run
+registered a model version, that version's description: :func:`version_description`) and :func:`close_run`.
+Values pass :class:`tasks._mlflow.MlflowAdapter`'s raw-value guard on the way in.
 """
 
 from __future__ import annotations
@@ -91,10 +92,48 @@ def summarize_findings(findings: Path, forget: Path | None, out: Path) -> dict[s
     return {**doc, "path": Path(out)}
 
 
+def _cell(check: dict[str, Any], key: str) -> str:
+    value, unit = check.get(key), str(check.get("unit") or "")
+    if value is None:
+        return "not measured"
+    text = f"{value:g}" if isinstance(value, int | float) else str(value)
+    return f"{text} %" if unit == "%" else text + unit
+
+
+def version_description(report: dict[str, Any], report_link: str, run_id: str) -> str:
+    """Return a model version's description (markdown): the audit verdict, each check, and where the report is.
+
+    Args:
+        report: The signed ``report.json`` of the run that registered the version.
+        report_link: MLflow UI link to the report's HTML artifact.
+        run_id: The run whose artifact ``report/`` holds the signed report.
+    """
+    verdict = report.get("verdict") or {}
+    checks = verdict.get("checks") or []
+    request = (report.get("request") or {}).get("request_id")
+    origin = f"deletion request `{request}`" if request else "compliance sweep"
+    head = (f"**Audit {'passed' if verdict.get('passed') else 'FAILED'}**: "
+            f"{sum(1 for c in checks if c.get('passed'))} of {len(checks)} checks met their thresholds "
+            f"({origin}; built from v{(report.get('model') or {}).get('base_version')}).")
+    lines = [head, "", "| check | measured | threshold | result |", "|---|---|---|---|"]
+    for c in checks:
+        sign = {">=": "≥", "<=": "≤"}.get(str(c.get("comparison")), str(c.get("comparison")))
+        lines.append(f"| {c.get('label') or c.get('name')} | {_cell(c, 'value')} | {sign} {_cell(c, 'threshold')} "
+                     f"| {'PASS' if c.get('passed') else 'FAIL'} |")
+    lines += ["", f"Signed report: [report.html]({report_link}) (artifact `report/` of run `{run_id}`: "
+                  "report.json, report.html, evidence, manifest.json, signature; check it with "
+                  "`revs report verify`)."]
+    return "\n".join(lines)
+
+
 @task(name="log-mlflow-run", **IO_RETRIES)
 def log_run(run_id: str, params: dict[str, Any], metrics: dict[str, dict[str, float]],
             artifacts: dict[str, Path], tags: dict[str, Any]) -> str:
-    """Log configs as params, ``metrics[stage][name]`` as ``<stage>.<name>``, artifacts and tags to the run."""
+    """Log configs as params, ``metrics[stage][name]`` as ``<stage>.<name>``, artifacts and tags to the run.
+
+    When ``artifacts["report"]`` is a report directory whose run registered a model version, that version's
+    description is set to the verdict, every check and a link to the report artifact.
+    """
     adapter = MlflowAdapter()
     adapter.log_params(run_id, flatten("", params))
     adapter.log_metrics(run_id, {f"{stage}.{name}".replace("@", "_at_"): float(value)
@@ -104,6 +143,16 @@ def log_run(run_id: str, params: dict[str, Any], metrics: dict[str, dict[str, fl
         if Path(path).exists():
             adapter.log_artifacts(run_id, Path(path), name if Path(path).is_dir() else None)
     adapter.set_tags(run_id, tags)
+    report_json = Path(artifacts.get("report") or "none") / "report.json"
+    if report_json.is_file():
+        report = json.loads(report_json.read_text(encoding="utf-8"))
+        model = report.get("model") or {}
+        if model.get("new_version") is not None:
+            link = adapter.run_link(run_id, "report/report.html")
+            adapter.describe_version(model["name"], int(model["new_version"]),
+                                     version_description(report, link, run_id))
+            run_logger().info("%s v%s: description set (verdict and report link)", model["name"],
+                              model["new_version"])
     return run_id
 
 

@@ -85,7 +85,7 @@ def _request(request_id="REQ-D-1", received="2026-03-01T09:00:00Z"):
     from flows.params import parse_request
 
     return parse_request(json.dumps({
-        "request_id": request_id, "received_at": received, "verified_at": "2026-03-02T09:00:00Z",
+        "request_id": request_id, "received_at": received, "verified_at": received,
         "legal_basis": "gdpr-17-1-b", "requester_ref": "T-1",
         "subject": {"name": "Dana Example", "identifiers": [{"type": "email", "value": "dana@example.org"}]}}))
 
