@@ -11,7 +11,8 @@ on a default adapter) with
   ``production`` moves only when the audit passed; ``retire`` deletes versions that still contain erased data
   (registry entry, the version's artifacts, its registry run, then ``mlflow gc`` on the explicit backend store)
   and records the retirement (``<workspace>/retirements/*.json`` and a run in the ``revs-retirements`` experiment);
-  ``lineage`` and ``production_version`` read it back.
+  ``lineage``, ``production_version`` and ``model_names`` read it back; ``describe_version`` sets a version's
+  description (its audit verdict and a link to the report, ``run_link``).
 
 Storage: ``sqlite:///<workspace>/mlflow.db`` and ``<workspace>/mlartifacts`` (absolute), unless
 ``REVS_MLFLOW_TRACKING_URI`` names a server (deployment: the compose MLflow service). Never MLflow's defaults.
@@ -261,6 +262,21 @@ class MlflowAdapter:
             out.append({"version": int(mv.version), "tags": dict(mv.tags), "aliases": list(mv.aliases),
                         "source": mv.source, "registry_run_id": mv.run_id})
         return out
+
+    def model_names(self) -> list[str]:
+        """Return the names of every registered model, sorted."""
+        return sorted(m.name for m in self.client.search_registered_models())
+
+    def describe_version(self, model_name: str, version: int, description: str) -> None:
+        """Set a version's description (markdown in the MLflow UI); refused if it holds a registered raw value."""
+        self.client.update_model_version(model_name, str(version),
+                                         description=_check_value("description", "description", description))
+
+    def run_link(self, run_id: str, artifact_path: str = "") -> str:
+        """Return the MLflow UI link (relative, hash-routed) to a run or to one of its artifacts."""
+        experiment = self.client.get_run(run_id).info.experiment_id
+        link = f"#/experiments/{experiment}/runs/{run_id}"
+        return f"{link}/artifactPath/{artifact_path}" if artifact_path else link
 
     def retire(self, model_name: str, versions: Sequence[int], reason: str) -> Path:
         """Delete versions that still contain erased data, with their files, and record it.
