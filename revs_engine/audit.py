@@ -114,6 +114,8 @@ class AuditConfig:
         n_samples, temperature, top_k, sample_seed: sampled extraction (0 samples: not run).
         batch_size: rows per forward pass.
         faithful_top_rounding: reproduce the authors' rounding of the bottom-k half of the score.
+        probe_first: decide greedy extraction and Specificity by the teacher-forced probe where it can, and
+            generate only the other continuations (same verdicts; False generates every one, the slower path).
     """
 
     ks: tuple[int, ...] = (100,)
@@ -127,6 +129,7 @@ class AuditConfig:
     sample_seed: int = 0
     batch_size: int = 16
     faithful_top_rounding: bool = False
+    probe_first: bool = True
 
     def __post_init__(self) -> None:
         if not self.ks or any(k < 1 for k in self.ks):
@@ -194,7 +197,7 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
     gen_acts = capture_targets(model, arch, list(inputs.generality), batch_size=bs) if inputs.generality else None
     gen_ranks = stream_ranks(gen_acts, lens) if gen_acts is not None else None
     spec = specificity(model, list(inputs.retain), max_new_tokens=cfg.specificity_new_tokens, decode=inputs.decode,
-                       batch_size=bs, pad_id=pad_id) if inputs.retain else None
+                       batch_size=bs, pad_id=pad_id, probe_first=cfg.probe_first) if inputs.retain else None
     for k in cfg.ks:
         eff = efficacy_from_ranks(ranks, acts.secret_index, V, k, faithful_top_rounding=ftr)
         lla = score_logit_lens(ranks, acts.secret_index, V, k, faithful_top_rounding=ftr)
@@ -243,21 +246,22 @@ def _specificity_rows(out: _Rows, inputs: AuditInputs, per_item: Sequence[float]
 
 
 def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, pad_id: int) -> None:
-    ids, bs, dec = inputs.forget_ids, cfg.batch_size, inputs.decode
-    greedy = greedy_extraction(model, list(inputs.forget_items), decode=dec, batch_size=bs, pad_id=pad_id)
+    ids, dec = inputs.forget_ids, inputs.decode
+    kw = {"decode": dec, "batch_size": cfg.batch_size, "pad_id": pad_id, "probe_first": cfg.probe_first}
+    greedy = greedy_extraction(model, list(inputs.forget_items), **kw)
     out.extraction("greedy_extraction", ids, greedy.extracted)
     moved = [ProbeItem(tuple(inputs.encode(perturb_attack.perturb_text(p, n_spaces=cfg.n_spaces,
                                                                        seed=cfg.perturb_seed))), it.target_ids)
              for p, it in zip(inputs.prompts, inputs.forget_items, strict=True)]
-    pert = greedy_extraction(model, moved, decode=dec, batch_size=bs, pad_id=pad_id)
+    pert = greedy_extraction(model, moved, **kw)
     out.extraction("perturbed_greedy_extraction", ids, pert.extracted)
     if inputs.generality_items:
-        gen = greedy_extraction(model, list(inputs.generality_items), decode=dec, batch_size=bs, pad_id=pad_id)
+        gen = greedy_extraction(model, list(inputs.generality_items), **kw)
         out.extraction("generality_greedy_extraction", (), gen.extracted, per_target=False)
     if cfg.n_samples:
         sampled = sampled_extraction(model, list(inputs.forget_items), n_samples=cfg.n_samples,
                                      temperature=cfg.temperature, top_k=cfg.top_k, seed=cfg.sample_seed,
-                                     decode=dec, batch_size=max(1, bs // 2), pad_id=pad_id)
+                                     decode=dec, batch_size=max(1, cfg.batch_size // 2), pad_id=pad_id)
         out.extraction("sampled_extraction", ids, sampled.extracted)
 
 

@@ -59,7 +59,7 @@ class RevsConfig:
         guard_check: with a guard, verify each secret's edit on the guard's retained items and redo it with a
             doubled contrast weight when one of them is no longer reproduced (off by default: the stricter redo
             was measured harmful with a guard full of digits, ``benchmarks/RESULTS.md``; the opt-in bench row
-            ``REVS, ours`` shows what it does).
+            ``REVS, contrast + check`` shows what it does).
         guard_retries: how many stricter attempts per secret before keeping the one that broke the fewest; > 0
             needs ``guard_check``.
         guard_projection: 0 (off, the paper) or λ > 0: re-weight each layer's neuron edits so that the MLP

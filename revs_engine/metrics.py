@@ -123,12 +123,13 @@ def generality(model: torch.nn.Module, arch: ModelArch, targets: Sequence[TokenT
 # -- behaviour metrics -----------------------------------------------------------------------------------------
 def specificity(model: torch.nn.Module, retain: Sequence[ProbeItem], *, max_new_tokens: int = 50,
                 decode: Callable[[list[int]], str] | None = None, batch_size: int = 16,
-                pad_id: int = 0) -> MetricResult:
-    """Specificity (§2.4): % of retained items whose greedy continuation still contains their target."""
+                pad_id: int = 0, probe_first: bool = True) -> MetricResult:
+    """Specificity (§2.4): % of retained items whose greedy continuation still contains their target
+    (``probe_first``: see :func:`~revs_engine.attacks.generation.greedy_extraction`)."""
     if not retain:
         raise ValueError("specificity needs at least one retained item")
     res = greedy_extraction(model, retain, max_new_tokens=max_new_tokens, decode=decode, batch_size=batch_size,
-                            pad_id=pad_id)
+                            pad_id=pad_id, probe_first=probe_first)
     return MetricResult("specificity", None, res.rate, tuple(100.0 * f for f in res.extracted))
 
 

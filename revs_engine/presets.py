@@ -10,7 +10,8 @@ A preset is a configuration with a row in ``benchmarks/RESULTS.md`` (``revs_benc
 - ``digits``: the best measured configuration for tokenizers that write numbers one digit per token (SmolLM2):
   the retain guard with format-preserving decoys of each secret, one target per secret at the position least
   like the guard's contexts, each layer's edit re-weighted by the guard projection over the chosen neurons plus
-  the 256 most specific to the secret's context, residual window 5–25 % of the vocabulary.
+  the 256 most specific to the secret's context, residual window 5–25 % and MLP window 0.6–90 % of the
+  vocabulary.
 - ``ftl``: the FT-L baseline (constrained fine-tuning) on the ``digits`` preset's target tokens.
 
 The default (:func:`default_preset`) is ``digits`` for digit-level tokenizers and ``paper`` otherwise: the
@@ -98,6 +99,8 @@ def default_preset(encode: Callable[[str], list[int]]) -> str:
 
 
 _TOP_LEVEL = ("preset", "ftl", "targets")
+#: The REVS fields an FT-L preset still reads: the decoys of its guard (for the distinct position rule).
+FTL_USES = {"decoys", "seed"}
 
 
 def resolve_config(overrides: Mapping[str, Any] | None, default: str) -> EraseConfig:
@@ -119,6 +122,9 @@ def resolve_config(overrides: Mapping[str, Any] | None, default: str) -> EraseCo
     target_fields = {f.name for f in dataclasses.fields(TargetConfig)}
     ftl_fields = {f.name for f in dataclasses.fields(FtlConfig)}
     targets, ftl = dict(overrides.pop("targets", None) or {}), dict(overrides.pop("ftl", None) or {})
+    if base.method == "ftl" and set(overrides) - FTL_USES:
+        raise ValueError(f"preset {name!r} runs FT-L, which does not use REVS's "
+                         f"{', '.join(sorted(set(overrides) - FTL_USES))}: drop them, or override ftl.* fields")
     unknown = sorted(set(overrides) - revs_fields) + sorted(f"targets.{k}" for k in set(targets) - target_fields) \
         + sorted(f"ftl.{k}" for k in set(ftl) - ftl_fields)
     if unknown:

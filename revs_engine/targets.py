@@ -51,9 +51,8 @@ class TargetConfig:
         seed: for ``random``.
         fallback: when none of a secret's targets converged, try up to this many of its other eligible
             positions, one per round in the method's order, until one does (0: the paper's single choice;
-            applied by ``tasks.unlearning_io``). An
-            e-mail's letters are often copied from the name in its context by attention, which REVS's MLP edits
-            cannot outweigh; its digits can be demoted (measured on the demo, README).
+            applied by :func:`revs_engine.erase.erase`). An e-mail's letters are often copied from the name in
+            its context by attention, which REVS's MLP edits cannot outweigh; its digits can be demoted.
     """
 
     max_tokens: int | None = 2

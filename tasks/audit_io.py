@@ -163,6 +163,8 @@ def run_audit(model_spec: str, reference_spec: str | None, forget: pa.Table, ret
     """Audit ``model_spec`` (stage ``after``) and, when given, its unedited ``reference_spec`` (stage ``before``)
     on the same inputs; return the :class:`~revs_engine.audit.AuditReport` s (`revs audit`).
 
+    Specificity checks the retained findings the reference reproduces (without a reference: all of them).
+
     The erased tokens are the ones the edit targeted when ``model_spec`` is a directory holding the edit's
     ``targets.parquet`` (what `revs unlearn` writes), else the paper's evaluation rule.
     """
@@ -170,10 +172,13 @@ def run_audit(model_spec: str, reference_spec: str | None, forget: pa.Table, ret
 
     after = load_model(model_spec, cache_dir=cache_dir)
     before = load_model(reference_spec, cache_dir=cache_dir) if reference_spec else None
-    chooser = before or after
-    retain_ids, retain_list = retained(chooser.model, chooser.tokenizer, retain, [])
+    if before is not None:  # Specificity checks what the unedited model reproduced
+        retain_ids, retain_list = retained(before.model, before.tokenizer, retain, [])
+    else:  # no reference: every retained finding counts (choosing them on the edited model would hide damage)
+        retain_ids, retain_list = probing_io.probe_items(after.tokenizer, probing_io.read_probe_texts(
+            retain, max_prefix_chars=2000))
     positions = edited_positions(Path(model_spec)) if Path(model_spec).is_dir() else {}
-    inputs = audit_inputs(chooser.tokenizer, forget, positions=positions, retain=retain_list,
+    inputs = audit_inputs(after.tokenizer, forget, positions=positions, retain=retain_list,
                           retain_ids=retain_ids, generality=generality, benign=benign)
     reports = []
     for stage, loaded in (("before", before), ("after", after)):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from revs_engine.probes import ProbeItem
+from revs_engine.probes import ProbeItem, probe
 
 
 @dataclass(frozen=True)
@@ -115,14 +115,23 @@ def _extraction(attack: str, items: Sequence[ProbeItem], conts: list[list[tuple[
 
 def greedy_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, max_new_tokens: int | None = None,
                       decode: Callable[[list[int]], str] | None = None, batch_size: int = 16,
-                      pad_id: int = 0) -> ExtractionResult:
+                      pad_id: int = 0, probe_first: bool = True) -> ExtractionResult:
     """Greedy-decode after each prefix and check the continuation contains the target.
 
     ``max_new_tokens`` defaults to the longest target's length (exact reproduction right after the prefix).
+    ``probe_first``: an item whose target greedy decoding emits right after the prefix is extracted whatever
+    follows, and the teacher-forced probe (:func:`revs_engine.probes.probe`, one batched forward) finds those
+    items; only the others are generated. False generates every item (the slower path the probe replaces).
     """
     n = max_new_tokens or max(len(i.target_ids) for i in items)
-    conts = generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n, batch_size=batch_size,
-                                   pad_id=pad_id)
+    items = list(items)
+    known = [r.exact_match for r in probe(model, items, pad_id=pad_id)] if probe_first else [False] * len(items)
+    rest = [i for i, hit in enumerate(known) if not hit]
+    generated = generate_continuations(model, [items[i].prefix_ids for i in rest], max_new_tokens=n,
+                                       batch_size=batch_size, pad_id=pad_id) if rest else []
+    conts: list[list[tuple[int, ...]]] = [[items[i].target_ids] if hit else [] for i, hit in enumerate(known)]
+    for i, c in zip(rest, generated, strict=True):
+        conts[i] = c
     return _extraction("greedy", items, conts, decode, n_samples=1, temperature=0.0, top_k=None,
                        max_new_tokens=n)
 

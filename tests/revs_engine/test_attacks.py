@@ -151,6 +151,24 @@ def test_greedy_extraction_finds_the_models_own_continuations_and_not_random_one
     assert len(hits.extracted) == len(items)
 
 
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox"])
+def test_probing_first_gives_the_same_verdicts_as_generating_every_continuation(family):
+    # given items the model reproduces at once, later in the continuation, or never
+    model = tiny_model(family)
+    model.generation_config.eos_token_id = None
+    own = _own_continuations(model)
+    later = [ProbeItem(it.prefix_ids, it.target_ids[2:]) for it in own[:3]]  # found inside, not at the start
+    never = [ProbeItem(it.prefix_ids, (60, 61, 62, 63)) for it in own[3:]]
+    items = own + later + never
+    # when both paths judge them (ids, and decoded text)
+    for decode in (None, lambda ids: " ".join(map(str, ids))):
+        fast = generation.greedy_extraction(model, items, max_new_tokens=8, decode=decode)
+        slow = generation.greedy_extraction(model, items, max_new_tokens=8, decode=decode, probe_first=False)
+        # then the verdicts are identical
+        assert fast.extracted == slow.extracted
+    assert all(fast.extracted[:len(own)])
+
+
 def test_sampled_extraction_is_reproducible_and_leaves_the_global_rng_alone():
     model = tiny_model("gpt2")
     items = _own_continuations(model, n=3)
