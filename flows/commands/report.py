@@ -8,8 +8,9 @@ adds ``report.pdf``, printed from the HTML by headless Chromium and covered by t
 not trusted (the workspace's key, or the one given). ``revs report public-key [--out FILE]`` prints the workspace's
 public key, for the people who will verify its reports.
 
-User errors (a missing directory or key file, an unknown request, a non-empty ``--out``, no Chromium) print one
-line, ``revs report: error: <what, where, what to do>``, and exit 2.
+User errors (a missing directory or key file, an unknown request, a non-empty ``--out``, no Chromium) raise
+:class:`tasks.errors.UserError`: the CLI prints one line, ``revs report: error: <what, where, what to do>``,
+and exits 2.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_USER_ERROR = 2
 _PEM_HEADER = b"-----BEGIN PUBLIC KEY-----"
 
 
@@ -26,9 +26,10 @@ def _echo(line: str, err: bool = False) -> None:
     (sys.stderr if err else sys.stdout).write(line + "\n")
 
 
-def _user_error(line: str) -> int:
-    _echo(f"revs report: error: {line}", err=True)
-    return EXIT_USER_ERROR
+def _user_error(line: str) -> Exception:
+    from tasks.errors import UserError
+
+    return UserError(line)
 
 
 def register(subparsers) -> None:
@@ -72,16 +73,16 @@ def _verify(args: argparse.Namespace) -> int:
     from tasks import reporting
 
     if not args.dir.is_dir():
-        return _user_error(f"{args.dir}: no such report directory; give the directory `revs report export` wrote")
+        raise _user_error(f"{args.dir}: no such report directory; give the directory `revs report export` wrote")
     key = None
     if args.public_key is not None:
         if not args.public_key.is_file():
-            return _user_error(f"--public-key {args.public_key}: no such file; pass the issuer's "
-                               "report_signing.pub (`revs report public-key` in their workspace prints it)")
+            raise _user_error(f"--public-key {args.public_key}: no such file; pass the issuer's "
+                              "report_signing.pub (`revs report public-key` in their workspace prints it)")
         key = args.public_key.read_bytes()
         if _PEM_HEADER not in key:
-            return _user_error(f"--public-key {args.public_key}: not a PEM public key (no "
-                               f"'{_PEM_HEADER.decode()}' line); pass the issuer's report_signing.pub")
+            raise _user_error(f"--public-key {args.public_key}: not a PEM public key (no "
+                              f"'{_PEM_HEADER.decode()}' line); pass the issuer's report_signing.pub")
     result = reporting.verify_report(args.dir, trusted_public_key=key)
     for note in result.notes:
         _echo(f"note: {note}", err=True)
@@ -100,13 +101,13 @@ def _public_key(args: argparse.Namespace) -> int:
 
     pem = signing.public_key_pem()
     if pem is None:
-        return _user_error("this installation signs with HMAC (the `cryptography` package is missing): there is "
-                           "no public key; install cryptography to sign publicly verifiable reports")
+        raise _user_error("this installation signs with HMAC (the `cryptography` package is missing): there is "
+                          "no public key; install cryptography to sign publicly verifiable reports")
     if args.out is None:
         sys.stdout.write(pem.decode("ascii"))
         return 0
     if args.out.exists():
-        return _user_error(f"--out {args.out}: already exists; choose a new file")
+        raise _user_error(f"--out {args.out}: already exists; choose a new file")
     atomic_write_bytes(args.out, pem)
     _echo(f"wrote {args.out}")
     return 0
@@ -126,13 +127,13 @@ def run(args: argparse.Namespace) -> int:
         run_dir = args.run if args.run is not None else _run_dir_for_request(args.request)
         out = reporting.export_run(run_dir, args.out, formats)
     except RequestNotFoundError:
-        return _user_error(f"--request {args.request}: no such request in this workspace; list them with "
-                           "`revs status`")
+        raise _user_error(f"--request {args.request}: no such request in this workspace; list them with "
+                          "`revs status`") from None
     except ValueError as exc:  # an id that cannot name a request, malformed run data
-        return _user_error(f"--request {args.request}: {exc}" if args.request and "request_id" in str(exc)
-                           else str(exc))
+        raise _user_error(f"--request {args.request}: {exc}" if args.request and "request_id" in str(exc)
+                          else str(exc)) from None
     except (LookupError, FileNotFoundError, FileExistsError, pdf.ChromiumNotFoundError) as exc:
-        return _user_error(str(exc))
+        raise _user_error(str(exc)) from None
     except pdf.PdfRenderError as exc:
         _echo(f"revs report: {exc}", err=True)
         return 1

@@ -38,7 +38,7 @@ def test_status_json_and_listing(capsys):
     assert main(["status", "REQ-2026-0001", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "received"
     assert main(["status"]) == 0
-    assert capsys.readouterr().out == "REQ-2026-0001\treceived\n"
+    assert "REQ-2026-0001" in capsys.readouterr().out
 
 
 @pytest.fixture
