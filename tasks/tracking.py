@@ -3,15 +3,19 @@
 Offers :func:`open_run` (creates the run: kind, model, Prefect flow-run id, library versions and code commit as
 params), :func:`summarize_findings` (counts per entity type, memorized and erased findings by id / masked preview /
 HMAC — never a raw value), :func:`log_run` (configs as params, metrics before/after, artifacts; and, when the run
-registered a model version, that version's description: :func:`version_description`) and :func:`close_run`.
+registered a model version, that version's description: :func:`version_description`) and :func:`close_run`; and
+the Prefect flow-run names :func:`deletion_run_name` (the request id, never the subject) and
+:func:`sweep_run_name`.
 Values pass :class:`tasks._mlflow.MlflowAdapter`'s raw-value guard on the way in.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections import Counter
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from tasks._logging import run_logger
 from tasks._mlflow import MlflowAdapter
 from tasks.caching import IO_RETRIES
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 LIBRARIES = ("revs-compliance", "torch", "transformers", "prefect", "mlflow", "presidio-analyzer", "pyarrow")
 
 
@@ -59,6 +64,32 @@ def flatten(prefix: str, value: Any) -> dict[str, Any]:
     if isinstance(value, list | tuple):
         return {prefix: json.dumps(list(value))}
     return {prefix: "" if value is None else value}
+
+
+def request_run_name(parameters: dict[str, Any]) -> str:
+    """Return a deletion-request flow run's name: its request id, read from the request file; never a value.
+
+    The request file's path is not used (its name may be the subject's); an unreadable file or an id that is not
+    a safe id gives ``deletion-request`` (the flow itself then reports the problem).
+    """
+    try:
+        request_id = json.loads(Path(parameters["request"]).read_text(encoding="utf-8")).get("request_id")
+    except (KeyError, TypeError, OSError, ValueError, AttributeError):
+        return "deletion-request"
+    return request_id if isinstance(request_id, str) and _SAFE_NAME.fullmatch(request_id) else "deletion-request"
+
+
+def deletion_run_name() -> str:
+    """``flow_run_name`` of the deletion-request flow (see :func:`request_run_name`)."""
+    return request_run_name(dict(flow_run.parameters or {}))
+
+
+def sweep_run_name() -> str:
+    """``flow_run_name`` of the compliance-sweep flow: ``sweep-<model name>-<UTC time>``."""
+    params = dict(flow_run.parameters or {})
+    name = str(params.get("model_name") or Path(str(params.get("model") or "model")).name)
+    name = name if _SAFE_NAME.fullmatch(name) else "model"
+    return f"sweep-{name}-{datetime.now(UTC).strftime('%Y%m%dT%H%MZ')}"
 
 
 @task(name="open-mlflow-run", **IO_RETRIES)
