@@ -27,7 +27,7 @@ from tasks.requests import SENSITIVE, model_lock
 LOCK_TIMEOUT_S = 6 * 3600.0
 
 
-@flow(name="deletion-request")
+@flow(name="deletion-request", flow_run_name=tracking.deletion_run_name)
 def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path | None = None,
                      model_name: str | None = None, rerun: bool = False,
                      follow_symlinks: bool = False) -> dict[str, Any]:

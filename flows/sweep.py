@@ -23,7 +23,7 @@ from tasks.requests import model_lock
 LOCK_TIMEOUT_S = 6 * 3600.0
 
 
-@flow(name="compliance-sweep")
+@flow(name="compliance-sweep", flow_run_name=tracking.sweep_run_name)
 def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None, model_name: str | None = None,
                      partitions: int = 1, dask_address: str | None = None,
                      follow_symlinks: bool = False) -> dict[str, Any]:
