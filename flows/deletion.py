@@ -20,7 +20,7 @@ from prefect import flow
 from flows import steps
 from flows.params import load_policy, load_request
 from tasks import corpus as corpus_check
-from tasks import pii, probing, registry, requesting, tracking
+from tasks import free_text, pii, probing, registry, requesting, tracking
 from tasks._workspace import workspace_dir
 from tasks.requests import SENSITIVE, model_lock
 
@@ -47,6 +47,7 @@ def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path
         ``{"request_id", "run_id", "version", "passed", "report", "warnings"}``.
     """
     req, pol = load_request(request), load_policy(policy)
+    free_text.check_free_text(req.requester_ref, f"{request}: requester_ref", "TICKET-4711")  # stored as is
     name = registry.resolve_model_name(model, model_name)
     corpus_check.check_corpus(corpus)  # a missing or unreadable path fails before anything is recorded
     state = requesting.begin_request(req, corpus_check.corpus_fingerprint(corpus), rerun, Path(request))

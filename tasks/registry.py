@@ -1,6 +1,8 @@
 """Prefect tasks for the model registry (DESIGN §4) and the workspace copies of each version.
 
-Offers :func:`model_name_for` (a model spec → its registered name), :func:`version_dir`, :func:`ensure_base`
+Offers :func:`model_name_for` (a model spec → its registered name), :func:`check_model_name` (the one naming
+rule, for every command and flow), :func:`resolve_model_name`, :func:`check_model_spec` (refuse a model that
+cannot be loaded or edited before anything runs), :func:`version_dir`, :func:`ensure_base`
 (register the base as version 1 on first use; return the production version to edit), :func:`register_version`
 (idempotent: a retried or resumed run finds the version it already registered) and :func:`publish_version`
 (move an edit's staging directory to ``models/<name>/v<N>``).
@@ -26,7 +28,7 @@ from tasks._logging import run_logger
 from tasks._mlflow import MlflowAdapter
 from tasks._workspace import check_name, workspace_dir
 from tasks.caching import IO_RETRIES
-from tasks.errors import UserError
+from tasks.errors import UserError, retry_unless_user_error
 
 #: Versions whose files total at most this many bytes are stored in the registry with their weights.
 MAX_WEIGHTS_BYTES = 64 << 20
@@ -115,7 +117,7 @@ def _registry_files(src: Path) -> tuple[Path, Path]:
     return tmp, dest
 
 
-@task(name="ensure-base", **IO_RETRIES)
+@task(name="ensure-base", **IO_RETRIES, retry_condition_fn=retry_unless_user_error)
 def ensure_base(model: str, model_name: str) -> dict[str, Any]:
     """Register ``model`` as version 1 of ``model_name`` on first use; return the production version.
 
@@ -146,7 +148,7 @@ def ensure_base(model: str, model_name: str) -> dict[str, Any]:
     return {"name": model_name, "version": int(version), "dir": path}
 
 
-@task(name="register-version", **IO_RETRIES)
+@task(name="register-version", **IO_RETRIES, retry_condition_fn=retry_unless_user_error)
 def register_version(model_name: str, staged: Path, parent: int, edited_sha256: str, run_id: str,
                      request_id: str | None, verdict: dict[str, Any]) -> int:
     """Register an edit as a new version (alias ``production`` moves only on a passed audit); idempotent."""

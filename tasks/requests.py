@@ -190,11 +190,12 @@ class _SensitiveValues:
         return exc
 
     def clear(self) -> None:
-        """Forget every registered value and source."""
+        """Forget every registered value and source (also for worker processes started from now on)."""
         with self._lock:
             self._values.clear()
             self._sources.clear()
             self._env_loaded = True
+            os.environ.pop(self.SOURCES_ENV, None)
 
 
 class RedactedError(RuntimeError):
