@@ -263,13 +263,30 @@ def load_request(path: str | Path) -> DeletionRequest:
 
 
 class EntityPolicy(BaseModel):
-    """Which PII the sweep looks for."""
+    """Which PII the sweep looks for.
+
+    ``phone_regions``: ISO 3166 codes whose national phone formats count as PHONE_NUMBER (numbers written with
+    ``+`` and a country code always do); default ``pii_detect.DEFAULT_PHONE_REGIONS``, Presidio's default
+    regions (US, GB, DE, FR, IL, IN, CA, BR) plus JP and CN.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     types: list[str] = Field(default_factory=lambda: ["EMAIL_ADDRESS", "US_SSN", "PHONE_NUMBER", "PERSON"],
                              min_length=1)
     min_score: float = Field(0.5, ge=0.0, le=1.0)
+    phone_regions: list[str] = Field(default_factory=lambda: _default_phone_regions(), min_length=1)
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_phone_regions(cls, regions: list[str]) -> list[str]:
+        from pii_detect.config import check_phone_regions
+        from pii_detect.errors import ConfigError
+
+        try:
+            return list(check_phone_regions(regions))
+        except ConfigError as exc:
+            raise _err("phone_regions", str(exc).removeprefix("phone_regions: ")) from None
 
     @field_validator("types")
     @classmethod
@@ -287,6 +304,11 @@ class EntityPolicy(BaseModel):
             raise _err("duplicate", f"{', '.join(duplicates)} listed more than once")
         return types
 
+
+def _default_phone_regions() -> list[str]:
+    from pii_detect.config import DEFAULT_PHONE_REGIONS
+
+    return list(DEFAULT_PHONE_REGIONS)
 
 
 class MemorizationPolicy(BaseModel):

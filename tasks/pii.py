@@ -26,30 +26,49 @@ from tasks.caching import CACHED
 _LOCATION = ("source", "doc_key", "start", "end")
 
 
-def _files(corpus: list[Path]) -> list[Path]:
-    out = []
-    for path in map(Path, corpus):
-        out += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return out
-
-
 @task(name="partition-corpus")
-def partition_corpus(corpus: list[Path], partitions: int) -> list[list[Path]]:
-    """Split the corpus into at most ``partitions`` groups of files (round robin over the sorted file list)."""
-    files = _files(corpus)
+def partition_corpus(corpus: list[Path], partitions: int, follow_symlinks: bool = False) -> list[list[Path]]:
+    """Split the corpus's files into at most ``partitions`` groups (round robin over the discovered files).
+
+    Files are found by the library's one discovery rule (:func:`pii_detect.readers.iter_corpus_files`: hidden
+    entries, unknown suffixes in directories, FIFOs/devices and symlinks leading out of a corpus directory are
+    skipped, the last unless ``follow_symlinks``); what was skipped is logged by kind and path.
+    """
+    from pii_detect.readers import IssueLog, iter_corpus_files
+
+    issues = IssueLog()
+    files = list(iter_corpus_files(corpus, pii_detect.ReaderOptions(follow_symlinks=follow_symlinks), issues))
+    _log_issues(issues, "corpus discovery")
     if not files:
-        raise FileNotFoundError(f"no corpus file under {[str(c) for c in corpus]}")
+        skipped = ", ".join(f"{k}={v}" for k, v in sorted(issues.counts.items())) or "nothing there"
+        raise FileNotFoundError(f"no corpus file under {[str(c) for c in corpus]} ({skipped}); name existing "
+                                "files or directories holding supported file types")
     n = max(1, min(partitions, len(files)))
     return [files[i::n] for i in range(n)]
 
 
+def _log_issues(issues, what: str) -> None:
+    """Log skipped/repaired input by kind, with the first few locations (paths and positions, never content)."""
+    if not issues.total:
+        return
+    log = run_logger()
+    log.warning("%s: %d skipped or repaired input(s): %s", what, issues.total,
+                ", ".join(f"{k}={v}" for k, v in sorted(issues.counts.items())))
+    for issue in issues.examples[:10]:
+        log.warning("  %s", issue)
+
+
 @task(name="scan-corpus", **CACHED)
-def scan_corpus(corpus: list[Path], out: Path, entities: list[str], min_score: float) -> Path:
-    """Scan files for the policy's entity types; write their findings Parquet to ``out``."""
-    config = pii_detect.ScanConfig(entities=tuple(entities), min_score=min_score)
+def scan_corpus(corpus: list[Path], out: Path, entities: list[str], min_score: float,
+                phone_regions: list[str] | None = None) -> Path:
+    """Scan files for the policy's entity types (phone numbers of ``phone_regions``, default: the library's
+    :data:`pii_detect.config.DEFAULT_PHONE_REGIONS`); write their findings Parquet to ``out``."""
+    regions = {"phone_regions": tuple(phone_regions)} if phone_regions else {}
+    config = pii_detect.ScanConfig(entities=tuple(entities), min_score=min_score, **regions)
     table, stats = pii_detect.scan_corpus_table(corpus, hmac_key(), config)
     run_logger().info("scanned %d documents (%d issues): %d findings", stats.documents, stats.issues.total,
-                          table.num_rows)
+                      table.num_rows)
+    _log_issues(stats.issues, "scan")
     return _io.write_table(table, out, pii_detect.FINDINGS_SCHEMA)
 
 
@@ -72,11 +91,20 @@ def _dedupe(table: pa.Table) -> pa.Table:
 
 
 @task(name="locate-subject", **CACHED)
-def locate_subject(request: Path, corpus: list[Path], out: Path, scan_findings: Path | None = None) -> Path:
-    """Find every occurrence of the request's subject; write the findings (exact + normalized + Presidio)."""
+def locate_subject(request: Path, corpus: list[Path], out: Path, scan_findings: Path | None = None,
+                   follow_symlinks: bool = False) -> Path:
+    """Find every occurrence of the request's subject; write the findings (exact + normalized + Presidio).
+
+    The corpus is read with the same discovery rule as the scan (``follow_symlinks`` as in
+    :func:`partition_corpus`).
+    """
     parsed = pii_detect.parse_deletion_request(json.loads(Path(request).read_text(encoding="utf-8")))
     key = hmac_key()
-    located = pii_detect.collect_findings(pii_detect.locate_subject(corpus, parsed.subject, key))
+    stats = pii_detect.ScanStats()
+    reader = pii_detect.ReaderOptions(follow_symlinks=follow_symlinks)
+    located = pii_detect.collect_findings(pii_detect.locate_subject(corpus, parsed.subject, key, reader,
+                                                                    stats=stats))
+    _log_issues(stats.issues, "locate")
     tables = [located]
     if scan_findings is not None:
         wanted = pa.array(sorted(set(located.column("value_hmac").to_pylist()) | _subject_hmacs(parsed, key)))

@@ -34,6 +34,8 @@ def register(subparsers) -> None:
     parser.add_argument("--rerun", action="store_true",
                         help="answer the request again from the start (e.g. against a corrected corpus); its "
                         "history and earlier attempts are kept")
+    parser.add_argument("--follow-symlinks", action="store_true",
+                        help="read symlinks in corpus directories that lead outside them (default: skip them)")
     parser.set_defaults(handler=run)
 
 
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_prefect_console()
     try:
-        result = deletion_request(args.request, args.model, args.corpus, args.policy, args.name, args.rerun)
+        result = deletion_request(args.request, args.model, args.corpus, args.policy, args.name, args.rerun,
+                                  follow_symlinks=args.follow_symlinks)
     except AuditFailedError as exc:
         _echo(f"revs forget: {exc}", err=True)
         return EXIT_AUDIT_FAILED

@@ -60,7 +60,9 @@ class ReadIssue:
         source: File path.
         location: ``line 12``, ``row 5``, ``column body`` or ``""`` for the whole file.
         kind: ``not_found``, ``unreadable``, ``binary``, ``empty``, ``invalid_utf8``, ``malformed_json``,
-            ``missing_field``, ``not_text``, ``missing_column``, ``unsupported``, ``long_document``.
+            ``missing_field``, ``not_text``, ``missing_column``, ``unsupported``, ``long_document``,
+            ``not_regular`` (a FIFO, socket or device: never opened), ``symlink_outside`` (a link in a corpus
+            directory leading out of it, refused unless ``follow_symlinks``).
         detail: What happened and what was done, e.g. ``decoded with U+FFFD``.
     """
 

@@ -15,12 +15,13 @@ from pii_detect import (
     DocumentNotFoundError,
     IssueLog,
     ReaderOptions,
+    iter_corpus_files,
     iter_documents,
     read_document,
     read_documents,
     read_span,
 )
-from pii_detect.readers import doc_sha256
+from pii_detect.readers import doc_sha256, read_file
 
 SSN = "536-22-8412"
 
@@ -176,7 +177,7 @@ def test_parquet_missing_and_non_text_columns(tmp_path):
 
 def test_missing_path_unreadable_and_broken_symlink(tmp_path):
     (tmp_path / "d").mkdir()
-    os.symlink(tmp_path / "nowhere.txt", tmp_path / "d" / "broken.txt")
+    os.symlink(tmp_path / "d" / "nowhere.txt", tmp_path / "d" / "broken.txt")
     write(tmp_path / "d" / "ok.txt", b"fine")
     docs, issues = docs_of([tmp_path / "missing.txt", tmp_path / "d"])
     assert [d.text for d in docs] == ["fine"]
@@ -190,3 +191,86 @@ def test_long_line_is_reported_and_kept_whole(tmp_path):
     assert [len(d.text) for d in docs] == [len(line), 5]
     assert issues.counts == {"long_document": 1}
     assert issues.examples[0].location == "line 1"
+
+
+# --- discovery: one rule for every entry point ------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_hang():
+    """Fail (instead of hanging the suite) when a read blocks, e.g. on a FIFO."""
+    import signal
+
+    class ReaderBlocked(Exception):  # not an OSError: the readers must not swallow it
+        pass
+
+    def boom(*_):
+        raise ReaderBlocked("the reader blocked")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_fifo_named_txt_is_skipped_with_an_issue_not_opened(tmp_path, no_hang):
+    # given a FIFO named like a text file, in a corpus directory and named explicitly
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    os.mkfifo(corpus / "pipe.txt")
+    write(corpus / "ok.txt", f"ssn {SSN}".encode())
+    # when
+    docs, issues = docs_of([corpus, corpus / "pipe.txt"])
+    # then: the regular file is read, the FIFO never opened (no writer: opening it would block forever)
+    assert [d.text for d in docs] == [f"ssn {SSN}"]
+    assert issues.counts == {"not_regular": 2}
+    assert all("FIFO" in i.detail and i.source.endswith("pipe.txt") for i in issues.examples)
+    assert list(read_file(corpus / "pipe.txt", ReaderOptions())) == []  # the re-read path is guarded too
+
+
+def _linked_corpus(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    write(outside / "secret.txt", b"outside file")
+    write(outside / "sub" / "deep.txt", b"outside dir")
+    corpus = tmp_path / "corpus"
+    (corpus / "inner").mkdir(parents=True)
+    write(corpus / "inner" / "a.txt", b"inside")
+    os.symlink(outside / "secret.txt", corpus / "to_secret.txt")
+    os.symlink(outside / "sub", corpus / "to_sub")
+    os.symlink(corpus / "inner" / "a.txt", corpus / "alias.txt")  # inside the root: read
+    os.symlink(corpus, corpus / "inner" / "loop")  # a cycle, only walked with follow_symlinks
+    return corpus
+
+
+def test_symlinks_out_of_the_corpus_are_refused_with_an_issue(tmp_path):
+    corpus = _linked_corpus(tmp_path)
+    docs, issues = docs_of([corpus])
+    assert sorted(d.text for d in docs) == ["inside", "inside"]  # inner/a.txt and alias.txt
+    assert issues.counts == {"symlink_outside": 2}
+    assert {os.path.basename(i.source) for i in issues.examples} == {"to_secret.txt", "to_sub"}
+    assert all("--follow-symlinks" in i.detail for i in issues.examples)
+
+
+def test_follow_symlinks_reads_them_and_walks_each_directory_once(tmp_path, no_hang):
+    corpus = _linked_corpus(tmp_path)
+    docs, issues = docs_of([corpus], ReaderOptions(follow_symlinks=True))
+    assert sorted(d.text for d in docs) == ["inside", "inside", "outside dir", "outside file"]
+    assert issues.total == 0
+
+
+def test_hidden_entries_and_unknown_suffixes_in_directories_but_not_named_files(tmp_path):
+    corpus = tmp_path / "c"
+    (corpus / ".git").mkdir(parents=True)
+    write(corpus / ".git" / "HEAD.txt", b"hidden dir")
+    write(corpus / ".notes.txt", b"hidden file")
+    write(corpus / "data.bin", b"unknown suffix")
+    write(corpus / "a.txt", b"kept")
+    docs, issues = docs_of([corpus])
+    assert [d.text for d in docs] == ["kept"]
+    assert issues.counts == {"unsupported": 1}
+    named, named_issues = docs_of([corpus / "data.bin", corpus / ".notes.txt"])  # named: read as plain text
+    assert [d.text for d in named] == ["unknown suffix", "hidden file"]
+    assert named_issues.total == 0
+    assert list(iter_corpus_files([corpus])) == [corpus / "a.txt"]
