@@ -5,20 +5,25 @@ what the model had memorized and what was erased, every audit check (measured va
 verdict; the pages after it hold the evidence: one row per distinct erased value, the per-layer rank plot, attack
 scores, every metric before and after, the lineage of model versions as a chain, the residual risk, the
 configuration and the evidence files. Every metric is explained in one sentence where it appears
-(:mod:`tasks.report_metrics`). Every value from the report is HTML-escaped. Plots: :mod:`tasks.report_svg`.
+(:mod:`tasks.report_metrics`). Every value from the report is HTML-escaped. Evidence pages:
+:mod:`tasks.report_evidence_html`; plots: :mod:`tasks.report_svg`; formatting: :mod:`tasks.report_format`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
 from tasks import deadlines
-from tasks.report_metrics import metric_info
+from tasks.report_evidence_html import evidence_html
+from tasks.report_format import badge as _badge
+from tasks.report_format import date as _date
+from tasks.report_format import e as _e
+from tasks.report_format import plural as _plural
+from tasks.report_format import table as _table
 from tasks.report_svg import attack_bars_svg, rank_plot_svg
 
 __all__ = ["attack_bars_svg", "rank_plot_svg", "render_html"]
@@ -44,6 +49,7 @@ padding:0 .35em;font-size:8.5pt} .badge.pass{background:var(--pass)} .badge.fail
 .why{display:block;color:var(--muted);font-size:8pt;line-height:1.25}
 .alert{color:var(--fail);font-weight:700} .ok{color:var(--pass);font-weight:600}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.35rem .7rem;font-size:9pt}
+.alert-box{border-left-color:var(--fail);background:#fdf0f0} .alert-box p{margin:.1rem 0}
 .mono,code{font-family:"Liberation Mono","DejaVu Sans Mono",monospace;font-size:8pt;word-break:break-all}
 .chain{display:flex;flex-wrap:wrap;align-items:stretch;gap:.3rem;margin:.3rem 0}
 .ver{border:1.5px solid var(--line);border-radius:6px;padding:.3rem .55rem;min-width:9.5rem;font-size:8.5pt;
@@ -60,56 +66,6 @@ tr,.ver{break-inside:avoid} h2,h3{break-after:avoid}
 @page{size:A4;margin:12mm 12mm 14mm}
 @media print{body{margin:0;max-width:none;padding:0}}
 """
-
-_ATTACK_NAMES = {"logit_lens": "Logit-Lens", "delta": "Delta", "perturb": "Perturbation"}
-
-
-def _fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        text = (f"{value:,.0f}" if abs(value) >= 1000 or value.is_integer() else
-                f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}")
-        return f"{text} {unit}".strip() if unit == "%" else text + unit
-    if isinstance(value, int):
-        return f"{value:,}{' ' + unit if unit == '%' else unit}"
-    if isinstance(value, Mapping | list):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
-
-
-def _e(value: Any, unit: str = "") -> str:
-    return escape(_fmt(value, unit))
-
-
-def _table(rows: Sequence[Sequence[str]], header: Sequence[str], cls: str = "", num_from: int = 99) -> str:
-    """Rows of already-escaped HTML cells; columns from ``num_from`` are right-aligned numbers."""
-    def cell(tag: str, i: int, html: str) -> str:
-        return f'<{tag}{" class=num" if i >= num_from else ""}>{html}</{tag}>'
-    head = "".join(cell("th", i, escape(h)) for i, h in enumerate(header)) if header else ""
-    body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(r)) + "</tr>" for r in rows)
-    return f'<table class="{cls}">' + (f"<tr>{head}</tr>" if head else "") + body + "</table>"
-
-
-def _date(value: Any) -> str:
-    if not value:
-        return "—"
-    try:
-        moment = datetime.fromisoformat(str(value)).astimezone(UTC)
-    except ValueError:
-        return escape(str(value))
-    return escape(moment.strftime("%Y-%m-%d %H:%M UTC"))
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
-def _badge(passed: bool) -> str:
-    return f'<span class="badge {"pass" if passed else "fail"}">{"PASS" if passed else "FAIL"}</span>'
-
 
 def _asked(report: Mapping[str, Any]) -> str:
     request, model = report.get("request") or {}, report.get("model") or {}
@@ -145,12 +101,38 @@ def _asked(report: Mapping[str, Any]) -> str:
     return "<h2>What was asked</h2>" + _table([(escape(k), v) for k, v in rows], (), "kv")
 
 
+def _searched(report: Mapping[str, Any]) -> str:
+    corpus = (report.get("request") or {}).get("corpus") or {}
+    if not corpus:
+        return ""
+    issues = int(corpus.get("issues_total") or 0)
+    kinds = ", ".join(f"{escape(str(k))} {_e(v)}" for k, v in sorted((corpus.get("issues") or {}).items()))
+    text = (f"<p>Searched {_plural(int(corpus.get('documents') or 0), 'document')} in "
+            f"{_plural(int(corpus.get('files') or 0), 'file')}")
+    if issues:
+        skipped = f"{_plural(issues, 'read issue')} ({kinds}): parts were skipped"
+        return text + f'; <span class="alert">{skipped}</span>.</p>'
+    return text + "; every file was read.</p>"
+
+
+def _warnings(report: Mapping[str, Any]) -> str:
+    request = report.get("request") or {}
+    lines = [str(w) for w in request.get("warnings") or []]
+    if int(request.get("attempt") or 1) > 1:
+        lines.append(f"This is attempt {int(request['attempt'])} of this request (re-run deliberately); the "
+                     "earlier attempts stay in its history.")
+    if not lines:
+        return ""
+    items = "".join(f"<p><b>Warning:</b> {escape(w)}</p>" for w in lines)
+    return f'<div class="note alert-box">{items}</div>'
+
+
 def _found(report: Mapping[str, Any]) -> str:
     found, totals = report.get("found") or [], report.get("found_totals") or {}
     where = "about the data subject " if report.get("request") else ""
     if not found:
-        return (f"<h2>What was found</h2><p class=alert>No personal data {where}was found in the corpus. "
-                "Check that the corpus paths were right before relying on this report.</p>")
+        return (f"<h2>What was found</h2>{_searched(report)}<p class=alert>No personal data {where}was found in "
+                "the corpus. Check that the corpus paths were right before relying on this report.</p>")
     rows = [(escape(str(f["entity_type"])), _e(f["occurrences"]), _e(f["distinct_values"]), _e(f["sources"]),
              _e(f["documents"])) for f in found]
     if len(found) > 1:
@@ -160,8 +142,8 @@ def _found(report: Mapping[str, Any]) -> str:
             f"{_plural(int(totals.get('distinct_values', 0)), 'distinct value')} {where}in "
             f"{_plural(int(totals.get('documents', 0)), 'document')} of "
             f"{_plural(int(totals.get('sources', 0)), 'source file')}.</p>")
-    return "<h2>What was found</h2>" + text + _table(rows, ("entity type", "occurrences", "distinct values",
-                                                             "sources", "documents"), num_from=1)
+    header = ("entity type", "occurrences", "distinct values", "sources", "documents")
+    return "<h2>What was found</h2>" + _searched(report) + text + _table(rows, header, num_from=1)
 
 
 def _erased(report: Mapping[str, Any]) -> str:
@@ -244,129 +226,6 @@ def _verdict_banner(report: Mapping[str, Any]) -> str:
             f"</b> — {words}</div>")
 
 
-def _values(report: Mapping[str, Any]) -> str:
-    values = report.get("values") or []
-    if not values:
-        return ""
-    keys = sorted({k for v in values for k in v.get("metrics") or {}}, key=_metric_order)
-    header = ["value (masked)", "type", "occurrences (erased)", "edited token: rank before → after",
-              *(metric_info(k).label for k in keys)]
-    rows = []
-    for v in values:
-        tokens = "<br>".join(f"#{t['position']}: {_e(t['rank_before'])} → {_e(t['rank_after'])}"
-                             + ("" if t.get("converged", True) else " <span class=alert>(not converged)</span>")
-                             for t in v.get("tokens") or []) or "—"
-        cells = [f"<b class=nw>{_e(v.get('masked_preview'))}</b>", _e(v.get("entity_type")),
-                 f"{_e(v.get('occurrences'))} ({_e(v.get('erased_occurrences'))})", tokens]
-        for k in keys:
-            m = (v.get("metrics") or {}).get(k) or {}
-            cells.append(f"<span class=nw>{_e(m.get('before'))} → <b>{_e(m.get('after'))}</b></span>")
-        rows.append(cells)
-    legend = "".join(f"<li><b>{escape(metric_info(k).label)}</b>: {escape(metric_info(k).explanation)}</li>"
-                     for k in keys)
-    return ("<h2>Erased values</h2><p>One row per distinct value (occurrences of the same value are grouped by "
-            "its keyed hash); scores are before → <b>after</b> the edit, the worst case over the value's "
-            "occurrences. An edited token's rank is its position among the model's next-token candidates (0 = "
-            "the model's first choice).</p>"
-            + _table(rows, header, "values", num_from=4) + f'<ul class="legend">{legend}</ul>')
-
-
-def _metric_order(key: str) -> tuple[int, str]:
-    order = ["efficacy", "greedy_extraction", "perturbed_greedy_extraction", "logit_lens", "delta", "perturb"]
-    name = key.split("@")[0]
-    return (order.index(name) if name in order else len(order), key)
-
-
-def _plots(report: Mapping[str, Any]) -> str:
-    ranks = report.get("layer_ranks") or {}
-    attacks = [{**a, "name": _ATTACK_NAMES.get(str(a.get("name")), a.get("name"))}
-               for a in report.get("attacks") or []]
-    rank = metric_info("layer_rank").explanation
-    k = (report.get("thresholds") or {}).get("efficacy_k")
-    names = [f"{n}@{k}" if k else n for n in ("logit_lens", "delta", "perturb")]
-    return ("<h2>Where the erased tokens rank, layer by layer</h2><figure>"
-            + rank_plot_svg(ranks.get("before") or [], ranks.get("after") or [])
-            + f"<figcaption>{escape(rank)} Log scale.</figcaption></figure>"
-            "<h2>Attacks after the edit</h2><figure>" + attack_bars_svg(attacks)
-            + "<figcaption>Each bar is an attack's score after the edit (100 = the attack recovered nothing); the "
-              "dashed line is the policy threshold. Green: at or above it.</figcaption></figure>"
-            + '<ul class="legend">' + "".join(
-                f"<li><b>{escape(metric_info(n).label)}</b>: {escape(metric_info(n).explanation)}</li>"
-                for n in names) + "</ul>")
-
-
-def _metrics(report: Mapping[str, Any]) -> str:
-    metrics = report.get("metrics") or {}
-    before, after = metrics.get("before") or {}, metrics.get("after") or {}
-    names = sorted(set(before) | set(after), key=_metric_order)
-    if not names:
-        return ""
-    rows = [(f"{escape(metric_info(n).label)}<span class=why>{escape(metric_info(n).explanation)}</span>",
-             _e(before.get(n)), _e(after.get(n))) for n in names]
-    return "<h2>Every metric, before and after</h2>" + _table(rows, ("metric", "before", "after"), num_from=1)
-
-
-def _lineage(report: Mapping[str, Any]) -> str:
-    lineage = sorted(report.get("lineage") or [], key=lambda r: int(r.get("version") or 0))
-    if not lineage:
-        return ""
-    versions = report.get("versions") or {}
-    holding = set(versions.get("still_containing_erased_data") or [])
-    production = versions.get("production")
-    new = (report.get("model") or {}).get("new_version")
-    boxes, prev = [], None
-    for row in lineage:
-        v, parent = row.get("version"), row.get("parent")
-        tags = []
-        if v == production or "production" in (row.get("aliases") or []):
-            tags.append('<span class="tag prod">production</span>')
-        if v in holding:
-            tags.append('<span class="tag holds">holds erased data</span>')
-        if v == new:
-            tags.append('<span class="tag">this report</span>')
-        origin = ("base model" if parent is None else f"request {escape(str(row['request_id']))}"
-                  if row.get("request_id") else "compliance sweep")
-        built = "" if parent is None or parent == prev else f"<br>built from v{_e(parent)}"
-        cls = "ver" + (" prod" if "production" in "".join(tags) else "") + (" holds" if v in holding else "")
-        if prev is not None:
-            boxes.append('<span class="arrow">→</span>')
-        boxes.append(f'<div class="{cls}"><b>v{_e(v)}</b> {"".join(tags)}<br>{origin}{built}<br>audit: '
-                     f'{_e(row.get("audit") or "—")}<br><span class="mono">sha256 '
-                     f'{escape(str(row.get("weights_sha256") or "—")[:12])}…</span></div>')
-        prev = v
-    note = ""
-    if holding:
-        listed = ", ".join(f"v{escape(str(h))}" for h in sorted(holding))
-        note = (f'<p class="note">{"Versions" if len(holding) > 1 else "Version"} {listed} still '
-                f'{"hold" if len(holding) > 1 else "holds"} the erased data: retire '
-                f'{"them" if len(holding) > 1 else "it"} (<code>revs retire</code>) once nothing depends on '
-                f'{"them" if len(holding) > 1 else "it"}.</p>')
-    return ("<h2>Model lineage</h2><p>Each registered version of the model, oldest first; an arrow points to the "
-            "next version.</p>" + f'<div class="chain">{"".join(boxes)}</div>' + note)
-
-
-def _flat(prefix: str, value: Any) -> list[tuple[str, Any]]:
-    if isinstance(value, Mapping):
-        return [kv for k, v in value.items() for kv in _flat(f"{prefix}.{k}" if prefix else str(k), v)]
-    return [(prefix, value)]
-
-
-def _tail(report: Mapping[str, Any]) -> str:
-    parts = [f'<h2>Residual risk</h2><p class="note">{escape(str(report.get("residual_risk", "")))}</p>']
-    config = report.get("config") or {}
-    if config:
-        rows = [(f"<code>{escape(k)}</code>", f"<code>{_e(v)}</code>") for k, v in _flat("", config)]
-        parts.append("<h2>Configuration</h2>" + _table(rows, ("setting", "value")))
-    evidence = report.get("evidence") or []
-    if evidence:
-        parts.append("<h2>Evidence files</h2><p>Every file of this report is listed with its sha256 in the signed "
-                     "<code>manifest.json</code>; check them with <code>revs report verify DIR --public-key "
-                     "report_signing.pub</code>.</p>"
-                     + _table([(f"<code>{_e(e.get('name'))}</code>", f"<code>{_e(e.get('sha256'))}</code>")
-                               for e in evidence], ("file", "sha256")))
-    return "".join(parts)
-
-
 def _footer_css(report: Mapping[str, Any]) -> str:
     request = (report.get("request") or {}).get("request_id")
     label = re.sub(r"[^A-Za-z0-9._ -]", "", f"Erasure audit report {request or report.get('run_id')}")[:80]
@@ -385,10 +244,10 @@ def render_html(report: Mapping[str, Any]) -> str:
     head = (f'<p class="brand">REVS Compliance · erasure audit report</p><h1>{escape(title)}</h1>'
             f'<p class="sub">Model {_e(model.get("name"))} {escape(versions)} · generated '
             f'{_date(report.get("generated_at"))} · run <span class="mono">{_e(report.get("run_id"))}</span></p>')
-    page1 = (head + _verdict_banner(report) + '<div class="grid"><div>' + _asked(report) + "</div><div>"
-             + _found(report) + "</div></div>" + _erased(report) + _checks(report.get("verdict") or {}))
-    evidence = ('<h2 style="border:0;font-size:14pt">Evidence</h2>' + _values(report) + _plots(report)
-                + _metrics(report) + _lineage(report) + _tail(report))
+    page1 = (head + _verdict_banner(report) + _warnings(report) + '<div class="grid"><div>' + _asked(report)
+             + "</div><div>" + _found(report) + "</div></div>" + _erased(report)
+             + _checks(report.get("verdict") or {}))
+    evidence = evidence_html(report)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" "
             "content=\"default-src 'none'; style-src 'unsafe-inline'\">"

@@ -11,7 +11,7 @@ import pytest
 from tasks.report_html import attack_bars_svg, rank_plot_svg, render_html
 from tasks.reporting import ReportDataError, build_report, export_report, export_run, load_run, verify_report
 from tasks.requests import SENSITIVE
-from tests.tasks.conftest import PLANTED_EMAIL, PLANTED_SSN
+from tests.tasks.conftest import PLANTED_EMAIL, PLANTED_SSN, sample_report_data
 
 
 def test_build_report_has_all_blocks_and_a_residual_risk_statement(report_data):
@@ -291,3 +291,19 @@ def test_print_css_is_there(report_data):
     assert "@page{size:A4" in html
     assert "break-before:page" in html
     assert 'counter(page) " of " counter(pages)' in html
+
+
+def test_first_page_shows_the_corpus_read_issues_and_warnings(report_data):
+    report_data["request"].update(
+        attempt=2, corpus={"documents": 120, "files": 3, "issues_total": 2, "issues": {"decode_error": 2}},
+        warnings=["NO OCCURRENCE of the subject was found in 120 documents: nothing was erased."])
+    page1 = _page1(render_html(build_report(report_data)))
+    assert "Searched 120 documents in 3 files" in page1
+    assert "2 read issues (decode_error 2): parts were skipped" in page1
+    assert "<b>Warning:</b> NO OCCURRENCE of the subject was found in 120 documents" in page1
+    assert "This is attempt 2 of this request" in page1
+    clean = sample_report_data()
+    clean["request"]["corpus"] = {"documents": 10, "files": 1, "issues_total": 0, "issues": {}}
+    page1 = _page1(render_html(build_report(clean)))
+    assert "every file was read" in page1
+    assert "Warning" not in page1
