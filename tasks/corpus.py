@@ -28,6 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import _io
 from tasks._logging import run_logger
 from tasks.errors import CorpusPathError
+from tasks.requests import redact_failures
 
 #: Issue examples kept in the record (the counts cover every issue).
 MAX_EXAMPLES = 20
@@ -79,6 +80,7 @@ def corpus_fingerprint(corpus: list[Path] | list[str]) -> str:
 
 
 @task(name="inspect-corpus", cache_policy=NO_CACHE, persist_result=False)
+@redact_failures
 def inspect_corpus(corpus: list[Path], out: Path) -> dict[str, Any]:
     """Read the corpus once (no detection); write and return documents, bytes and read issues (no content).
 
@@ -100,6 +102,7 @@ def inspect_corpus(corpus: list[Path], out: Path) -> dict[str, Any]:
 
 
 @task(name="located-evidence", cache_policy=NO_CACHE, persist_result=False)
+@redact_failures
 def located_evidence(findings: Path, inspection: dict[str, Any]) -> dict[str, Any]:
     """Return what the ``located`` step records: the findings, their count, the corpus inspection, warnings.
 

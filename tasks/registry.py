@@ -29,6 +29,7 @@ from tasks._mlflow import MlflowAdapter
 from tasks._workspace import check_name, workspace_dir
 from tasks.caching import IO_RETRIES
 from tasks.errors import UserError, retry_unless_user_error
+from tasks.requests import redact_failures
 
 #: Versions whose files total at most this many bytes are stored in the registry with their weights.
 MAX_WEIGHTS_BYTES = 64 << 20
@@ -118,6 +119,7 @@ def _registry_files(src: Path) -> tuple[Path, Path]:
 
 
 @task(name="ensure-base", **IO_RETRIES, retry_condition_fn=retry_unless_user_error)
+@redact_failures
 def ensure_base(model: str, model_name: str) -> dict[str, Any]:
     """Register ``model`` as version 1 of ``model_name`` on first use; return the production version.
 
@@ -149,6 +151,7 @@ def ensure_base(model: str, model_name: str) -> dict[str, Any]:
 
 
 @task(name="register-version", **IO_RETRIES, retry_condition_fn=retry_unless_user_error)
+@redact_failures
 def register_version(model_name: str, staged: Path, parent: int, edited_sha256: str, run_id: str,
                      request_id: str | None, verdict: dict[str, Any]) -> int:
     """Register an edit as a new version (alias ``production`` moves only on a passed audit); idempotent."""
@@ -169,6 +172,7 @@ def register_version(model_name: str, staged: Path, parent: int, edited_sha256: 
 
 
 @task(name="publish-version")
+@redact_failures
 def publish_version(model_name: str, staged: Path, version: int) -> Path:
     """Move the staged edit to ``models/<name>/v<version>`` (a no-op when an earlier attempt already did)."""
     dest = version_dir(model_name, version)
@@ -180,6 +184,7 @@ def publish_version(model_name: str, staged: Path, version: int) -> Path:
 
 
 @task(name="read-lineage", **IO_RETRIES)
+@redact_failures
 def lineage(model_name: str, new_version: int | None, passed: bool) -> dict[str, Any]:
     """Return the report's lineage rows and version summary.
 

@@ -16,7 +16,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks._logging import run_logger
-from tasks.requests import SENSITIVE, RequestLike, RequestState, RequestStore
+from tasks.requests import SENSITIVE, RequestLike, RequestState, RequestStore, redact_failures
 
 _NO_PERSIST: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -27,6 +27,7 @@ def _summary(state: RequestState) -> dict[str, Any]:
 
 
 @task(name="begin-request", **_NO_PERSIST)
+@redact_failures
 def begin_request(request: RequestLike, corpus_sha256: str | None = None, rerun: bool = False,
                   source: Path | None = None) -> dict[str, Any]:
     """Start the request, resume it, or (``rerun``) answer it again from the start.
@@ -49,6 +50,7 @@ def begin_request(request: RequestLike, corpus_sha256: str | None = None, rerun:
 
 
 @task(name="advance-request", **_NO_PERSIST)
+@redact_failures
 def advance_request(request_id: str, step: str, evidence: dict[str, Any]) -> dict[str, Any]:
     """Record a completed step with its evidence (paths, hashes, ids, counts)."""
     state = RequestStore().advance(request_id, step, evidence)
@@ -57,12 +59,14 @@ def advance_request(request_id: str, step: str, evidence: dict[str, Any]) -> dic
 
 
 @task(name="fail-request", **_NO_PERSIST)
+@redact_failures
 def fail_request(request_id: str, reason: str) -> dict[str, Any]:
     """Mark the request failed (raw values known to this process are redacted from the reason)."""
     return _summary(RequestStore().fail(request_id, reason))
 
 
 @task(name="request-block", **_NO_PERSIST)
+@redact_failures
 def request_block(request_id: str) -> dict[str, Any]:
     """Return the report's request section: ids, legal basis, timestamps, statutory deadline, masked subject and
     HMACs."""

@@ -9,6 +9,7 @@ Offers
   ``evidence``, ``history``, ``deadline`` — the statutory due date of :mod:`tasks.deadlines` —, ``answered_at``);
 - :func:`model_lock` — an exclusive ``fcntl.flock`` on ``.revs/locks/<model>.lock`` that serializes requests
   against one model;
+- :func:`redact_failures` — a task-body decorator: exceptions leave the task with raw values redacted;
 - :data:`SENSITIVE` — a registry of raw values (filled by ``begin`` and from request files, also in worker
   processes; redacts every log record once filled) that evidence and failure
   reasons are checked against.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import hmac
 import json
@@ -200,6 +202,26 @@ class _SensitiveValues:
 
 class RedactedError(RuntimeError):
     """An exception whose text held a raw personal value, re-raised with that value replaced by ``[REDACTED]``."""
+
+
+def redact_failures(fn):
+    """Decorate a task body so that an exception leaves it redacted (:meth:`_SensitiveValues.redact_exception`).
+
+    Put it under ``@task``: Prefect turns a task's exception into the task run's state message (stored by the
+    Prefect server) and may persist it, before any flow code could redact it.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            safe = SENSITIVE.redact_exception(exc)
+            if safe is exc:
+                raise
+            raise safe from None
+
+    return wrapper
 
 
 def _describe(exc: BaseException) -> str:

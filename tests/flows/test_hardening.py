@@ -435,3 +435,32 @@ def test_a_group_readable_key_is_refused_with_the_command_that_fixes_it(tmp_path
     assert "readable or writable by group/others (mode 0640)" in _one_line_error(capsys, "scan")
     path.chmod(0o600)
     assert hmac_key() == key
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fresh_workspace")
+def test_an_exception_carrying_a_raw_value_inside_the_deletion_flow_reaches_no_store(world, prefect_harness,
+                                                                                      monkeypatch, capsys):
+    import time
+    from urllib.parse import urlparse
+
+    import pii_detect
+
+    def broken(*args, **kwargs):
+        raise ValueError(f"cannot read the document of {JANE_NAME} <{JANE_EMAIL}>")
+
+    monkeypatch.setattr(pii_detect, "iter_documents", broken)  # inside the flow's corpus inspection task
+    code = main(["forget", str(world.jane_request), "--model", str(world.model), "--corpus", str(world.corpus),
+                 "--policy", str(world.request_policy), "--name", MODEL])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "internal error (ValueError)" in err
+    time.sleep(1.0)  # let Prefect's log batches reach its server
+    db_dir = Path(urlparse(prefect_harness.replace("sqlite+aiosqlite", "file")).path).parent
+    hits = []
+    for store in (Path(os.environ["REVS_HOME"]), Path(os.environ["PREFECT_HOME"]), db_dir):
+        for path in (p for p in store.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            hits += [(str(path), raw) for raw in (JANE_EMAIL, JANE_NAME) if raw.encode() in data]
+    assert hits == []
+    assert JANE_EMAIL not in err
