@@ -218,10 +218,14 @@ def _verdict_banner(report: Mapping[str, Any]) -> str:
         words = "nothing the model had memorized needed erasing; no new version was made."
     else:
         failed = [str(c.get("label") or c.get("name")) for c in checks if not c.get("passed")]
-        what = ", ".join(failed) if failed else "; ".join(str(f) for f in verdict.get("failures") or []) \
-            or "no audit verdict was recorded"
-        words = (f"not met: {escape(what)}. Version {_e(new)} was kept out of production."
-                 if new is not None else f"not met: {escape(what)}.")
+        failures = "; ".join(str(f) for f in verdict.get("failures") or [])
+        if failed or failures:
+            words = f"not met: {escape(', '.join(failed) or failures)}."
+        else:
+            words = "no audit verdict was recorded." if not checks else \
+                "the audit did not pass, although no check below failed (see the evidence)."
+        if new is not None:
+            words += f" Version {_e(new)} was kept out of production."
     return (f'<div class="verdict {"pass" if passed else "fail"}"><b>Verdict: {"PASSED" if passed else "FAILED"}'
             f"</b> — {words}</div>")
 

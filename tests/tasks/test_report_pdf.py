@@ -75,6 +75,8 @@ def _threshold(check) -> str:
 
 
 def _assert_page_states_every_check(text: str, checks) -> None:
+    assert "Audit checks (" in text
+    text = text[text.index("Audit checks ("):]
     for check in checks:
         label = " ".join(check["label"].split())
         assert label in text, f"check {check['name']!r} missing from page 1"
@@ -124,7 +126,7 @@ def test_a_failed_sweep_with_many_types_and_checks_still_fits_page_one(tmp_path,
     report_data.pop("request")
     report_data["kind"] = "compliance-sweep"
     extra = [{"name": f"format_attack_{i}", "label": f"Format-aware attack number {i} on the erased values",
-              "value": 4.0 + i, "threshold": 5.0, "comparison": "<=", "unit": " bits", "passed": 4.0 + i <= 5.0,
+              "value": 6.0 + i, "threshold": 5.0, "comparison": "<=", "unit": " bits", "passed": False,
               "explanation": "How much more likely the true value is than random values of the same format, "
                              "in bits (0 = no more likely)."} for i in range(2)]
     report_data["verdict"] = {**report_data["verdict"], "passed": False,
@@ -140,7 +142,8 @@ def test_a_failed_sweep_with_many_types_and_checks_still_fits_page_one(tmp_path,
     out = export_run(run, tmp_path / "export", ["pdf"])
     # then
     first = _page_texts(out / "report.pdf")[0]
-    assert "Verdict: FAILED" in first
+    assert "Verdict: FAILED — not met: Format-aware attack number 0 on the erased values, Format-aware" in first
+    assert "Audit checks (6 of 8 passed)" in first
     assert "Compliance sweep" in first
     assert "IP_ADDRESS" in first
     _assert_page_states_every_check(first, report_data["verdict"]["checks"])
