@@ -77,15 +77,16 @@ def _asked(report: Mapping[str, Any]) -> str:
                 ("Run", f'<span class="mono">{_e(report.get("run_id"))}</span>'),
                 ("Entity types", _e(", ".join(types) if types else "policy default")),
                 ("Model", f"{_e(model.get('name'))} v{_e(model.get('base_version'))}"),
-                ("Answered", _date(report.get("generated_at")))]
+                ("Answered", _date(report.get("answered_at") or report.get("generated_at")))]
         return "<h2>What was asked</h2>" + _table([(escape(k), v) for k, v in rows], (), "kv")
     subject = request.get("subject") or {}
     idents = "; ".join(f"{escape(str(i.get('type')))} {escape(str(i.get('masked_preview')))}"
                        for i in subject.get("identifiers") or [])
     deadline = request.get("deadline")
+    answered = report.get("answered_at") or report.get("generated_at")
     due = "—"
     if deadline:
-        status = deadlines.urgency(deadline, datetime.now(UTC), report.get("generated_at"))
+        status = deadlines.urgency(deadline, datetime.now(UTC), answered)
         words = escape(deadlines.describe(deadline, status))
         due = f'<span class="{"alert" if status["days_left"] < 0 else "ok"}">{words}</span>' \
               f'<span class="why">{escape(str(deadline.get("source", "")))}' \
@@ -96,7 +97,7 @@ def _asked(report: Mapping[str, Any]) -> str:
             ("Data subject", f"{_e(subject.get('name_masked'))}<span class=why>{idents}</span>"),
             ("Received", _date(request.get("received_at"))),
             ("Identity verified", _date(request.get("verified_at"))),
-            ("Answered", _date(report.get("generated_at")) + " (this report)"),
+            ("Answered", _date(answered) + " (the flow's report)"),
             ("Deadline", due)]
     return "<h2>What was asked</h2>" + _table([(escape(k), v) for k, v in rows], (), "kv")
 

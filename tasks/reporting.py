@@ -14,6 +14,7 @@ Run directory (written by the flows, read by ``revs report export --run``)::
 masked preview — never a raw personal value)::
 
     {"run_id": "...", "kind": "deletion-request" | "compliance-sweep",
+     "answered_at": "<ISO time the flow wrote its report>",  # kept when the report is exported again later
      "request": {"request_id", "legal_basis", "requester_ref", "received_at", "verified_at",
                  "deadline": {"due", "statutory_due", "source", "extension"},      # tasks.deadlines
                  "subject": {"name_masked", "identifiers": [{"type", "masked_preview", "value_hmac"}]}},
@@ -151,9 +152,11 @@ def build_report(data: Mapping[str, Any], evidence: Mapping[str, Path] | None = 
         raise ReportDataError(f"evidence/{exc}") from None
     _scan(facts, "report.evidence_facts")
     metrics = data.get("metrics") or {}
+    generated_at = datetime.now(UTC).isoformat(timespec="seconds")
     report = {
         "report_version": REPORT_VERSION,
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "generated_at": generated_at,
+        "answered_at": data.get("answered_at") or generated_at,
         "kind": data.get("kind", "deletion-request" if data.get("request") else "compliance-sweep"),
         "run_id": data["run_id"],
         "request": data.get("request"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ def build_report(run_dir: Path, data: dict[str, Any], evidence: dict[str, Path])
         tasks.reporting.ReportDataError: The data holds a raw personal value or a raw-text field.
     """
     run_dir = Path(run_dir)
+    # the time of the answer, kept in report_data.json so a later `revs report export` states the same date
+    data = {**data, "answered_at": datetime.now(UTC).isoformat(timespec="seconds")}
     files = {name: Path(src) for name, src in evidence.items() if Path(src).is_file()}
     report = reporting.build_report(data, files)  # validates (and refuses raw values) before anything is written
     ev_dir = run_dir / reporting.RUN_LAYOUT["evidence"]
