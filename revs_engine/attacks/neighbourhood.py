@@ -10,14 +10,17 @@ guess).
 
 Cheap because the auditor knows the secret:
 - a secret farther than ``max_distance`` from ``d`` is absent — nothing is scored;
-- each candidate shares a token prefix ``d[:k]`` with the decode; one pass over ``prompt + d`` gives
-  ``log p(d[:k])`` and the distribution of the next token, so ``log p(d[:k]) + log p(candidate token k)`` bounds
-  the candidate's log-likelihood from above (every further token only lowers it). Candidates whose bound is not
-  above the secret's cannot outrank it and are never run; when the secret is still likely (a memorized model)
-  nearly every candidate is bounded out;
-- the rest are scored in batches, most promising bound first, reusing the cached ``prompt + d`` (a row continues
-  its own prefix ``d[:k]``); counting stops once ``top_k`` candidates outrank the secret (the rank is then only
-  known to be ≥ ``top_k``) unless ``exhaustive``.
+- each candidate shares a token prefix with something already scored: the decode (one pass over
+  ``prompt + d`` gives the log-likelihood of every ``d[:k]`` and the next-token distribution after it), or a
+  distance-1 candidate scored earlier (its pass gives the same for its own prefixes). The known prefix's
+  log-likelihood plus the log-probability of the candidate's next token there bounds the candidate's
+  log-likelihood from above (every further token only lowers it). Candidates whose bound is not above the
+  secret's cannot outrank it and are never run: when the secret is still likely (a memorized model) nearly every
+  candidate is bounded out, and a distance-2 candidate is bounded by its scored distance-1 parent up to its
+  second change;
+- the rest are scored in batches, most promising bound first, distance 1 before distance 2, reusing the cached
+  ``prompt + d`` (a row continues its own prefix ``d[:k]``); counting stops once ``top_k`` candidates outrank the
+  secret (the rank is then only known to be ≥ ``top_k``) unless ``exhaustive``.
 Cost: one forward over ``prompt + d``, plus the tokens of the candidates that survive the bound.
 """
 
@@ -91,46 +94,91 @@ def neighbourhood_attack(model: torch.nn.Module, prompt_ids: Sequence[int], secr
         exhaustive: count every candidate (exact rank, more forward passes).
     """
     distance = fmt.distance(secret_text, decoded)
-    values = [] if distance is None else [decoded] * fmt.is_valid(decoded) + [
-        v for r in range(1, max_distance + 1) for v in fmt.neighbours(decoded, r)]
     if distance is None or distance > max_distance:
+        n = 0 if distance is None else int(fmt.is_valid(decoded)) + sum(
+            sum(1 for _ in fmt.neighbours(decoded, r)) for r in range(1, max_distance + 1))
         return NeighbourhoodResult(distance=distance, present=False, rank=None, rank_exact=True, in_top_k=False,
-                                   top_k=top_k, n_candidates=len(values), n_scored=0)
+                                   top_k=top_k, n_candidates=n, n_scored=0)
+    stages = [[decoded] if fmt.is_valid(decoded) else []] + [list(fmt.neighbours(decoded, r))
+                                                               for r in range(1, max_distance + 1)]
     p, d_ids = len(prompt_ids), encode(decoded)
-    scorer = ContinuationScorer(model, list(prompt_ids) + d_ids, keep_from=p, batch_size=batch_size)
-    steps = [float(scorer.after(p + j)[t]) for j, t in enumerate(d_ids)]
-    cum = [0.0]
-    for s in steps:
-        cum.append(cum[-1] + s)  # cum[k] = log p(d[:k] | prompt)
-
-    def exact_or_bound(ids: list[int]) -> tuple[float, int, bool]:
-        k = _common_prefix(ids, d_ids)
-        if k == len(ids):
-            return cum[k], k, True
-        return cum[k] + float(scorer.after(p + k)[ids[k]]), k, False
-
+    encoded = {v: encode(v) for stage in stages for v in stage if v != secret_text}
     secret_ids = encode(secret_text)
-    s_val, s_k, s_done = exact_or_bound(secret_ids)
-    secret_logp = s_val if s_done else cum[s_k] + scorer.score([(p + s_k, secret_ids[s_k:])])[0]
-    above, pending = 0, []
-    for value in values:
-        if value == secret_text:
-            continue
-        ids = encode(value)
-        val, k, done = exact_or_bound(ids)
-        if done:
-            above += val > secret_logp
-        elif val > secret_logp:  # otherwise it cannot be more likely than the secret
-            pending.append((val, k, ids))
-    pending.sort(key=lambda x: -x[0])
-    n_scored = 0
-    for start in range(0, len(pending), scorer.batch_size):
-        if above >= top_k and not exhaustive:
-            break
-        chunk = pending[start:start + scorer.batch_size]
-        scores = scorer.score([(p + k, ids[k:]) for _, k, ids in chunk])
-        n_scored += len(chunk)
-        above += sum(cum[k] + s > secret_logp for (_, k, _), s in zip(chunk, scores, strict=True))
-    rank_exact = exhaustive or above < top_k or n_scored == len(pending)
-    return NeighbourhoodResult(distance=distance, present=True, rank=int(above), rank_exact=rank_exact,
-                               in_top_k=above < top_k, top_k=top_k, n_candidates=len(values), n_scored=n_scored)
+    union = sorted({t for ids in [d_ids, secret_ids, *encoded.values()] for t in ids})
+    keep = torch.tensor(union)
+    scorer = ContinuationScorer(model, list(prompt_ids) + d_ids, keep_from=p, batch_size=batch_size)
+    known = _Prefixes(union)
+    known.add(d_ids, 0, 0.0, [float(scorer.after(p + j)[t]) for j, t in enumerate(d_ids)],
+              torch.stack([scorer.after(p + j)[keep] for j in range(len(d_ids))]).cpu())
+
+    def score(batch: list[list[int]], details: bool) -> list[float]:
+        """Exact log-likelihoods; a scored candidate's prefixes tighten later bounds when ``details``."""
+        ks = [_common_prefix(ids, d_ids) for ids in batch]
+        rows = [(p + k, ids[k:]) for k, ids in zip(ks, batch, strict=True)]
+        results = scorer.score_steps(rows, keep) if details else [(s, None) for s in scorer.score(rows)]
+        out = []
+        for k, ids, (steps, rows_k) in zip(ks, batch, results, strict=True):
+            base = known.get(ids[:k])
+            if details:
+                known.add(ids, k, base, steps, rows_k)
+            out.append(base + (sum(steps) if details else steps))
+        return out
+
+    s_val, s_exact = known.bound(secret_ids)
+    secret_logp = s_val if s_exact else score([secret_ids], details=False)[0]
+    above, n_scored, stopped = 0, 0, False
+    for r, stage in enumerate(stages):
+        pending = []
+        for value in stage:
+            if value == secret_text:
+                continue
+            val, exact = known.bound(encoded[value])
+            if exact:
+                above += val > secret_logp
+            elif val > secret_logp:  # otherwise it cannot be more likely than the secret
+                pending.append((val, encoded[value]))
+        pending.sort(key=lambda x: -x[0])
+        for start in range(0, len(pending), scorer.batch_size):
+            if above >= top_k and not exhaustive:
+                stopped = True
+                break
+            chunk = [ids for _, ids in pending[start:start + scorer.batch_size]]
+            above += sum(v > secret_logp for v in score(chunk, details=r < max_distance))
+            n_scored += len(chunk)
+    return NeighbourhoodResult(distance=distance, present=True, rank=int(above), rank_exact=not stopped,
+                               in_top_k=above < top_k, top_k=top_k, n_candidates=sum(map(len, stages)),
+                               n_scored=n_scored)
+
+
+class _Prefixes:
+    """Token prefixes whose log-likelihood after the prompt is known, with the next-token log-probabilities after
+    each (over the tokens the candidates use): the tightest known upper bound on a candidate's likelihood is its
+    longest known prefix's log-likelihood plus its next token's log-probability there."""
+
+    def __init__(self, union: list[int]) -> None:
+        self.col = {t: i for i, t in enumerate(union)}
+        self.known: dict[tuple[int, ...], tuple[float, torch.Tensor | None]] = {}
+
+    def add(self, ids: list[int], start: int, cum: float, steps: list[float], rows: torch.Tensor) -> None:
+        """Record ``ids[:t]`` for ``t ≥ start``: ``cum`` is the log-likelihood of ``ids[:start]``, ``steps`` the
+        log-probabilities of ``ids[start:]``, ``rows[j]`` the next-token row before ``ids[start + j]``."""
+        for j, step in enumerate(steps):
+            self.known[tuple(ids[:start + j])] = (cum, rows[j])
+            cum += step
+        self.known.setdefault(tuple(ids), (cum, None))
+
+    def get(self, prefix: list[int]) -> float:
+        """Log-likelihood of a recorded prefix."""
+        return self.known[tuple(prefix)][0]
+
+    def bound(self, ids: list[int]) -> tuple[float, bool]:
+        """Return ``(value, exact)``: the exact log-likelihood of ``ids`` when recorded, else an upper bound."""
+        for t in range(len(ids), -1, -1):
+            entry = self.known.get(tuple(ids[:t]))
+            if entry is None:
+                continue
+            if t == len(ids):
+                return entry[0], True
+            if entry[1] is not None:
+                return entry[0] + float(entry[1][self.col[ids[t]]]), False
+        raise AssertionError("the empty prefix is always recorded")

@@ -67,17 +67,29 @@ class ContinuationScorer:
         """Return ``log p(continuation | context[:k])`` for each ``(k, continuation)`` (non-empty)."""
         out: list[float] = []
         for start in range(0, len(rows), self.batch_size):
-            out += self._score_batch(rows[start:start + self.batch_size])
+            out += [sum(steps) for steps, _ in self._score_batch(rows[start:start + self.batch_size], None)]
         return out
 
-    def _score_batch(self, rows: Sequence[tuple[int, Sequence[int]]]) -> list[float]:
+    @torch.no_grad()
+    def score_steps(self, rows: Sequence[tuple[int, Sequence[int]]],
+                    keep_ids: torch.Tensor) -> list[tuple[list[float], torch.Tensor]]:
+        """Per row: the log-probability of each continuation token, and the next-token log-probabilities of
+        ``keep_ids`` before each token ``[len(continuation), len(keep_ids)]`` (row ``t``: after ``c[:t]``)."""
+        out: list[tuple[list[float], torch.Tensor]] = []
+        for start in range(0, len(rows), self.batch_size):
+            out += self._score_batch(rows[start:start + self.batch_size], keep_ids)
+        return out
+
+    def _score_batch(self, rows: Sequence[tuple[int, Sequence[int]]],
+                     keep_ids: torch.Tensor | None) -> list[tuple[list[float], torch.Tensor | None]]:
         if any(len(c) == 0 for _, c in rows):
             raise ValueError("every continuation needs at least one token")
         device = _device(self.model)
-        first = torch.stack([self.after(k)[c[0]] for k, c in rows])  # [B]
+        first = torch.stack([self.after(k)[c[0]] for k, c in rows]).cpu()  # [B]
+        heads = None if keep_ids is None else [self.after(k)[keep_ids].cpu() for k, _ in rows]
         width = max(len(c) for _, c in rows) - 1
         if width == 0:
-            return first.tolist()
+            return [([float(x)], None if heads is None else heads[r].unsqueeze(0)) for r, x in enumerate(first)]
         B = len(rows)
         inp = torch.zeros(B, width, dtype=torch.long)
         tgt = torch.zeros(B, width, dtype=torch.long)
@@ -94,8 +106,15 @@ class ContinuationScorer:
         logits = self.model(input_ids=inp.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
                             past_key_values=cache, use_cache=True).logits
         self.n_positions_run += B * width
-        lp = logits.float().log_softmax(-1).gather(-1, tgt.to(device).unsqueeze(-1)).squeeze(-1)
-        return (first + (lp * valid.to(device)).sum(-1)).tolist()
+        lp = logits.float().log_softmax(-1)  # [B, width, V]: position j predicts c[j + 1]
+        steps = lp.gather(-1, tgt.to(device).unsqueeze(-1)).squeeze(-1).cpu()
+        kept = None if keep_ids is None else lp[:, :, keep_ids.to(device)].cpu()
+        out = []
+        for r, (_, c) in enumerate(rows):
+            m = len(c) - 1
+            detail = None if kept is None else torch.cat([heads[r].unsqueeze(0), kept[r, :m]])
+            out.append(([float(first[r])] + steps[r, :m].tolist(), detail))
+        return out
 
 
 def _accepts(model: torch.nn.Module, name: str) -> bool:
