@@ -109,8 +109,13 @@ def exposure_from_scores(secret_logp: float, candidate_logps: Sequence[float], m
     exact = math.log2(n + 1) - math.log2(c + 1)
     perplexities = [-lp / _LN2 for lp in candidate_logps]
     secret_perplexity = -secret_logp / _LN2
-    fit = fit_skew_normal(perplexities)
-    extrapolated = min(max_bits, max(0.0, -skew_normal_log_cdf(secret_perplexity, *fit) / _LN2))
+    if max(perplexities) - min(perplexities) <= 1e-12 * max(1.0, abs(perplexities[0])):
+        # no spread to fit (a degenerate model): beyond every candidate is as far as it goes
+        fit = (perplexities[0], 0.0, 0.0)
+        extrapolated = max_bits if c == 0 else exact
+    else:
+        fit = fit_skew_normal(perplexities)
+        extrapolated = min(max_bits, max(0.0, -skew_normal_log_cdf(secret_perplexity, *fit) / _LN2))
     headline = exact if c > 0 else max(exact, extrapolated)
     return ExposureResult(exposure_bits=headline, exact_bits=exact, extrapolated_bits=extrapolated,
                           n_candidates=n, n_at_least_as_likely=int(c), max_bits=max_bits,

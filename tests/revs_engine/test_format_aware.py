@@ -273,6 +273,9 @@ def test_exposure_arithmetic_counts_ties_against_the_secret():
     tied = exposure_from_scores(-5.0, cands, max_bits=30.0)
     assert tied.n_at_least_as_likely == 2
     assert tied.exposure_bits == tied.exact_bits == pytest.approx(math.log2(8 / 3))
+    flat = exposure_from_scores(-1.0, [-5.0] * 7, max_bits=30.0)  # no spread: nothing to fit
+    assert (flat.exact_bits, flat.extrapolated_bits) == (pytest.approx(3.0), 30.0)
+    assert exposure_from_scores(-5.0, [-5.0] * 7, max_bits=30.0).exposure_bits == 0.0
     with pytest.raises(ValueError, match="≥ 3 candidates"):
         exposure_from_scores(-1.0, [-2.0], max_bits=30.0)
 
