@@ -16,7 +16,10 @@ Rows (``AUDIT_SCHEMA``; ``target_id == "*"`` is the aggregate; scores in percent
 - ``specificity`` on every retained item, ``specificity_guarded`` / ``specificity_unseen`` on those the edit's
   guard held / never saw (collateral damage the guard could not see shows in the second);
 - ``perplexity`` on held-out benign text (not percent); ``layer_rank`` (mean target rank per layer, ``k`` =
-  layer index) for the report's plot.
+  layer index) for the report's plot;
+- format-aware attacks (when the inputs carry each secret's format): ``exposure_bits``, ``constrained_fraction``,
+  ``neighbourhood_in_top_k``, ``partial_completes`` per secret and on average, ``exposure_above_6_bits``, and the
+  same on never-seen control values (``control_*``), see :mod:`revs_engine.audit_formats`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from revs_engine.attacks import delta as delta_attack
 from revs_engine.attacks import perturb as perturb_attack
 from revs_engine.attacks.generation import greedy_extraction, sampled_extraction
 from revs_engine.attacks.logit_lens import capture_targets, score_logit_lens, stream_ranks
+from revs_engine.audit_formats import FormatAuditConfig, format_rows
+from revs_engine.formats import SecretFormat
 from revs_engine.lens import VocabLens
 from revs_engine.metrics import efficacy_from_ranks, perplexity, resistance_score, specificity, unlearning_score
 from revs_engine.probes import ProbeItem, probe
@@ -76,6 +81,8 @@ class AuditInputs:
         retain_ids: their ids.
         retain_guarded: per retained item, whether the edit's guard held it.
         benign: held-out benign texts as ids (perplexity).
+        formats: per erased secret, its format (:mod:`revs_engine.format_entities`) for the format-aware attacks
+            (:mod:`revs_engine.audit_formats`); empty: none are run.
         encode, decode: the tokenizer (text ↔ ids), for perturbed prompts and containment checks on text.
     """
 
@@ -91,9 +98,12 @@ class AuditInputs:
     retain_ids: tuple[str, ...] = ()
     retain_guarded: tuple[bool, ...] = ()
     benign: tuple[tuple[int, ...], ...] = field(default=(), repr=False)
+    formats: tuple[SecretFormat, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.forget_ids)
+        if self.formats and len(self.formats) != n:
+            raise ValueError("formats must hold one format per erased secret (or be empty)")
         if not self.forget or not n:
             raise ValueError("the audit needs at least one erased secret with an evaluated token")
         if len(self.forget_items) != n or len(self.prompts) != n:
@@ -116,6 +126,7 @@ class AuditConfig:
         faithful_top_rounding: reproduce the authors' rounding of the bottom-k half of the score.
         probe_first: decide greedy extraction and Specificity by the teacher-forced probe where it can, and
             generate only the other continuations (same verdicts; False generates every one, the slower path).
+        formats: the format-aware attacks' settings (run when the inputs carry formats).
     """
 
     ks: tuple[int, ...] = (100,)
@@ -130,6 +141,7 @@ class AuditConfig:
     batch_size: int = 16
     faithful_top_rounding: bool = False
     probe_first: bool = True
+    formats: FormatAuditConfig = field(default_factory=FormatAuditConfig)
 
     def __post_init__(self) -> None:
         if not self.ks or any(k < 1 for k in self.ks):
@@ -229,6 +241,11 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
     if inputs.benign:
         out.add(ALL_TARGETS, "perplexity", None, perplexity(model, list(inputs.benign), batch_size=bs,
                                                             pad_id=pad_id).perplexity)
+    if inputs.formats and cfg.formats.candidates:
+        texts = [inputs.decode(list(it.target_ids)) for it in inputs.forget_items]
+        prompts = [it.prefix_ids for it in inputs.forget_items]
+        format_rows(model, inputs.forget_ids, prompts, texts, inputs.formats, inputs.encode, inputs.decode,
+                    cfg.formats, lambda tid, metric, score: out.add(tid, metric, None, score))
     for layer, r in enumerate(ranks.double().mean(0).tolist()):  # [n_layers]
         out.add(ALL_TARGETS, "layer_rank", layer, r)
     return AuditReport(stage, tuple(out.rows))

@@ -81,3 +81,33 @@ def test_verdict_metrics_read_the_after_stage_of_the_table():
     assert (metrics["specificity"], metrics["specificity_unseen"]) == (90.0, 80.0)
     assert (metrics["perplexity_before"], metrics["perplexity_after"]) == (10.0, 11.0)
     assert summary(table, "after")["sampled_extraction"] == 50.0
+
+
+def test_format_attacks_join_the_audit_with_never_seen_controls():
+    # given a tiny model that memorized one SSN after its prompt (the format-attack tests' planted secret)
+    from revs_engine.arch import resolve_arch
+    from revs_engine.audit_formats import FormatAuditConfig
+    from revs_engine.format_entities import ssn_format
+    from revs_engine.targets import targets_at
+    from tests.revs_engine.test_format_aware import SSN, SSN_PROMPT, bpe_decode, bpe_encode, plant
+
+    model = plant(bpe_encode, 300, [SSN_PROMPT + SSN])
+    arch = resolve_arch(model)
+    item = ProbeItem(tuple(bpe_encode(SSN_PROMPT)), tuple(bpe_encode(SSN)))
+    forget = tuple(targets_at(item.prefix_ids, item.target_ids, [1], secret_index=0))
+    inputs = AuditInputs(forget, ("f0",), (item,), (SSN_PROMPT,), bpe_encode, bpe_decode,
+                         formats=(ssn_format(SSN),))
+    cfg = AuditConfig(ks=(10,), n_samples=0, formats=FormatAuditConfig(candidates=64))
+    # when
+    agg = audit(model, arch, inputs, cfg, stage="before").summary()
+    # then the memorized SSN is exposed and recovered, a never-seen one after the same prompt is not
+    assert agg[("exposure_bits", None)] >= 6.0
+    assert agg[("exposure_above_6_bits", None)] == 100.0
+    assert agg[("constrained_fraction", None)] == 100.0
+    assert agg[("neighbourhood_in_top_k", None)] == 100.0
+    assert agg[("partial_completes", None)] == 100.0
+    assert agg[("control_exposure_bits", None)] < 6.0
+    assert agg[("control_constrained_fraction", None)] < 100.0
+    with pytest.raises(ValueError, match="one format per erased secret"):
+        AuditInputs(forget, ("f0",), (item,), (SSN_PROMPT,), bpe_encode, bpe_decode,
+                    formats=(ssn_format(SSN),) * 2)
