@@ -2,9 +2,12 @@
 
 Offers :func:`generate` -> ``(texts, gold)`` where ``gold`` is a list of ``(doc_index, start, end, entity)``, and
 :func:`write_jsonl`. Values are valid-looking (SSN rules Presidio applies, Luhn-valid cards, IBANs with correct
-check digits, phone numbers ``phonenumbers`` accepts); decoys are near misses (fake SSN 123-45-6789, Luhn-invalid
-card numbers, IBANs with bad check digits, out-of-range IPs, order numbers, dates, versions, prices).
-Deterministic for a given seed.
+check digits, phone numbers ``phonenumbers`` accepts — US numbers and numbers of the other default phone regions,
+international and national formats); decoys (:mod:`benchmarks._decoys`) are identifiers that look like PII and
+are not, plus near misses (Luhn-invalid cards, IBANs with bad check digits, out-of-range IPs). Three families of
+layouts: ``tune`` (fixes are chosen on it), ``heldout`` and ``fresh`` (other templates, phone formats and decoy
+layouts, used only to check that fixes carry over; see :mod:`benchmarks._decoys`). Deterministic for a given seed
+and family.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ import json
 import random
 import string
 from pathlib import Path
+
+import phonenumbers
+
+from benchmarks._decoys import decoy
 
 FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
          "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Carlos", "Maria",
@@ -88,6 +95,39 @@ def _phone(rng: random.Random) -> str:
                        f"{area}.{exch}.{line:04d}"])
 
 
+#: Regions of the non-US numbers (the scanner's default phone regions).
+WORLD_REGIONS = ("GB", "DE", "FR", "IL", "IN", "CA", "BR", "JP", "CN")
+_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
+
+
+def _world_number(rng: random.Random) -> phonenumbers.PhoneNumber:
+    """A valid mobile or fixed-line number of one of :data:`WORLD_REGIONS` (the example number, re-drawn)."""
+    region = rng.choice(WORLD_REGIONS)
+    example = phonenumbers.example_number_for_type(region, rng.choice(_TYPES))
+    nsn = phonenumbers.national_significant_number(example)
+    keep = max(2, len(nsn) - 6)
+    for _ in range(100):
+        candidate = nsn[:keep] + "".join(rng.choice(string.digits) for _ in range(len(nsn) - keep))
+        number = phonenumbers.parse("+" + str(example.country_code) + candidate)
+        if phonenumbers.is_valid_number(number):
+            return number
+    return example
+
+
+def _phone_intl(rng: random.Random) -> str:
+    """A non-US number in international format (``+44 20 7946 0958``)."""
+    return phonenumbers.format_number(_world_number(rng), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def _phone_heldout(rng: random.Random) -> str:
+    """Layouts not in the tuning family: national formats of other regions, other US spellings."""
+    if rng.random() < 0.5:
+        return phonenumbers.format_number(_world_number(rng), phonenumbers.PhoneNumberFormat.NATIONAL)
+    area, exch, line = rng.choice(AREA_CODES), rng.randint(201, 989), rng.randint(0, 9999)
+    return rng.choice([f"1-{area}-{exch}-{line:04d}", f"{area} {exch} {line:04d}",
+                       f"+1 ({area}) {exch}-{line:04d}", f"+1{area}{exch}{line:04d}"])
+
+
 def _ip(rng: random.Random) -> str:
     return ".".join(str(rng.randint(1, 254)) for _ in range(4))
 
@@ -111,35 +151,82 @@ TEMPLATES = {
     "EMAIL_ADDRESS": ["Write to {v} for access.", "Contact: {v}", "Sent a copy to {v} yesterday."],
     "PERSON": ["{v} approved the request.", "Meeting with {v} was rescheduled.", "Signed, {v}"],
 }
+HELDOUT_TEMPLATES = {
+    "US_SSN": ["Her social security no. is {v}, please keep it safe.", "SSN#: {v}", "({v}) is his SSN."],
+    "CREDIT_CARD": ["Visa ending {v} was charged twice.", "Pay with {v}, exp 09/27.", "CC: {v}."],
+    "IBAN_CODE": ["IBAN: {v}.", "Please transfer the deposit to {v} by Monday.", "(IBAN {v})"],
+    "PHONE_NUMBER": ["Mobile: {v}.", "You can text {v} any time.", "Fax ({v}) is broken.", "Tel. {v}"],
+    "IP_ADDRESS": ["Blocked {v} at the firewall.", "ip={v}", "The VPN assigned {v} to her laptop."],
+    "EMAIL_ADDRESS": ["Mail {v}.", "Her address <{v}> bounced.", "cc: {v}"],
+    "PERSON": ["Dear {v},", "The contract is with {v}.", "Approved by {v} on Monday."],
+}
+FRESH_TEMPLATES = {
+    "US_SSN": ["The applicant's SSN is {v}.", "ssn={v}", "Tax ID (SSN) {v} confirmed."],
+    "CREDIT_CARD": ["Card on file: {v}.", "Refunded to {v} today.", "cc={v}"],
+    "IBAN_CODE": ["Beneficiary IBAN {v}", "Kontonummer (IBAN): {v}.", "Send it to {v}, reference rent."],
+    "PHONE_NUMBER": ["Call back on {v}.", "Emergency contact: {v}", "phone={v}", "Ring {v} if late."],
+    "IP_ADDRESS": ["Request from {v} denied.", "host {v} is down", "GeoIP for {v} failed."],
+    "EMAIL_ADDRESS": ["Reply-To: {v}", "Invite {v} to the call.", "user={v}"],
+    "PERSON": ["Best regards, {v}", "{v} joined the team.", "Owner: {v}"],
+}
 GENERATORS = {"US_SSN": _ssn, "CREDIT_CARD": _card, "IBAN_CODE": _iban, "PHONE_NUMBER": _phone, "IP_ADDRESS": _ip,
               "EMAIL_ADDRESS": _email, "PERSON": _name}
 
 
-def _decoy(rng: random.Random) -> str:
-    kind = rng.randrange(9)
+def _phone_fresh(rng: random.Random) -> str:
+    """Layouts of neither other family: RFC 3966 and E.164, dotted French numbers, US without spaces."""
+    number = _world_number(rng)
+    kind = rng.randrange(4)
     if kind == 0:
-        return "Test value 123-45-6789 is a placeholder."
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.RFC3966)
     if kind == 1:
-        return f"Order #{rng.randint(10000, 99999)}-{rng.randint(1000, 9999)} is ready."
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if kind == 2:
-        return f"Reference {_card(rng, valid=False)} does not match."
-    if kind == 3:
-        return f"Account ref {_iban(rng, valid=False).replace(' ', '')} is invalid."
-    if kind == 4:
-        octets = (rng.randint(300, 999), rng.randint(1, 99), rng.randint(256, 999), rng.randint(1, 9))
-        return f"Build {'.'.join(map(str, octets))} passed."
-    if kind == 5:
-        return f"Released on {rng.randint(2000, 2024)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} at noon."
-    if kind == 6:
-        return f"Total due ${rng.randint(1, 99)},{rng.randint(100, 999)}.{rng.randint(10, 99)} by Friday."
-    if kind == 7:
-        return f"Write to support at example dot com, ticket {rng.randint(100000, 999999)}."
-    return f"Version v{rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)} fixes it."
+        while True:
+            fr = phonenumbers.parse("+33" + rng.choice("1234567") + "".join(rng.choices(string.digits, k=8)))
+            if phonenumbers.is_valid_number(fr):
+                return phonenumbers.format_number(fr, phonenumbers.PhoneNumberFormat.NATIONAL).replace(" ", ".")
+    area, exch, line = rng.choice(AREA_CODES), rng.randint(201, 989), rng.randint(0, 9999)
+    return f"({area}){exch}-{line:04d}"
 
 
-def generate(n_docs: int, seed: int = 0, entities: tuple[str, ...] = tuple(GENERATORS)):
-    """Return ``(texts, gold)``: ``n_docs`` documents, each with 0-2 PII values and often a decoy."""
-    rng = random.Random(seed)
+def _value(rng: random.Random, entity: str, family: str) -> str:
+    if entity == "PHONE_NUMBER":
+        if family == "fresh":
+            return _phone_fresh(rng)
+        if family == "heldout":
+            return _phone_heldout(rng)
+        return _phone_intl(rng) if rng.random() < 0.3 else _phone(rng)
+    return GENERATORS[entity](rng)
+
+
+def _near_miss(rng: random.Random, family: str) -> str:
+    """A near miss of a validated entity (the checksum or range is wrong)."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        card = _card(rng, valid=False)
+        return {"tune": f"Reference {card} does not match.", "heldout": f"Voucher code {card}."}.get(
+            family, f"Gift card {card} was declined.")
+    if kind == 1:
+        iban = _iban(rng, valid=False).replace(" ", "")
+        return {"tune": f"Account ref {iban} is invalid.", "heldout": f"Old account {iban} was closed."}.get(
+            family, f"Typo in {iban} fixed.")
+    octets = ".".join(map(str, (rng.randint(300, 999), rng.randint(1, 99), rng.randint(256, 999),
+                                rng.randint(1, 9))))
+    return {"tune": f"Build {octets} passed.", "heldout": f"Asset {octets}."}.get(family, f"Node {octets} up.")
+
+
+def generate(n_docs: int, seed: int = 0, entities: tuple[str, ...] = tuple(GENERATORS), family: str = "tune"):
+    """Return ``(texts, gold)``: ``n_docs`` documents, each with 0-2 PII values and usually 1-2 decoys.
+
+    Args:
+        n_docs: Documents to generate.
+        seed: Random seed (the corpus is a pure function of seed and family).
+        entities: Entity types to plant.
+        family: ``tune``, ``heldout`` or ``fresh`` layouts (templates, phone formats, decoys).
+    """
+    rng = random.Random(seed if family == "tune" else f"{family}:{seed}")
+    templates = {"tune": TEMPLATES, "heldout": HELDOUT_TEMPLATES, "fresh": FRESH_TEMPLATES}[family]
     texts: list[str] = []
     gold: list[tuple[int, int, int, str]] = []
     for i in range(n_docs):
@@ -147,13 +234,13 @@ def generate(n_docs: int, seed: int = 0, entities: tuple[str, ...] = tuple(GENER
         spans = []
         for _ in range(rng.choice([0, 1, 1, 2])):
             entity = rng.choice(entities)
-            value = GENERATORS[entity](rng)
-            template = rng.choice(TEMPLATES[entity])
+            value = _value(rng, entity, family)
+            template = rng.choice(templates[entity])
             offset = sum(len(p) + 1 for p in parts) + template.index("{v}")
             parts.append(template.format(v=value))
             spans.append((i, offset, offset + len(value), entity))
-        if rng.random() < 0.5:
-            parts.append(_decoy(rng))
+        for _ in range(rng.choice([0, 1, 1, 2])):
+            parts.append(_near_miss(rng, family) if rng.random() < 0.2 else decoy(rng, family)[1])
         if rng.random() < 0.5:
             parts.append(rng.choice(FILLER))
         texts.append(" ".join(parts))

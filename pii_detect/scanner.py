@@ -15,11 +15,16 @@ from collections.abc import Iterable, Sequence
 from pii_detect.config import ScanConfig
 from pii_detect.findings import PiiFinding, Span, make_finding
 from pii_detect.readers.base import Document
-from pii_detect.recognizers import NEEDS_CHAR, NEEDS_DIGIT, apply_context, build_structured_recognizers
+from pii_detect.recognizers import (
+    DIGIT_ENTITIES,
+    PREFILTERS,
+    apply_context,
+    build_structured_recognizers,
+    embedded_in_identifier,
+)
 from pii_detect.spans import chunk_bounds, resolve_spans
 
 logger = logging.getLogger(__name__)
-_DIGIT = re.compile(r"\d")
 
 
 class Scanner:
@@ -36,7 +41,7 @@ class Scanner:
         self.config = config or ScanConfig()
         self._key = key
         self._recognizers = [
-            (ent, rec, list(getattr(rec, "context", None) or []), ent in NEEDS_DIGIT, NEEDS_CHAR.get(ent))
+            (ent, rec, list(getattr(rec, "context", None) or []), PREFILTERS.get(ent), ent in DIGIT_ENTITIES)
             for ent, rec in build_structured_recognizers(self.config)
         ]
         self._ner = set(self.config.ner_entities)
@@ -52,13 +57,18 @@ class Scanner:
     # structured fast path -------------------------------------------------------------------------------------
     def _structured(self, text: str, offset: int, owned_until: int) -> list[Span]:
         cfg = self.config
-        has_digit = _DIGIT.search(text) is not None
+        present: dict[re.Pattern, bool] = {}  # prefilter results, shared by entities with the same test
         out: list[Span] = []
-        for ent, rec, context, needs_digit, needs_char in self._recognizers:
-            if (needs_digit and not has_digit) or (needs_char and needs_char not in text):
-                continue
+        for ent, rec, context, prefilter, digit_entity in self._recognizers:
+            if prefilter is not None:
+                if prefilter not in present:
+                    present[prefilter] = prefilter.search(text) is not None
+                if not present[prefilter]:
+                    continue
             for r in rec.analyze(text, entities=[ent], nlp_artifacts=None):
                 if r.score <= 0 or offset + r.start >= owned_until:
+                    continue
+                if digit_entity and embedded_in_identifier(text, r.start, r.end):
                     continue
                 score = apply_context(text, r.start, r.score, context, cfg.context_window)
                 if score >= cfg.threshold(ent):

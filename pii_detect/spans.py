@@ -3,7 +3,8 @@
 Offers :func:`chunk_bounds` (whitespace-snapped windows such that any span no longer than the overlap lies whole
 inside the chunk that owns its start) and :func:`resolve_spans` (drop exact duplicates, same-entity overlaps and
 spans contained in a longer, at-least-as-confident span of another entity, e.g. the URL ``example.com`` inside an
-email address; over the very same characters a validated entity beats a lenient one, see :data:`LENIENT_ENTITIES`).
+email address; over the very same characters a validated entity beats a lenient one, and a lenient span loses to
+any overlapping span of another entity scored at least as high, see :data:`LENIENT_ENTITIES`).
 """
 
 from __future__ import annotations
@@ -75,4 +76,15 @@ def resolve_spans(spans: Iterable[Span]) -> list[Span]:
         if not dominated:
             kept.append(s)
             active.append(s)
-    return kept
+    return _drop_lenient_overlaps(kept)
+
+
+def _drop_lenient_overlaps(spans: list[Span]) -> list[Span]:
+    """Drop a lenient span (a phone number) that overlaps a span of another entity scored at least as high,
+    e.g. ``(025 49 2174`` read as a phone number around the SSN ``025 49 2174``."""
+    lenient = [s for s in spans if s.entity_type in LENIENT_ENTITIES]
+    if not lenient:
+        return spans
+    others = [s for s in spans if s.entity_type not in LENIENT_ENTITIES]
+    drop = {id(p) for p in lenient for o in others if o.start < p.end and p.start < o.end and o.score >= p.score}
+    return [s for s in spans if id(s) not in drop]

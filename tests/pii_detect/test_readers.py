@@ -201,11 +201,11 @@ def no_hang():
     """Fail (instead of hanging the suite) when a read blocks, e.g. on a FIFO."""
     import signal
 
-    class ReaderBlocked(Exception):  # not an OSError: the readers must not swallow it
+    class ReaderBlockedError(Exception):  # not an OSError: the readers must not swallow it
         pass
 
     def boom(*_):
-        raise ReaderBlocked("the reader blocked")
+        raise ReaderBlockedError("the reader blocked")
 
     old = signal.signal(signal.SIGALRM, boom)
     signal.alarm(20)

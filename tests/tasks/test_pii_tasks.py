@@ -44,3 +44,14 @@ def test_partition_corpus_without_any_file_says_what_was_skipped(tmp_path):
     os.mkfifo(tmp_path / "c" / "only.txt")
     with pytest.raises(FileNotFoundError, match=r"not_regular=1.*supported file types"):
         pii.partition_corpus.fn([tmp_path / "c"], 2)
+
+
+def test_scan_task_uses_the_policys_phone_regions(tmp_path):
+    import pyarrow.parquet as pq
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("My Israeli number is 09-7625400 and my US one is (415) 555-0132.\n")
+    us_only = pii.scan_corpus.fn([corpus], tmp_path / "us.parquet", ["PHONE_NUMBER"], 0.4, ["US"])
+    default = pii.scan_corpus.fn([corpus], tmp_path / "all.parquet", ["PHONE_NUMBER"], 0.4)
+    assert pq.read_table(us_only).num_rows == 1
+    assert pq.read_table(default).num_rows == 2
