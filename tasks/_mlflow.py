@@ -183,10 +183,31 @@ class MlflowAdapter:
         return sorted(found, key=lambda v: int(v.version))
 
     def _store_version_files(self, model_name: str, files: Path, tags: Mapping[str, str]) -> tuple[str, str]:
+        self._drop_orphan_file_runs(model_name, tags["weights_sha256"])
         with self.start_run(REGISTRY_EXPERIMENT, run_name=f"{model_name}-files", tags=tags) as run_id:
             self.log_artifacts(run_id, files, "model")
         source = self.client.get_run(run_id).info.artifact_uri.rstrip("/") + "/model"
         return run_id, source
+
+    def _drop_orphan_file_runs(self, model_name: str, weights_sha256: str) -> None:
+        """Delete (and gc) registry runs holding these weights' files that no model version uses.
+
+        They are what an earlier attempt left when it was killed between logging a version's files and creating
+        the version: a full copy of the model that nothing points at. Registration runs under the model's lock
+        (:func:`tasks.requests.model_lock`), so no other process is registering these weights at the same time.
+        """
+        experiment = self.client.get_experiment_by_name(REGISTRY_EXPERIMENT)
+        if experiment is None or not re.fullmatch(r"[0-9a-f]{1,128}", weights_sha256):
+            return
+        used = {v.run_id for v in self._versions(model_name)}
+        orphans = [r.info.run_id for r in self.client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.weights_sha256 = '{weights_sha256}'")
+            if r.data.tags.get("model") == model_name and r.info.run_id not in used]
+        for run_id in orphans:
+            self.client.delete_run(run_id)
+        if orphans:
+            self.gc(orphans)
+            logger.info("deleted %d orphan registry run(s) of %s", len(orphans), model_name)
 
     def register_base(self, model_name: str, model_dir: Path, weights_sha256: str,
                       tags: Mapping[str, Any] | None = None) -> int:
@@ -202,7 +223,8 @@ class MlflowAdapter:
             raise RegistryError(f"{model_name!r} already has versions; the base is registered once")
         version_tags = {"parent": "", "weights_sha256": weights_sha256, "audit": "base", "run_id": "",
                         "request_id": "", **{k: _check_value("tag", k, v) for k, v in (tags or {}).items()}}
-        registry_run, source = self._store_version_files(model_name, Path(model_dir), {"model": model_name})
+        registry_run, source = self._store_version_files(model_name, Path(model_dir),
+                                                         {"model": model_name, "weights_sha256": weights_sha256})
         mv = self.client.create_model_version(model_name, source, run_id=registry_run, tags=version_tags)
         if int(mv.version) != 1:
             raise RegistryError(f"{model_name!r}: base registered as version {mv.version}, expected 1")
@@ -236,7 +258,8 @@ class MlflowAdapter:
             tags["audit_failures"] = "; ".join(failures)[:_MAX_TAG]
         tags = {k: _check_value("tag", k, v) for k, v in tags.items()}
         registry_run, source = self._store_version_files(model_name, Path(artifacts_dir),
-                                                         {"model": model_name, "flow_run_id": run_id})
+                                                         {"model": model_name, "flow_run_id": run_id,
+                                                          "weights_sha256": weights_sha256})
         mv = self.client.create_model_version(model_name, source, run_id=registry_run, tags=tags)
         if passed:
             self.client.set_registered_model_alias(model_name, PRODUCTION, mv.version)

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +100,16 @@ def version_dir(model_name: str, version: int) -> Path:
     return workspace_dir("models", check_model_name(model_name, "model name")) / f"v{int(version)}"
 
 
+def _registry_copy(src: Path) -> Path:
+    """Return where :func:`_registry_files` copies ``src`` (beside it, hidden)."""
+    return src.parent / f".registry-{src.name}"
+
+
 def _registry_files(src: Path) -> tuple[Path, Path]:
     """Return ``(tmp root, dir to log)``: all of ``src`` when small, else only its patch and summaries."""
-    tmp = Path(tempfile.mkdtemp(prefix=".registry-", dir=src.parent))
+    tmp = _registry_copy(src)
+    shutil.rmtree(tmp, ignore_errors=True)  # one name per source: a killed attempt's copy is replaced
+    tmp.mkdir()
     dest = tmp / "files"
     size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
     if size <= MAX_WEIGHTS_BYTES:
@@ -160,6 +166,7 @@ def register_version(model_name: str, staged: Path, parent: int, edited_sha256: 
                                               "request_id": request_id or ""})
     if found is not None:
         run_logger().info("%s v%d already registered for this edit; reusing it", model_name, found)
+        shutil.rmtree(_registry_copy(Path(staged)), ignore_errors=True)  # left by the attempt that registered it
         production = adapter.production_version(model_name)
         if verdict.get("passed") and (production is None or production < found):
             adapter.set_production(model_name, found)  # the earlier attempt stopped before moving the alias
