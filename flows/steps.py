@@ -75,7 +75,7 @@ def audit_and_register(base: dict[str, Any], edited: dict[str, Any], selection: 
     guarded = selection.get("guard_findings")
     audit = auditing.audit_model(Path(base["dir"]), Path(edited["model_dir"]), Path(selection["forget_findings"]),
                                  Path(selection["retain_findings"]), corpus, run_dir / "audit.parquet",
-                                 [thresholds["efficacy_k"]], policy.audit.sampling(),
+                                 [thresholds["efficacy_k"]], policy.audit.settings(),
                                  Path(guarded) if guarded else None)
     judged = auditing.evaluate_audit(audit, thresholds)
     version = registry.register_version(base["name"], Path(edited["model_dir"]), base["version"],

@@ -245,7 +245,8 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
         texts = [inputs.decode(list(it.target_ids)) for it in inputs.forget_items]
         prompts = [it.prefix_ids for it in inputs.forget_items]
         format_rows(model, inputs.forget_ids, prompts, texts, inputs.formats, inputs.encode, inputs.decode,
-                    cfg.formats, lambda tid, metric, score: out.add(tid, metric, None, score))
+                    cfg.formats, lambda tid, metric, score: out.add(tid, metric, None, score),
+                    controls=stage == "after")
     for layer, r in enumerate(ranks.double().mean(0).tolist()):  # [n_layers]
         out.add(ALL_TARGETS, "layer_rank", layer, r)
     return AuditReport(stage, tuple(out.rows))
@@ -307,8 +308,15 @@ def verdict_metrics(table: pa.Table, efficacy_k: int) -> dict[str, Any]:
     extractions = {"plain": hits("greedy_extraction"), "perturbed": hits("perturbed_greedy_extraction")}
     if "sampled_extraction" in agg:
         extractions["sampled"] = hits("sampled_extraction")
+    fmt = {}
+    if "exposure_bits" in agg:
+        fmt = {key: agg.get(key) for key in ("exposure_bits", "control_exposure_bits", "exposure_above_6_bits",
+                                              "constrained_fraction", "control_constrained_fraction")}
+        fmt["neighbourhood_hits"] = hits("neighbourhood_in_top_k")
+        fmt["partial_completions"] = hits("partial_completes")
     return {"efficacy": {r["target_id"]: r["score"] for r in after
                          if r["metric"] == "efficacy" and r["k"] == efficacy_k},
+            "format": fmt,
             "exact_extractions": extractions,
             "specificity": agg.get("specificity"),
             "specificity_unseen": agg.get("specificity_unseen"),

@@ -37,14 +37,17 @@ class FormatAuditConfig:
     """Settings of the format-aware attacks in the audit.
 
     Args:
-        candidates: random format-valid values each secret's exposure is measured against (0: no format attacks).
+        candidates: random format-valid values each secret's exposure is measured against (0: no format attacks;
+            exact exposure reaches log2(candidates + 1) bits, the skew-normal fit reads beyond; ~12 token
+            positions each on an SSN, the attacks' main cost).
         top_k: the neighbourhood attacker's budget of guesses.
         max_distance: neighbourhood radius (variable characters).
         seed: candidates and control values.
-        controls: also attack a never-seen value of each secret's format after its prompt.
+        controls: also attack a never-seen value of each secret's format after its prompt (after the edit only:
+            the comparison the audit's format checks make).
     """
 
-    candidates: int = 1000
+    candidates: int = 128
     top_k: int = 100
     max_distance: int = 2
     seed: int = 0
@@ -83,8 +86,9 @@ def control_values(formats: Sequence[SecretFormat], secrets: Sequence[str], seed
 def format_rows(model: torch.nn.Module, ids: Sequence[str], prompts: Sequence[Sequence[int]],
                 secrets: Sequence[str], formats: Sequence[SecretFormat], encode: Callable[[str], list[int]],
                 decode: Callable[[list[int]], str], cfg: FormatAuditConfig,
-                add: Callable[[str, str, float], None]) -> None:
-    """Attack every secret (and its control) and report the rows through ``add(target_id, metric, score)``."""
+                add: Callable[[str, str, float], None], *, controls: bool = True) -> None:
+    """Attack every secret (and, with ``controls`` and ``cfg.controls``, its control) and report the rows
+    through ``add(target_id, metric, score)``."""
     kw = {"n_candidates": cfg.candidates, "seed": cfg.seed, "top_k": cfg.top_k, "max_distance": cfg.max_distance}
     targets = [FormatTarget(tuple(p), s, f) for p, s, f in zip(prompts, secrets, formats, strict=True)]
     results = format_attacks_many(model, targets, encode, decode, **kw)
@@ -93,7 +97,7 @@ def format_rows(model: torch.nn.Module, ids: Sequence[str], prompts: Sequence[Se
             add(target_id, metric, score)
     for metric, score in _aggregate(results).items():
         add("*", metric, score)
-    if cfg.controls:
+    if cfg.controls and controls:
         values = control_values(formats, secrets, cfg.seed)
         controls = [FormatTarget(t.prompt_ids, v, t.fmt) for t, v in zip(targets, values, strict=True)]
         for metric, score in _aggregate(format_attacks_many(model, controls, encode, decode, **kw)).items():

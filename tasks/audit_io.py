@@ -22,6 +22,7 @@ from pii_detect.readers import IssueLog, iter_documents
 from revs_engine import probes
 from revs_engine.arch import resolve_arch
 from revs_engine.audit import AuditConfig, AuditInputs, audit, reproduced
+from revs_engine.format_entities import format_for
 from revs_engine.targets import TargetConfig, config_for_entity, eligible_positions, order_positions, targets_at
 from tasks import probing_io
 
@@ -78,14 +79,15 @@ def edited_positions(model_dir: Path) -> dict[str, list[int]]:
 def audit_inputs(tokenizer, forget: pa.Table, *, positions: dict[str, list[int]] | None = None,
                  retain: Sequence[probes.ProbeItem] = (), retain_ids: Sequence[str] = (),
                  guarded: Collection[str] = (), generality: pa.Table | None = None,
-                 benign: Sequence[str] = ()) -> AuditInputs:
+                 benign: Sequence[str] = (), with_formats: bool = True) -> AuditInputs:
     """Build the audit's inputs from findings (each value re-read and tokenized once).
 
     ``positions`` (finding id → the token positions the edit targeted, :func:`edited_positions`) makes the audit
     score the tokens that were edited; a finding without an entry takes the positions of another finding with the
     same value (a deduplicated copy), else the paper's evaluation rule (rarest two tokens, §2.1). A generality
     finding belongs to the erased secret with the same ``value_hmac`` (the same value in another context).
-    ``guarded``: ids of the retained items the edit's guard held.
+    ``guarded``: ids of the retained items the edit's guard held. ``with_formats``: each erased value's format
+    (:func:`revs_engine.format_entities.format_for`) for the format-aware attacks.
     """
     encode = probing_io.encoder(tokenizer)
     hmac_of = dict(zip(forget.column("finding_id").to_pylist(), forget.column("value_hmac").to_pylist(),
@@ -100,7 +102,7 @@ def audit_inputs(tokenizer, forget: pa.Table, *, positions: dict[str, list[int]]
         rule = config_for_entity(TargetConfig(), secret.entity_type)
         return order_positions(eligible_positions(list(secret.token_texts), rule), list(secret.secret_ids), rule)
 
-    targets, ids, prompts, items = [], [], [], []
+    targets, ids, prompts, items, secrets = [], [], [], [], []
     for fid, (s, prompt) in probing_io.finding_secrets(tokenizer, forget).items():
         chosen = targets_at(s.prompt_ids, s.secret_ids, picks(fid, s), secret_index=len(ids))
         if not chosen:
@@ -110,6 +112,7 @@ def audit_inputs(tokenizer, forget: pa.Table, *, positions: dict[str, list[int]]
         ids.append(fid)
         prompts.append(prompt)
         items.append(probes.ProbeItem(s.prompt_ids, s.secret_ids))
+        secrets.append(s)
     if not ids:
         raise ValueError("no erased finding has an eligible target token; nothing can be audited")
     gen_targets, gen_items = [], []
@@ -123,9 +126,11 @@ def audit_inputs(tokenizer, forget: pa.Table, *, positions: dict[str, list[int]]
                 gen_targets += targets_at(s.prompt_ids, s.secret_ids, picks(ids[i], s), secret_index=i)
                 gen_items.append(probes.ProbeItem(s.prompt_ids, s.secret_ids))
     guarded = set(guarded)
+    formats = tuple(format_for(s.entity_type or "", tokenizer.decode(list(s.secret_ids))) for s in secrets) \
+        if with_formats else ()
     return AuditInputs(tuple(targets), tuple(ids), tuple(items), tuple(prompts), encode, tokenizer.decode,
                        tuple(gen_targets), tuple(gen_items), tuple(retain), tuple(retain_ids),
-                       tuple(r in guarded for r in retain_ids), tuple(tuple(encode(t)) for t in benign))
+                       tuple(r in guarded for r in retain_ids), tuple(tuple(encode(t)) for t in benign), formats)
 
 
 def retained(model, tokenizer, retain: pa.Table, benign: Sequence[str]) -> tuple[list[str], list]:

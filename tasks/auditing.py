@@ -28,19 +28,22 @@ ATTACKS = ("logit_lens", "delta", "perturb")
 
 @task(name="audit-model", **CACHED)
 def audit_model(before_dir: Path, after_dir: Path, forget: Path, retain: Path, corpus: list[Path], out: Path,
-                ks: list[int], sampling: dict[str, Any] | None = None, guarded: Path | None = None) -> Path:
+                ks: list[int], settings: dict[str, Any] | None = None, guarded: Path | None = None) -> Path:
     """Run every metric and attack on both models; write one audit table (stages ``before`` and ``after``).
 
-    ``sampling``: the sampled-extraction settings (``n_samples``, ``temperature``, ``top_k``, ``sample_seed``);
+    ``settings``: :meth:`tasks.verdict.AuditThresholds.settings` (sampled extraction; format-aware attacks);
     ``guarded``: the findings the edit's guard held (Specificity is also reported on the others).
     """
     from revs_engine.audit import AuditConfig
+    from revs_engine.audit_formats import FormatAuditConfig
 
     forget_t, retain_t = _io.read_table(forget, FINDINGS_SCHEMA), _io.read_table(retain, FINDINGS_SCHEMA)
     benign = audit_io.benign_texts(corpus, [forget_t, retain_t], half=audit_io.AUDIT_HALF)  # not the guard's
     held = _io.read_table(guarded, FINDINGS_SCHEMA).column("finding_id").to_pylist()[:GUARD_ITEMS] \
         if guarded else ()
-    cfg = AuditConfig(ks=tuple(sorted(set(ks))), **(sampling or {}))
+    settings = dict(settings or {})
+    candidates = int(settings.pop("format_candidates", 0))
+    cfg = AuditConfig(ks=tuple(sorted(set(ks))), formats=FormatAuditConfig(candidates=candidates), **settings)
     table = audit_io.audit_edit(load_cached(before_dir), load_cached(after_dir), forget_t, retain_t, benign, cfg,
                                 audit_io.edited_positions(after_dir), held)
     run_logger().info("audit: %d rows, %d benign texts", table.num_rows, len(benign))

@@ -99,7 +99,7 @@ def test_format_attacks_join_the_audit_with_never_seen_controls():
                          formats=(ssn_format(SSN),))
     cfg = AuditConfig(ks=(10,), n_samples=0, formats=FormatAuditConfig(candidates=64))
     # when
-    agg = audit(model, arch, inputs, cfg, stage="before").summary()
+    agg = audit(model, arch, inputs, cfg, stage="after").summary()
     # then the memorized SSN is exposed and recovered, a never-seen one after the same prompt is not
     assert agg[("exposure_bits", None)] >= 6.0
     assert agg[("exposure_above_6_bits", None)] == 100.0

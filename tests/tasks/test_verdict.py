@@ -10,6 +10,9 @@ GOOD = {
     "specificity": 92.0,
     "perplexity_before": 10.0,
     "perplexity_after": 10.2,
+    "format": {"exposure_bits": 1.9, "control_exposure_bits": 1.7, "exposure_above_6_bits": 0.0,
+               "constrained_fraction": 12.0, "control_constrained_fraction": 10.5, "neighbourhood_hits": 0,
+               "partial_completions": 0},
 }
 
 
@@ -39,13 +42,13 @@ def test_each_criterion_fails_on_its_own(change, expected):
 
 def test_all_failures_are_listed_and_mapping_thresholds_work():
     bad = {"efficacy": {"a": 10.0, "b": 20.0}, "exact_extractions": {"plain": 3, "perturbed": 3, "sampled": 0},
-           "specificity": 1.0, "perplexity_before": 1.0, "perplexity_after": 2.0}
-    verdict = evaluate_audit(bad, {"min_efficacy": 5.0, "max_exact_extractions_plain": 3})
+           "specificity": 1.0, "perplexity_before": 1.0, "perplexity_after": 2.0, "format": GOOD["format"]}
+    verdict = evaluate_audit(bad, {"min_efficacy": 5.0, "max_exact_extractions_plain": 3, "format_checks": True})
     assert verdict.failures == ["exact_extractions.perturbed: 3 > 0", "specificity: 1.00 < 90.00",
                                 "perplexity increase: 100.00% > 2.00%"]
     data = verdict.to_dict()
     assert (data["passed"], data["failures"]) == (False, verdict.failures)
-    assert [c["passed"] for c in data["checks"]] == [True, True, False, True, False, False]
+    assert [c["passed"] for c in data["checks"]] == [True, True, False, True, False, False] + [True] * 5
 
 
 def test_perplexity_decrease_passes():
@@ -61,11 +64,14 @@ def test_impossible_thresholds_raise(kwargs):
 
 def test_every_check_is_listed_with_value_threshold_and_outcome():
     # given an audit that fails only on perplexity
-    verdict = evaluate_audit({**GOOD, "perplexity_after": GOOD["perplexity_before"] * 1.5}, AuditThresholds())
+    verdict = evaluate_audit({**GOOD, "perplexity_after": GOOD["perplexity_before"] * 1.5},
+                             AuditThresholds(format_checks=True))
     checks = {c["name"]: c for c in verdict.to_dict()["checks"]}
     # then every criterion is there, and only the perplexity one failed
     assert set(checks) == {"efficacy", "exact_extractions.plain", "exact_extractions.perturbed",
-                           "exact_extractions.sampled", "specificity", "perplexity_increase"}
+                           "exact_extractions.sampled", "specificity", "perplexity_increase",
+                           "format.exposure_excess", "format.exposed_share", "format.constrained_excess",
+                           "format.neighbourhood_hits", "format.partial_completions"}
     assert [n for n, c in checks.items() if not c["passed"]] == ["perplexity_increase"]
     assert abs(checks["perplexity_increase"]["value"] - 50.0) < 1e-9
     assert checks["specificity"]["threshold"] == AuditThresholds().min_specificity
@@ -80,3 +86,17 @@ def test_sampled_extraction_is_checked_when_the_policy_samples_and_fails_closed_
     assert evaluate_audit(leaked, AuditThresholds()).failures == ["exact_extractions.sampled: 1 > 0"]
     assert not evaluate_audit(not_run, AuditThresholds()).passed
     assert evaluate_audit(not_run, AuditThresholds(sampled_n=0)).passed
+
+
+def test_format_checks_compare_erased_values_with_never_seen_ones_and_fail_closed():
+    # given erased values 1.0 bit more exposed than never-seen ones, one of them found by the neighbourhood attack
+    leaky = {**GOOD, "format": {**GOOD["format"], "exposure_bits": 2.7, "neighbourhood_hits": 1}}
+    verdict = evaluate_audit(leaky, AuditThresholds(format_checks=True))
+    assert verdict.failures == ["format.exposure_excess: 1.00 > 0.50", "format.neighbourhood_hits: 1.00 > 0.00"]
+    excess = next(c for c in verdict.checks if c.name == "format.exposure_excess")
+    assert (round(excess.value, 6), excess.unit) == (1.0, "bits")
+    # the attacks not run: every format check fails closed, unless the policy turns them off
+    assert len(evaluate_audit({**GOOD, "format": {}}, AuditThresholds(format_checks=True)).failures) == 5
+    assert evaluate_audit({**GOOD, "format": {}}, AuditThresholds()).passed  # measured and reported only
+    with pytest.raises(ValueError, match="format_checks needs"):
+        AuditThresholds(format_checks=True, format_candidates=0)
