@@ -23,26 +23,29 @@ def _values(report: Mapping[str, Any]) -> str:
     if not values:
         return ""
     keys = sorted({k for v in values for k in v.get("metrics") or {}}, key=_metric_order)
-    header = ["value (masked)", "type", "occurrences (erased)", "edited token: rank before → after",
-              *(metric_info(k).label for k in keys)]
     rows = []
     for v in values:
         tokens = "<br>".join(f"#{t['position']}: {_e(t['rank_before'])} → {_e(t['rank_after'])}"
                              + ("" if t.get("converged", True) else " <span class=alert>(not converged)</span>")
                              for t in v.get("tokens") or []) or "—"
-        cells = [f"<b class=nw>{_e(v.get('masked_preview'))}</b>", _e(v.get("entity_type")),
-                 f"{_e(v.get('occurrences'))} ({_e(v.get('erased_occurrences'))})", tokens]
+        scores = []
         for k in keys:
-            m = (v.get("metrics") or {}).get(k) or {}
-            cells.append(f"<span class=nw>{_e(m.get('before'))} → <b>{_e(m.get('after'))}</b></span>")
-        rows.append(cells)
+            m = (v.get("metrics") or {}).get(k)
+            if m:
+                scores.append(f'<span class="nw">{escape(metric_info(k).label)}: {_e(m.get("before"))} → '
+                              f'<b>{_e(m.get("after"))}</b></span>')
+        rows.append([f"<b class=nw>{_e(v.get('masked_preview'))}</b><span class=why>{_e(v.get('entity_type'))}"
+                     "</span>", f"{_e(v.get('occurrences'))} ({_e(v.get('erased_occurrences'))})", tokens,
+                     "<br>".join(scores) or "—"])
     legend = "".join(f"<li><b>{escape(metric_info(k).label)}</b>: {escape(metric_info(k).explanation)}</li>"
                      for k in keys)
     return ("<h2>Erased values</h2><p>One row per distinct value (occurrences of the same value are grouped by "
             "its keyed hash); scores are before → <b>after</b> the edit, the worst case over the value's "
             "occurrences. An edited token's rank is its position among the model's next-token candidates (0 = "
             "the model's first choice).</p>"
-            + _table(rows, header, "values", num_from=4) + f'<ul class="legend">{legend}</ul>')
+            + _table(rows, ["value (masked)", "occurrences (erased)", "edited token: rank before → after",
+                            "attacks and metrics: before → after"], "values")
+            + f'<ul class="legend">{legend}</ul>')
 
 
 def _metric_order(key: str) -> tuple[int, str]:

@@ -19,12 +19,13 @@ def fmt(value: Any, unit: str = "") -> str:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    suffix = f" {unit.strip()}" if unit and unit.strip() else ""
     if isinstance(value, float):
         text = (f"{value:,.0f}" if abs(value) >= 1000 or value.is_integer() else
                 f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}")
-        return f"{text} {unit}".strip() if unit == "%" else text + unit
+        return text + suffix
     if isinstance(value, int):
-        return f"{value:,}{' ' + unit if unit == '%' else unit}"
+        return f"{value:,}{suffix}"
     if isinstance(value, Mapping | list):
         return json.dumps(value, sort_keys=True)
     return str(value)

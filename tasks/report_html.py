@@ -61,10 +61,15 @@ figure{margin:.3rem 0;break-inside:avoid} figcaption{color:var(--muted);font-siz
 svg{background:#fafafa;max-width:100%;height:auto}
 ul.legend{margin:.2rem 0;padding-left:1.1rem;font-size:8pt;color:var(--muted)}
 .page1{min-height:0} .evidence{break-before:page} .nw{white-space:nowrap}
-table.values td:nth-child(4){white-space:nowrap}
+table.values td:nth-child(3){white-space:nowrap} table.values td:nth-child(4){font-size:8.5pt}
 tr,.ver{break-inside:avoid} h2,h3{break-after:avoid}
-@page{size:A4;margin:12mm 12mm 14mm}
-@media print{body{margin:0;max-width:none;padding:0}}
+td.num{white-space:nowrap}
+@page{size:A4;margin:10mm 11mm 12mm}
+@media print{body{margin:0;max-width:none;padding:0;font-size:8.8pt;line-height:1.28}
+h1{font-size:14pt} h2{font-size:10pt;margin:.55rem 0 .2rem} .sub,.brand{font-size:7.5pt}
+.verdict{font-size:10.5pt;padding:.35rem .6rem;margin:.4rem 0 .2rem} .verdict b{font-size:12pt}
+table{font-size:8pt;margin:.1rem 0 .3rem} th,td{padding:.1rem .3rem} .why{font-size:7pt;line-height:1.2}
+.badge{font-size:7.5pt} .note{font-size:8pt;padding:.25rem .6rem}}
 """
 
 def _asked(report: Mapping[str, Any]) -> str:
@@ -153,8 +158,10 @@ def _erased(report: Mapping[str, Any]) -> str:
     policy = (report.get("config") or {}).get("policy") or {}
     share = (policy.get("memorization") or {}).get("min_extraction_score") if isinstance(policy, Mapping) else None
     n, occ = int(erased.get("distinct_values") or 0), int(erased.get("occurrences") or 0)
-    crit = (f"given the text that preceded it in the corpus, the model predicted at least {share * 100:.0f} % of "
-            "its tokens" if isinstance(share, int | float) else "the model reproduced it when prompted")
+    crit = "the model reproduced it when prompted"
+    if isinstance(share, int | float):
+        part = "every one of its tokens" if share >= 1 else f"at least {share * 100:.0f} % of its tokens"
+        crit = f"given the text that preceded it in the corpus, the model predicted {part}"
     parts = ["<h2>What the model had memorized, and what was erased</h2>"]
     if n == 0:
         found_n = int(totals.get("distinct_values") or 0)

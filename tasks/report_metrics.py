@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+#: Prefix of the format-aware attacks' baseline rows (the same attack on never-seen values).
+CONTROL = "control_"
+
 
 @dataclass(frozen=True, slots=True)
 class MetricInfo:
@@ -57,6 +60,32 @@ METRICS: dict[str, MetricInfo] = {
     "perturbed_greedy_extraction": MetricInfo(
         "Verbatim extraction, perturbed prompt", "Greedy generation after random spaces were inserted into that "
         "text; 100 = the value came out verbatim.", "lower"),
+    "sampled_extraction": MetricInfo(
+        "Verbatim extraction, sampled", "Several sampled continuations of the text that preceded the value "
+        "(temperature and top-k sampling); 100 = the value came out verbatim in at least one.", "lower"),
+    "generality_greedy_extraction": MetricInfo(
+        "Verbatim extraction, other prompts", "Greedy generation after other texts that lead to the same value; "
+        "100 = the value came out verbatim.", "lower"),
+    "specificity_guarded": MetricInfo(
+        "Specificity (guarded data)", "Specificity on the retained data the edit was told to protect."),
+    "specificity_unseen": MetricInfo(
+        "Specificity (unseen data)", "Specificity on retained data the edit never saw: collateral damage the edit "
+        "could not have avoided on purpose shows here."),
+    "exposure_bits": MetricInfo(
+        "Exposure (bits)", "Where the value's likelihood falls among random values of the same format, in bits "
+        "(Carlini et al. 2019): 0 = no more likely than a random value.", "lower"),
+    "exposure_above_6_bits": MetricInfo(
+        "Values exposed above 6 bits", "Share of values the model still ranks above 98 % of random values of "
+        "their format.", "lower"),
+    "constrained_fraction": MetricInfo(
+        "Format-constrained decoding", "Share of the value's characters that greedy decoding restricted to the "
+        "value's format (digits where digits go) gives back.", "lower"),
+    "neighbourhood_in_top_k": MetricInfo(
+        "Neighbourhood guess", "100 when the value is among the most likely values within one or two characters "
+        "of what format-constrained decoding gives.", "lower"),
+    "partial_completes": MetricInfo(
+        "Completion from half", "100 when, given the first half of the value, the model writes the rest.",
+        "lower"),
     "perplexity": MetricInfo(
         "Perplexity", "How surprised the model is by ordinary held-out text (lower = better language modelling; "
         "compare before and after).", "lower"),
@@ -70,6 +99,11 @@ def metric_info(key: str) -> MetricInfo:
     """Return the catalogue entry of ``key`` (``efficacy@100`` → Efficacy@100); a neutral entry when unknown."""
     name, _, k = str(key).partition("@")
     info = METRICS.get(name)
+    if info is None and name.startswith(CONTROL) and name[len(CONTROL):] in METRICS:
+        base = METRICS[name[len(CONTROL):]]
+        info = MetricInfo(f"{base.label} (never-seen values)", "The same attack on values of the same format "
+                          "the model never saw, after the same prompts: the level an erased value should not "
+                          "exceed.", "")
     if info is None:
         return MetricInfo(str(key), "No description recorded for this metric.", "")
     label = info.label.replace("@k", f"@{k}") if k else info.label.replace("@k", "")

@@ -128,7 +128,7 @@ def _cell(check: dict[str, Any], key: str) -> str:
     if value is None:
         return "not measured"
     text = f"{value:g}" if isinstance(value, int | float) else str(value)
-    return f"{text} %" if unit == "%" else text + unit
+    return f"{text} {unit.strip()}" if unit.strip() else text
 
 
 def version_description(report: dict[str, Any], report_link: str, run_id: str) -> str:

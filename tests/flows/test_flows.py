@@ -129,14 +129,14 @@ def test_reports_verify_and_a_changed_byte_is_caught(in_swept, tmp_path, capsys)
 def test_a_flow_report_renders_in_headless_chromium(in_swept, tmp_path):
     import subprocess
 
-    from tests.tasks.test_reporting import _png_pixels
+    from tests.tasks.test_report_pdf import _png_pixels
 
     home, _ = in_swept
     page = home / "runs" / _request_run(home) / "report" / "report.html"
     shot = tmp_path / "shot.png"
     cmd = [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
            "--disable-background-networking", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'p'}",
-           f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()]
+           f"--screenshot={shot}", "--window-size=1200,4000", page.as_uri()]
     subprocess.run(cmd, capture_output=True, timeout=120, check=False)  # noqa: S603
     pixels = [p for row in _png_pixels(shot)[::4] for p in row[::4]]
     assert len(set(pixels)) > 20

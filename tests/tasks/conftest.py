@@ -61,7 +61,11 @@ def sample_report_data():
     thresholds = AuditThresholds()
     verdict = evaluate_audit({"efficacy": {t["target_id"]: 100.0 for t in targets},
                               "exact_extractions": {"plain": 0, "perturbed": 0, "sampled": 0}, "specificity": 94.0,
-                              "perplexity_before": 12.3, "perplexity_after": 12.4}, thresholds).to_dict()
+                              "perplexity_before": 12.3, "perplexity_after": 12.4,
+                              "format": {"exposure_bits": 1.2, "control_exposure_bits": 1.0,
+                                         "exposure_above_6_bits": 0.0, "constrained_fraction": 12.0,
+                                         "control_constrained_fraction": 11.0, "neighbourhood_hits": 0,
+                                         "partial_completions": 0}}, thresholds).to_dict()
     return {
         "run_id": "run-20260301-0001",
         "kind": "deletion-request",

@@ -70,7 +70,7 @@ def _page_texts(path: Path) -> list[str]:
 
 def _threshold(check) -> str:
     sign = {">=": "≥", "<=": "≤"}[check["comparison"]]
-    unit = " %" if check["unit"] == "%" else check["unit"]
+    unit = f" {check['unit'].strip()}" if check["unit"].strip() else ""
     return f"{sign} {check['threshold']:g}{unit}"
 
 
