@@ -320,6 +320,21 @@ class MemorizationPolicy(BaseModel):
     min_extraction_score: float = Field(0.8, ge=0.0, le=1.0)
 
 
+class InventoryPolicy(BaseModel):
+    """The memorization inventory (:mod:`tasks.inventory`): how it is built when a version has none, and how an
+    erasure splits it between its guard and the audit's held-out slice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # findings of the corpus probed to build an inventory for a version that has none (deletion requests)
+    sample: int = Field(200, ge=0, le=100_000)
+    # share of the inventory's memorized findings the guard never sees: Specificity on them shows collateral
+    # damage the guard could not prevent
+    holdout_pct: float = Field(25.0, ge=0.0, le=100.0)
+    holdout_limit: int = Field(256, ge=0, le=100_000)
+    seed: int = 0
+
+
 class Policy(BaseModel):
     """The compliance policy: what to look for, what counts as memorized, how to edit, when an audit passes."""
 
@@ -335,6 +350,7 @@ class Policy(BaseModel):
 
     entities: EntityPolicy = Field(default_factory=EntityPolicy)
     memorization: MemorizationPolicy = Field(default_factory=MemorizationPolicy)
+    inventory: InventoryPolicy = Field(default_factory=InventoryPolicy)
     # A preset name and overrides of its fields (revs_engine.presets; checked at load, unknown keys are named).
     revs: dict[str, Any] = Field(default_factory=dict)
     audit: AuditThresholds = Field(default_factory=AuditThresholds)

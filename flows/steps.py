@@ -14,7 +14,7 @@ from typing import Any
 from prefect import flow, unmapped
 
 from flows.params import Policy
-from tasks import auditing, pii, registry, reports, tracking, unlearning
+from tasks import auditing, inventory, pii, probing, registry, reports, tracking, unlearning
 
 
 class AuditFailedError(RuntimeError):
@@ -58,6 +58,32 @@ def scan_partitions(corpus: list[Path], out: Path, entities: list[str], min_scor
     return pii.merge_findings([f.result() for f in futures], out)
 
 
+def split_inventory(base: dict[str, Any], selection: dict[str, Any], exclude: Path, policy: Policy, run_dir: Path,
+                    run_id: str, *, probed: tuple[Path, Path] | None = None,
+                    corpus_findings: Path | None = None) -> dict[str, Any]:
+    """Make sure the base version has a memorization inventory — this run's probes of the whole scan (``probed``:
+    findings, probes), or else a probed seeded sample of ``corpus_findings`` — and split it, minus every value of
+    ``exclude``, into the erasure's guard (with the run's own retained memorized findings) and the audit's
+    held-out slice; return the selection with ``guard_findings`` and ``audit_findings``."""
+    name, version = base["name"], base["version"]
+    criteria = policy.memorization.model_dump()
+    inv = policy.inventory
+    if probed is not None:
+        inventory.record_inventory(name, version, probed[0], probed[1], run_id, criteria)
+    elif (not inventory.inventory_path(name, version).is_file() and corpus_findings is not None
+          and Path(corpus_findings).is_file() and inv.sample):
+        sample = inventory.sample_findings(corpus_findings, inv.sample, inv.seed,
+                                           run_dir / "inventory_sample.parquet", exclude)
+        probes = probing.probe_findings(Path(base["dir"]), sample, run_dir / "inventory_probes.parquet")
+        inventory.record_inventory(name, version, sample, probes, run_id, criteria)
+    if not inventory.inventory_path(name, version).is_file():
+        return selection
+    split = inventory.split_inventory(inventory.inventory_path(name, version), exclude, run_dir, inv.holdout_pct,
+                                      inv.seed, inv.holdout_limit, Path(selection["guard_findings"]))
+    return {**selection, "guard_findings": split["guard"], "audit_findings": split["audit"],
+            "n_guard": split["n_guard"], "n_holdout": split["n_holdout"]}
+
+
 def edit(base: dict[str, Any], selection: dict[str, Any], findings: Path, policy: Policy,
          staging: Path, corpus: list[Path] | None = None) -> dict[str, Any]:
     """Erase the selected findings from the base version with REVS into ``staging``, guarded by the retained
@@ -73,15 +99,17 @@ def audit_and_register(base: dict[str, Any], edited: dict[str, Any], selection: 
     """Audit before/after, judge against the policy, register the version (alias only on a pass), publish it."""
     thresholds = policy.audit.to_dict()
     guarded = selection.get("guard_findings")
+    retain = selection.get("audit_findings") or selection["retain_findings"]
     audit = auditing.audit_model(Path(base["dir"]), Path(edited["model_dir"]), Path(selection["forget_findings"]),
-                                 Path(selection["retain_findings"]), corpus, run_dir / "audit.parquet",
-                                 [thresholds["efficacy_k"]], policy.audit.settings(),
-                                 Path(guarded) if guarded else None)
+                                 Path(retain), corpus, run_dir / "audit.parquet", [thresholds["efficacy_k"]],
+                                 policy.audit.settings(), Path(guarded) if guarded else None)
     judged = auditing.evaluate_audit(audit, thresholds)
     version = registry.register_version(base["name"], Path(edited["model_dir"]), base["version"],
                                         edited["edited_sha256"], run_id, request_id, judged["verdict"])
     registry.publish_version(base["name"], Path(edited["model_dir"]), version)
-    return {**judged, "audit": audit, "version": version}
+    inv = inventory.update_after_edit(base["name"], base["version"], version, Path(selection["forget_findings"]),
+                                      audit, run_id)
+    return {**judged, "audit": audit, "version": version, "inventory": inv}
 
 
 def report(kind: str, run_id: str, run_dir: Path, base: dict[str, Any], edited: dict[str, Any] | None,
@@ -118,7 +146,8 @@ def report(kind: str, run_id: str, run_dir: Path, base: dict[str, Any], edited: 
     reports.attach_report(out, verdict, (request or {}).get("request_id") or run_id)
     tracking.log_run(run_id, params | {"revs": data["config"]["revs"]}, data["metrics"],
                      {"findings_summary": summary["path"], "audit": run_dir / "audit.parquet", "report": out,
-                      "patch_manifest": evidence.get("patch/manifest.json", run_dir / "none")},
+                      "patch_manifest": evidence.get("patch/manifest.json", run_dir / "none"),
+                      "inventory": Path((audited or {}).get("inventory") or run_dir / "none")},
                      {"audit": "passed" if verdict["passed"] else "failed",
                       "new_version": "" if new_version is None else str(new_version)})
     return out

@@ -59,6 +59,8 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
                             partitions, pol.entities.phone_regions, follow_symlinks)
             probes = probing.probe_findings(Path(base["dir"]), findings, run_dir / "probes.parquet")
             selection = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir)
+            selection = steps.split_inventory(base, selection, Path(selection["forget_findings"]), pol, run_dir,
+                                              run_id, probed=(findings, probes))
             edited = audited = None
             if selection["n_forget"]:
                 staging = workspace_dir("models", name, ".staging") / run_id

@@ -36,7 +36,9 @@ class AuditThresholds:
         sampled_n: Samples per erased value's prompt for the sampled-extraction attack (0: not run, no check).
         sampled_temperature: Sampling temperature of that attack.
         sampled_top_k: Top-k of that attack (0: no top-k cut).
-        min_specificity: Specificity on unrelated text (percent).
+        min_specificity: Specificity on the other memorized data and benign continuations (percent).
+        min_specificity_unseen: Specificity on the part of them the erasure's guard never saw (percent): the
+            inventory's held-out slice and held-out benign text.
         max_perplexity_increase_pct: Relative perplexity increase on held-out text (percent).
         format_candidates: Random format-valid values each erased value's exposure is measured against (0: no
             format-aware attacks).
@@ -61,6 +63,7 @@ class AuditThresholds:
     sampled_temperature: float = 1.0
     sampled_top_k: int = 40
     min_specificity: float = 90.0
+    min_specificity_unseen: float = 90.0
     max_perplexity_increase_pct: float = 2.0
     format_candidates: int = 128
     format_checks: bool = False
@@ -73,7 +76,7 @@ class AuditThresholds:
     def __post_init__(self) -> None:
         if self.efficacy_k < 1:
             raise ValueError(f"efficacy_k must be >= 1, got {self.efficacy_k}")
-        for name in ("min_efficacy", "min_specificity"):
+        for name in ("min_efficacy", "min_specificity", "min_specificity_unseen"):
             value = getattr(self, name)
             if not 0.0 <= value <= 100.0:
                 raise ValueError(f"{name} is a percentage in [0, 100], got {value}")
@@ -207,6 +210,17 @@ def evaluate_audit(metrics: Mapping[str, Any], thresholds: AuditThresholds | Map
                         t.min_specificity, ">=", "%", specificity is not None and specificity >= t.min_specificity,
                         "Share of the data the model knew and was not asked to forget that it still "
                         "reproduces after the edit (collateral damage shows here)."))
+
+    unseen = _number(metrics.get("specificity_unseen"))
+    if unseen is None:
+        failures.append("specificity_unseen: missing or not a number (no retained item outside the guard)")
+    elif unseen < t.min_specificity_unseen:
+        failures.append(f"specificity_unseen: {unseen:.2f} < {t.min_specificity_unseen:.2f}")
+    ok = unseen is not None and unseen >= t.min_specificity_unseen
+    checks.append(Check("specificity_unseen", "Specificity on data the erasure never saw", unseen,
+                        t.min_specificity_unseen, ">=", "%", ok,
+                        "The same, on memorized data held out of the erasure's guard and on held-out text: damage "
+                        "the guard could not see shows here."))
 
     before, after = _number(metrics.get("perplexity_before")), _number(metrics.get("perplexity_after"))
     increase = None

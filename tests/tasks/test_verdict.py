@@ -8,6 +8,7 @@ GOOD = {
     "efficacy": {"t1": 99.0, "t2": 95.0},
     "exact_extractions": {"plain": 0, "perturbed": 0, "sampled": 0},
     "specificity": 92.0,
+    "specificity_unseen": 91.0,
     "perplexity_before": 10.0,
     "perplexity_after": 10.2,
     "format": {"exposure_bits": 1.9, "control_exposure_bits": 1.7, "exposure_above_6_bits": 0.0,
@@ -42,13 +43,14 @@ def test_each_criterion_fails_on_its_own(change, expected):
 
 def test_all_failures_are_listed_and_mapping_thresholds_work():
     bad = {"efficacy": {"a": 10.0, "b": 20.0}, "exact_extractions": {"plain": 3, "perturbed": 3, "sampled": 0},
-           "specificity": 1.0, "perplexity_before": 1.0, "perplexity_after": 2.0, "format": GOOD["format"]}
+           "specificity": 1.0, "specificity_unseen": 95.0, "perplexity_before": 1.0, "perplexity_after": 2.0,
+           "format": GOOD["format"]}
     verdict = evaluate_audit(bad, {"min_efficacy": 5.0, "max_exact_extractions_plain": 3, "format_checks": True})
     assert verdict.failures == ["exact_extractions.perturbed: 3 > 0", "specificity: 1.00 < 90.00",
                                 "perplexity increase: 100.00% > 2.00%"]
     data = verdict.to_dict()
     assert (data["passed"], data["failures"]) == (False, verdict.failures)
-    assert [c["passed"] for c in data["checks"]] == [True, True, False, True, False, False] + [True] * 5
+    assert [c["passed"] for c in data["checks"]] == [True, True, False, True, False, True, False] + [True] * 5
 
 
 def test_perplexity_decrease_passes():
@@ -69,7 +71,7 @@ def test_every_check_is_listed_with_value_threshold_and_outcome():
     checks = {c["name"]: c for c in verdict.to_dict()["checks"]}
     # then every criterion is there, and only the perplexity one failed
     assert set(checks) == {"efficacy", "exact_extractions.plain", "exact_extractions.perturbed",
-                           "exact_extractions.sampled", "specificity", "perplexity_increase",
+                           "exact_extractions.sampled", "specificity", "specificity_unseen", "perplexity_increase",
                            "format.exposure_excess", "format.exposed_share", "format.constrained_excess",
                            "format.neighbourhood_hits", "format.partial_completions"}
     assert [n for n, c in checks.items() if not c["passed"]] == ["perplexity_increase"]
@@ -100,3 +102,10 @@ def test_format_checks_compare_erased_values_with_never_seen_ones_and_fail_close
     assert evaluate_audit({**GOOD, "format": {}}, AuditThresholds()).passed  # measured and reported only
     with pytest.raises(ValueError, match="format_checks needs"):
         AuditThresholds(format_checks=True, format_candidates=0)
+
+
+def test_collateral_damage_the_guard_never_saw_fails_the_audit():
+    # given an edit that kept the guarded items but broke held-out ones
+    verdict = evaluate_audit({**GOOD, "specificity": 95.0, "specificity_unseen": 60.0}, AuditThresholds())
+    assert verdict.failures == ["specificity_unseen: 60.00 < 90.00"]
+    assert not evaluate_audit({**GOOD, "specificity_unseen": None}, AuditThresholds()).passed  # fails closed

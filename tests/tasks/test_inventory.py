@@ -1,0 +1,107 @@
+"""The memorization inventory: recorded per version, split into guard and held-out slice, updated by an edit."""
+
+import pyarrow as pa
+import pytest
+
+from pii_detect.schema import FINDINGS_SCHEMA
+from revs_engine.schema import AUDIT_SCHEMA, PROBES_SCHEMA
+from tasks import _io, inventory
+
+
+def _findings(n, hmac_of=lambda i: f"{i:02d}" * 32):
+    return [{"finding_id": f"f{i:02d}", "source": "c.txt", "doc_key": str(i), "doc_sha256": "00" * 32, "start": 0,
+             "end": 5, "entity_type": "US_SSN", "score": 1.0, "recognizer": "t", "value_hmac": hmac_of(i),
+             "masked_preview": "***"} for i in range(n)]
+
+
+def _probes(rows, memorized):
+    return [{"finding_id": r["finding_id"], "prefix_tokens": 3, "target_tokens": 4, "prefix_truncated": False,
+             "exact_match": r["finding_id"] in memorized, "first_mismatch": -1, "target_token_ranks": [0],
+             "extraction_score": 1.0 if r["finding_id"] in memorized else 0.25,
+             "memorized": r["finding_id"] in memorized} for r in rows]
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("REVS_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def _write(rows, path, schema):
+    return _io.write_table(pa.Table.from_pylist(rows, schema=schema), path, schema)
+
+
+def test_a_sweep_records_the_versions_inventory_without_values_and_extends_it(workspace):
+    rows = _findings(10)
+    findings = _write(rows, workspace / "f.parquet", FINDINGS_SCHEMA)
+    probes = _write(_probes(rows[:6], {"f00", "f01", "f02"}), workspace / "p.parquet", PROBES_SCHEMA)
+    crit = {"exact_match": True, "min_extraction_score": 1.0}
+    # when version 1's inventory is recorded from six probes, then from the other four
+    path = inventory.record_inventory.fn("m", 1, findings, probes, "run-a", crit)
+    more = _write(_probes(rows[6:], {"f09"}), workspace / "p2.parquet", PROBES_SCHEMA)
+    inventory.record_inventory.fn("m", 1, findings, more, "run-b", crit)
+    # then it holds every probed finding once, with its status and the run that judged it
+    table = _io.read_table(path, inventory.INVENTORY_SCHEMA).to_pylist()
+    assert path == inventory.inventory_path("m", 1)
+    assert [r["finding_id"] for r in table] == [f"f{i:02d}" for i in range(10)]
+    assert {r["finding_id"] for r in table if r["status"] == "memorized"} == {"f00", "f01", "f02", "f09"}
+    assert {r["judged_by"] for r in table if r["finding_id"] == "f09"} == {"run-b"}
+    assert "value" not in inventory.INVENTORY_SCHEMA.names
+
+
+def test_the_split_excludes_erased_values_holds_out_a_seeded_slice_and_keeps_the_runs_guard(workspace):
+    # given 20 memorized findings, two of which share the value being erased
+    rows = _findings(20, hmac_of=lambda i: "aa" * 32 if i in (3, 4) else f"{i:02d}" * 32)
+    findings = _write(rows, workspace / "f.parquet", FINDINGS_SCHEMA)
+    probes = _write(_probes(rows, {r["finding_id"] for r in rows}), workspace / "p.parquet", PROBES_SCHEMA)
+    inv = inventory.record_inventory.fn("m", 1, findings, probes, "run", {"exact_match": True})
+    erased = _write([rows[3]], workspace / "erase.parquet", FINDINGS_SCHEMA)
+    extra = _write([rows[0]], workspace / "extra.parquet", FINDINGS_SCHEMA)
+    # when
+    split = inventory.split_inventory.fn(inv, erased, workspace, 25.0, 0, 100, extra)
+    (workspace / "again").mkdir()
+    again = inventory.split_inventory.fn(inv, erased, workspace / "again", 25.0, 0, 100, extra)
+    # then neither part holds the erased value, the parts are disjoint, a quarter is held out, seeded
+    guard = set(_io.read_table(split["guard"]).column("finding_id").to_pylist())
+    hold = set(_io.read_table(split["holdout"]).column("finding_id").to_pylist())
+    assert not ({"f03", "f04"} & (guard | hold))
+    assert not guard & hold
+    assert len(hold) == round(18 * 0.25) == split["n_holdout"]
+    assert guard | hold == {r["finding_id"] for r in rows} - {"f03", "f04"}
+    assert "f00" in guard or "f00" in hold
+    assert _io.read_table(again["holdout"]).column("finding_id").to_pylist() == sorted(hold)
+    audit = set(_io.read_table(split["audit"]).column("finding_id").to_pylist())
+    assert audit == guard | hold
+
+
+def test_an_edit_writes_the_new_versions_inventory_from_its_parents_and_the_audit(workspace):
+    # given version 1's inventory (four memorized), an erasure of f00 and an audit that saw f01 kept, f02 lost
+    rows = _findings(5)
+    findings = _write(rows, workspace / "f.parquet", FINDINGS_SCHEMA)
+    probes = _write(_probes(rows, {"f00", "f01", "f02", "f03"}), workspace / "p.parquet", PROBES_SCHEMA)
+    inventory.record_inventory.fn("m", 1, findings, probes, "sweep", {"exact_match": True})
+    erased = _write([rows[0]], workspace / "erase.parquet", FINDINGS_SCHEMA)
+    audit = _write([{"target_id": "f01", "stage": "after", "metric": "specificity", "k": None, "score": 100.0,
+                     "passed": None},
+                    {"target_id": "f02", "stage": "after", "metric": "specificity", "k": None, "score": 0.0,
+                     "passed": None},
+                    {"target_id": "f03", "stage": "before", "metric": "specificity", "k": None, "score": 0.0,
+                     "passed": None}], workspace / "audit.parquet", AUDIT_SCHEMA)
+    # when
+    path = inventory.update_after_edit.fn("m", 1, 2, erased, audit, "edit")
+    # then
+    status = {r["finding_id"]: r["status"] for r in _io.read_table(path).to_pylist()}
+    assert status == {"f00": "erased", "f01": "memorized", "f02": "lost", "f03": "memorized",
+                      "f04": "not_memorized"}
+    assert path == inventory.inventory_path("m", 2)
+
+
+def test_a_bounded_seeded_sample_leaves_out_the_subjects_values(workspace):
+    rows = _findings(50)
+    findings = _write(rows, workspace / "f.parquet", FINDINGS_SCHEMA)
+    subject = _write(rows[:5], workspace / "s.parquet", FINDINGS_SCHEMA)
+    a = _io.read_table(inventory.sample_findings.fn(findings, 10, 7, workspace / "a.parquet", subject))
+    b = _io.read_table(inventory.sample_findings.fn(findings, 10, 7, workspace / "b.parquet", subject))
+    assert a.num_rows == 10
+    assert a.column("finding_id").to_pylist() == b.column("finding_id").to_pylist()
+    assert not set(a.column("finding_id").to_pylist()) & {f"f{i:02d}" for i in range(5)}
