@@ -20,7 +20,7 @@ from prefect import flow
 from flows import steps
 from flows.params import load_policy, load_request
 from tasks import corpus as corpus_check
-from tasks import free_text, pii, probing, registry, requesting, tracking
+from tasks import corpus_inspection, free_text, pii, probing, registry, requesting, tracking
 from tasks._workspace import workspace_dir
 from tasks.requests import SENSITIVE, model_lock
 
@@ -87,17 +87,20 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
     rid = req.request_id
     base = registry.ensure_base(model, name) if "edited" not in done else ev["edited"]["base"]
     if "located" not in done:
-        inspection = corpus_check.inspect_corpus(corpus, run_dir / "corpus_issues.json")
+        inspection = corpus_inspection.inspect_corpus(corpus, run_dir / "corpus_issues.json")
         scan = steps.scan_partitions(corpus, run_dir / "scan.parquet", pol.entities.types, pol.entities.min_score,
                                      phone_regions=pol.entities.phone_regions, follow_symlinks=follow_symlinks)
         found = pii.locate_subject(Path(request), corpus, run_dir / "findings.parquet", scan, follow_symlinks)
-        located = corpus_check.located_evidence(found, inspection)
+        located = corpus_inspection.located_evidence(found, inspection)
         ev["located"] = requesting.advance_request(rid, "located", {"run_id": run_id, **located})[
             "evidence"]["located"]
     findings = Path(ev["located"]["findings"])
     if "probed" not in done:
         probes = probing.probe_findings(Path(base["dir"]), findings, run_dir / "probes.parquet")
         sel = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir)
+        if sel["n_forget"]:  # guard with the version's inventory (built from a corpus sample when it has none)
+            sel = steps.split_inventory(base, sel, findings, pol, run_dir, run_id,
+                                        corpus_findings=run_dir / "scan.parquet")
         ev["probed"] = requesting.advance_request(rid, "probed", _jsonable(sel))["evidence"]["probed"]
     selection = ev["probed"]
     if "edited" not in done:
