@@ -194,8 +194,8 @@ class RevsConfig:
         """Rebuild a config from :meth:`to_dict` output."""
         data = dict(data)
         tgt = dict(data.pop("targets", {}))
-        for key in ("skip_substrings", "stop_substrings"):
-            if key in tgt:
+        for key in ("skip_substrings", "stop_substrings", "cover_ranks"):
+            if tgt.get(key) is not None:
                 tgt[key] = tuple(tgt[key])
         for key in ("neuron_rank_window", "mlp_rank_window", "residual_rank_window"):
             if key in data:

@@ -12,7 +12,9 @@ What happens, in order (each step only when the configuration uses it):
    least like the guard's contexts, :mod:`revs_engine.positions`) or a token-id rule (:mod:`revs_engine.targets`);
 3. REVS (:func:`revs_engine.revs.unlearn`) or FT-L (:func:`revs_engine.ftl.unlearn_ftl`) on those targets;
 4. fallback rounds (``targets.fallback``): a secret none of whose targets left the top ranks gets its next
-   position edited, one per round.
+   position edited, one per round;
+5. cover (``targets.cover_ranks``): every other eligible position of each secret is edited to a shallow final
+   rank, so that what format-aware attacks read off the untouched positions is gone too.
 The model's weights are edited in place; ``edit.restore(model, arch, result.backup)`` undoes everything.
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 from torch import nn
 
 from revs_engine.arch import ModelArch
+from revs_engine.config import RevsConfig
 from revs_engine.decoys import decoy_sequences
 from revs_engine.edit import NeuronEdit, WeightBackup
 from revs_engine.ftl import unlearn_ftl
@@ -187,6 +190,14 @@ def ranked_positions_of(model: nn.Module, arch: ModelArch, secrets: Sequence[Sec
     return out
 
 
+def cover_config(cfg: RevsConfig, vocab_size: int) -> RevsConfig:
+    """Return ``cfg`` with the residual and MLP windows of the cover edits: final ranks ``targets.cover_ranks``
+    (absolute) for a vocabulary of ``vocab_size`` tokens."""
+    low, high = cfg.targets.cover_ranks
+    window = (low / vocab_size, min(high / vocab_size, 1.0))
+    return dataclasses.replace(cfg, residual_rank_window=window, mlp_rank_window=(window[0], 0.9))
+
+
 def _targets(secrets: Sequence[Secret], picks: Sequence[Sequence[int]]) -> list[TokenTarget]:
     return [t for i, (s, pos) in enumerate(zip(secrets, picks, strict=True))
             for t in targets_at(s.prompt_ids, s.secret_ids, pos, secret_index=i)]
@@ -256,6 +267,16 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
         results += more.targets
         edits += more.edits
         backup, seconds = backup.merged(more.backup), seconds + more.seconds
+    cover = config.revs.targets.cover_ranks
+    if cover:
+        extra = _targets(inputs.forget, [[p for p in r if p not in u] for r, u in zip(ranked, used, strict=True)])
+        if extra:
+            more = unlearn(model, arch, extra, cover_config(config.revs, arch.vocab_size), **kw)
+            logger.info("cover: %d more positions edited to ranks %d–%d", len(extra), *cover)
+            targets += extra
+            results += more.targets
+            edits += more.edits
+            backup, seconds = backup.merged(more.backup), seconds + more.seconds
     outcomes = [TargetOutcome(r.secret_index, r.position, r.rank_before, r.rank_after, r.rank_final, r.converged)
                 for r in results]
     return EraseResult(config, tuple(targets), tuple(outcomes), tuple(edits), backup, seconds, counts, first)

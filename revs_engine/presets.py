@@ -52,8 +52,9 @@ class EraseConfig:
     def __post_init__(self) -> None:
         if self.method not in ("revs", "ftl"):
             raise ValueError(f"method must be 'revs' or 'ftl', got {self.method!r}")
-        if self.method == "ftl" and self.revs.targets.fallback:
-            raise ValueError("targets.fallback re-runs REVS on more positions and does nothing for FT-L: drop it")
+        if self.method == "ftl" and (self.revs.targets.fallback or self.revs.targets.cover_ranks):
+            raise ValueError("targets.fallback and targets.cover_ranks run REVS on more positions and do nothing "
+                             "for FT-L: drop them")
 
     @property
     def uses_guard(self) -> bool:

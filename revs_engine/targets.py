@@ -53,6 +53,12 @@ class TargetConfig:
             positions, one per round in the method's order, until one does (0: the paper's single choice;
             applied by :func:`revs_engine.erase.erase`). An e-mail's letters are often copied from the name in
             its context by attention, which REVS's MLP edits cannot outweigh; its digits can be demoted.
+        cover_ranks: ``(low, high)`` or None. After the targets above, also edit every other eligible position of
+            each secret, to a final-layer rank between ``low`` and ``high`` (absolute ranks, not fractions: they
+            are about the few alternatives a format allows at a position, e.g. ten digits). Deep enough that the
+            model no longer writes the secret's token there, shallow enough that the token does not stand out as
+            the least likely alternative: what format-aware attacks recover from the positions a single deep edit
+            leaves alone (applied by :func:`revs_engine.erase.erase`).
     """
 
     max_tokens: int | None = 2
@@ -62,8 +68,12 @@ class TargetConfig:
     skip_whitespace_only: bool = True
     seed: int = 0
     fallback: int = 0
+    cover_ranks: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        cover = self.cover_ranks
+        if cover is not None and (len(cover) != 2 or not 1 <= cover[0] <= cover[1]):
+            raise ValueError(f"cover_ranks must be (low, high) ranks with 1 <= low <= high, got {cover}")
         if self.fallback < 0:
             raise ValueError(f"fallback must be ≥ 0, got {self.fallback}")
         if self.max_tokens is not None and self.max_tokens < 1:

@@ -110,6 +110,25 @@ def test_fallbacks_stop_after_the_configured_rounds_and_not_at_all_when_converge
     assert [t.position for t in _run(fallback=3, first_ranks=(LOW,)).targets] == [0]
 
 
+def test_cover_edits_every_other_eligible_position_to_the_shallow_window(fake_revs, monkeypatch):
+    # given one secret of four eligible positions, one deep target and a cover window of ranks 4-8
+    seen = []
+    original = erase_module.unlearn
+    monkeypatch.setattr(erase_module, "unlearn", lambda m, a, t, cfg, **kw: (seen.append(cfg), original(
+        m, a, t, cfg, **kw))[1])
+    FIRST.clear()
+    FIRST.update({0: 2 * LOW})
+    cfg = EraseConfig(revs=RevsConfig(targets=TargetConfig(max_tokens=1, method="first", cover_ranks=(4, 8))))
+    # when
+    result = erase(None, SimpleNamespace(vocab_size=V), EraseInputs((_secret(),)), cfg, lens=object())
+    # then the three other positions are edited once more, towards final ranks 4-8 of the vocabulary
+    assert fake_revs == [[(0, 0)], [(0, 1), (0, 2), (0, 3)]]
+    assert [t.position for t in result.targets] == [0, 1, 2, 3]
+    assert seen[0].residual_rank_window == RevsConfig().residual_rank_window
+    assert seen[1].residual_rank_window == (4 / V, 8 / V)
+    assert seen[1].mlp_rank_window == (4 / V, 0.9)
+
+
 # -- end to end on tiny models ---------------------------------------------------------------------------------
 def _inputs(model, n=2, keep=4):
     g = torch.Generator().manual_seed(7)
