@@ -36,8 +36,7 @@ from benchmarks.ssn_model import _cache_root, encode_rows, memorized_model
 from revs_engine.arch import resolve_arch
 from revs_engine.audit import AuditConfig, AuditInputs, audit
 from revs_engine.edit import restore
-from revs_engine.erase import GUARD_BENIGN, EraseInputs, EraseResult, Secret, build_guard, erase
-from revs_engine.guard import guard_activations
+from revs_engine.erase import GUARD_BENIGN, EraseInputs, EraseResult, Secret, erase, guard_stats_for
 from revs_engine.lens import VocabLens
 from revs_engine.presets import PRESETS, EraseConfig, default_preset, resolve_config
 from revs_engine.targets import targets_at
@@ -135,14 +134,14 @@ def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targ
     model, arch, tok = lm.model, resolve_arch(lm.model), lm.tokenizer
     lens = VocabLens(model, arch)
     data = prepare(tok, rows, seed, n_forget)
-    acts = {}  # the guard's activations on the unedited model (every edit below is restored), per decoy count
+    stats = {}  # the guard's statistics on the unedited model (every edit below is restored), per decoy count
     out, positions = {}, None
     for name in names:
         label, cfg = variant(name, data.erase.encode)
-        if cfg.uses_guard and cfg.revs.decoys not in acts:
-            guard, _ = build_guard(data.erase, cfg.revs.decoys)
-            acts[cfg.revs.decoys] = guard_activations(model, arch, guard)
-        result = erase(model, arch, data.erase, cfg, lens=lens, guard_acts=acts.get(cfg.revs.decoys))
+        key = (cfg.revs.decoys, cfg.revs.targets)
+        if cfg.uses_guard and key not in stats:
+            stats[key] = guard_stats_for(model, arch, data.erase, cfg, complete=True)
+        result = erase(model, arch, data.erase, cfg, lens=lens, guard_stats=stats.get(key))
         pos = result.positions(len(data.erase.forget))
         row = {**evaluate(model, arch, lens, data, pos), "s_per_target": result.seconds / len(result.targets),
                "converged": 100 * result.n_converged / len(result.targets), **_revs_stats(result)}

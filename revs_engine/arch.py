@@ -164,8 +164,16 @@ def neuron_bias(module: nn.Module) -> torch.Tensor | None:
 
 @torch.no_grad()
 def add_to_neurons(module: nn.Module, transposed: bool, idx: torch.Tensor, delta: torch.Tensor) -> None:
-    """Add ``delta`` ``[k, d_model]`` to the write vectors of neurons ``idx`` ``[k]`` of ``module`` in place."""
+    """Add ``delta`` ``[k, d_model]`` to the write vectors of neurons ``idx`` ``[k]`` of ``module`` in place (for
+    bf16/fp16 weights the sum is taken in float32 and rounded to the weights' dtype once)."""
     vectors = neuron_vectors(module, transposed)
     if delta.shape != (idx.numel(), vectors.shape[1]):
         raise ValueError(f"delta has shape {tuple(delta.shape)}, expected ({idx.numel()}, {vectors.shape[1]})")
-    vectors.index_add_(0, idx.to(vectors.device), delta.to(vectors.dtype))
+    idx = idx.to(vectors.device)
+    if vectors.dtype not in (torch.bfloat16, torch.float16):
+        vectors.index_add_(0, idx, delta.to(vectors.dtype))
+        return
+    # half precision: add in float32 and round once (rounding the delta first would round twice)
+    rows, where = torch.unique(idx, return_inverse=True)
+    summed = vectors[rows].float().index_add_(0, where, delta.to(vectors.device, torch.float32))
+    vectors[rows] = summed.to(vectors.dtype)

@@ -7,7 +7,8 @@ and :func:`erase`. ``revs unlearn``, both flows, the demo and ``revs_bench`` cal
 What happens, in order (each step only when the configuration uses it):
 1. the retain guard (:mod:`revs_engine.guard`): the retained memorized items, benign text and format-preserving
    decoys of every secret after its own prompt (:mod:`revs_engine.decoys`), each cut to its last
-   :data:`GUARD_PREFIX_TOKENS` tokens; its activations on the unedited model are captured once;
+   :data:`GUARD_PREFIX_TOKENS` tokens; what the edit needs from its activations on the unedited model is
+   computed in one streaming pass (:func:`guard_stats_for`, memory independent of the guard's size);
 2. the target positions of each secret: skip/stop rules per entity type, then the ``distinct`` rule (positions
    least like the guard's contexts, :mod:`revs_engine.positions`) or a token-id rule (:mod:`revs_engine.targets`);
 3. REVS (:func:`revs_engine.revs.unlearn`) or FT-L (:func:`revs_engine.ftl.unlearn_ftl`) on those targets;
@@ -33,12 +34,13 @@ from revs_engine.config import RevsConfig
 from revs_engine.decoys import decoy_sequences
 from revs_engine.edit import NeuronEdit, WeightBackup
 from revs_engine.ftl import unlearn_ftl
-from revs_engine.guard import GuardActivations, RetainGuard, guard_activations
+from revs_engine.guard import RetainGuard
+from revs_engine.guard_stats import GuardStats, OverlapQuery, guard_statistics
 from revs_engine.lens import VocabLens
 from revs_engine.positions import ranked_positions
 from revs_engine.presets import EraseConfig
 from revs_engine.probes import ProbeItem
-from revs_engine.revs import RevsResult, unlearn
+from revs_engine.revs import RevsResult, guard_needs, unlearn
 from revs_engine.targets import TokenTarget, config_for_entity, eligible_positions, order_positions, targets_at
 
 logger = logging.getLogger(__name__)
@@ -173,19 +175,57 @@ def build_guard(inputs: EraseInputs, decoys: int) -> tuple[RetainGuard | None, i
     return (guard if len(guard) else None), n_decoys
 
 
-def ranked_positions_of(model: nn.Module, arch: ModelArch, secrets: Sequence[Secret], cfg: EraseConfig,
-                        acts: GuardActivations | None) -> list[list[int]]:
+def _eligible(secrets: Sequence[Secret], cfg: EraseConfig) -> list[list[int]]:
+    """Every secret's eligible positions under its entity's skip/stop rules."""
+    rules = cfg.revs.targets
+    return [eligible_positions(list(s.token_texts), config_for_entity(rules, s.entity_type)) for s in secrets]
+
+
+def guard_stats_for(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseConfig, *,
+                    pad_id: int = 0, complete: bool = False) -> GuardStats | None:
+    """Return what an erase of ``inputs`` with ``config`` reads from its guard (None without one), in one streaming
+    pass over the guard (:func:`~revs_engine.guard_stats.guard_statistics`): the covariance for the guard
+    projection, the collateral of every secret token for contrast scoring, the overlap of every secret's eligible
+    positions for the ``distinct`` rule. ``complete`` computes all three (a caller that erases the same inputs with
+    several configurations of the same decoy count, e.g. the benchmark, reuses it)."""
+    if not config.uses_guard:
+        return None
+    guard, _ = build_guard(inputs, config.revs.decoys)
+    if guard is None:
+        return None
+    covariance, collateral, distinct = _stats_needed(config, guard)
+    if not (covariance or collateral or distinct or complete):
+        return None
+    queries = [OverlapQuery(s.prompt_ids, s.secret_ids, tuple(e))
+               for s, e in zip(inputs.forget, _eligible(inputs.forget, config), strict=True)]
+    return guard_statistics(model, arch, guard, covariance=covariance or complete,
+                            collateral=collateral or complete, tokens=_tokens(inputs),
+                            queries=queries if distinct or complete else [], pad_id=pad_id)
+
+
+def _stats_needed(config: EraseConfig, guard: RetainGuard) -> tuple[bool, bool, bool]:
+    """Return ``(covariance, collateral, overlap)``: which guard statistics an erase with ``config`` reads."""
+    covariance, collateral = guard_needs(config.revs, checked=config.revs.guard_check and bool(guard.items))
+    revs = config.method == "revs"  # FT-L reads the guard only for the distinct positions
+    return covariance and revs, collateral and revs, config.revs.targets.method == "distinct"
+
+
+def _tokens(inputs: EraseInputs) -> set[int]:
+    """Every token an erase of ``inputs`` may target (any position of any secret)."""
+    return {t for s in inputs.forget for t in s.secret_ids}
+
+
+def ranked_positions_of(secrets: Sequence[Secret], cfg: EraseConfig, stats: GuardStats | None) -> list[list[int]]:
     """Every secret's eligible positions in the order targets are taken from them (the first ``max_tokens`` are
     the targets, the next ones the fallbacks): least like the guard's contexts first for the ``distinct`` rule
-    (with guard activations ``acts``; without a guard it is the ``rarest`` rule), else the rule's order."""
+    (from the guard statistics' overlap; without a guard it is the ``rarest`` rule), else the rule's order."""
     rules = cfg.revs.targets
     out = []
-    for s in secrets:
-        rule = config_for_entity(rules, s.entity_type)
-        eligible = eligible_positions(list(s.token_texts), rule)
-        if rules.method == "distinct" and acts is not None:
-            out.append(ranked_positions(model, arch, s.prompt_ids, s.secret_ids, eligible, acts))
+    for i, (s, eligible) in enumerate(zip(secrets, _eligible(secrets, cfg), strict=True)):
+        if rules.method == "distinct" and stats is not None:
+            out.append(ranked_positions(eligible, stats.overlap(i)))
         else:
+            rule = config_for_entity(rules, s.entity_type)
             out.append(order_positions(eligible, list(s.secret_ids), dataclasses.replace(rule, max_tokens=None)))
     return out
 
@@ -205,7 +245,7 @@ def _targets(secrets: Sequence[Secret], picks: Sequence[Sequence[int]]) -> list[
 
 def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseConfig, *,
           lens: VocabLens | None = None, pad_id: int = 0, progress: bool = False,
-          guard_acts: GuardActivations | None = None, resume: bool = True, naive: bool = False) -> EraseResult:
+          guard_stats: GuardStats | None = None, resume: bool = True, naive: bool = False) -> EraseResult:
     """Erase ``inputs.forget`` from ``model`` (weights edited in place) while guarding ``keep`` and ``benign``.
 
     Args:
@@ -215,8 +255,8 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
         lens: a :class:`VocabLens` to reuse (its cached pseudo-inverse).
         pad_id: padding id for batched passes.
         progress: a progress bar over targets.
-        guard_acts: the guard's activations on this (unedited) model when the caller already has them (the
-            benchmark edits one model several times and restores it in between).
+        guard_stats: :func:`guard_stats_for` these inputs on this (unedited) model when the caller already has
+            them (the benchmark edits one model several times and restores it in between); checked to fit.
         resume, naive: REVS's execution modes, for the speed comparison (identical edits).
 
     Returns:
@@ -225,11 +265,18 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     if not inputs.forget:
         raise ValueError("nothing to erase: EraseInputs.forget is empty")
     guard, n_decoys = build_guard(inputs, config.revs.decoys) if config.uses_guard else (None, 0)
-    if guard is not None and guard_acts is None:
-        guard_acts = guard_activations(model, arch, guard, pad_id=pad_id)
-    if config.revs.targets.method == "distinct" and guard is None:
-        logger.info("targets.method = distinct without a guard: the rarest rule is used")
-    ranked = ranked_positions_of(model, arch, inputs.forget, config, guard_acts)
+    distinct = config.revs.targets.method == "distinct"
+    if guard is None:
+        guard_stats = None
+        if distinct:
+            logger.info("targets.method = distinct without a guard: the rarest rule is used")
+    elif guard_stats is None:
+        guard_stats = guard_stats_for(model, arch, inputs, config, pad_id=pad_id)
+    else:
+        covariance, collateral, _ = _stats_needed(config, guard)
+        guard_stats.check(covariance=covariance, collateral=collateral, tokens=_tokens(inputs),
+                          query_positions=_eligible(inputs.forget, config) if distinct else None)
+    ranked = ranked_positions_of(inputs.forget, config, guard_stats)
     n_first = config.revs.targets.max_tokens
     targets = _targets(inputs.forget, [r[:n_first] for r in ranked])
     counts = {"guard_items": len(guard.items) if guard else 0,
@@ -242,7 +289,7 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
                                   r.rank_after > r.rank_before) for r in res.targets]
         return EraseResult(config, tuple(targets), tuple(outcomes), (), res.backup, res.seconds, counts)
     lens = lens or VocabLens(model, arch)
-    kw = {"lens": lens, "progress": progress, "guard": guard, "pad_id": pad_id, "guard_acts": guard_acts,
+    kw = {"lens": lens, "progress": progress, "guard": guard, "pad_id": pad_id, "guard_stats": guard_stats,
           "resume": resume, "naive": naive}
     first = unlearn(model, arch, targets, config.revs, **kw)
     results, edits = list(first.targets), list(first.edits)

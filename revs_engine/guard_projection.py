@@ -32,7 +32,7 @@ def project_edit(secret_act: torch.Tensor, delta: torch.Tensor, guard_act: torch
         guard_act: ``[m, k]`` activations of the edited neurons at the guard's positions (ignored with ``cov``).
         lam: ridge weight λ > 0 (relative to the mean squared guard activation).
         cov: ``[k, k]`` ``AᵀA / m`` of those activations when the caller has it
-            (:meth:`~revs_engine.guard.GuardActivations.covariance`).
+            (:meth:`~revs_engine.guard_stats.GuardStats.covariance`).
     """
     if lam <= 0:
         raise ValueError(f"lam must be > 0, got {lam}")

@@ -11,10 +11,15 @@ convention used everywhere: the number of vocabulary entries whose logit is *str
 The pseudo-inverse of ``W_U`` ``[V, d]`` is applied as ``(W_Uᵀ W_U)⁻¹ W_Uᵀ``: since ``W_U`` has full column rank
 this equals ``pinv(W_U)`` exactly, but only the ``[d, d]`` inverse Gram matrix is stored (Llama-3's ``[d, V]`` pinv
 would be 2 GB). It is computed in float64 once per model and cached on disk keyed by the weights' sha256.
+
+The lens computes in float32 whatever the model's dtype: for a bf16/fp16 model it keeps float32 copies of the
+final norm and the unembedding (``V·d·4`` bytes) and casts half-precision inputs up (:func:`wide`), so ranks over
+a 49k–128k vocabulary are not decided by bf16's 8-bit mantissa; for an fp32 model it reads the live modules.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -24,6 +29,21 @@ from safetensors.torch import load_file, save_file
 from revs_engine.arch import ModelArch
 
 logger = logging.getLogger(__name__)
+
+
+HALF = (torch.bfloat16, torch.float16)
+
+
+def wide(x: torch.Tensor) -> torch.Tensor:
+    """Return ``x`` in float32 when it is bf16/fp16, else ``x`` itself (no copy)."""
+    return x.float() if x.dtype in HALF else x
+
+
+def _fp32_module(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` itself when its parameters are not half precision, else a float32 copy of it."""
+    if any(p.dtype in HALF for p in module.parameters()):
+        return copy.deepcopy(module).float()
+    return module
 
 
 def rank_of(logits: torch.Tensor, token_ids: torch.Tensor | int) -> torch.Tensor:
@@ -71,11 +91,12 @@ class VocabLens:
     def __init__(self, model: torch.nn.Module, arch: ModelArch, *, cache_dir: Path | None = None,
                  weights_sha256: str | None = None) -> None:
         self.arch = arch
-        self.norm = arch.final_norm
+        self.norm = _fp32_module(arch.final_norm)
         self.kind = arch.spec.norm_kind
         self.eps = float(getattr(self.norm, "variance_epsilon", getattr(self.norm, "eps", 1e-5)))
-        self.W = arch.unembed.weight  # [V, d]
-        self.b = getattr(arch.unembed, "bias", None)  # [V] or None
+        self.W = wide(arch.unembed.weight.detach()) if arch.unembed.weight.dtype in HALF else arch.unembed.weight
+        bias = getattr(arch.unembed, "bias", None)  # [V] or None
+        self.b = wide(bias.detach()) if bias is not None and bias.dtype in HALF else bias
         self._cache_dir = cache_dir
         self._sha = weights_sha256
         self._inv_gram: torch.Tensor | None = None
@@ -84,8 +105,8 @@ class VocabLens:
 
     # -- forward -----------------------------------------------------------------------------------------------
     def normalize(self, h: torch.Tensor) -> torch.Tensor:
-        """Apply the model's final norm to ``h`` ``[..., d]``."""
-        return self.norm(h)
+        """Apply the model's final norm to ``h`` ``[..., d]`` (float32 for half-precision input)."""
+        return self.norm(wide(h))
 
     def project(self, h: torch.Tensor) -> torch.Tensor:
         """Return vocabulary logits ``[..., V]`` of hidden vectors ``h`` ``[..., d]``."""
@@ -94,7 +115,7 @@ class VocabLens:
 
     def unembed(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``W_U·x`` ``[..., V]`` for already normalized ``x`` ``[..., d]`` (no bias)."""
-        return _unembed(x, self.W)
+        return _unembed(wide(x), self.W)
 
     def unembed_cached(self, x: torch.Tensor, key: tuple) -> torch.Tensor:
         """:meth:`unembed` of a vector that depends only on ``key`` (e.g. a token): one pass over the unembedding
@@ -127,7 +148,7 @@ class VocabLens:
     def rank_logits(self, h: torch.Tensor) -> torch.Tensor:
         """Return logits ``[..., V]`` whose ranks equal :meth:`project`'s: ``W·(γ⊙h)`` when :attr:`linear`,
         else ``project(h)``."""
-        return self.unembed(h * self.norm.weight.detach()) if self.linear else self.project(h)
+        return self.unembed(wide(h) * self.norm.weight.detach()) if self.linear else self.project(h)
 
     # -- inverse -----------------------------------------------------------------------------------------------
     def inverse_gram(self) -> torch.Tensor:
@@ -165,6 +186,7 @@ class VocabLens:
 
     def pinv_apply(self, logits: torch.Tensor) -> torch.Tensor:
         """Return ``pinv(W_U) @ (logits − b)`` ``[..., d]`` — the normalized vector whose projection is closest."""
+        logits = wide(logits)
         z = logits - self.b if self.b is not None else logits
         zw = z.to(torch.float64) @ self._w64()  # [..., d] = (W_Uᵀ z)
         return (zw @ self.inverse_gram()).to(logits.dtype)
@@ -177,6 +199,7 @@ class VocabLens:
         reproduced here). LayerNorm ``n = γ·(h−μ)/√(σ²+ε)+β`` → ``h = (n−β)/γ·√(σ²_ref+ε)+μ_ref``.
         """
         gamma = self.safe_gamma()
+        n, reference = wide(n), wide(reference)
         if self.kind == "rms":
             scale = torch.sqrt(reference.pow(2).mean(-1, keepdim=True) + self.eps)
             return n / gamma * scale

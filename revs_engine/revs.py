@@ -33,8 +33,9 @@ from revs_engine.arch import ModelArch, neuron_vectors
 from revs_engine.capture import capture_activations, last_logits_only
 from revs_engine.config import RevsConfig
 from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits, restore
-from revs_engine.guard import GuardActivations, RetainGuard, guard_activations, intact
+from revs_engine.guard import RetainGuard, intact
 from revs_engine.guard_projection import project_edit
+from revs_engine.guard_stats import GuardStats, guard_statistics
 from revs_engine.lens import VocabLens, rank_of
 from revs_engine.outer import choose_k, choose_k_naive
 from revs_engine.resume import LayerActs, LayerWalker
@@ -167,11 +168,14 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
 
     ``guard_act`` ``[m, d_ff]`` (the guard's activations at this layer) with ``cfg.guard_projection > 0``
     re-weights the chosen neurons' changes (:func:`~revs_engine.guard_projection.project_edit`); ranks are
-    unchanged. ``guard_cov`` ``[d_ff, d_ff]`` (their ``AᵀA / m``) replaces ``guard_act`` when given.
+    unchanged. ``guard_cov`` ``[d_ff, d_ff]`` (their ``AᵀA / m``, :meth:`~revs_engine.guard_stats.GuardStats.
+    covariance`, on any device) replaces ``guard_act`` when given. Everything is computed in float32 or wider
+    (``acts`` as the walker gives them, cast here; the weights may be bf16/fp16); the delta is float32.
     ``gate_logits``: the gate's ``rank_logits`` of the two streams, reused by the outer loop. ``naive``: run the
     outer loop as the §1.8 pseudocode does (:func:`~revs_engine.outer.choose_k_naive`; same edit, slower).
     """
-    vectors = neuron_vectors(arch.mlp_out[layer], arch.spec.transposed).detach()  # [d_ff, d]
+    vectors = _wide(neuron_vectors(arch.mlp_out[layer], arch.spec.transposed).detach())  # [d_ff, d]
+    acts = LayerActs(*(_wide(getattr(acts, name)) for name in _STREAMS))
     order, _, base_logits = select_neurons(lens, vectors, acts.neuron_act, token_id, cfg, collateral,
                                            with_logits=True)
     if order.numel() == 0:
@@ -183,15 +187,30 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
     neurons, delta = order[:k].clone(), choice.delta
     if (guard_act is not None or guard_cov is not None) and cfg.guard_projection > 0:
         if cfg.guard_spread > 0:  # the guard's per-neuron variance only when spreading (free with the cache)
-            var = torch.diagonal(guard_cov) if guard_cov is not None else guard_act.double().pow(2).mean(0)
+            var = (torch.diagonal(guard_cov).to(neurons.device) if guard_cov is not None
+                   else guard_act.double().pow(2).mean(0))
             neurons, delta = _spread(acts.neuron_act, neurons, delta, cfg.guard_spread, var)
-        cov = None if guard_cov is None else guard_cov[neurons][:, neurons]
+        cov = None if guard_cov is None else _block(guard_cov, neurons)
         delta = project_edit(acts.neuron_act[neurons], delta, None if cov is not None else guard_act[:, neurons],
                              cfg.guard_projection, cov=cov)
     edit = NeuronEdit(layer, neurons, delta)
     result = LayerResult(layer, k, gate_ranks[0], gate_ranks[1], choice.rank_mlp, choice.rank_residual,
                          choice.accepted, choice.iterations, choice.neurons_converged, choice.neuron_iterations)
     return edit, result
+
+
+_STREAMS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "neuron_act")
+
+
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 when it is a half type (bf16/fp16 weights or activations), else ``x`` itself."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
+def _block(cov: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Return ``cov[idx][:, idx]`` on ``idx``'s device (the covariance may live in host memory)."""
+    at = idx.to(cov.device)
+    return cov[at][:, at].to(idx.device)
 
 
 def _final_and_residual_ranks(model, arch, ids: torch.Tensor, token_id: int, lens: VocabLens):
@@ -203,7 +222,7 @@ def _final_and_residual_ranks(model, arch, ids: torch.Tensor, token_id: int, len
 
 @torch.no_grad()
 def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: TokenTarget, cfg: RevsConfig, *,
-                   target_index: int = 0, resume: bool = True, guard_acts: GuardActivations | None = None,
+                   target_index: int = 0, resume: bool = True, guard_stats: GuardStats | None = None,
                    naive: bool = False) -> tuple[TargetResult, list[NeuronEdit], WeightBackup | None, int]:
     """Edit every gated layer for one target, applying each edit at once; return result, edits, backup, calls."""
     start = time.perf_counter()
@@ -224,14 +243,14 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
         gate = gate_layer(lens, acts.mlp_out, acts.resid_post, t, bounds["residual"][0], bounds["mlp"][1])
         done = None
         if gate.edit:
-            collateral = None if guard_acts is None else guard_acts.collateral(layer, t)
+            contrast = guard_stats is not None and cfg.neuron_score == "contrast"
+            collateral = guard_stats.collateral(layer, t) if contrast else None
             # the projection protects every guarded position: the measured ppl damage comes from positions
             # that do not predict t itself (number-heavy text), which the per-token collateral does not see
-            project = guard_acts is not None and cfg.guard_projection > 0
-            guard_cov = guard_acts.covariance(layer) if project else None
-            guard_act = guard_acts.acts[layer] if project and guard_cov is None else None
+            project = guard_stats is not None and cfg.guard_projection > 0
+            guard_cov = guard_stats.covariance(layer) if project else None
             done = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual),
-                              collateral, guard_act, guard_cov, gate_logits=gate.logits, naive=naive)
+                              collateral, None, guard_cov, gate_logits=gate.logits, naive=naive)
         if done is not None:
             edit, res = done
             edit = NeuronEdit(edit.layer, edit.neurons, edit.delta, target_index)
@@ -281,7 +300,7 @@ class _Attempt:
 
 
 @torch.no_grad()
-def _unlearn_secret(model, arch, lens, targets, group, cfg, *, resume, guard, guard_acts, guard_ok, pad_id,
+def _unlearn_secret(model, arch, lens, targets, group, cfg, *, resume, guard, guard_stats, guard_ok, pad_id,
                     naive=False) -> tuple[_Attempt, int]:
     """Edit one secret's targets; with a guard, verify and redo stricter when retained items broke (§8).
 
@@ -294,7 +313,7 @@ def _unlearn_secret(model, arch, lens, targets, group, cfg, *, resume, guard, gu
         for i in group:
             res, target_edits, taken, n_calls = unlearn_target(model, arch, lens, targets[i], attempt_cfg,
                                                                target_index=i, resume=resume,
-                                                               guard_acts=guard_acts, naive=naive)
+                                                               guard_stats=guard_stats, naive=naive)
             results.append(res)
             edits += target_edits
             calls += n_calls
@@ -318,11 +337,18 @@ def _unlearn_secret(model, arch, lens, targets, group, cfg, *, resume, guard, gu
     return best, calls
 
 
+def guard_needs(cfg: RevsConfig, *, checked: bool) -> tuple[bool, bool]:
+    """Return ``(covariance, collateral)``: which guard statistics an edit with ``cfg`` reads — the covariance for
+    the guard projection, the collateral for contrast scoring (the config's own, or the stricter redo after a
+    failed guard check when ``checked``)."""
+    return cfg.guard_projection > 0, cfg.neuron_score == "contrast" or (checked and cfg.guard_retries > 0)
+
+
 @torch.no_grad()
 def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: RevsConfig, *,
             lens: VocabLens | None = None, progress: bool = False, resume: bool = True,
             guard: RetainGuard | None = None, pad_id: int = 0,
-            guard_acts: GuardActivations | None = None, naive: bool = False) -> RevsResult:
+            guard_stats: GuardStats | None = None, naive: bool = False) -> RevsResult:
     """Unlearn ``targets`` in order with REVS; the model's weights are edited in place.
 
     Args:
@@ -341,7 +367,9 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
             feed ``neuron_score="contrast"``; with ``cfg.guard_check`` every secret's edit is verified on the
             guard's items and redone stricter (up to ``cfg.guard_retries`` times) when one of them broke.
         pad_id: padding id for the guard's batched passes.
-        guard_acts: ``guard_activations(model, arch, guard)`` when the caller already has them (unedited model).
+        guard_stats: the guard's :class:`~revs_engine.guard_stats.GuardStats` on the unedited model when the
+            caller already has them (they must hold what :func:`guard_needs` asks, for these targets' tokens);
+            computed in one streaming pass otherwise.
 
     Returns:
         A :class:`RevsResult`; ``edit.restore(model, arch, result.backup)`` undoes the whole call bit-exactly.
@@ -353,14 +381,15 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
     if guard is not None and len(guard):
         if cfg.guard_check and guard.items:
             guard_ok = intact(model, guard.items, pad_id=pad_id)
-        # activations feed contrast scoring (the config's own, or a stricter redo after a failed check) and the
-        # guard projection
-        need_acts = (cfg.neuron_score == "contrast" or cfg.guard_projection > 0
-                     or (guard_ok is not None and cfg.guard_retries > 0))
-        if guard_acts is None and need_acts:
-            guard_acts = guard_activations(model, arch, guard, pad_id=pad_id)
+        covariance, collateral = guard_needs(cfg, checked=guard_ok is not None)
+        tokens = {t.token_id for t in targets}
+        if guard_stats is not None:
+            guard_stats.check(covariance=covariance, collateral=collateral, tokens=tokens)
+        elif covariance or collateral:
+            guard_stats = guard_statistics(model, arch, guard, covariance=covariance, collateral=collateral,
+                                           tokens=tokens, pad_id=pad_id)
     else:
-        guard_acts = None
+        guard_stats = None
     results: list[TargetResult | None] = [None] * len(targets)
     edits, calls = [], 0
     backup = WeightBackup({}, {})
@@ -368,7 +397,7 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
     bar = tqdm(total=len(targets), desc="REVS", unit="target", disable=not progress)
     for group in _secret_groups(targets):
         kept, n_calls = _unlearn_secret(model, arch, lens, targets, group, cfg, resume=resume, guard=guard,
-                                        guard_acts=guard_acts, guard_ok=guard_ok, pad_id=pad_id, naive=naive)
+                                        guard_stats=guard_stats, guard_ok=guard_ok, pad_id=pad_id, naive=naive)
         for i, r in zip(group, kept.results, strict=True):
             results[i] = r
             if not r.converged:

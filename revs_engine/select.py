@@ -89,7 +89,7 @@ def _ranks_keeping_logits(lens: VocabLens, vectors: torch.Tensor, token_id: int
 
 def contrast_scores(neuron_act: torch.Tensor, collateral: torch.Tensor, weight: float) -> torch.Tensor:
     """Return ``a_j − weight·c_j`` ``[d_ff]``: activation at the secret's context minus activation where the
-    retain guard needs its predictions kept (:meth:`~revs_engine.guard.GuardActivations.collateral`).
+    retain guard needs its predictions kept (:meth:`~revs_engine.guard_stats.GuardStats.collateral`).
 
     Editing neuron j changes the MLP output by ``a_j(x)·Δ_j`` at every context x, so a neuron that fires for the
     secret but not for retained secrets moves the former and leaves the latter (reference/revs-method.md §8).

@@ -5,13 +5,15 @@ import torch
 
 from revs_engine.config import RevsConfig
 from revs_engine.edit import apply_edits, restore
-from revs_engine.guard import RetainGuard, guard_activations, intact
+from revs_engine.guard import RetainGuard, guarded_rows, intact
+from revs_engine.guard_stats import guard_statistics
 from revs_engine.hashing import weights_sha256
 from revs_engine.lens import VocabLens
 from revs_engine.probes import ProbeItem, probe
 from revs_engine.revs import unlearn
 from revs_engine.select import select_neurons
 from revs_engine.targets import TokenTarget
+from tests.revs_engine.guard_reference import full_activations
 from tests.revs_engine.test_revs import CFG, _model
 
 
@@ -28,32 +30,24 @@ def _greedy_items(model, n, seed, length=4):
     return items
 
 
-def test_guard_activations_cover_every_target_position_and_benign_token():
-    model, arch = _model("llama")
+def test_guarded_rows_cover_every_target_position_and_benign_token():
     items = [ProbeItem((5, 6, 7), (8, 9)), ProbeItem((10, 11), (12, 13, 14))]
-    benign = [(20, 21, 22, 23)]
-    acts = guard_activations(model, arch, RetainGuard.from_items(items, benign), batch_size=2)
-    assert acts.acts.shape == (arch.n_layers, 2 + 3 + 3, arch.d_ff)
-    assert acts.next_ids.tolist() == [8, 9, 12, 13, 14, 21, 22, 23]
-
-
-def test_guard_activations_equal_a_plain_capture():
-    from revs_engine.capture import capture_activations
-
-    model, arch = _model("gpt2")
-    item = ProbeItem((5, 6, 7), (8, 9))
-    acts = guard_activations(model, arch, RetainGuard.from_items([item, ProbeItem((3, 4), (2,))]))
-    cap = capture_activations(model, arch, torch.tensor([[5, 6, 7, 8, 9]]), positions=torch.tensor([[2, 3]]))
-    torch.testing.assert_close(acts.acts[:, :2], cap.neuron_act[0].transpose(0, 1))
+    rows = guarded_rows(RetainGuard.from_items(items, [(20, 21, 22, 23)]))
+    assert [[ids[p + 1] for p in pos] for ids, pos in rows] == [[8, 9], [12, 13, 14], [21, 22, 23]]
 
 
 def test_collateral_counts_only_positions_that_need_the_token():
     model, arch = _model("llama")
-    acts = guard_activations(model, arch, RetainGuard.from_items([ProbeItem((5, 6), (8, 9, 8))]))
-    only_8 = acts.acts[0][acts.next_ids == 8].abs().amax(0)
-    torch.testing.assert_close(acts.collateral(0, 8), only_8)
-    torch.testing.assert_close(acts.collateral(0, 33), acts.acts[0].abs().amax(0))  # no position needs 33
-    torch.testing.assert_close(acts.collateral(0), acts.acts[0].abs().amax(0))
+    guard = RetainGuard.from_items([ProbeItem((5, 6), (8, 9, 8)), ProbeItem((3, 4), (2,))], [(20, 8, 21)])
+    acts, nxt = full_activations(model, arch, guard)
+    stats = guard_statistics(model, arch, guard, covariance=False, tokens=[8, 33], batch_size=2)
+    close = lambda a, b: torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)  # noqa: E731 - batched vs one
+    for layer in range(arch.n_layers):
+        close(stats.collateral(layer, 8), acts[layer][nxt == 8].abs().amax(0))
+        close(stats.collateral(layer, 33), acts[layer].abs().amax(0))  # no position needs 33
+        close(stats.collateral(layer), acts[layer].abs().amax(0))
+    with pytest.raises(ValueError, match="not tracked"):
+        stats.collateral(0, 9)
 
 
 def test_intact_is_the_probe_exact_match():
@@ -131,15 +125,15 @@ def test_retries_never_keep_an_edit_that_breaks_more_than_the_first_attempt(fami
     assert broken[3] <= broken[0]
 
 
-def test_precomputed_guard_activations_give_the_same_edits():
-    # given the guard's activations computed once by the caller (as `revs unlearn` does for distinct positions)
+def test_precomputed_guard_statistics_give_the_same_edits():
+    # given the guard's statistics computed once by the caller (as `erase` does for distinct positions)
     model, arch = _model("llama")
     guard = RetainGuard.from_items(_greedy_items(model, 4, seed=7))
     cfg = dataclasses.replace(CFG, neuron_score="contrast")
     targets = _tokens(model, 2, seed=8)
     # when REVS runs with and without them
-    acts = guard_activations(model, arch, guard)
-    given = unlearn(model, arch, targets, cfg, guard=guard, guard_acts=acts)
+    stats = guard_statistics(model, arch, guard, tokens={t.token_id for t in targets})
+    given = unlearn(model, arch, targets, cfg, guard=guard, guard_stats=stats)
     restore(model, arch, given.backup)
     computed = unlearn(model, arch, targets, cfg, guard=guard)
     # then the edits are identical
@@ -148,3 +142,16 @@ def test_precomputed_guard_activations_give_the_same_edits():
         assert a.layer == b.layer
         assert torch.equal(a.neurons, b.neurons)
         assert torch.equal(a.delta, b.delta)
+
+
+def test_statistics_missing_what_the_edit_reads_are_refused():
+    model, arch = _model("llama")
+    guard = RetainGuard.from_items(_greedy_items(model, 2, seed=7))
+    targets = _tokens(model, 1, seed=8)
+    cfg = dataclasses.replace(CFG, neuron_score="contrast")
+    no_collateral = guard_statistics(model, arch, guard, collateral=False)
+    with pytest.raises(ValueError, match="lack collateral"):
+        unlearn(model, arch, targets, cfg, guard=guard, guard_stats=no_collateral)
+    other_tokens = guard_statistics(model, arch, guard, tokens={targets[0].token_id + 1})
+    with pytest.raises(ValueError, match="collateral of 1 target token"):
+        unlearn(model, arch, targets, cfg, guard=guard, guard_stats=other_tokens)

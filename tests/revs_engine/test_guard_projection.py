@@ -4,11 +4,13 @@ import pytest
 import torch
 
 from revs_engine.edit import restore
-from revs_engine.guard import RetainGuard, guard_activations
+from revs_engine.guard import RetainGuard
 from revs_engine.guard_projection import project_edit
+from revs_engine.guard_stats import guard_statistics
 from revs_engine.lens import VocabLens
 from revs_engine.resume import LayerWalker
 from revs_engine.revs import edit_layer, unlearn
+from tests.revs_engine.guard_reference import at_risk, full_activations
 from tests.revs_engine.test_guard import _greedy_items, _tokens
 from tests.revs_engine.test_revs import CFG, _model
 
@@ -45,12 +47,12 @@ def test_projected_layer_edit_keeps_the_ranks_revs_measured():
     # given one gated layer of a tiny model, a target, and the guard's activations there
     model, arch = _model("llama")
     target = _tokens(model, 1, seed=3)[0]
-    acts_guard = guard_activations(model, arch, RetainGuard.from_items(_greedy_items(model, 6, seed=4)))
+    guard_acts, next_ids = full_activations(model, arch, RetainGuard.from_items(_greedy_items(model, 6, seed=4)))
     lens = VocabLens(model, arch)
     cfg = dataclasses.replace(CFG, guard_projection=0.05)
     bounds = cfg.bounds(arch.vocab_size)
     acts = LayerWalker(model, arch, torch.tensor([target.prefix_ids])).layer(0)
-    risk = acts_guard.at_risk(0, target.token_id)
+    risk = at_risk(guard_acts, next_ids, 0, target.token_id)
     # when the layer's edit is computed with and without the projection
     plain = edit_layer(lens, arch, 0, acts, target.token_id, cfg, bounds, (0, 0))
     projected = edit_layer(lens, arch, 0, acts, target.token_id, cfg, bounds, (0, 0), guard_act=risk)
@@ -81,7 +83,7 @@ def test_spread_keeps_the_change_at_the_secret_and_lets_the_guard_see_less():
     # given one gated layer of a tiny model, a target and the guard's activations there
     model, arch = _model("llama")
     target = _tokens(model, 1, seed=3)[0]
-    guard = guard_activations(model, arch, RetainGuard.from_items(_greedy_items(model, 6, seed=4))).acts[0]
+    guard = full_activations(model, arch, RetainGuard.from_items(_greedy_items(model, 6, seed=4)))[0][0]
     lens = VocabLens(model, arch)
     cfg = dataclasses.replace(CFG, guard_projection=0.05)
     bounds = cfg.bounds(arch.vocab_size)
@@ -122,13 +124,17 @@ def test_the_cached_covariance_gives_the_projection_of_the_activations():
     a, delta, guard = _case()
     cov = guard.double().T @ guard.double() / guard.shape[0]
     torch.testing.assert_close(project_edit(a, delta, None, 0.1, cov=cov), project_edit(a, delta, guard, 0.1))
-    # and the guard's cached layer covariance is A^T A / m of its activations, computed once
+    # and the guard's streamed layer covariance is A^T A / m of its activations, whatever the batch size
     model, arch = _model("llama")
-    acts = guard_activations(model, arch, RetainGuard.from_items(_greedy_items(model, 4, seed=4)))
-    c = acts.covariance(1)
-    m = acts.acts[1].double()
-    torch.testing.assert_close(c, m.T @ m / m.shape[0], rtol=1e-4, atol=1e-6)
-    assert acts.covariance(1) is c
+    guard = RetainGuard.from_items(_greedy_items(model, 4, seed=4), [tuple(range(2, 40))])
+    acts = full_activations(model, arch, guard)[0]
+    for batch_size in (1, 2, 16):
+        stats = guard_statistics(model, arch, guard, collateral=False, batch_size=batch_size)
+        assert stats.n_positions == acts.shape[1]
+        for layer in range(arch.n_layers):
+            m = acts[layer].double()
+            torch.testing.assert_close(stats.covariance(layer).double(), m.T @ m / m.shape[0], rtol=1e-5,
+                                       atol=1e-6)
 
 
 def test_spread_unlearn_with_decoys_edits_and_is_reversible():

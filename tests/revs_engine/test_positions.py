@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from revs_engine.guard import RetainGuard, guard_activations
+from revs_engine.guard import RetainGuard
 from revs_engine.positions import context_overlap, distinct_positions
 from revs_engine.probes import ProbeItem
 from tests.revs_engine.test_revs import _model
@@ -14,10 +14,9 @@ def test_a_position_whose_exact_context_is_guarded_overlaps_fully_and_is_never_c
     # given a guard holding the same prompt and the secret's first three tokens (positions 0..2 share contexts)
     model, arch = _model(model_type)
     guard = RetainGuard.from_items([ProbeItem(PROMPT, SECRET[:3])], [(40, 41, 42, 43, 44)])
-    acts = guard_activations(model, arch, guard)
     # when
-    overlap = context_overlap(model, arch, PROMPT, SECRET, list(range(6)), acts)
-    chosen = distinct_positions(model, arch, PROMPT, SECRET, list(range(6)), acts, max_tokens=2)
+    overlap = context_overlap(model, arch, PROMPT, SECRET, list(range(6)), guard)
+    chosen = distinct_positions(model, arch, PROMPT, SECRET, list(range(6)), guard, max_tokens=2)
     # then the guarded contexts overlap with cosine 1 and the choice comes from the unguarded positions
     assert torch.allclose(overlap[:3], torch.ones(3), atol=1e-5)
     assert (overlap[3:] < 1 - 1e-4).all()
@@ -26,6 +25,6 @@ def test_a_position_whose_exact_context_is_guarded_overlaps_fully_and_is_never_c
 
 def test_distinct_positions_keeps_every_position_without_a_cap_and_handles_none():
     model, arch = _model("llama")
-    acts = guard_activations(model, arch, RetainGuard.from_items([ProbeItem((9, 10), (11, 12))]))
-    assert distinct_positions(model, arch, PROMPT, SECRET, [4, 1, 2], acts, None) == [1, 2, 4]
-    assert distinct_positions(model, arch, PROMPT, SECRET, [], acts, 2) == []
+    guard = RetainGuard.from_items([ProbeItem((9, 10), (11, 12))])
+    assert distinct_positions(model, arch, PROMPT, SECRET, [4, 1, 2], guard, None) == [1, 2, 4]
+    assert distinct_positions(model, arch, PROMPT, SECRET, [], guard, 2) == []
