@@ -35,8 +35,10 @@ from benchmarks.ssn_data import SsnRow, split
 from benchmarks.ssn_model import _cache_root, encode_rows, memorized_model
 from revs_engine.arch import resolve_arch
 from revs_engine.audit import AuditConfig, AuditInputs, audit
+from revs_engine.audit_formats import FormatAuditConfig
 from revs_engine.edit import restore
 from revs_engine.erase import GUARD_BENIGN, EraseInputs, EraseResult, Secret, erase, guard_stats_for
+from revs_engine.format_entities import format_for
 from revs_engine.lens import VocabLens
 from revs_engine.presets import PRESETS, EraseConfig, default_preset, resolve_config
 from revs_engine.targets import targets_at
@@ -79,7 +81,8 @@ def prepare(tokenizer, rows: list[SsnRow], seed: int, n_forget: int) -> SeedData
         tuple(r.prompt for r in parts.forget), encode, tokenizer.decode, generality_items=tuple(gen_items),
         retain=tuple(retain), retain_ids=tuple(f"retain-{i}" for i in range(len(retain))),
         retain_guarded=tuple(r.group in guard_groups for r in parts.retain),
-        benign=tuple(tuple(encode(t)) for t in benign_texts()))
+        benign=tuple(tuple(encode(t)) for t in benign_texts()),
+        formats=tuple(format_for("US_SSN", r.target) for r in parts.forget))
     return SeedData(inputs, audit_inputs, [index[r.group] for r in parts.generality], len(gen_items))
 
 
@@ -92,9 +95,16 @@ def audit_inputs_for(data: SeedData, positions: list[list[int]]) -> AuditInputs:
     return dataclasses.replace(data.audit, forget=tuple(forget), generality=tuple(gen))
 
 
-def evaluate(model, arch, lens, data: SeedData, positions: list[list[int]]) -> dict[str, float]:
+#: Format-aware attacks in the benchmark's audits: candidates per exposure (exact up to log2(65) = 6.0 bits, the
+#: skew-normal fit beyond); 0 turns them off (``--format-candidates``).
+FORMAT_CANDIDATES = 64
+
+
+def evaluate(model, arch, lens, data: SeedData, positions: list[list[int]], *, stage: str = "after",
+             format_candidates: int = FORMAT_CANDIDATES) -> dict[str, float]:
     """Audit one model state with the product's audit; return the benchmark's columns."""
-    s = audit(model, arch, audit_inputs_for(data, positions), AuditConfig(ks=(K,)), lens=lens).summary()
+    cfg = AuditConfig(ks=(K,), formats=FormatAuditConfig(candidates=format_candidates))
+    s = audit(model, arch, audit_inputs_for(data, positions), cfg, lens=lens, stage=stage).summary()
     n = len(data.audit.forget_ids)
     count = lambda metric, total: round(s[(metric, None)] * total / 100)  # noqa: E731
     return {"efficacy": s[("efficacy", K)], "generality": s[("generality", K)],
@@ -103,7 +113,16 @@ def evaluate(model, arch, lens, data: SeedData, positions: list[list[int]]) -> d
             "pa": s[("perturb", K)], "resistance": s[("resistance_score", K)], "ppl": s[("perplexity", None)],
             "extract_plain": count("greedy_extraction", n), "extract_sampled": count("sampled_extraction", n),
             "extract_perturbed": count("perturbed_greedy_extraction", n),
-            "extract_generality": count("generality_greedy_extraction", data.n_generality)}
+            "extract_generality": count("generality_greedy_extraction", data.n_generality),
+            **{column: s[(metric, None)] for column, metric in FORMAT_COLUMNS if (metric, None) in s}}
+
+
+#: Format-aware columns: benchmark column → audit row (aggregates over the forgotten SSNs; ``control_*``: the same
+#: attacks on a never-seen SSN after the same prompt, audited after the edit only).
+FORMAT_COLUMNS = (("exposure", "exposure_bits"), ("exposure_control", "control_exposure_bits"),
+                  ("exposed", "exposure_above_6_bits"), ("constrained", "constrained_fraction"),
+                  ("constrained_control", "control_constrained_fraction"),
+                  ("neighbourhood", "neighbourhood_in_top_k"), ("partial", "partial_completes"))
 
 
 # -- rows ------------------------------------------------------------------------------------------------------
@@ -114,6 +133,8 @@ EXTRA = {
              {"preset": "paper", "neuron_score": "contrast", "guard_check": True, "guard_retries": 3,
               "residual_rank_window": [0.006, 0.03], "mlp_rank_window": [0.006, 0.9],
               "targets": {"method": "distinct"}}),
+    # the digits preset, then every other digit of each SSN to final ranks 4-8 (format-aware erasure, #17)
+    "cover": ("digits + cover 4-8", {"preset": "digits", "targets": {"cover_ranks": [4, 8]}}),
 }
 
 
@@ -129,7 +150,8 @@ def variant(name: str, encode) -> tuple[str, EraseConfig]:
     return label, resolve_config(overrides, "paper")
 
 
-def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targets: int) -> dict:
+def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targets: int,
+             format_candidates: int = FORMAT_CANDIDATES) -> dict:
     """Audit the unedited model and every row's erase for one seed; time the default against the naive variant."""
     model, arch, tok = lm.model, resolve_arch(lm.model), lm.tokenizer
     lens = VocabLens(model, arch)
@@ -143,14 +165,16 @@ def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targ
             stats[key] = guard_stats_for(model, arch, data.erase, cfg, complete=True)
         result = erase(model, arch, data.erase, cfg, lens=lens, guard_stats=stats.get(key))
         pos = result.positions(len(data.erase.forget))
-        row = {**evaluate(model, arch, lens, data, pos), "s_per_target": result.seconds / len(result.targets),
+        row = {**evaluate(model, arch, lens, data, pos, format_candidates=format_candidates),
+               "s_per_target": result.seconds / len(result.targets),
                "converged": 100 * result.n_converged / len(result.targets), **_revs_stats(result)}
         restore(model, arch, result.backup)
         out[label] = row
         if name == "default":
             positions = pos
         logger.info("seed %d %s: %s", seed, label, {k: round(x, 2) for k, x in row.items()})
-    out["unedited"] = evaluate(model, arch, lens, data, positions)  # scored on the default's positions
+    out["unedited"] = evaluate(model, arch, lens, data, positions, stage="before",  # the default's positions
+                               format_candidates=format_candidates)
     label, cfg = variant("default", data.erase.encode)
     out["timing"] = time_naive(model, arch, lens, data, cfg, naive_targets)
     return out
@@ -194,6 +218,10 @@ COLUMNS = [("unlearning", "US"), ("efficacy", "Eff@100"), ("generality", "Gen@10
            ("pa", "PA@100"), ("ppl_change", "ppl Δ%"), ("extract_plain", "extracted (greedy)"),
            ("extract_perturbed", "extracted (perturbed)"), ("extract_sampled", "extracted (sampled)"),
            ("extract_generality", "extracted (other prompts)"), ("s_per_target", "s/target")]
+FORMAT_TABLE = [("exposure", "exposure (bits)"), ("exposure_control", "control exposure"),
+                ("exposed", "exposed %"), ("constrained", "constrained %"),
+                ("constrained_control", "control constrained %"), ("neighbourhood", "neighbourhood %"),
+                ("partial", "partial %")]
 #: reference/revs-method.md §3.1-3.2, Llama-3-8B SSN, k = 100.
 PAPER = {"unedited": {"unlearning": 0.0, "efficacy": 0.0, "generality": 0.0, "specificity": 100.0},
          "FT-L": {"unlearning": 36.98, "efficacy": 63.88, "generality": 50.35, "specificity": 24.33,
@@ -224,6 +252,17 @@ def table(per_seed: list[dict]) -> str:
     for name in ("unedited", "FT-L", "REVS"):
         cells = [f"{PAPER[name][c]:.2f}" if c in PAPER[name] else "" for c, _ in COLUMNS]
         lines.append(f"| {name} (paper, Llama-3-8B) | " + " | ".join(cells) + " |")
+    if any("exposure" in r["unedited"] for r in per_seed):
+        lines += ["", "Format-aware attacks on the forgotten SSNs (control: a never-seen SSN after the same "
+                  "prompt, on the same model): exposure in bits, exposed = % above 6 bits, constrained = % of "
+                  "digits format-constrained greedy decoding gives back, neighbourhood = % within the 100 most "
+                  "likely values at Hamming distance ≤ 2 of that decode, partial = % completed from their first "
+                  "half.",
+                  "", "| method | " + " | ".join(c[1] for c in FORMAT_TABLE) + " |",
+                  "|---" * (len(FORMAT_TABLE) + 1) + "|"]
+        for name in names:
+            cells = [_cell([r[name][c] for r in per_seed if c in r[name]]) for c, _ in FORMAT_TABLE]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "| row | converged % | neuron edits | secrets redone stricter |", "|---|---|---|---|"]
     for name in names[1:]:
         lines.append(f"| {name} | {_cell([r[name]['converged'] for r in per_seed])} | "
@@ -249,6 +288,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--forget", type=int, default=20)
     parser.add_argument("--naive-targets", type=int, default=6)
+    parser.add_argument("--format-candidates", type=int, default=FORMAT_CANDIDATES,
+                        help="candidates per exposure in the format-aware attacks (0: not run)")
     parser.add_argument("--variants", nargs="+", choices=["default", *PRESETS, *EXTRA],
                         default=["default", "paper", "ftl"],
                         help="rows: 'default' (what `revs unlearn` does with no flags), presets, or opt-in rows "
@@ -260,8 +301,9 @@ def main(argv: list[str] | None = None) -> str:
     lm, rows, info = memorized_model(progress=False)
     per_seed = []
     for seed in seeds:  # each seed's raw numbers are kept as they come (hours of CPU for three seeds)
-        per_seed.append(one_seed(lm, rows, seed, n_forget, names,
-                                 naive_targets=2 if args.quick else args.naive_targets))
+        naive = 2 if args.quick else args.naive_targets
+        per_seed.append(one_seed(lm, rows, seed, n_forget, names, naive_targets=naive,
+                                 format_candidates=args.format_candidates))
         raw = _cache_root() / "bench" / f"revs_bench-seed{seed}{'-quick' if args.quick else ''}.json"
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(per_seed[-1], indent=1, default=str), encoding="utf-8")
