@@ -4,7 +4,8 @@ same attacks on a value of that format the model never saw (the control).
 Offers :class:`FormatAuditConfig`, :func:`format_rows` (called by :func:`revs_engine.audit.audit`) and
 :data:`FORMAT_METRICS`.
 
-Per erased secret (``target_id`` = its id), from :func:`revs_engine.attacks.format_aware.format_attacks_many`:
+Per distinct erased value (``target_id`` = the id of its first occurrence), from
+:func:`revs_engine.attacks.format_aware.format_attacks_many`:
 ``exposure_bits``, ``constrained_fraction`` (share of its variable characters format-constrained greedy decoding
 gives back, ×100), ``neighbourhood_in_top_k`` (100 when the secret is among the ``top_k`` most likely values
 within Hamming distance 1–2 of that decode), ``partial_completes`` (100 when greedy decoding — plain or
@@ -87,9 +88,16 @@ def format_rows(model: torch.nn.Module, ids: Sequence[str], prompts: Sequence[Se
                 secrets: Sequence[str], formats: Sequence[SecretFormat], encode: Callable[[str], list[int]],
                 decode: Callable[[list[int]], str], cfg: FormatAuditConfig,
                 add: Callable[[str, str, float], None], *, controls: bool = True) -> None:
-    """Attack every secret (and, with ``controls`` and ``cfg.controls``, its control) and report the rows
-    through ``add(target_id, metric, score)``."""
+    """Attack every distinct secret value once — after the prompt of its first occurrence: a value copied into
+    many documents is one secret to an attacker — (and, with ``controls`` and ``cfg.controls``, its control) and
+    report the rows through ``add(target_id, metric, score)``; aggregates are over distinct values."""
     kw = {"n_candidates": cfg.candidates, "seed": cfg.seed, "top_k": cfg.top_k, "max_distance": cfg.max_distance}
+    first: dict[str, int] = {}
+    for i, secret in enumerate(secrets):
+        first.setdefault(secret, i)
+    picks = sorted(first.values())
+    ids, prompts = [ids[i] for i in picks], [prompts[i] for i in picks]
+    secrets, formats = [secrets[i] for i in picks], [formats[i] for i in picks]
     targets = [FormatTarget(tuple(p), s, f) for p, s, f in zip(prompts, secrets, formats, strict=True)]
     results = format_attacks_many(model, targets, encode, decode, **kw)
     for target_id, r in zip(ids, results, strict=True):
