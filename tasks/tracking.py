@@ -127,8 +127,9 @@ def _cell(check: dict[str, Any], key: str) -> str:
     value, unit = check.get(key), str(check.get("unit") or "")
     if value is None:
         return "not measured"
-    text = f"{value:g}" if isinstance(value, int | float) else str(value)
-    return f"{text} {unit.strip()}" if unit.strip() else text
+    from tasks.report_format import fmt
+
+    return fmt(float(value) if isinstance(value, int) and not isinstance(value, bool) else value, unit)
 
 
 def version_description(report: dict[str, Any], report_link: str, run_id: str) -> str:

@@ -61,6 +61,7 @@ def sample_report_data():
     thresholds = AuditThresholds()
     verdict = evaluate_audit({"efficacy": {t["target_id"]: 100.0 for t in targets},
                               "exact_extractions": {"plain": 0, "perturbed": 0, "sampled": 0}, "specificity": 94.0,
+                              "specificity_unseen": 92.0,
                               "perplexity_before": 12.3, "perplexity_after": 12.4,
                               "format": {"exposure_bits": 1.2, "control_exposure_bits": 1.0,
                                          "exposure_above_6_bits": 0.0, "constrained_fraction": 12.0,
