@@ -144,7 +144,7 @@ def report(kind: str, run_id: str, run_dir: Path, base: dict[str, Any], edited: 
             "verdict": verdict}
     out = reports.build_report(run_dir, data, evidence)
     reports.attach_report(out, verdict, (request or {}).get("request_id") or run_id)
-    tracking.log_run(run_id, params | {"revs": data["config"]["revs"]}, data["metrics"],
+    tracking.log_run(run_id, params | {"erase": data["config"]["revs"]}, data["metrics"],
                      {"findings_summary": summary["path"], "audit": run_dir / "audit.parquet", "report": out,
                       "patch_manifest": evidence.get("patch/manifest.json", run_dir / "none"),
                       "inventory": Path((audited or {}).get("inventory") or run_dir / "none")},

@@ -92,7 +92,8 @@ def test_one_mlflow_run_per_flow_run_with_params_metrics_and_artifacts(in_swept)
     assert params["kind"] == "compliance-sweep"
     assert params["version.prefect"] == "3.8.8"
     assert len(params["code_commit"]) in (40, 7) or params["code_commit"] == "unknown"
-    assert params["revs.n_neurons"] == "10"
+    assert params["erase.revs.n_neurons"] == "10"
+    assert params["erase.preset"] == "digits"
     assert params["policy.audit.efficacy_k"] == "5"
     assert {"before.greedy_extraction", "after.greedy_extraction"} <= set(run.data.metrics)
     assert run.data.metrics["after.greedy_extraction"] < run.data.metrics["before.greedy_extraction"]
