@@ -35,6 +35,7 @@ from revs_engine.patch import PatchManifest, edits_table, make_patch, save_patch
 from revs_engine.presets import EraseConfig, default_preset, resolve_config
 from revs_engine.schema import PROBES_SCHEMA, TARGETS_SCHEMA
 from tasks._io import read_table, write_table
+from tasks._models import model_runtime
 from tasks.probing_io import encoder, finding_secrets, probe_items, read_probe_texts
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def _wanted(probes: list[dict], findings: pa.Table, only_memorized: bool,
             and (not entities or types.get(r["finding_id"]) in entities)]
 
 
-def read_items(probes_path: Path, findings_path: Path, tokenizer, *, only_memorized: bool,
+def read_items(probes: Path | pa.Table, findings: Path | pa.Table, tokenizer, *, only_memorized: bool,
                entities: Sequence[str] | None = None) -> list[UnlearnItem]:
     """Join probes with findings, re-read each value from the corpus and tokenize it (once).
 
@@ -67,13 +68,12 @@ def read_items(probes_path: Path, findings_path: Path, tokenizer, *, only_memori
     is cut to the probe's ``prefix_tokens`` last tokens so the edit works on the context the probe measured. A
     value repeated in the same context (duplicated documents) is erased once.
     """
-    probes = read_table(probes_path, PROBES_SCHEMA).to_pylist()
-    findings = read_table(findings_path, FINDINGS_SCHEMA)
+    probes, findings = _table(probes, PROBES_SCHEMA).to_pylist(), _table(findings, FINDINGS_SCHEMA)
     wanted = _wanted(probes, findings, only_memorized, entities)
     rows = {r["finding_id"]: r for r in findings.to_pylist()}
     missing = [r["finding_id"] for r in wanted if r["finding_id"] not in rows]
     if missing:
-        raise KeyError(f"probe {missing[0]} has no row in {findings_path}; pass the findings it was made from")
+        raise KeyError(f"probe {missing[0]} has no row in the findings; pass the findings it was made from")
     cut = {r["finding_id"]: r["prefix_tokens"] for r in wanted}
     table = findings.filter(pa.array([f in cut for f in findings.column("finding_id").to_pylist()]))
     secrets = finding_secrets(tokenizer, table, max_prefix_tokens=cut)
@@ -95,12 +95,16 @@ def read_items(probes_path: Path, findings_path: Path, tokenizer, *, only_memori
     return items
 
 
-def corpus_benign(findings_path: Path) -> list[str]:
+def _table(source: Path | pa.Table, schema: pa.Schema) -> pa.Table:
+    return source if isinstance(source, pa.Table) else read_table(source, schema)
+
+
+def corpus_benign(findings: Path | pa.Table) -> list[str]:
     """Return benign guard texts from the findings' own source files: documents holding no finding (the guard's
     half of them, :data:`tasks.audit_io.GUARD_HALF`; raw, memory only)."""
     from tasks.audit_io import GUARD_HALF, benign_texts
 
-    findings = read_table(findings_path, FINDINGS_SCHEMA)
+    findings = _table(findings, FINDINGS_SCHEMA)
     sources = [Path(s) for s in dict.fromkeys(findings.column("source").to_pylist()) if Path(s).is_file()]
     return benign_texts(sources, [findings], limit=GUARD_BENIGN, half=GUARD_HALF) if sources else []
 
@@ -135,11 +139,11 @@ def _target_rows(items: list[UnlearnItem], result: EraseResult) -> list[dict]:
     return rows
 
 
-def memorized_kept(probes_path: Path, findings_path: Path, erased: Sequence[UnlearnItem]) -> pa.Table:
+def memorized_kept(probes: Path | pa.Table, findings: Path | pa.Table, erased: Sequence[UnlearnItem]) -> pa.Table:
     """Return the findings the probes judged memorized that are not being erased (nor copies of an erased value):
     what the edit must keep reproducing."""
-    findings = read_table(findings_path, FINDINGS_SCHEMA)
-    memorized = {r["finding_id"] for r in read_table(probes_path, PROBES_SCHEMA).to_pylist() if r["memorized"]}
+    findings = _table(findings, FINDINGS_SCHEMA)
+    memorized = {r["finding_id"] for r in _table(probes, PROBES_SCHEMA).to_pylist() if r["memorized"]}
     gone = {i.value_hmac for i in erased}
     ids, hmacs = findings.column("finding_id").to_pylist(), findings.column("value_hmac").to_pylist()
     keep = [f in memorized and h not in gone for f, h in zip(ids, hmacs, strict=True)]
@@ -167,18 +171,19 @@ def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path, out_dir
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} exists; choose another --out or pass --overwrite")
-    loaded = load_model(model_spec, cache_dir=cache_dir)
+    loaded = load_model(model_spec, cache_dir=cache_dir, **model_runtime())  # REVS_DEVICE / REVS_DTYPE
     model, tok = loaded.model, loaded.tokenizer
     cfg = erase_config(overrides, tok)
     arch = resolve_arch(model)
-    items = read_items(probes_path, findings_path, tok, only_memorized=only_memorized, entities=entities)
+    probes, findings = read_table(probes_path, PROBES_SCHEMA), read_table(findings_path, FINDINGS_SCHEMA)
+    items = read_items(probes, findings, tok, only_memorized=only_memorized, entities=entities)
     if not items:
         raise ValueError(f"nothing to erase: no {'memorized ' if only_memorized else ''}finding in {probes_path}"
                          + (f" of type {', '.join(entities)}" if entities else ""))
     retain = read_table(retain_findings, FINDINGS_SCHEMA) if retain_findings is not None \
-        else memorized_kept(probes_path, findings_path, items)
+        else memorized_kept(probes, findings, items)
     if benign is None:
-        benign = corpus_benign(findings_path)
+        benign = corpus_benign(findings)
     encode = encoder(tok)
     inputs = EraseInputs(tuple(i.secret for i in items), tuple(keep_items(tok, retain)),
                          tuple(tuple(encode(t)) for t in benign), encode)
