@@ -28,8 +28,9 @@ MAX_EXAMPLES = 20
 
 @task(name="inspect-corpus", cache_policy=NO_CACHE, persist_result=False)
 @redact_failures
-def inspect_corpus(corpus: list[Path], out: Path) -> dict[str, Any]:
-    """Read the corpus once (no detection); write and return documents, bytes and read issues (no content).
+def inspect_corpus(corpus: list[Path], out: Path, follow_symlinks: bool = False) -> dict[str, Any]:
+    """Read the corpus once (no detection), as the scan reads it; write and return documents, bytes and read
+    issues (no content).
 
     Returns:
         ``{"documents", "files", "bytes", "issues": {kind: count}, "issues_total", "issue_examples", "path"}``.
@@ -38,7 +39,8 @@ def inspect_corpus(corpus: list[Path], out: Path) -> dict[str, Any]:
 
     issues = pii_detect.IssueLog(max_examples=MAX_EXAMPLES)
     documents = size = 0
-    for doc in pii_detect.iter_documents(corpus, pii_detect.ReaderOptions(), issues):
+    options = pii_detect.ReaderOptions(follow_symlinks=follow_symlinks)
+    for doc in pii_detect.iter_documents(corpus, options, issues):
         documents += 1
         size += doc.nbytes
     record = {"documents": documents, "files": issues.files, "bytes": size, "issues": dict(issues.counts),
