@@ -21,10 +21,8 @@ from flows import steps
 from flows.params import load_policy, load_request
 from tasks import corpus as corpus_check
 from tasks import corpus_inspection, free_text, pii, probing, registry, requesting, tracking
-from tasks._models import set_model_runtime
 from tasks._workspace import workspace_dir
 from tasks.requests import SENSITIVE, model_lock
-from tasks.results import AuditOutcome, BaseVersion, EditResult, Selection
 
 LOCK_TIMEOUT_S = 6 * 3600.0
 
@@ -32,8 +30,7 @@ LOCK_TIMEOUT_S = 6 * 3600.0
 @flow(name="deletion-request", flow_run_name=tracking.deletion_run_name)
 def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path | None = None,
                      model_name: str | None = None, rerun: bool = False,
-                     follow_symlinks: bool = False, device: str | None = None,
-                     dtype: str | None = None) -> dict[str, Any]:
+                     follow_symlinks: bool = False) -> dict[str, Any]:
     """Locate a data subject in the corpus, erase what the model memorized of them, audit, register, report.
 
     Args:
@@ -45,14 +42,11 @@ def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path
         rerun: Answer the request again from the start (a new attempt, history kept), e.g. against a corrected
             corpus; without it a request started against another corpus is refused.
         follow_symlinks: Read symlinks in corpus directories that lead outside them (default: skipped, logged).
-        device, dtype: Where models run and in which precision (``auto|cpu|cuda[:N]``, ``auto|fp32|bf16|fp16``;
-            None: the process's ``REVS_DEVICE`` / ``REVS_DTYPE``, else ``auto``).
 
     Returns:
         ``{"request_id", "run_id", "version", "passed", "report", "warnings"}``.
     """
     req, pol = load_request(request), load_policy(policy)
-    runtime = set_model_runtime(device, dtype)
     free_text.check_free_text(req.requester_ref, f"{request}: requester_ref", "TICKET-4711")  # stored as is
     name = registry.resolve_model_name(model, model_name)
     corpus_check.check_corpus(corpus)  # a missing or unreadable path fails before anything is recorded
@@ -65,7 +59,7 @@ def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path
     run_id = tracking.open_run("deletion-request", name, rid)
     run_dir = workspace_dir("runs", run_id)
     params = {"policy": pol.model_dump(mode="json"), "corpus": [str(c) for c in corpus], "model_spec": str(model),
-              "request_id": rid, "legal_basis": req.legal_basis, **runtime}
+              "request_id": rid, "legal_basis": req.legal_basis}
     try:
         with model_lock(name, timeout=LOCK_TIMEOUT_S):
             result = _run_steps(request, req, pol, name, model, corpus, ev, state["completed"], run_id, run_dir,
@@ -91,8 +85,7 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
                attempt: int = 1, follow_symlinks: bool = False) -> dict[str, Any]:
     """Run every step not yet done, recording evidence after each; return the flow's result."""
     rid = req.request_id
-    base = registry.ensure_base(model, name) if "edited" not in done else \
-        BaseVersion.model_validate(ev["edited"]["base"])
+    base = registry.ensure_base(model, name) if "edited" not in done else ev["edited"]["base"]
     if "located" not in done:
         inspection = corpus_inspection.inspect_corpus(corpus, run_dir / "corpus_issues.json", follow_symlinks)
         scan = steps.scan_partitions(corpus, run_dir / "scan.parquet", pol.entities.types, pol.entities.min_score,
@@ -103,32 +96,30 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
             "evidence"]["located"]
     findings = Path(ev["located"]["findings"])
     if "probed" not in done:
-        probes = probing.probe_findings(base.dir, findings, run_dir / "probes.parquet")
+        probes = probing.probe_findings(Path(base["dir"]), findings, run_dir / "probes.parquet")
         sel = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir)
-        if sel.n_forget:  # guard with the version's inventory (built from a corpus sample when it has none)
+        if sel["n_forget"]:  # guard with the version's inventory (built from a corpus sample when it has none)
             sel = steps.split_inventory(base, sel, findings, pol, run_dir, run_id,
                                         corpus_findings=run_dir / "scan.parquet")
-        ev["probed"] = requesting.advance_request(rid, "probed", sel.model_dump(mode="json"))["evidence"]["probed"]
-    selection = Selection.model_validate(ev["probed"])
+        ev["probed"] = requesting.advance_request(rid, "probed", _jsonable(sel))["evidence"]["probed"]
+    selection = ev["probed"]
     if "edited" not in done:
         edited = None
-        if selection.n_forget:
+        if selection["n_forget"]:
             staging = workspace_dir("models", name, ".staging") / (rid if attempt == 1 else f"{rid}.a{attempt}")
-            edited = steps.edit(base, selection, findings, pol, staging, corpus).model_dump(mode="json")
-        ev["edited"] = requesting.advance_request(rid, "edited", {"base": base.model_dump(mode="json"),
-                                                                  "edit": edited})["evidence"]["edited"]
-    edited = EditResult.model_validate(ev["edited"]["edit"]) if ev["edited"]["edit"] else None
+            edited = _jsonable(steps.edit(base, selection, findings, pol, staging, corpus))
+        ev["edited"] = requesting.advance_request(rid, "edited", {"base": _jsonable(base), "edit": edited})[
+            "evidence"]["edited"]
+    edited = ev["edited"]["edit"]
     if "audited" not in done:
         audited = None
         if edited:
             audited = steps.audit_and_register(base, edited, selection, corpus, pol, run_dir, run_id, rid)
-        record = audited.model_dump(mode="json") if audited else \
-            {"version": None, "verdict": {"passed": True, "failures": []}}
+        record = _jsonable(audited) if audited else {"version": None, "verdict": {"passed": True, "failures": []}}
         ev["audited"] = requesting.advance_request(rid, "audited", {**record,
                                                                     "passed": record["verdict"]["passed"]})[
             "evidence"]["audited"]
-    audited = AuditOutcome.model_validate({k: v for k, v in ev["audited"].items() if k != "passed"}) \
-        if ev["audited"].get("version") is not None else None
+    audited = ev["audited"] if ev["audited"].get("version") is not None else None
     report = steps.report("deletion-request", run_id, run_dir, base, edited, audited, findings, selection, pol,
                           params, requesting.request_block(rid))
     result = {"request_id": rid, "run_id": run_id, "version": ev["audited"].get("version"),
