@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.flows.fault_driver import POINTS
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_workspace")]
 MODEL = "tiny-llama"
 REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 900
 #: The steps recorded when each kill hits (the kills follow each other: each run resumes the previous one).
 RECORDED_AFTER_KILL = {
     "scan": ["received"],
@@ -50,6 +52,10 @@ class Zygote:
         line = [{"point": point, "args": args, "log": str(log), "env": env} for point, args, log in jobs]
         self.proc.stdin.write(json.dumps(line) + "\n")
         self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], TIMEOUT_S)
+        if not ready:
+            self.proc.kill()
+            pytest.fail(f"no answer from the fault driver in {TIMEOUT_S} s (a run hangs); logs: {line}")
         return json.loads(self.proc.stdout.readline())["status"]
 
     def close(self) -> None:
