@@ -21,6 +21,7 @@ from flows import steps
 from flows.params import load_policy, load_request
 from tasks import corpus as corpus_check
 from tasks import corpus_inspection, free_text, pii, probing, registry, requesting, tracking
+from tasks._models import set_model_runtime
 from tasks._workspace import workspace_dir
 from tasks.requests import SENSITIVE, model_lock
 
@@ -30,7 +31,8 @@ LOCK_TIMEOUT_S = 6 * 3600.0
 @flow(name="deletion-request", flow_run_name=tracking.deletion_run_name)
 def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path | None = None,
                      model_name: str | None = None, rerun: bool = False,
-                     follow_symlinks: bool = False) -> dict[str, Any]:
+                     follow_symlinks: bool = False, device: str | None = None,
+                     dtype: str | None = None) -> dict[str, Any]:
     """Locate a data subject in the corpus, erase what the model memorized of them, audit, register, report.
 
     Args:
@@ -42,11 +44,14 @@ def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path
         rerun: Answer the request again from the start (a new attempt, history kept), e.g. against a corrected
             corpus; without it a request started against another corpus is refused.
         follow_symlinks: Read symlinks in corpus directories that lead outside them (default: skipped, logged).
+        device, dtype: Where models run and in which precision (``auto|cpu|cuda[:N]``, ``auto|fp32|bf16|fp16``;
+            None: the process's ``REVS_DEVICE`` / ``REVS_DTYPE``, else ``auto``).
 
     Returns:
         ``{"request_id", "run_id", "version", "passed", "report", "warnings"}``.
     """
     req, pol = load_request(request), load_policy(policy)
+    runtime = set_model_runtime(device, dtype)
     free_text.check_free_text(req.requester_ref, f"{request}: requester_ref", "TICKET-4711")  # stored as is
     name = registry.resolve_model_name(model, model_name)
     corpus_check.check_corpus(corpus)  # a missing or unreadable path fails before anything is recorded
@@ -59,7 +64,7 @@ def deletion_request(request: Path, model: str, corpus: list[Path], policy: Path
     run_id = tracking.open_run("deletion-request", name, rid)
     run_dir = workspace_dir("runs", run_id)
     params = {"policy": pol.model_dump(mode="json"), "corpus": [str(c) for c in corpus], "model_spec": str(model),
-              "request_id": rid, "legal_basis": req.legal_basis}
+              "request_id": rid, "legal_basis": req.legal_basis, **runtime}
     try:
         with model_lock(name, timeout=LOCK_TIMEOUT_S):
             result = _run_steps(request, req, pol, name, model, corpus, ev, state["completed"], run_id, run_dir,

@@ -423,7 +423,30 @@ def inconsistent_settings(data: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------------- flow parameters
 
 
-class DeletionRequestParams(BaseModel):
+class _RuntimeParams(BaseModel):
+    """Where a flow's models run and in which precision (checked by name here; the device itself where it runs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: str | None = Field(None, description="Where models run: auto, cpu, cuda or cuda:N (None: "
+                               "$REVS_DEVICE, else auto).")
+    dtype: str | None = Field(None, description="The weights' precision: auto (the checkpoint's own), fp32, bf16 "
+                              "or fp16 (None: $REVS_DTYPE, else auto).")
+
+    @field_validator("device", "dtype")
+    @classmethod
+    def _runtime_name(cls, value: str | None, info) -> str | None:
+        from revs_engine.devices import device_name, parse_dtype
+
+        if value is None:
+            return None
+        if info.field_name == "device":
+            return device_name(value)
+        parse_dtype(value)
+        return value.strip().lower()
+
+
+class DeletionRequestParams(_RuntimeParams):
     """Parameters of the ``deletion-request`` flow: paths and names only, never personal data."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -434,7 +457,7 @@ class DeletionRequestParams(BaseModel):
     policy: Path | None = Field(None, description="Policy TOML; defaults apply when omitted.")
 
 
-class SweepParams(BaseModel):
+class SweepParams(_RuntimeParams):
     """Parameters of the ``compliance-sweep`` flow."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -17,6 +17,7 @@ from flows import steps
 from flows.params import load_policy
 from tasks import corpus as corpus_check
 from tasks import probing, registry, tracking
+from tasks._models import set_model_runtime
 from tasks._workspace import workspace_dir
 from tasks.requests import model_lock
 
@@ -26,7 +27,8 @@ LOCK_TIMEOUT_S = 6 * 3600.0
 @flow(name="compliance-sweep", flow_run_name=tracking.sweep_run_name)
 def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None, model_name: str | None = None,
                      partitions: int = 1, dask_address: str | None = None,
-                     follow_symlinks: bool = False) -> dict[str, Any]:
+                     follow_symlinks: bool = False, device: str | None = None,
+                     dtype: str | None = None) -> dict[str, Any]:
     """Sweep a corpus for memorized personal data and erase it from the model.
 
     Args:
@@ -38,17 +40,20 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
         partitions: Corpus partitions scanned in parallel.
         dask_address: Scan partitions on this Dask scheduler (``partitions > 1`` without it: a local Dask cluster).
         follow_symlinks: Read symlinks in corpus directories that lead outside them (default: skipped, logged).
+        device, dtype: Where models run and in which precision (``auto|cpu|cuda[:N]``, ``auto|fp32|bf16|fp16``;
+            None: the process's ``REVS_DEVICE`` / ``REVS_DTYPE``, else ``auto``).
 
     Returns:
         ``{"run_id", "version", "passed", "report"}`` (``version`` is None when nothing needed erasing).
     """
     pol = load_policy(policy)
+    runtime = set_model_runtime(device, dtype)
     name = registry.resolve_model_name(model, model_name)
     corpus_check.check_corpus(corpus)  # a missing or unreadable path fails before anything is registered
     run_id = tracking.open_run("compliance-sweep", name)
     run_dir = workspace_dir("runs", run_id)
     params = {"policy": pol.model_dump(mode="json"), "corpus": [str(c) for c in corpus], "model_spec": str(model),
-              "partitions": partitions}
+              "partitions": partitions, **runtime}
     failed = True
     try:
         with model_lock(name, timeout=LOCK_TIMEOUT_S):

@@ -1,8 +1,8 @@
 """Where and in which precision a model runs: ``--device auto|cpu|cuda[:N]`` and ``--dtype auto|fp32|bf16|fp16``.
 
-Offers :data:`DTYPES`, :func:`parse_dtype`, :func:`parse_device` and :func:`dtype_name`. The commands, the
-flows' parameters and :func:`revs_engine.loading.load_model` all read these names through here, so a wrong one gets
-the same clear error everywhere.
+Offers :data:`DTYPES`, :func:`parse_dtype`, :func:`parse_device`, :func:`device_name` and :func:`dtype_name`. The
+commands, the flows' parameters and :func:`revs_engine.loading.load_model` all read these names through here, so a
+wrong one gets the same clear error everywhere.
 """
 
 from __future__ import annotations
@@ -31,6 +31,20 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return DTYPES[key]
 
 
+def device_name(device: str | None) -> str:
+    """Return ``device`` as a checked name (``auto``, ``cpu``, ``cuda`` or ``cuda:N``) without looking for the
+    device itself (a flow's parameters are checked where it is deployed, its devices where it runs).
+
+    Raises:
+        ValueError: another name.
+    """
+    text = "auto" if device is None else str(device).strip().lower()
+    kind, colon, index = text.partition(":")
+    if text in ("auto", "cpu", "cuda") or (kind == "cuda" and colon and index.isdigit()):
+        return text
+    raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N (N a GPU index)")
+
+
 def parse_device(device: str | torch.device | None) -> torch.device:
     """Return the torch device named by ``auto`` (the first CUDA device when there is one, else the CPU),
     ``cpu``, ``cuda`` or ``cuda:N``.
@@ -40,14 +54,12 @@ def parse_device(device: str | torch.device | None) -> torch.device:
     """
     if isinstance(device, torch.device):
         return device
-    text = "auto" if device is None else str(device).strip().lower()
+    text = device_name(device)
     if text == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     if text == "cpu":
         return torch.device("cpu")
-    kind, _, index = text.partition(":")
-    if kind != "cuda" or (index and not index.isdigit()):
-        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N (N a GPU index)")
+    index = text.partition(":")[2]
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if n == 0:
         raise ValueError(f"device {device!r} asked, but torch sees no CUDA device on this machine (torch "

@@ -174,9 +174,10 @@ def run_audit(model_spec: str, reference_spec: str | None, forget: pa.Table, ret
     ``targets.parquet`` (what `revs unlearn` writes), else the paper's evaluation rule.
     """
     from revs_engine.loading import load_model
+    from tasks._models import model_runtime
 
-    after = load_model(model_spec, cache_dir=cache_dir)
-    before = load_model(reference_spec, cache_dir=cache_dir) if reference_spec else None
+    after = load_model(model_spec, cache_dir=cache_dir, **model_runtime())
+    before = load_model(reference_spec, cache_dir=cache_dir, **model_runtime()) if reference_spec else None
     if before is not None:  # Specificity checks what the unedited model reproduced
         retain_ids, retain_list = retained(before.model, before.tokenizer, retain, [])
     else:  # no reference: every retained finding counts (choosing them on the edited model would hide damage)

@@ -133,12 +133,14 @@ def ensure_base(model: str, model_name: str) -> dict[str, Any]:
         ``{"name", "version", "dir"}`` of the version the ``production`` alias points at.
     """
     from revs_engine.loading import load_model, save_model
+    from tasks._models import model_runtime
 
     adapter = MlflowAdapter()
     version = adapter.production_version(model_name)
     if version is None:
         base = version_dir(model_name, 1)
-        loaded = load_model(model, cache_dir=workspace_dir("cache"))
+        # saved in the dtype the versions are edited in (the runtime's; auto: the model's own), on the CPU
+        loaded = load_model(model, cache_dir=workspace_dir("cache"), dtype=model_runtime()["dtype"])
         if not (base / "base.json").is_file():
             save_model(loaded.model, loaded.tokenizer, base)
             (base / "base.json").write_text(json.dumps({"source": str(model), "weights_sha256":

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from flows.commands._runtime import add_runtime_args, apply_runtime
+
 
 def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
@@ -31,6 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="perturbation and sampling seed")
     parser.add_argument("--samples", type=int, default=10,
                         help="sampled continuations per erased value's prompt (0: no sampled extraction)")
+    add_runtime_args(parser)
     parser.set_defaults(handler=run)
 
 
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from tasks._workspace import workspace_dir
     from tasks.audit_io import run_audit
 
+    apply_runtime(args)
     forget = _io.read_table(args.forget, FINDINGS_SCHEMA)
     retain = _io.read_table(args.retain, FINDINGS_SCHEMA)
     generality = _io.read_table(args.generality, FINDINGS_SCHEMA) if args.generality else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flows.commands._runtime import add_runtime_args, apply_runtime
 from flows.commands.sweep import EXIT_AUDIT_FAILED
 
 #: (summary key, label) of the before → after scores shown per run.
@@ -28,6 +29,7 @@ def register(subparsers) -> None:
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--name", default=None,
                         help="registered model name (default smollm2-135m-demo-<cache key of the demo model>)")
+    add_runtime_args(parser)
     parser.set_defaults(handler=run)
 
 
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from tasks._workspace import configure_prefect, workspace_dir
 
     configure_prefect()
+    apply_runtime(args)  # the demo's flows run in this process and load their models with it
     from flows.demo import run_demo  # Prefect, torch: imported after the workspace is set
     from flows.steps import AuditFailedError
 

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from flows.commands._runtime import add_runtime_args, apply_runtime
 from flows.commands.sweep import EXIT_AUDIT_FAILED, report_result
 
 
@@ -36,6 +37,7 @@ def register(subparsers) -> None:
                         "history and earlier attempts are kept")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="read symlinks in corpus directories that lead outside them (default: skip them)")
+    add_runtime_args(parser)
     parser.set_defaults(handler=run)
 
 
@@ -67,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     configure_prefect()
     request = check_inputs(args)
+    runtime = apply_runtime(args)
     from flows.cli import quiet_prefect_console
     from flows.deletion import deletion_request  # Prefect, torch: imported only once the input is valid
     from flows.steps import AuditFailedError
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_prefect_console()
     try:
         result = deletion_request(args.request, args.model, args.corpus, args.policy, args.name, args.rerun,
-                                  follow_symlinks=args.follow_symlinks)
+                                  follow_symlinks=args.follow_symlinks, **runtime)
     except AuditFailedError as exc:
         _echo(f"revs forget: {exc}", err=True)
         return EXIT_AUDIT_FAILED

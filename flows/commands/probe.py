@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from flows.commands._runtime import add_runtime_args, apply_runtime
+
 
 def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
@@ -26,6 +28,7 @@ def register(subparsers) -> None:
                         help="keep only the last N prefix tokens (recorded as prefix_truncated); 0 = no limit")
     parser.add_argument("--memorized-threshold", type=float, default=1.0,
                         help="memorized iff the fraction of greedy-predicted target tokens reaches this")
+    add_runtime_args(parser)
     parser.set_defaults(handler=run)
 
 
@@ -59,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--memorized-threshold: must be in (0, 1], the fraction of target tokens reproduced.")
     findings = _read_findings(args.findings)
     check_output(args.out)
-    from revs_engine.loading import load_model
+    apply_runtime(args)
     from revs_engine.probes import ProbeConfig
     from revs_engine.schema import PROBES_SCHEMA
     from tasks import _io, probing_io
-    from tasks._workspace import workspace_dir
+    from tasks._models import load
 
-    loaded = load_model(args.model, cache_dir=workspace_dir("cache"))
+    loaded = load(args.model)
     cfg = ProbeConfig(batch_size=args.batch_size, max_prefix_tokens=args.max_prefix_tokens or None,
                       memorized_threshold=args.memorized_threshold, progress=sys.stderr.isatty())
     table = probing_io.probe_findings(loaded.model, loaded.tokenizer, findings, cfg)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from flows.commands._runtime import add_runtime_args, apply_runtime
+
 EXIT_AUDIT_FAILED = 3
 
 
@@ -29,6 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--dask", metavar="ADDRESS", help="scan partitions on this Dask scheduler")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="read symlinks in corpus directories that lead outside them (default: skip them)")
+    add_runtime_args(parser)
     parser.set_defaults(handler=run)
 
 
@@ -56,13 +59,15 @@ def run(args: argparse.Namespace) -> int:
         registry.check_model_name(args.name)
     corpus.check_corpus(args.corpus)
     registry.check_model_spec(args.model)
+    runtime = apply_runtime(args)
     from flows.cli import quiet_prefect_console
     from flows.steps import AuditFailedError  # Prefect, torch: imported only once the input is valid
     from flows.sweep import compliance_sweep
 
     quiet_prefect_console()
     try:
-        result = compliance_sweep(args.corpus, args.model, args.policy, args.name, args.partitions, args.dask)
+        result = compliance_sweep(args.corpus, args.model, args.policy, args.name, args.partitions, args.dask,
+                                  **runtime)
     except AuditFailedError as exc:
         _echo(f"revs sweep: {exc}", err=True)
         return EXIT_AUDIT_FAILED

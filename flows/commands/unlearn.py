@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from flows.commands._runtime import add_runtime_args, apply_runtime
+
 EXIT_NOT_CONVERGED = 3
 
 
@@ -44,6 +46,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-tokens", type=int, help="target tokens per secret")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    add_runtime_args(parser)
     parser.set_defaults(handler=run)
 
 
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from tasks._workspace import workspace_dir
     from tasks.unlearning_io import run_unlearn
 
+    apply_runtime(args)
     findings = args.findings or args.probes.parent / "findings.parquet"
     try:
         report = run_unlearn(args.model, args.probes, findings, args.out, cache_dir=workspace_dir("models"),

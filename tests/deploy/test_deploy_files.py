@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -27,17 +28,36 @@ def compose(compose_text):
     return yaml.safe_load(compose_text)
 
 
-def test_prefect_yaml_has_definitions_and_one_deployment_per_flow(prefect_yaml):
+def test_prefect_yaml_has_definitions_and_one_deployment_per_flow_and_pool(prefect_yaml):
     assert {"work_pools", "schedules"} <= set(prefect_yaml["definitions"])
     deployments = {d["name"]: d for d in prefect_yaml["deployments"]}
-    assert set(deployments) == {"compliance-sweep", "deletion-request"}
-    assert deployments["compliance-sweep"]["entrypoint"] == "flows/sweep.py:compliance_sweep"
-    assert deployments["deletion-request"]["entrypoint"] == "flows/deletion.py:deletion_request"
+    pools = prefect_yaml["definitions"]["work_pools"]
+    assert set(deployments) == {"compliance-sweep", "deletion-request", "compliance-sweep-gpu",
+                                "deletion-request-gpu"}
+    for suffix, pool in (("", "process_pool"), ("-gpu", "gpu_pool")):
+        assert deployments["compliance-sweep" + suffix]["entrypoint"] == "flows/sweep.py:compliance_sweep"
+        assert deployments["deletion-request" + suffix]["entrypoint"] == "flows/deletion.py:deletion_request"
+        for name in ("compliance-sweep" + suffix, "deletion-request" + suffix):
+            # the anchor resolved: each deployment uses its shared work pool
+            assert deployments[name]["work_pool"] == pools[pool]
     for dep in deployments.values():
         assert ENTRYPOINT.fullmatch(dep["entrypoint"]), dep["entrypoint"]
         assert not dep["entrypoint"].startswith(("/", "../"))
-        # the anchor resolved: every deployment uses the shared work pool
-        assert dep["work_pool"] == prefect_yaml["definitions"]["work_pools"]["process_pool"]
+
+
+def test_the_gpu_pool_loads_models_on_a_gpu_in_a_known_dtype(prefect_yaml, compose):
+    from revs_engine.devices import device_name, parse_dtype
+
+    pools = prefect_yaml["definitions"]["work_pools"]
+    gpu, cpu = pools["gpu_pool"]["job_variables"]["env"], pools["process_pool"]["job_variables"]["env"]
+    assert device_name(gpu["REVS_DEVICE"]).startswith("cuda")
+    assert parse_dtype(gpu["REVS_DTYPE"]) in (torch.bfloat16, torch.float16, torch.float32)
+    assert {k: v for k, v in gpu.items() if not k.startswith("REVS_D")} == cpu  # otherwise the same job
+    worker = compose["services"]["prefect-worker-gpu"]
+    assert worker["profiles"] == ["gpu"]  # not started by a plain `docker compose up`
+    assert worker["command"][worker["command"].index("--pool") + 1] == pools["gpu_pool"]["name"]
+    assert worker["environment"]["REVS_DEVICE"] == gpu["REVS_DEVICE"]
+    assert worker["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
 
 
 def test_schedules_cron_sweep_on_demand_requests(prefect_yaml):
@@ -52,6 +72,8 @@ def test_prefect_yaml_uses_anchors_not_copies():
     text = (DEPLOY / "prefect.yaml").read_text()
     assert "&process_pool" in text
     assert text.count("*process_pool") == 2
+    assert "&gpu_pool" in text
+    assert text.count("*gpu_pool") == 2
     assert "*nightly_sweep" in text
 
 
