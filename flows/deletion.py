@@ -24,6 +24,7 @@ from tasks import corpus_inspection, free_text, pii, probing, registry, requesti
 from tasks._models import set_model_runtime
 from tasks._workspace import workspace_dir
 from tasks.requests import SENSITIVE, model_lock
+from tasks.results import AuditOutcome, BaseVersion, EditResult, Selection
 
 LOCK_TIMEOUT_S = 6 * 3600.0
 
@@ -90,7 +91,8 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
                attempt: int = 1, follow_symlinks: bool = False) -> dict[str, Any]:
     """Run every step not yet done, recording evidence after each; return the flow's result."""
     rid = req.request_id
-    base = registry.ensure_base(model, name) if "edited" not in done else ev["edited"]["base"]
+    base = registry.ensure_base(model, name) if "edited" not in done else \
+        BaseVersion.model_validate(ev["edited"]["base"])
     if "located" not in done:
         inspection = corpus_inspection.inspect_corpus(corpus, run_dir / "corpus_issues.json", follow_symlinks)
         scan = steps.scan_partitions(corpus, run_dir / "scan.parquet", pol.entities.types, pol.entities.min_score,
@@ -101,30 +103,32 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
             "evidence"]["located"]
     findings = Path(ev["located"]["findings"])
     if "probed" not in done:
-        probes = probing.probe_findings(Path(base["dir"]), findings, run_dir / "probes.parquet")
+        probes = probing.probe_findings(base.dir, findings, run_dir / "probes.parquet")
         sel = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir)
-        if sel["n_forget"]:  # guard with the version's inventory (built from a corpus sample when it has none)
+        if sel.n_forget:  # guard with the version's inventory (built from a corpus sample when it has none)
             sel = steps.split_inventory(base, sel, findings, pol, run_dir, run_id,
                                         corpus_findings=run_dir / "scan.parquet")
-        ev["probed"] = requesting.advance_request(rid, "probed", _jsonable(sel))["evidence"]["probed"]
-    selection = ev["probed"]
+        ev["probed"] = requesting.advance_request(rid, "probed", sel.model_dump(mode="json"))["evidence"]["probed"]
+    selection = Selection.model_validate(ev["probed"])
     if "edited" not in done:
         edited = None
-        if selection["n_forget"]:
+        if selection.n_forget:
             staging = workspace_dir("models", name, ".staging") / (rid if attempt == 1 else f"{rid}.a{attempt}")
-            edited = _jsonable(steps.edit(base, selection, findings, pol, staging, corpus))
-        ev["edited"] = requesting.advance_request(rid, "edited", {"base": _jsonable(base), "edit": edited})[
-            "evidence"]["edited"]
-    edited = ev["edited"]["edit"]
+            edited = steps.edit(base, selection, findings, pol, staging, corpus).model_dump(mode="json")
+        ev["edited"] = requesting.advance_request(rid, "edited", {"base": base.model_dump(mode="json"),
+                                                                  "edit": edited})["evidence"]["edited"]
+    edited = EditResult.model_validate(ev["edited"]["edit"]) if ev["edited"]["edit"] else None
     if "audited" not in done:
         audited = None
         if edited:
             audited = steps.audit_and_register(base, edited, selection, corpus, pol, run_dir, run_id, rid)
-        record = _jsonable(audited) if audited else {"version": None, "verdict": {"passed": True, "failures": []}}
+        record = audited.model_dump(mode="json") if audited else \
+            {"version": None, "verdict": {"passed": True, "failures": []}}
         ev["audited"] = requesting.advance_request(rid, "audited", {**record,
                                                                     "passed": record["verdict"]["passed"]})[
             "evidence"]["audited"]
-    audited = ev["audited"] if ev["audited"].get("version") is not None else None
+    audited = AuditOutcome.model_validate({k: v for k, v in ev["audited"].items() if k != "passed"}) \
+        if ev["audited"].get("version") is not None else None
     report = steps.report("deletion-request", run_id, run_dir, base, edited, audited, findings, selection, pol,
                           params, requesting.request_block(rid))
     result = {"request_id": rid, "run_id": run_id, "version": ev["audited"].get("version"),
@@ -133,11 +137,3 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
     if result["passed"]:
         requesting.advance_request(rid, "reported", {"run_id": run_id, "report": str(report)})
     return result
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return str(value) if isinstance(value, Path) else value

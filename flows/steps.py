@@ -15,6 +15,7 @@ from prefect import flow, unmapped
 
 from flows.params import Policy
 from tasks import auditing, inventory, pii, probing, registry, reports, tracking, unlearning
+from tasks.results import AuditOutcome, BaseVersion, EditResult, Selection
 
 
 class AuditFailedError(RuntimeError):
@@ -58,14 +59,14 @@ def scan_partitions(corpus: list[Path], out: Path, entities: list[str], min_scor
     return pii.merge_findings([f.result() for f in futures], out)
 
 
-def split_inventory(base: dict[str, Any], selection: dict[str, Any], exclude: Path, policy: Policy, run_dir: Path,
+def split_inventory(base: BaseVersion, selection: Selection, exclude: Path, policy: Policy, run_dir: Path,
                     run_id: str, *, probed: tuple[Path, Path] | None = None,
-                    corpus_findings: Path | None = None) -> dict[str, Any]:
+                    corpus_findings: Path | None = None) -> Selection:
     """Make sure the base version has a memorization inventory — this run's probes of the whole scan (``probed``:
     findings, probes), or else a probed seeded sample of ``corpus_findings`` — and split it, minus every value of
     ``exclude``, into the erasure's guard (with the run's own retained memorized findings) and the audit's
     held-out slice; return the selection with ``guard_findings`` and ``audit_findings``."""
-    name, version = base["name"], base["version"]
+    name, version = base.name, base.version
     criteria = policy.memorization.model_dump()
     inv = policy.inventory
     if probed is not None:
@@ -74,80 +75,77 @@ def split_inventory(base: dict[str, Any], selection: dict[str, Any], exclude: Pa
           and Path(corpus_findings).is_file() and inv.sample):
         sample = inventory.sample_findings(corpus_findings, inv.sample, inv.seed,
                                            run_dir / "inventory_sample.parquet", exclude)
-        probes = probing.probe_findings(Path(base["dir"]), sample, run_dir / "inventory_probes.parquet")
+        probes = probing.probe_findings(base.dir, sample, run_dir / "inventory_probes.parquet")
         inventory.record_inventory(name, version, sample, probes, run_id, criteria)
     if not inventory.inventory_path(name, version).is_file():
         return selection
     split = inventory.split_inventory(inventory.inventory_path(name, version), exclude, run_dir, inv.holdout_pct,
-                                      inv.seed, inv.holdout_limit, Path(selection["guard_findings"]))
-    return {**selection, "guard_findings": split["guard"], "audit_findings": split["audit"],
-            "n_guard": split["n_guard"], "n_holdout": split["n_holdout"]}
+                                      inv.seed, inv.holdout_limit, selection.guard_findings)
+    return selection.model_copy(update={"guard_findings": split["guard"], "audit_findings": split["audit"],
+                                        "n_guard": split["n_guard"], "n_holdout": split["n_holdout"]})
 
 
-def edit(base: dict[str, Any], selection: dict[str, Any], findings: Path, policy: Policy,
-         staging: Path, corpus: list[Path] | None = None) -> dict[str, Any]:
+def edit(base: BaseVersion, selection: Selection, findings: Path, policy: Policy,
+         staging: Path, corpus: list[Path] | None = None) -> EditResult:
     """Erase the selected findings from the base version with REVS into ``staging``, guarded by the retained
     findings and benign corpus documents."""
-    retain = selection.get("guard_findings")
-    return unlearning.unlearn(Path(base["dir"]), Path(selection["forget_probes"]), Path(findings), staging,
-                              policy.revs, Path(retain) if retain else None, corpus)
+    return unlearning.unlearn(base.dir, selection.forget_probes, Path(findings), staging, policy.revs,
+                              selection.guard_findings, corpus)
 
 
-def audit_and_register(base: dict[str, Any], edited: dict[str, Any], selection: dict[str, Any],
+def audit_and_register(base: BaseVersion, edited: EditResult, selection: Selection,
                        corpus: list[Path], policy: Policy, run_dir: Path, run_id: str,
-                       request_id: str | None) -> dict[str, Any]:
+                       request_id: str | None) -> AuditOutcome:
     """Audit before/after, judge against the policy, register the version (alias only on a pass), publish it."""
     thresholds = policy.audit.to_dict()
-    guarded = selection.get("guard_findings")
-    retain = selection.get("audit_findings") or selection["retain_findings"]
-    audit = auditing.audit_model(Path(base["dir"]), Path(edited["model_dir"]), Path(selection["forget_findings"]),
-                                 Path(retain), corpus, run_dir / "audit.parquet", [thresholds["efficacy_k"]],
-                                 policy.audit.settings(), Path(guarded) if guarded else None)
+    retain = selection.audit_findings or selection.retain_findings
+    audit = auditing.audit_model(base.dir, edited.model_dir, selection.forget_findings, retain, corpus,
+                                 run_dir / "audit.parquet", [thresholds["efficacy_k"]], policy.audit.settings(),
+                                 selection.guard_findings)
     judged = auditing.evaluate_audit(audit, thresholds)
-    version = registry.register_version(base["name"], Path(edited["model_dir"]), base["version"],
-                                        edited["edited_sha256"], run_id, request_id, judged["verdict"])
-    registry.publish_version(base["name"], Path(edited["model_dir"]), version)
-    inv = inventory.update_after_edit(base["name"], base["version"], version, Path(selection["forget_findings"]),
-                                      audit, run_id)
-    return {**judged, "audit": audit, "version": version, "inventory": inv}
+    version = registry.register_version(base.name, edited.model_dir, base.version, edited.edited_sha256, run_id,
+                                        request_id, judged["verdict"])
+    registry.publish_version(base.name, edited.model_dir, version)
+    inv = inventory.update_after_edit(base.name, base.version, version, selection.forget_findings, audit, run_id)
+    return AuditOutcome(**judged, audit=audit, version=version, inventory=inv)
 
 
-def report(kind: str, run_id: str, run_dir: Path, base: dict[str, Any], edited: dict[str, Any] | None,
-           audited: dict[str, Any] | None, findings: Path, selection: dict[str, Any], policy: Policy,
+def report(kind: str, run_id: str, run_dir: Path, base: BaseVersion, edited: EditResult | None,
+           audited: AuditOutcome | None, findings: Path, selection: Selection, policy: Policy,
            params: dict[str, Any], request: dict[str, Any] | None = None) -> Path:
     """Write the signed report, attach it to the flow run, and log params/metrics/artifacts to MLflow."""
-    verdict = (audited or {}).get("verdict") or {"passed": True, "failures": []}
-    new_version = (audited or {}).get("version")
-    summary = tracking.summarize_findings(Path(findings), Path(selection["forget_findings"]),
+    verdict = audited.verdict if audited else {"passed": True, "failures": []}
+    new_version = audited.version if audited else None
+    summary = tracking.summarize_findings(Path(findings), selection.forget_findings,
                                           run_dir / "findings_summary.json")
-    context = registry.lineage(base["name"], new_version, bool(verdict["passed"]))
+    context = registry.lineage(base.name, new_version, bool(verdict["passed"]))
     evidence = {"findings_summary.json": summary["path"], "findings.parquet": Path(findings)}
     if audited:
-        evidence["audit.parquet"] = Path(audited["audit"])
+        evidence["audit.parquet"] = audited.audit
     if edited:
-        patch = Path(registry.version_dir(base["name"], new_version)) if new_version else Path(edited["model_dir"])
+        patch = Path(registry.version_dir(base.name, new_version)) if new_version else edited.model_dir
         evidence |= {"patch/manifest.json": patch / "patch" / "manifest.json",
                      "patch/edits.parquet": patch / "patch" / "edits.parquet",
                      "targets.parquet": patch / "targets.parquet"}
     data = {"run_id": run_id, "kind": kind, "request": request,
-            "model": {"name": base["name"], "base_version": base["version"], "new_version": new_version,
-                      "weights_sha256_before": (edited or {}).get("base_sha256"),
-                      "weights_sha256_after": (edited or {}).get("edited_sha256")},
-            **context, "config": {"revs": (edited or {}).get("config") or {},
+            "model": {"name": base.name, "base_version": base.version, "new_version": new_version,
+                      "weights_sha256_before": edited.base_sha256 if edited else None,
+                      "weights_sha256_after": edited.edited_sha256 if edited else None},
+            **context, "config": {"revs": edited.config if edited else {},
                                   "policy": policy.model_dump(mode="json")},
             "targets": [{"target_id": t["finding_id"], "entity_type": t["entity_type"],
                          "masked_preview": t["masked_preview"], "value_hmac": t["value_hmac"]}
                         for t in summary["erased"]],
-            "metrics": (audited or {}).get("metrics") or {},
-            "layer_ranks": (audited or {}).get("layer_ranks") or {},
-            "attacks": (audited or {}).get("attacks") or [], "thresholds": policy.audit.to_dict(),
+            "metrics": audited.metrics if audited else {},
+            "layer_ranks": audited.layer_ranks if audited else {},
+            "attacks": audited.attacks if audited else [], "thresholds": policy.audit.to_dict(),
             "verdict": verdict}
     out = reports.build_report(run_dir, data, evidence)
     reports.attach_report(out, verdict, (request or {}).get("request_id") or run_id)
     tracking.log_run(run_id, params | {"erase": data["config"]["revs"]}, data["metrics"],
                      {"findings_summary": summary["path"], "audit": run_dir / "audit.parquet", "report": out,
                       "patch_manifest": evidence.get("patch/manifest.json", run_dir / "none"),
-                      "inventory": Path((audited or {}).get("inventory") or run_dir / "none")},
+                      "inventory": (audited.inventory if audited else None) or run_dir / "none"},
                      {"audit": "passed" if verdict["passed"] else "failed",
                       "new_version": "" if new_version is None else str(new_version)})
     return out

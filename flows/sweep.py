@@ -62,23 +62,24 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
             scan = steps.scan_partitions.with_options(task_runner=runner) if runner else steps.scan_partitions
             findings = scan(corpus, run_dir / "findings.parquet", pol.entities.types, pol.entities.min_score,
                             partitions, pol.entities.phone_regions, follow_symlinks)
-            probes = probing.probe_findings(Path(base["dir"]), findings, run_dir / "probes.parquet")
+            probes = probing.probe_findings(base.dir, findings, run_dir / "probes.parquet")
             selection = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir)
-            selection = steps.split_inventory(base, selection, Path(selection["forget_findings"]), pol, run_dir,
-                                              run_id, probed=(findings, probes))
+            selection = steps.split_inventory(base, selection, selection.forget_findings, pol, run_dir, run_id,
+                                              probed=(findings, probes))
             edited = audited = None
-            if selection["n_forget"]:
+            if selection.n_forget:
                 staging = workspace_dir("models", name, ".staging") / run_id
                 edited = steps.edit(base, selection, findings, pol, staging, corpus)
                 audited = steps.audit_and_register(base, edited, selection, corpus, pol, run_dir, run_id, None)
             report = steps.report("compliance-sweep", run_id, run_dir, base, edited, audited, findings, selection,
                                   pol, params)
-        passed = audited is None or bool(audited["verdict"]["passed"])
+        passed = audited is None or audited.passed
         failed = not passed
     finally:
         tracking.close_run(run_id, failed)
-    result = {"run_id": run_id, "version": audited and audited["version"], "passed": passed, "report": str(report)}
+    result = {"run_id": run_id, "version": audited.version if audited else None, "passed": passed,
+              "report": str(report)}
     if not passed:
-        raise steps.AuditFailedError(f"audit failed for {name} v{audited['version']}: "
-                                     + "; ".join(audited["verdict"]["failures"]) + f" (report: {report})", result)
+        raise steps.AuditFailedError(f"audit failed for {name} v{audited.version}: "
+                                     + "; ".join(audited.verdict["failures"]) + f" (report: {report})", result)
     return result

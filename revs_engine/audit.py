@@ -190,9 +190,11 @@ class _Rows:
 
 @torch.no_grad()
 def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: AuditConfig | None = None, *,
-          stage: str = "after", lens: VocabLens | None = None, pad_id: int = 0) -> AuditReport:
+          stage: str = "after", lens: VocabLens | None = None, pad_id: int = 0,
+          progress: Callable[[int], None] | None = None) -> AuditReport:
     """Compute every metric and attack of the module docstring on ``model``; one capture serves Efficacy, LLA,
-    Delta and the per-layer ranks."""
+    Delta and the per-layer ranks. ``progress(n)`` is called as parts finish (:func:`audit_units` in all)."""
+    tick = progress or (lambda n: None)
     if stage not in ("before", "after"):
         raise ValueError(f"stage must be 'before' or 'after', got {stage!r}")
     cfg = config or AuditConfig()
@@ -208,6 +210,7 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
     pert_ranks = stream_ranks(pert_acts, lens)
     gen_acts = capture_targets(model, arch, list(inputs.generality), batch_size=bs) if inputs.generality else None
     gen_ranks = stream_ranks(gen_acts, lens) if gen_acts is not None else None
+    tick(1)
     spec = specificity(model, list(inputs.retain), max_new_tokens=cfg.specificity_new_tokens, decode=inputs.decode,
                        batch_size=bs, pad_id=pad_id, probe_first=cfg.probe_first) if inputs.retain else None
     for k in cfg.ks:
@@ -237,16 +240,19 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
             out.add(ALL_TARGETS, "unlearning_score", k, unlearning_score(eff.score, spec.score, gen_score))
     if spec is not None:
         _specificity_rows(out, inputs, spec.per_secret, spec.score)
+    tick(1)
     _extraction_rows(model, inputs, cfg, out, pad_id)
+    tick(1)
     if inputs.benign:
         out.add(ALL_TARGETS, "perplexity", None, perplexity(model, list(inputs.benign), batch_size=bs,
                                                             pad_id=pad_id).perplexity)
+    tick(1)
     if inputs.formats and cfg.formats.candidates:
         texts = [inputs.decode(list(it.target_ids)) for it in inputs.forget_items]
         prompts = [it.prefix_ids for it in inputs.forget_items]
         format_rows(model, inputs.forget_ids, prompts, texts, inputs.formats, inputs.encode, inputs.decode,
                     cfg.formats, lambda tid, metric, score: out.add(tid, metric, None, score),
-                    controls=stage == "after")
+                    controls=stage == "after", progress=tick)
     for layer, r in enumerate(ranks.double().mean(0).tolist()):  # [n_layers]
         out.add(ALL_TARGETS, "layer_rank", layer, r)
     return AuditReport(stage, tuple(out.rows))
@@ -281,6 +287,16 @@ def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, p
                                      temperature=cfg.temperature, top_k=cfg.top_k, seed=cfg.sample_seed,
                                      decode=dec, batch_size=max(1, cfg.batch_size // 2), pad_id=pad_id)
         out.extraction("sampled_extraction", ids, sampled.extracted)
+
+
+def audit_units(inputs: AuditInputs, config: AuditConfig, stage: str) -> int:
+    """Return how many units :func:`audit` reports through ``progress``: four parts, plus one per distinct erased
+    value the format-aware attacks run on (two after the edit: its control too)."""
+    n = 4
+    if inputs.formats and config.formats.candidates:
+        values = len({tuple(it.target_ids) for it in inputs.forget_items})
+        n += values * (2 if stage == "after" and config.formats.controls else 1)
+    return n
 
 
 # -- reading an audit table ------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from revs_engine.attacks.format_aware import FormatAttackResult, FormatTarget, format_attacks_many
+from revs_engine.attacks.scoring import TokenVocab, vocab_size_of
 from revs_engine.formats import SecretFormat
 
 #: Exposure above which a secret counts as clearly exposed (Carlini et al. read ~6 bits as "distinguishable").
@@ -87,10 +88,12 @@ def control_values(formats: Sequence[SecretFormat], secrets: Sequence[str], seed
 def format_rows(model: torch.nn.Module, ids: Sequence[str], prompts: Sequence[Sequence[int]],
                 secrets: Sequence[str], formats: Sequence[SecretFormat], encode: Callable[[str], list[int]],
                 decode: Callable[[list[int]], str], cfg: FormatAuditConfig,
-                add: Callable[[str, str, float], None], *, controls: bool = True) -> None:
+                add: Callable[[str, str, float], None], *, controls: bool = True,
+                progress: Callable[[int], None] | None = None) -> None:
     """Attack every distinct secret value once — after the prompt of its first occurrence: a value copied into
     many documents is one secret to an attacker — (and, with ``controls`` and ``cfg.controls``, its control) and
-    report the rows through ``add(target_id, metric, score)``; aggregates are over distinct values."""
+    report the rows through ``add(target_id, metric, score)``; aggregates are over distinct values.
+    ``progress(1)`` after each attacked value (and control)."""
     kw = {"n_candidates": cfg.candidates, "seed": cfg.seed, "top_k": cfg.top_k, "max_distance": cfg.max_distance}
     first: dict[str, int] = {}
     for i, secret in enumerate(secrets):
@@ -99,7 +102,16 @@ def format_rows(model: torch.nn.Module, ids: Sequence[str], prompts: Sequence[Se
     ids, prompts = [ids[i] for i in picks], [prompts[i] for i in picks]
     secrets, formats = [secrets[i] for i in picks], [formats[i] for i in picks]
     targets = [FormatTarget(tuple(p), s, f) for p, s, f in zip(prompts, secrets, formats, strict=True)]
-    results = format_attacks_many(model, targets, encode, decode, **kw)
+    kw["vocab"] = TokenVocab.from_decode(decode, vocab_size_of(model))
+    tick = progress or (lambda n: None)
+
+    def attack_all(items: list[FormatTarget]) -> list[FormatAttackResult]:
+        out = []
+        for t in items:  # one at a time, so progress shows; same results as one batched call (tested upstream)
+            out += format_attacks_many(model, [t], encode, decode, **kw)
+            tick(1)
+        return out
+    results = attack_all(targets)
     for target_id, r in zip(ids, results, strict=True):
         for metric, score in _per_secret(r).items():
             add(target_id, metric, score)
@@ -108,5 +120,5 @@ def format_rows(model: torch.nn.Module, ids: Sequence[str], prompts: Sequence[Se
     if cfg.controls and controls:
         values = control_values(formats, secrets, cfg.seed)
         controls = [FormatTarget(t.prompt_ids, v, t.fmt) for t, v in zip(targets, values, strict=True)]
-        for metric, score in _aggregate(format_attacks_many(model, controls, encode, decode, **kw)).items():
+        for metric, score in _aggregate(attack_all(controls)).items():
             add("*", f"control_{metric}", score)

@@ -21,10 +21,11 @@ import pyarrow.parquet as pq
 from pii_detect.readers import IssueLog, iter_documents
 from revs_engine import probes
 from revs_engine.arch import resolve_arch
-from revs_engine.audit import AuditConfig, AuditInputs, audit, reproduced
+from revs_engine.audit import AuditConfig, AuditInputs, audit, audit_units, reproduced
 from revs_engine.format_entities import format_for
 from revs_engine.targets import TargetConfig, config_for_entity, eligible_positions, order_positions, targets_at
 from tasks import probing_io
+from tasks.progress import StepProgress
 
 logger = logging.getLogger(__name__)
 MAX_BENIGN = 64
@@ -155,10 +156,13 @@ def audit_edit(before, after, forget: pa.Table, retain: pa.Table, benign: Sequen
     inputs = audit_inputs(before.tokenizer, forget, positions=positions, retain=retain_list, retain_ids=retain_ids,
                           guarded=guarded, benign=benign)
     tables = []
-    for stage, loaded in (("before", before), ("after", after)):
-        pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-        report = audit(loaded.model, resolve_arch(loaded.model), inputs, cfg, stage=stage, pad_id=pad)
-        tables.append(report.table())
+    total = sum(audit_units(inputs, cfg, stage) for stage in ("before", "after"))
+    with StepProgress("audit", total, "parts", every_s=30.0) as progress:
+        for stage, loaded in (("before", before), ("after", after)):
+            pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+            report = audit(loaded.model, resolve_arch(loaded.model), inputs, cfg, stage=stage, pad_id=pad,
+                           progress=progress)
+            tables.append(report.table())
     logger.info("audited %d erased findings; %d retained items", len(inputs.forget_ids), len(retain_list))
     return pa.concat_tables(tables)
 

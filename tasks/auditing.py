@@ -19,6 +19,7 @@ from tasks import _io, audit_io
 from tasks._logging import run_logger
 from tasks._models import load_cached
 from tasks.caching import CACHED
+from tasks.requests import redact_failures
 from tasks.verdict import AuditThresholds
 from tasks.verdict import evaluate_audit as judge
 
@@ -27,6 +28,7 @@ ATTACKS = ("logit_lens", "delta", "perturb")
 
 
 @task(name="audit-model", **CACHED)
+@redact_failures
 def audit_model(before_dir: Path, after_dir: Path, forget: Path, retain: Path, corpus: list[Path], out: Path,
                 ks: list[int], settings: dict[str, Any] | None = None, guarded: Path | None = None) -> Path:
     """Run every metric and attack on both models; write one audit table (stages ``before`` and ``after``).
@@ -51,6 +53,7 @@ def audit_model(before_dir: Path, after_dir: Path, forget: Path, retain: Path, c
 
 
 @task(name="evaluate-audit")
+@redact_failures
 def evaluate_audit(audit: Path, thresholds: dict[str, Any]) -> dict[str, Any]:
     """Judge the audit; return ``{"verdict", "metrics": {"before", "after"}, "layer_ranks", "attacks"}``."""
     limits = AuditThresholds(**thresholds)

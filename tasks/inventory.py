@@ -29,6 +29,7 @@ from revs_engine.schema import AUDIT_SCHEMA, PROBES_SCHEMA
 from tasks import _io
 from tasks._logging import run_logger
 from tasks._workspace import workspace_dir
+from tasks.requests import redact_failures
 
 INVENTORY_SCHEMA = pa.schema(
     [*FINDINGS_SCHEMA,
@@ -58,6 +59,7 @@ def _write(table: pa.Table, model_name: str, version: int) -> Path:
 
 
 @task(name="record-inventory")
+@redact_failures
 def record_inventory(model_name: str, version: int, findings: Path, probes: Path, run_id: str,
                      criteria: dict[str, Any]) -> Path:
     """Write (or extend) version ``version``'s inventory with these probes; return its path.
@@ -89,6 +91,7 @@ def record_inventory(model_name: str, version: int, findings: Path, probes: Path
 
 
 @task(name="sample-findings")
+@redact_failures
 def sample_findings(findings: Path, n: int, seed: int, out: Path, exclude: Path | None = None) -> Path:
     """Return a seeded sample of at most ``n`` findings (none of ``exclude``'s values): what a version without an
     inventory probes to build one."""
@@ -102,6 +105,7 @@ def sample_findings(findings: Path, n: int, seed: int, out: Path, exclude: Path 
 
 
 @task(name="split-inventory")
+@redact_failures
 def split_inventory(inventory: Path, exclude: Path, out_dir: Path, holdout_pct: float, seed: int,
                     holdout_limit: int, extra_guard: Path | None = None) -> dict[str, Any]:
     """Split the memorized findings of an inventory, minus every value of ``exclude`` (what is being erased), into
@@ -141,6 +145,7 @@ def split_inventory(inventory: Path, exclude: Path, out_dir: Path, holdout_pct: 
 
 
 @task(name="update-inventory")
+@redact_failures
 def update_after_edit(model_name: str, parent: int, version: int, erased: Path, audit: Path, run_id: str) -> Path:
     """Write version ``version``'s inventory: its parent's, with the erased values ``erased`` and what the audit
     saw of the retained items (still reproduced: ``memorized``; no longer: ``lost``); other rows carry over."""

@@ -14,9 +14,11 @@ from prefect import task
 
 from tasks._logging import run_logger
 from tasks.caching import CACHED
+from tasks.requests import redact_failures
 
 
 @task(name="memorize-corpus", **CACHED)
+@redact_failures
 def memorize_corpus(model: str, findings: Path, corpus: list[Path], out_dir: Path,
                     config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fine-tune ``model`` on ``corpus`` until it reproduces the findings; save it to ``out_dir``.

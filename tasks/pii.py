@@ -22,11 +22,13 @@ from tasks import _io
 from tasks._logging import run_logger
 from tasks._workspace import hmac_key
 from tasks.caching import CACHED
+from tasks.requests import redact_failures
 
 _LOCATION = ("source", "doc_key", "start", "end")
 
 
 @task(name="partition-corpus")
+@redact_failures
 def partition_corpus(corpus: list[Path], partitions: int, follow_symlinks: bool = False) -> list[list[Path]]:
     """Split the corpus's files into at most ``partitions`` groups (round robin over the discovered files).
 
@@ -59,6 +61,7 @@ def _log_issues(issues, what: str) -> None:
 
 
 @task(name="scan-corpus", **CACHED)
+@redact_failures
 def scan_corpus(corpus: list[Path], out: Path, entities: list[str], min_score: float,
                 phone_regions: list[str] | None = None) -> Path:
     """Scan files for the policy's entity types (phone numbers of ``phone_regions``, default: the library's
@@ -73,6 +76,7 @@ def scan_corpus(corpus: list[Path], out: Path, entities: list[str], min_score: f
 
 
 @task(name="merge-findings")
+@redact_failures
 def merge_findings(parts: list[Path], out: Path) -> Path:
     """Concatenate partition findings into one table (sorted by location, duplicates dropped)."""
     tables = [_io.read_table(p, pii_detect.FINDINGS_SCHEMA) for p in parts]
@@ -91,6 +95,7 @@ def _dedupe(table: pa.Table) -> pa.Table:
 
 
 @task(name="locate-subject", **CACHED)
+@redact_failures
 def locate_subject(request: Path, corpus: list[Path], out: Path, scan_findings: Path | None = None,
                    follow_symlinks: bool = False) -> Path:
     """Find every occurrence of the request's subject; write the findings (exact + normalized + Presidio).

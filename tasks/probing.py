@@ -19,9 +19,12 @@ from tasks import _io, probing_io
 from tasks._logging import run_logger
 from tasks._models import load_cached
 from tasks.caching import CACHED
+from tasks.requests import redact_failures
+from tasks.results import Selection
 
 
 @task(name="probe-findings", **CACHED)
+@redact_failures
 def probe_findings(model_dir: Path, findings: Path, out: Path) -> Path:
     """Probe every finding against the model (one teacher-forced pass per batch); write the probes table."""
     from revs_engine.probes import ProbeConfig
@@ -41,13 +44,10 @@ def memorized_mask(probes: pa.Table, exact_match: bool, min_extraction_score: fl
 
 
 @task(name="select-for-erasure")
-def select_for_erasure(findings: Path, probes: Path, criteria: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    """Split probed findings into ``forget`` (memorized per the policy) and ``retain`` (the rest).
-
-    Returns:
-        ``{"forget_findings", "forget_probes", "retain_findings", "guard_findings": Path, "n_forget",
-        "n_retain": int}``; ``guard_findings`` are the retained findings the model reproduces exactly.
-    """
+@redact_failures
+def select_for_erasure(findings: Path, probes: Path, criteria: dict[str, Any], out_dir: Path) -> Selection:
+    """Split probed findings into ``forget`` (memorized per the policy) and ``retain`` (the rest); the guard
+    (:attr:`~tasks.results.Selection.guard_findings`) is the retained findings the model reproduces exactly."""
     table = _io.read_table(findings, FINDINGS_SCHEMA)
     probed = _io.read_table(probes, PROBES_SCHEMA)
     mask = memorized_mask(probed, bool(criteria.get("exact_match", True)),
@@ -55,15 +55,16 @@ def select_for_erasure(findings: Path, probes: Path, criteria: dict[str, Any], o
     forget_probes = probed.filter(mask)
     forget_ids = pa.array(forget_probes.column("finding_id").to_pylist(), pa.string())
     is_forget = pc.is_in(table.column("finding_id"), value_set=forget_ids)
-    out = {"forget_findings": _io.write_table(table.filter(is_forget), Path(out_dir) / "forget.parquet",
-                                              FINDINGS_SCHEMA),
-           "forget_probes": _io.write_table(forget_probes, Path(out_dir) / "forget_probes.parquet", PROBES_SCHEMA),
-           "retain_findings": _io.write_table(table.filter(pc.invert(is_forget)),
-                                              Path(out_dir) / "retain.parquet", FINDINGS_SCHEMA),
-           "n_forget": forget_probes.num_rows, "n_retain": table.num_rows - forget_probes.num_rows}
     # what the edit must keep working: retained findings the model reproduces exactly (the REVS retain guard)
     kept_ids = probed.filter(pc.and_(probed.column("exact_match"), pc.invert(mask))).column("finding_id")
-    out["guard_findings"] = _io.write_table(table.filter(pc.is_in(table.column("finding_id"), value_set=kept_ids)),
-                                            Path(out_dir) / "guard.parquet", FINDINGS_SCHEMA)
-    run_logger().info("%d findings selected for erasure, %d retained", out["n_forget"], out["n_retain"])
+    out_dir = Path(out_dir)
+    out = Selection(
+        forget_findings=_io.write_table(table.filter(is_forget), out_dir / "forget.parquet", FINDINGS_SCHEMA),
+        forget_probes=_io.write_table(forget_probes, out_dir / "forget_probes.parquet", PROBES_SCHEMA),
+        retain_findings=_io.write_table(table.filter(pc.invert(is_forget)), out_dir / "retain.parquet",
+                                        FINDINGS_SCHEMA),
+        guard_findings=_io.write_table(table.filter(pc.is_in(table.column("finding_id"), value_set=kept_ids)),
+                                       out_dir / "guard.parquet", FINDINGS_SCHEMA),
+        n_forget=forget_probes.num_rows, n_retain=table.num_rows - forget_probes.num_rows)
+    run_logger().info("%d findings selected for erasure, %d retained", out.n_forget, out.n_retain)
     return out

@@ -29,6 +29,7 @@ from tasks._workspace import check_name, workspace_dir
 from tasks.caching import IO_RETRIES
 from tasks.errors import UserError, retry_unless_user_error
 from tasks.requests import redact_failures
+from tasks.results import BaseVersion
 
 #: Versions whose files total at most this many bytes are stored in the registry with their weights.
 MAX_WEIGHTS_BYTES = 64 << 20
@@ -126,12 +127,9 @@ def _registry_files(src: Path) -> tuple[Path, Path]:
 
 @task(name="ensure-base", **IO_RETRIES, retry_condition_fn=retry_unless_user_error)
 @redact_failures
-def ensure_base(model: str, model_name: str) -> dict[str, Any]:
-    """Register ``model`` as version 1 of ``model_name`` on first use; return the production version.
-
-    Returns:
-        ``{"name", "version", "dir"}`` of the version the ``production`` alias points at.
-    """
+def ensure_base(model: str, model_name: str) -> BaseVersion:
+    """Register ``model`` as version 1 of ``model_name`` on first use; return the version the ``production``
+    alias points at."""
     from revs_engine.loading import load_model, save_model
     from tasks._models import model_runtime
 
@@ -155,7 +153,7 @@ def ensure_base(model: str, model_name: str) -> dict[str, Any]:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: the production version v{version} of {model_name!r} is not in this "
                                 "workspace; restore it or run in the workspace that produced it")
-    return {"name": model_name, "version": int(version), "dir": path}
+    return BaseVersion(name=model_name, version=int(version), dir=path)
 
 
 @task(name="register-version", **IO_RETRIES, retry_condition_fn=retry_unless_user_error)

@@ -17,9 +17,11 @@ from prefect import task
 
 from tasks import _io, reporting
 from tasks._logging import run_logger
+from tasks.requests import redact_failures
 
 
 @task(name="build-report")
+@redact_failures
 def build_report(run_dir: Path, data: dict[str, Any], evidence: dict[str, Path]) -> Path:
     """Write ``report_data.json`` and ``evidence/`` into ``run_dir``, then export and sign the report.
 
@@ -52,6 +54,7 @@ def build_report(run_dir: Path, data: dict[str, Any], evidence: dict[str, Path])
 
 
 @task(name="attach-report")
+@redact_failures
 def attach_report(report_dir: Path, verdict: dict[str, Any], key: str) -> str:
     """Attach the report to the flow run as a markdown artifact (verdict, failures, where the report is)."""
     from prefect.artifacts import create_markdown_artifact

@@ -27,6 +27,7 @@ from tasks import _io
 from tasks._logging import run_logger
 from tasks._mlflow import MlflowAdapter
 from tasks.caching import IO_RETRIES
+from tasks.requests import redact_failures
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 LIBRARIES = ("revs-compliance", "torch", "transformers", "prefect", "mlflow", "presidio-analyzer", "pyarrow")
@@ -93,6 +94,7 @@ def sweep_run_name() -> str:
 
 
 @task(name="open-mlflow-run", **IO_RETRIES)
+@redact_failures
 def open_run(kind: str, model_name: str, request_id: str | None = None) -> str:
     """Create this flow run's MLflow run; return its id (also the name of the run's workspace folder)."""
     tags = {"kind": kind, "model": model_name, "request_id": request_id or "",
@@ -106,6 +108,7 @@ def open_run(kind: str, model_name: str, request_id: str | None = None) -> str:
 
 
 @task(name="summarize-findings")
+@redact_failures
 def summarize_findings(findings: Path, forget: Path | None, out: Path) -> dict[str, Any]:
     """Write a JSON summary of the findings: counts per entity type and the erased ones (ids/previews/HMACs).
 
@@ -159,6 +162,7 @@ def version_description(report: dict[str, Any], report_link: str, run_id: str) -
 
 
 @task(name="log-mlflow-run", **IO_RETRIES)
+@redact_failures
 def log_run(run_id: str, params: dict[str, Any], metrics: dict[str, dict[str, float]],
             artifacts: dict[str, Path], tags: dict[str, Any]) -> str:
     """Log configs as params, ``metrics[stage][name]`` as ``<stage>.<name>``, artifacts and tags to the run.
@@ -189,6 +193,7 @@ def log_run(run_id: str, params: dict[str, Any], metrics: dict[str, dict[str, fl
 
 
 @task(name="close-mlflow-run", **IO_RETRIES)
+@redact_failures
 def close_run(run_id: str, failed: bool) -> None:
     """End the MLflow run as FINISHED or FAILED."""
     MlflowAdapter().close_run(run_id, failed)

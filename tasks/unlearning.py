@@ -16,13 +16,16 @@ from prefect import task
 from pii_detect.schema import FINDINGS_SCHEMA
 from tasks._logging import run_logger
 from tasks.caching import CACHED
+from tasks.requests import redact_failures
+from tasks.results import EditResult
 
 MANIFEST = Path("patch") / "manifest.json"
 
 
 @task(name="unlearn", **CACHED)
+@redact_failures
 def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: dict[str, Any],
-            retain: Path | None = None, corpus: list[Path] | None = None) -> dict[str, Any]:
+            retain: Path | None = None, corpus: list[Path] | None = None) -> EditResult:
     """Erase every probed finding with REVS; save the edited model + patch atomically to ``out_dir``.
 
     ``retain`` (findings to keep) and benign documents of ``corpus`` guard the edit (:mod:`revs_engine.guard`).
@@ -31,8 +34,8 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
     earlier attempt (directories appear whole or not at all) and is returned as it is.
 
     Returns:
-        ``{"model_dir", "base_sha256", "edited_sha256", "targets", "converged", "config"}`` (``config``: the
-        resolved preset and overrides, :meth:`revs_engine.presets.EraseConfig.to_dict`).
+        The staged version (``config``: the resolved preset and overrides,
+        :meth:`revs_engine.presets.EraseConfig.to_dict`).
     """
     from revs_engine.erase import GUARD_BENIGN
     from tasks._workspace import workspace_dir
@@ -44,9 +47,9 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
         manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
         logger.info("edit already done in %s; reusing it (never edit twice)", out_dir.name)
         conv = manifest.get("convergence") or {}
-        return {"model_dir": out_dir, "base_sha256": manifest["base_weights_sha256"],
-                "edited_sha256": manifest["edited_weights_sha256"], "targets": conv.get("targets", 0),
-                "converged": conv.get("converged", 0), "config": manifest.get("config") or {}}
+        return EditResult(model_dir=out_dir, base_sha256=manifest["base_weights_sha256"],
+                          edited_sha256=manifest["edited_weights_sha256"], targets=conv.get("targets", 0),
+                          converged=conv.get("converged", 0), config=manifest.get("config") or {})
     benign = []
     if corpus:
         from tasks import audit_io
@@ -58,6 +61,6 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
                          overrides=revs, retain_findings=Path(retain) if retain else None, benign=benign)
     logger.info("erase (%s): %d/%d targets converged in %.1f s", report.config["preset"], report.converged,
                 len(report.rows), report.seconds)
-    return {"model_dir": out_dir, "base_sha256": report.base_sha256, "edited_sha256": report.edited_sha256,
-            "targets": len(report.rows), "converged": report.converged, "config": report.config}
+    return EditResult(model_dir=out_dir, base_sha256=report.base_sha256, edited_sha256=report.edited_sha256,
+                      targets=len(report.rows), converged=report.converged, config=report.config)
 

@@ -69,11 +69,11 @@ def test_select_for_erasure_applies_the_memorization_policy(tmp_path, criteria, 
     probes = _io.write_table(_probes([(True, 0.5), (False, 0.0), (False, 0.5)]), tmp_path / "p.parquet",
                              PROBES_SCHEMA)
     out = probing.select_for_erasure.fn(findings, probes, criteria, tmp_path)
-    assert _io.read_table(out["forget_findings"]).column("finding_id").to_pylist() == forget
-    assert out["n_forget"] + out["n_retain"] == 3
-    assert len(_io.read_table(out["retain_findings"])) == 3 - len(forget)
+    assert _io.read_table(out.forget_findings).column("finding_id").to_pylist() == forget
+    assert out.n_forget + out.n_retain == 3
+    assert len(_io.read_table(out.retain_findings)) == 3 - len(forget)
     # the REVS guard: retained findings the model reproduces exactly (f0 is the only exact match)
-    guard = _io.read_table(out["guard_findings"]).column("finding_id").to_pylist()
+    guard = _io.read_table(out.guard_findings).column("finding_id").to_pylist()
     assert guard == ([] if "f0" in forget else ["f0"])
 
 
