@@ -352,7 +352,8 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
     """Unlearn ``targets`` in order with REVS; the model's weights are edited in place.
 
     Args:
-        model: causal LM in eval mode (fp32 recommended, §1.10).
+        model: causal LM in eval mode, in any dtype: the lens, pseudo-inverse and demotion compute in float32
+            and the edits are written back rounded once to the weights' dtype (restored bit-exactly in any dtype).
         arch: ``resolve_arch(model)``.
         targets: teacher-forced target tokens (:func:`~revs_engine.targets.select_targets`); the tokens of one
             secret must be consecutive.
