@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -271,6 +272,7 @@ def main(argv: list[str] | None = None) -> str:
         print(json.dumps(child(json.loads(args.child))))
         return ""
     quick = args.quick
+    wall = time.perf_counter()
     sizes = args.sizes or (["q30m", "q60m"] if quick else ["135m", "360m", "1b"])
     secrets = 1 if quick else args.secrets
     rows = []
@@ -299,7 +301,10 @@ def main(argv: list[str] | None = None) -> str:
             f"set (`VmHWM`), model weights included.{gpu}\n\n")
     mem_head = ("\n**Guard memory** (SmolLM2-135M, fp32, one secret): the guard's benign texts multiplied; the "
                 "erase's guard budget is raised to hold them.\n\n")
-    return head + scale_table(rows) + mem_head + memory_table(mem)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cost = (f"\nThis run: {(time.perf_counter() - wall) / 60:.0f} min wall, "
+            f"{(usage.ru_utime + usage.ru_stime) / 60:.0f} min of CPU time in its measurement processes.\n")
+    return head + scale_table(rows) + mem_head + memory_table(mem) + cost
 
 
 if __name__ == "__main__":
