@@ -73,6 +73,12 @@ class RevsConfig:
         decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that
             :func:`revs_engine.erase.erase` adds to the guard's benign texts; :func:`~revs_engine.revs.unlearn`
             takes the guard as given.
+        relative_demotion: demote each target token relative to the tokens its value's format allows in its place
+            (a digit among the other digits, :func:`revs_engine.erase.format_alternatives`): the least-squares
+            direction that lowers the token's logit while every alternative's logit stays where it is. The paper's
+            direction ``pinv(W_U)·e_t`` lowers every token whose unembedding resembles the target's with it (on a
+            digit-level tokenizer all ten digits fall together and the secret's digit stays the likeliest digit,
+            which format-constrained decoding reads back). Tokens without alternatives keep the paper's direction.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
     """
@@ -99,6 +105,7 @@ class RevsConfig:
     guard_projection: float = 0.0
     guard_spread: int = 0
     decoys: int = 0
+    relative_demotion: bool = False
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
 
@@ -137,6 +144,8 @@ class RevsConfig:
             raise ValueError(f"need push > 1 and 0 < back_off < 1, got {self.push}, {self.back_off}")
         if self.neuron_score not in ("rank", "contrast"):
             raise ValueError(f"neuron_score must be 'rank' or 'contrast', got {self.neuron_score!r}")
+        if not isinstance(self.relative_demotion, bool):
+            raise ValueError(f"relative_demotion must be true or false, got {self.relative_demotion!r}")
         if self.guard_spread < 0 or self.decoys < 0:
             raise ValueError(f"guard_spread and decoys must be ≥ 0, got {self.guard_spread}, {self.decoys}")
         if self.contrast_weight < 0 or self.guard_retries < 0 or self.guard_projection < 0:

@@ -146,7 +146,7 @@ def _rank_function(lens: VocabLens, vectors: torch.Tensor, base_hat: torch.Tenso
     denormalize-normalize-matmul round trip. Every other case projects the round-tripped vectors.
     """
     if _linear_path(lens, faithful):
-        step = lens.unembed_cached(u_t, ("unit", token_id))  # W·u_t [V]; base_logits = W·n̂ [m, V]
+        step = lens.unembed_cached(u_t, ("unit", *lens.direction_key(token_id)))  # W·u_t [V]; W·n̂ [m, V]
 
         def fast(idx: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
             return rank_of(torch.addcmul(base_logits[idx], delta[:, None], step[None]), token_id)

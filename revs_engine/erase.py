@@ -14,6 +14,8 @@ What happens, in order (each step only when the configuration uses it):
 3. REVS (:func:`revs_engine.revs.unlearn`) or FT-L (:func:`revs_engine.ftl.unlearn_ftl`) on those targets;
 4. fallback rounds (``targets.fallback``): a secret none of whose targets left the top ranks gets its next
    position edited, one per round;
+   With ``revs.relative_demotion`` each digit token is demoted relative to the other digits
+   (:func:`format_alternatives`): its logit falls while theirs stay, so the format no longer points at it;
 5. cover (``targets.cover_ranks``): every other eligible position of each secret is edited to a shallow final
    rank, so that what format-aware attacks read off the untouched positions is gone too.
 The model's weights are edited in place; ``edit.restore(model, arch, result.backup)`` undoes everything.
@@ -52,6 +54,9 @@ logger = logging.getLogger(__name__)
 GUARD_PREFIX_TOKENS = 64
 GUARD_ITEMS = 256
 GUARD_BENIGN = 96
+#: A token's format alternatives are listed only while there are at most this many (every other digit string of
+#: its length: one- and two-digit tokens); longer number tokens keep the paper's demotion direction.
+MAX_ALTERNATIVES = 99
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,26 @@ def build_guard(inputs: EraseInputs, decoys: int) -> tuple[RetainGuard | None, i
     return (guard if len(guard) else None), n_decoys
 
 
+def format_alternatives(secrets: Sequence[Secret], encode: Callable[[str], list[int]]
+                        ) -> dict[int, tuple[int, ...]]:
+    """Return, for every token of ``secrets`` that is a run of ASCII digits (with the whitespace before it, as
+    the tokenizer wrote it), the other single tokens of the same shape: every other digit string of its length
+    that ``encode`` writes as one token (at most :data:`MAX_ALTERNATIVES`; longer runs get none)."""
+    out: dict[int, tuple[int, ...]] = {}
+    for s in secrets:
+        for tok, text in zip(s.secret_ids, s.token_texts, strict=True):
+            core = text.lstrip()
+            if tok in out or not (core.isascii() and core.isdigit()) or 10 ** len(core) - 1 > MAX_ALTERNATIVES:
+                continue
+            lead, alts = text[:len(text) - len(core)], []
+            for n in range(10 ** len(core)):
+                ids = encode(lead + str(n).zfill(len(core)))
+                if len(ids) == 1 and ids[0] != tok:
+                    alts.append(ids[0])
+            out[tok] = tuple(sorted(set(alts)))
+    return {t: a for t, a in out.items() if a}
+
+
 def _eligible(secrets: Sequence[Secret], cfg: EraseConfig) -> list[list[int]]:
     """Every secret's eligible positions under its entity's skip/stop rules."""
     rules = cfg.revs.targets
@@ -289,6 +314,26 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
                                   r.rank_after > r.rank_before) for r in res.targets]
         return EraseResult(config, tuple(targets), tuple(outcomes), (), res.backup, res.seconds, counts)
     lens = lens or VocabLens(model, arch)
+    run = lambda: _erase_revs(model, arch, inputs, config, lens, guard, guard_stats, targets,  # noqa: E731
+                              ranked, counts, progress=progress, pad_id=pad_id, resume=resume, naive=naive)
+    if not config.revs.relative_demotion:
+        return run()
+    if inputs.encode is None:
+        raise ValueError("relative_demotion needs EraseInputs.encode (text → ids) to find each digit's "
+                         "alternatives")
+    saved, lens.alternatives = lens.alternatives, format_alternatives(inputs.forget, inputs.encode)
+    try:
+        return run()
+    finally:
+        lens.alternatives = saved
+
+
+def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseConfig, lens: VocabLens,
+                guard: RetainGuard | None, guard_stats: GuardStats | None, targets: list[TokenTarget],
+                ranked: list[list[int]], counts: dict[str, int], *, progress: bool, pad_id: int, resume: bool,
+                naive: bool) -> EraseResult:
+    """REVS's part of :func:`erase`: the first pass, the fallback rounds and the cover pass."""
+    n_first = config.revs.targets.max_tokens
     kw = {"lens": lens, "progress": progress, "guard": guard, "pad_id": pad_id, "guard_stats": guard_stats,
           "resume": resume, "naive": naive}
     first = unlearn(model, arch, targets, config.revs, **kw)

@@ -102,6 +102,8 @@ class VocabLens:
         self._inv_gram: torch.Tensor | None = None
         self._w64_cache: torch.Tensor | None = None
         self._per_token: dict[tuple, torch.Tensor] = {}
+        #: token → the tokens its demotion must leave alone (:meth:`unit_direction`); empty: the paper's demotion
+        self.alternatives: dict[int, tuple[int, ...]] = {}
 
     # -- forward -----------------------------------------------------------------------------------------------
     def normalize(self, h: torch.Tensor) -> torch.Tensor:
@@ -178,11 +180,29 @@ class VocabLens:
             self._w64_cache = self.W.detach().to(torch.float64)
         return self._w64_cache
 
+    def direction_key(self, token_id: int) -> tuple:
+        """Return the cache key of token ``t``'s demotion direction (the token and its alternatives)."""
+        return (token_id, self.alternatives.get(token_id, ()))
+
     def unit_direction(self, token_id: int) -> torch.Tensor:
-        """Return ``pinv(W_U)·e_t`` ``[d]`` (float32): the normalized-space direction of a unit change of token
-        ``t``'s logit, ``(W_Uᵀ W_U)⁻¹ W_U[t]``; cached per token."""
-        return self._cached(("unit", token_id), lambda: (self.W.detach()[token_id].to(torch.float64)
-                                                         @ self.inverse_gram()).to(self.W.dtype))
+        """Return the normalized-space direction of a unit change of token ``t``'s logit ``[d]`` (float32):
+        ``pinv(W_U)·e_t = G⁻¹ W_U[t]`` with ``G = W_Uᵀ W_U`` (reference/revs-method.md §1.5–1.6), cached per token.
+
+        When ``t`` has alternatives ``A`` (:attr:`alternatives`, e.g. the other digits where a format allows any
+        digit), the same least-squares change constrained to leave every logit of ``A`` where it is: the
+        ``G``-metric projection of ``G⁻¹ W_U[t]`` onto the null space of ``W_U[A]``. The paper's direction moves
+        every token whose unembedding resembles ``t``'s with it — all ten digits fall together and ``t`` stays
+        the likeliest digit, which format-constrained decoding reads back (benchmarks/RESULTS.md)."""
+        def make() -> torch.Tensor:
+            g_inv, w = self.inverse_gram(), self._w64()
+            u = w[token_id] @ g_inv  # [d]
+            alts = self.alternatives.get(token_id, ())
+            if alts:
+                w_a = w[list(alts)]  # [|A|, d]
+                b = g_inv @ w_a.T  # [d, |A|]
+                u = u - b @ torch.linalg.lstsq(w_a @ b, w_a @ u).solution
+            return u.to(self.W.dtype)
+        return self._cached(("unit", *self.direction_key(token_id)), make)
 
     def pinv_apply(self, logits: torch.Tensor) -> torch.Tensor:
         """Return ``pinv(W_U) @ (logits − b)`` ``[..., d]`` — the normalized vector whose projection is closest."""

@@ -94,7 +94,8 @@ def choose_k(lens: VocabLens, vectors: torch.Tensor, neuron_act: torch.Tensor, m
     dem = _demote(lens, vectors, token_id, cfg, bounds, base_logits)
     if dem.coef is not None:  # the linear path (see module docstring)
         logits = gate_logits if gate_logits is not None else lens.rank_logits(torch.stack([mlp_out, resid_post]))
-        step = lens.unembed_cached(dem.direction * lens.norm.weight.detach(), ("direction", token_id))
+        step = lens.unembed_cached(dem.direction * lens.norm.weight.detach(),
+                                   ("direction", *lens.direction_key(token_id)))
         c = torch.cumsum(neuron_act * dem.coef, 0)  # [n_max]: the streams move by c[k-1]·direction
         table = torch.stack([rank_of(torch.addcmul(logits[i], c[:, None], step[None]), token_id) for i in (0, 1)])
     else:
