@@ -49,6 +49,7 @@ min_efficacy = 0.0
 max_exact_extractions_plain = 0
 max_exact_extractions_perturbed = 0
 min_specificity = 25.0
+min_specificity_unseen = 25.0
 max_perplexity_increase_pct = 200.0
 """
 
