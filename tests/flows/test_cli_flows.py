@@ -98,9 +98,11 @@ def test_deployments_file_builds_served_deployments_with_its_schedules_and_param
     from flows import serving
 
     deployments = {d.name: d for d in serving.load_deployments()}
-    assert set(deployments) == {"compliance-sweep", "deletion-request", "compliance-sweep-gpu", "deletion-request-gpu"}
+    assert set(deployments) == {"compliance-sweep", "deletion-request",
+                                "compliance-sweep-gpu", "deletion-request-gpu"}
     sweep, deletion = deployments["compliance-sweep"], deployments["deletion-request"]
-    assert not deployments["compliance-sweep-gpu"].schedules and not deployments["deletion-request-gpu"].schedules
+    assert not deployments["compliance-sweep-gpu"].schedules
+    assert not deployments["deletion-request-gpu"].schedules
     assert deployments["compliance-sweep-gpu"].parameters == sweep.parameters
     assert sweep.parameters["corpus"] == ["/data/corpus"]
     assert [s.schedule.cron for s in sweep.schedules] == ["0 2 * * *"]

@@ -17,7 +17,7 @@ from revs_engine.metrics import (
     unlearning_score,
 )
 from revs_engine.probes import ProbeItem
-from tests.revs_engine.test_attacks import MEMORIZED, PROMPTS, encode, forget_targets, lens_model
+from tests.revs_engine.test_attacks import MEMORIZED, forget_targets, lens_model
 from tests.revs_engine.tiny import tiny_model
 
 

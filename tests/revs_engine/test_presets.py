@@ -60,4 +60,5 @@ def test_every_preset_is_a_valid_configuration_and_the_library_default_is_the_pa
 def test_revs_knobs_under_the_ftl_preset_are_refused():
     with pytest.raises(ValueError, match="runs FT-L, which does not use REVS's guard_projection, n_neurons"):
         resolve_config({"preset": "ftl", "n_neurons": 7, "guard_projection": 0.02}, default="paper")
-    assert resolve_config({"preset": "ftl", "ftl": {"lr": 1e-3}, "targets": {"max_tokens": 2}}, "paper").ftl.lr == 1e-3
+    cfg = resolve_config({"preset": "ftl", "ftl": {"lr": 1e-3}, "targets": {"max_tokens": 2}}, "paper")
+    assert cfg.ftl.lr == 1e-3

@@ -45,11 +45,12 @@ EFFICACY_TOLERANCE, PPL_TOLERANCE = 10.0, 1.0
 
 @pytest.fixture(scope="module")
 def memorized():
-    """SmolLM2 (fp32) that reproduces 6 SSNs after their prompts, and those rows."""
+    """SmolLM2 (fp32) and 6 SSN rows whose SSN it reproduces after the prompt in fp32 and in bf16 alike (bf16
+    rounding can flip a digit memorized with a thin margin: such rows are left out, not counted as verdicts)."""
     torch.set_num_threads(min(2, torch.get_num_threads()))
     lm = load_model("smollm2-135m", cache_dir=CACHE)
     rows = []
-    for r in make_dataset(N_FORGET + N_KEEP + N_UNSEEN, seed=5):
+    for r in make_dataset(N_FORGET + N_KEEP + N_UNSEEN + 2, seed=5):
         if all(r.group != s.group for s in rows):
             rows.append(r)
     tok = lm.tokenizer
@@ -59,7 +60,12 @@ def memorized():
                          target_fraction=1.0, progress=False)
     res = memorize(lm.model, texts, items, cfg, pad_id=tok.pad_token_id)
     assert res.converged, "the SSNs must be memorized before erasing them"
-    return lm, rows, items
+    half = copy.deepcopy(lm.model).to(torch.bfloat16)
+    both = [i for i, ok in enumerate(reproduced(half, items, pad_id=tok.pad_token_id)) if ok]
+    del half
+    assert len(both) >= N_FORGET + N_KEEP + N_UNSEEN, "too few SSNs survive bf16 rounding"
+    both = both[:N_FORGET + N_KEEP + N_UNSEEN]
+    return lm, [rows[i] for i in both], [items[i] for i in both]
 
 
 def _inputs(tok, rows, items):
@@ -70,7 +76,7 @@ def _inputs(tok, rows, items):
         return tok(text, add_special_tokens=False)["input_ids"]
 
     erase_in = EraseInputs(secrets, tuple(items[N_FORGET:N_FORGET + N_KEEP]),
-                           tuple(tuple(encode(t)) for t in guard_texts(6, 6)), encode)
+                           tuple(tuple(encode(t)) for t in guard_texts(4, 4)), encode)
     return erase_in, encode
 
 
@@ -93,7 +99,7 @@ def _run(lm, rows, items, dtype: torch.dtype, device: str) -> dict:
                          retain=tuple(items[N_FORGET:]), retain_ids=retain_ids,
                          retain_guarded=(True,) * N_KEEP + (False,) * N_UNSEEN,
                          benign=tuple(tuple(encode(t)) for t in benign_texts(4, 4)))
-    acfg = AuditConfig(ks=(100,), n_samples=0, specificity_new_tokens=16)
+    acfg = AuditConfig(ks=(100,), n_samples=0, specificity_new_tokens=12)
     after = audit(model, arch, inputs, acfg, pad_id=pad).table()
     restore(model, arch, result.backup)
     before = audit(model, arch, inputs, acfg, stage="before", pad_id=pad).table()

@@ -1,4 +1,4 @@
-"""Format-relative demotion: a digit's logit falls while the other digits' logits stay (RevsConfig.relative_demotion)."""
+"""Format-relative demotion (RevsConfig.relative_demotion): a digit's logit falls, the other digits' stay."""
 
 import dataclasses
 
@@ -71,13 +71,15 @@ def test_an_erase_with_relative_demotion_edits_differently_and_leaves_the_lens_a
     base = weights_sha256(model)
     inputs, lens = _digit_secrets(model), VocabLens(model, arch)
     rules = TargetConfig(max_tokens=1, method="first")
-    paper = erase(model, arch, inputs, EraseConfig("p", "revs", dataclasses.replace(CFG, targets=rules)), lens=lens)
+    paper_cfg = EraseConfig("p", "revs", dataclasses.replace(CFG, targets=rules))
+    paper = erase(model, arch, inputs, paper_cfg, lens=lens)
     paper_sha = weights_sha256(model)
     restore(model, arch, paper.backup)
     cfg = EraseConfig("r", "revs", dataclasses.replace(CFG, targets=rules, relative_demotion=True))
     relative = erase(model, arch, inputs, cfg, lens=lens)
     assert lens.alternatives == {}
-    assert relative.outcomes and weights_sha256(model) not in (base, paper_sha)
+    assert relative.outcomes
+    assert weights_sha256(model) not in (base, paper_sha)
     restore(model, arch, relative.backup)
     assert weights_sha256(model) == base
     with pytest.raises(ValueError, match="encode"):
