@@ -135,6 +135,11 @@ EXTRA = {
               "targets": {"method": "distinct"}}),
     # the digits preset, then every other digit of each SSN to final ranks 4-8 (format-aware erasure, #17)
     "cover": ("digits + cover 4-8", {"preset": "digits", "targets": {"cover_ranks": [4, 8]}}),
+    # the digits preset with each digit demoted relative to the other digits (their logits held, #17)
+    "relative": ("digits + relative demotion", {"preset": "digits", "relative_demotion": True}),
+    # ... and every other digit of each SSN too, to final ranks 30-300
+    "relative-cover": ("digits + relative + cover 30-300",
+                       {"preset": "digits", "relative_demotion": True, "targets": {"cover_ranks": [30, 300]}}),
 }
 
 

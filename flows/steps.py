@@ -63,7 +63,8 @@ def split_inventory(base: BaseVersion, selection: Selection, exclude: Path, poli
                     run_id: str, *, probed: tuple[Path, Path] | None = None,
                     corpus_findings: Path | None = None) -> Selection:
     """Make sure the base version has a memorization inventory — this run's probes of the whole scan (``probed``:
-    findings, probes), or else a probed seeded sample of ``corpus_findings`` — and split it, minus every value of
+    findings, probes), or else a probed seeded sample of ``corpus_findings`` of the entity types the inventory
+    does not cover yet (all of them when there is none) — and split it, minus every value of
     ``exclude``, into the erasure's guard (with the run's own retained memorized findings) and the audit's
     held-out slice; return the selection with ``guard_findings`` and ``audit_findings``."""
     name, version = base.name, base.version
@@ -71,10 +72,10 @@ def split_inventory(base: BaseVersion, selection: Selection, exclude: Path, poli
     inv = policy.inventory
     if probed is not None:
         inventory.record_inventory(name, version, probed[0], probed[1], run_id, criteria)
-    elif (not inventory.inventory_path(name, version).is_file() and corpus_findings is not None
-          and Path(corpus_findings).is_file() and inv.sample):
+    elif corpus_findings is not None and Path(corpus_findings).is_file() and inv.sample \
+            and (missing := inventory.missing_types(name, version, corpus_findings)):
         sample = inventory.sample_findings(corpus_findings, inv.sample, inv.seed,
-                                           run_dir / "inventory_sample.parquet", exclude)
+                                           run_dir / "inventory_sample.parquet", exclude, missing)
         probes = probing.probe_findings(base.dir, sample, run_dir / "inventory_probes.parquet")
         inventory.record_inventory(name, version, sample, probes, run_id, criteria)
     if not inventory.inventory_path(name, version).is_file():

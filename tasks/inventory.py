@@ -90,15 +90,27 @@ def record_inventory(model_name: str, version: int, findings: Path, probes: Path
     return out
 
 
+def missing_types(model_name: str, version: int, findings: Path) -> list[str]:
+    """Return the entity types of ``findings`` that version ``version``'s inventory holds no row of (all of them
+    when it has no inventory): an inventory built by a sweep over SSNs knows nothing of e-mail addresses."""
+    present = set(_io.read_table(findings, FINDINGS_SCHEMA).column("entity_type").to_pylist())
+    path = inventory_path(model_name, version)
+    known = set(_read(path).column("entity_type").to_pylist()) if path.is_file() else set()
+    return sorted(present - known)
+
+
 @task(name="sample-findings")
 @redact_failures
-def sample_findings(findings: Path, n: int, seed: int, out: Path, exclude: Path | None = None) -> Path:
-    """Return a seeded sample of at most ``n`` findings (none of ``exclude``'s values): what a version without an
-    inventory probes to build one."""
+def sample_findings(findings: Path, n: int, seed: int, out: Path, exclude: Path | None = None,
+                    types: list[str] | None = None) -> Path:
+    """Return a seeded sample of at most ``n`` findings (none of ``exclude``'s values; only ``types`` when given):
+    what a version probes to build its inventory, or to extend it to entity types it never saw."""
     table = _io.read_table(findings, FINDINGS_SCHEMA)
     if exclude is not None:
         gone = _io.read_table(exclude, FINDINGS_SCHEMA).column("value_hmac")
         table = table.filter(pc.invert(pc.is_in(table.column("value_hmac"), value_set=gone)))
+    if types is not None:
+        table = table.filter(pc.is_in(table.column("entity_type"), value_set=pa.array(types, pa.string())))
     picks = sorted(random.Random(seed).sample(range(table.num_rows), min(n, table.num_rows)))
     run_logger().info("inventory sample: %d of %d findings", len(picks), table.num_rows)
     return _io.write_table(table.take(pa.array(picks, pa.int64())), out, FINDINGS_SCHEMA)

@@ -216,12 +216,18 @@ def redact_failures(fn):
         try:
             return fn(*args, **kwargs)
         except BaseException as exc:
-            safe = SENSITIVE.redact_exception(exc)
+            safe = _redacted(exc)
             if safe is exc:
                 raise
             raise safe from None
 
     return wrapper
+
+
+def _redacted(exc: BaseException) -> BaseException:
+    # module-level on purpose: a task shipped to a Dask worker pickles its wrapper by value, and the wrapper must
+    # reach the registry by reference (its lock cannot be pickled)
+    return SENSITIVE.redact_exception(exc)
 
 
 def _describe(exc: BaseException) -> str:

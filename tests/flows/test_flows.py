@@ -315,3 +315,42 @@ def test_concurrent_requests_serialize_and_both_edits_are_in_the_final_version(w
         probes = probing_io.probe_findings(final.model, final.tokenizer, forget)
         assert not any(probes.column("exact_match").to_pylist()), rid
 
+
+
+def test_a_planted_bad_edit_fails_the_audit_on_specificity_of_data_the_guard_never_saw(world, monkeypatch, tmp_path):
+    # given a request policy that wants half of the inventory's held-out slice kept, and an erase that, after the
+    # real edit, overwrites every MLP write vector of the model with noise (the patch records it like an edit)
+    import dataclasses
+
+    import torch
+
+    from flows.deletion import deletion_request
+    from flows.steps import AuditFailedError
+    from revs_engine.edit import snapshot, write_vectors
+    from tasks import unlearning_io
+    from tests.flows.world import PASSING_AUDIT, REQUEST_REVS, policy_text
+
+    real_erase = unlearning_io.erase
+
+    def bad_erase(model, arch, *args, **kwargs):
+        result = real_erase(model, arch, *args, **kwargs)
+        every = {layer: torch.arange(arch.d_ff) for layer in range(arch.n_layers)}
+        before = snapshot(arch, every)
+        gen = torch.Generator().manual_seed(0)
+        for layer, idx in every.items():
+            write_vectors(arch, layer, idx, torch.randn(before.original[layer].shape, generator=gen))
+        return dataclasses.replace(result, backup=result.backup.merged(before))
+
+    monkeypatch.setattr(unlearning_io, "erase", bad_erase)
+    policy = tmp_path / "strict.toml"
+    policy.write_text(policy_text(["EMAIL_ADDRESS", "US_SSN"], REQUEST_REVS, PASSING_AUDIT.replace(
+        "min_specificity_unseen = 0.0", "min_specificity_unseen = 50.0")), encoding="utf-8")
+    # when Mark's request runs
+    with pytest.raises(AuditFailedError, match="audit failed") as exc:
+        deletion_request(world.mark_request, str(world.model), [world.corpus], policy, MODEL)
+    # then the audit measured the held-out slice, found it broken, and the version did not reach production
+    report = Path(str(exc.value).rsplit("report: ", 1)[1].rstrip(")"))
+    checks = {c["name"]: c for c in json.loads((report / "report.json").read_text())["verdict"]["checks"]}
+    assert checks["specificity_unseen"]["value"] == 0.0
+    assert checks["specificity_unseen"]["passed"] is False
+    assert _lineage()[2]["tags"]["audit"] == "failed"

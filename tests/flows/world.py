@@ -42,6 +42,9 @@ residual_rank_window = [0.3, 0.6]
 SWEEP_REVS = REVS_WINDOWS + "n_neurons = 10\n\n[revs.targets]\nmax_tokens = 2\n"
 REQUEST_REVS = REVS_WINDOWS + "n_neurons = 8\n\n[revs.targets]\nmax_tokens = 3\n"
 
+#: Lenient for a 2-layer random model: its inventory's held-out slice is one or two values, and an erasure breaks
+#: one of them about as often as not (Mark's request on v1: 0 of 1), so no unseen-Specificity minimum here; the
+#: check itself is shown failing on a planted bad edit (tests/flows/test_flows.py).
 PASSING_AUDIT = """
 [audit]
 efficacy_k = 5
@@ -49,7 +52,7 @@ min_efficacy = 0.0
 max_exact_extractions_plain = 0
 max_exact_extractions_perturbed = 0
 min_specificity = 25.0
-min_specificity_unseen = 25.0
+min_specificity_unseen = 0.0
 max_perplexity_increase_pct = 200.0
 """
 

@@ -105,3 +105,18 @@ def test_a_bounded_seeded_sample_leaves_out_the_subjects_values(workspace):
     assert a.num_rows == 10
     assert a.column("finding_id").to_pylist() == b.column("finding_id").to_pylist()
     assert not set(a.column("finding_id").to_pylist()) & {f"f{i:02d}" for i in range(5)}
+
+
+def test_entity_types_the_inventory_never_saw_are_sampled_alone(workspace):
+    # given version 1's inventory of SSNs (a sweep's) and a corpus scan that also found e-mail addresses
+    rows = _findings(6) + [{**r, "finding_id": f"e{i:02d}", "entity_type": "EMAIL_ADDRESS"}
+                           for i, r in enumerate(_findings(4, hmac_of=lambda i: f"e{i}" * 32))]
+    findings = _write(rows, workspace / "f.parquet", FINDINGS_SCHEMA)
+    assert inventory.missing_types("m", 1, findings) == ["EMAIL_ADDRESS", "US_SSN"]  # no inventory yet
+    probes = _write(_probes(rows[:6], {"f00"}), workspace / "p.parquet", PROBES_SCHEMA)
+    inventory.record_inventory.fn("m", 1, findings, probes, "sweep", {"exact_match": True})
+    # then only the e-mail addresses are missing, and a sample of the missing types holds nothing else
+    assert inventory.missing_types("m", 1, findings) == ["EMAIL_ADDRESS"]
+    sample = inventory.sample_findings.fn(findings, 10, 0, workspace / "s.parquet", types=["EMAIL_ADDRESS"])
+    assert set(_io.read_table(sample).column("entity_type").to_pylist()) == {"EMAIL_ADDRESS"}
+    assert _io.read_table(sample).num_rows == 4
