@@ -317,7 +317,7 @@ def test_concurrent_requests_serialize_and_both_edits_are_in_the_final_version(w
 
 
 
-def test_a_planted_bad_edit_fails_the_audit_on_specificity_of_data_the_guard_never_saw(world, monkeypatch, tmp_path):
+def test_a_planted_bad_edit_fails_the_audit_on_specificity_of_data_never_guarded(world, monkeypatch, tmp_path):
     # given a request policy that wants half of the inventory's held-out slice kept, and an erase that, after the
     # real edit, overwrites every MLP write vector of the model with noise (the patch records it like an edit)
     import dataclasses
