@@ -291,18 +291,22 @@ class EntityPolicy(BaseModel):
     @field_validator("types")
     @classmethod
     def _known_types(cls, types: list[str]) -> list[str]:
-        # Checked at load, so a typo fails before anything runs (not mid-flow after version 1 is registered).
-        from pii_detect.config import NER_ENTITIES, STRUCTURED_ENTITIES
+        return _check_entity_types(types)
 
-        known = (*STRUCTURED_ENTITIES, *NER_ENTITIES)
-        unknown = [t for t in types if t not in known]
-        if unknown:
-            raise _err("entity_type", f"unknown entity type(s) {', '.join(map(repr, unknown))}; known types: "
-                                      + ", ".join(known))
-        duplicates = sorted({t for t in types if types.count(t) > 1})
-        if duplicates:
-            raise _err("duplicate", f"{', '.join(duplicates)} listed more than once")
-        return types
+
+def _check_entity_types(types: list[str]) -> list[str]:
+    # Checked at load, so a typo fails before anything runs (not mid-flow after version 1 is registered).
+    from pii_detect.config import NER_ENTITIES, STRUCTURED_ENTITIES
+
+    known = (*STRUCTURED_ENTITIES, *NER_ENTITIES)
+    unknown = [t for t in types if t not in known]
+    if unknown:
+        raise _err("entity_type", f"unknown entity type(s) {', '.join(map(repr, unknown))}; known types: "
+                                  + ", ".join(known))
+    duplicates = sorted({t for t in types if types.count(t) > 1})
+    if duplicates:
+        raise _err("duplicate", f"{', '.join(duplicates)} listed more than once")
+    return types
 
 
 def _default_phone_regions() -> list[str]:
@@ -333,6 +337,14 @@ class InventoryPolicy(BaseModel):
     holdout_pct: float = Field(25.0, ge=0.0, le=100.0)
     holdout_limit: int = Field(256, ge=0, le=100_000)
     seed: int = 0
+    # entity types a sweep also finds and probes besides [entities] types: memorized ones join its inventory, so
+    # they guard the edit and the audit checks them, but they are never erased
+    types: list[str] = Field(default_factory=list)
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, types: list[str]) -> list[str]:
+        return _check_entity_types(types)
 
 
 class Policy(BaseModel):

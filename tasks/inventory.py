@@ -121,9 +121,9 @@ def sample_findings(findings: Path, n: int, seed: int, out: Path, exclude: Path 
 def split_inventory(inventory: Path, exclude: Path, out_dir: Path, holdout_pct: float, seed: int,
                     holdout_limit: int, extra_guard: Path | None = None) -> dict[str, Any]:
     """Split the memorized findings of an inventory, minus every value of ``exclude`` (what is being erased), into
-    the erasure's guard and the audit's held-out slice (seeded; ``holdout_pct`` % held out, at most
-    ``holdout_limit``; the guard at most :data:`revs_engine.erase.GUARD_ITEMS`). ``extra_guard``: findings the
-    guard holds in any case (the run's own retained memorized findings).
+    the erasure's guard and the audit's held-out slice (seeded; ``holdout_pct`` % held out, at least one of two
+    or more, at most ``holdout_limit``; the guard at most :data:`revs_engine.erase.GUARD_ITEMS`).
+    ``extra_guard``: findings the guard holds in any case (the run's own retained memorized findings).
 
     Returns:
         ``{"guard", "holdout", "audit": Path, "n_guard", "n_holdout": int}``: findings tables (``audit`` = both
@@ -136,6 +136,8 @@ def split_inventory(inventory: Path, exclude: Path, out_dir: Path, holdout_pct: 
     order = list(range(kept.num_rows))
     random.Random(seed).shuffle(order)
     n_hold = round(len(order) * holdout_pct / 100)
+    if holdout_pct > 0 and len(order) >= 2:  # a small inventory still holds one out: unseen Specificity exists
+        n_hold = max(n_hold, 1)
     hold, guard = order[:n_hold][:holdout_limit], order[n_hold:][:GUARD_ITEMS]
     findings = kept.select(FINDINGS_SCHEMA.names)
     take = lambda rows: findings.take(pa.array(sorted(rows), pa.int64()))  # noqa: E731

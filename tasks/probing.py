@@ -45,13 +45,19 @@ def memorized_mask(probes: pa.Table, exact_match: bool, min_extraction_score: fl
 
 @task(name="select-for-erasure")
 @redact_failures
-def select_for_erasure(findings: Path, probes: Path, criteria: dict[str, Any], out_dir: Path) -> Selection:
-    """Split probed findings into ``forget`` (memorized per the policy) and ``retain`` (the rest); the guard
-    (:attr:`~tasks.results.Selection.guard_findings`) is the retained findings the model reproduces exactly."""
+def select_for_erasure(findings: Path, probes: Path, criteria: dict[str, Any], out_dir: Path,
+                       erase_types: list[str] | None = None) -> Selection:
+    """Split probed findings into ``forget`` (memorized per the policy and, with ``erase_types``, of one of those
+    entity types) and ``retain`` (the rest); the guard (:attr:`~tasks.results.Selection.guard_findings`) is the
+    retained findings the model reproduces exactly."""
     table = _io.read_table(findings, FINDINGS_SCHEMA)
     probed = _io.read_table(probes, PROBES_SCHEMA)
     mask = memorized_mask(probed, bool(criteria.get("exact_match", True)),
                           float(criteria.get("min_extraction_score", 1.0)))
+    if erase_types is not None:  # memorized findings of other types are kept (they guard the edit)
+        wanted = pa.array(erase_types, pa.string())
+        erasable = table.filter(pc.is_in(table.column("entity_type"), value_set=wanted))
+        mask = pc.and_(mask, pc.is_in(probed.column("finding_id"), value_set=erasable.column("finding_id")))
     forget_probes = probed.filter(mask)
     forget_ids = pa.array(forget_probes.column("finding_id").to_pylist(), pa.string())
     is_forget = pc.is_in(table.column("finding_id"), value_set=forget_ids)

@@ -38,7 +38,8 @@ class AuditThresholds:
         sampled_top_k: Top-k of that attack (0: no top-k cut).
         min_specificity: Specificity on the other memorized data and benign continuations (percent).
         min_specificity_unseen: Specificity on the part of them the erasure's guard never saw (percent): the
-            inventory's held-out slice and held-out benign text.
+            inventory's held-out slice and held-out benign text. 0: not required (an audit with nothing held out
+            passes it; any higher minimum fails an audit that could not measure it).
         max_perplexity_increase_pct: Relative perplexity increase on held-out text (percent).
         format_candidates: Random format-valid values each erased value's exposure is measured against (0: no
             format-aware attacks).
@@ -212,11 +213,14 @@ def evaluate_audit(metrics: Mapping[str, Any], thresholds: AuditThresholds | Map
                         "reproduces after the edit (collateral damage shows here)."))
 
     unseen = _number(metrics.get("specificity_unseen"))
-    if unseen is None:
+    # a minimum of 0 cannot fail on a measured value: the policy does not require it, so nothing to measure passes
+    # (a 1-value inventory has no held-out slice); any positive minimum fails closed
+    required = t.min_specificity_unseen > 0
+    if unseen is None and required:
         failures.append("specificity_unseen: missing or not a number (no retained item outside the guard)")
-    elif unseen < t.min_specificity_unseen:
+    elif unseen is not None and unseen < t.min_specificity_unseen:
         failures.append(f"specificity_unseen: {unseen:.2f} < {t.min_specificity_unseen:.2f}")
-    ok = unseen is not None and unseen >= t.min_specificity_unseen
+    ok = unseen >= t.min_specificity_unseen if unseen is not None else not required
     checks.append(Check("specificity_unseen", "Specificity on data the erasure never saw", unseen,
                         t.min_specificity_unseen, ">=", "%", ok,
                         "The same, on memorized data held out of the erasure's guard and on held-out text: damage "

@@ -153,3 +153,13 @@ def test_policy_invalid_threshold_is_rejected(tmp_path):
     assert "percentage" in text
     assert "memorization.min_extraction_score" in text
     assert "memorization.bogus: unknown field" in text
+
+
+def test_inventory_types_are_checked_like_entity_types(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[inventory]\ntypes = ["EMAIL_ADDRESS", "PHONE_NUMBER"]\n')
+    assert load_policy(path).inventory.types == ["EMAIL_ADDRESS", "PHONE_NUMBER"]
+    assert Policy().inventory.types == []  # by default a sweep inventories only what it may erase
+    path.write_text('[inventory]\ntypes = ["EMAIL", "EMAIL_ADDRESS", "EMAIL_ADDRESS"]\n')
+    with pytest.raises(ParamsError, match="inventory.types.*unknown entity type.*'EMAIL'"):
+        load_policy(path)

@@ -64,10 +64,11 @@ min_efficacy = 100.0
 """
 
 
-def policy_text(entity_types: list[str], revs: str, audit: str) -> str:
+def policy_text(entity_types: list[str], revs: str, audit: str, inventory_types: list[str] = ()) -> str:
     """Return a policy TOML for the tiny world."""
+    inventory = f"\n[inventory]\ntypes = {json.dumps(list(inventory_types))}\n" if inventory_types else ""
     return (f"[entities]\ntypes = {json.dumps(entity_types)}\nmin_score = 0.4\n\n"
-            "[memorization]\nexact_match = true\nmin_extraction_score = 1.0\n" + audit + revs)
+            "[memorization]\nexact_match = true\nmin_extraction_score = 1.0\n" + audit + inventory + revs)
 
 
 def request_doc(request_id: str, name: str, email: str) -> dict:
@@ -119,11 +120,14 @@ def build_world(root: Path) -> World:
     memorizing.memorize_corpus.fn(str(root / "random"), findings, [corpus], root / "model",
                                   {"lr": 2e-2, "batch_size": 4, "max_epochs": 60, "warmup_steps": 0})
     policies = {}
-    for name, types, revs, audit in (("sweep", ["US_SSN"], SWEEP_REVS, PASSING_AUDIT),
-                                     ("request", ["EMAIL_ADDRESS", "US_SSN"], REQUEST_REVS, PASSING_AUDIT),
-                                     ("failing", ["EMAIL_ADDRESS", "US_SSN"], REQUEST_REVS, FAILING_AUDIT)):
+    # The sweep erases SSNs and keeps the e-mails in its inventory: unguarded, its edit broke Mark's memorized
+    # e-mail (16 of 17 tokens left), which left Jane's request no other memorized value to check Specificity on.
+    for name, types, revs, audit, inventory in (
+            ("sweep", ["US_SSN"], SWEEP_REVS, PASSING_AUDIT, ["EMAIL_ADDRESS"]),
+            ("request", ["EMAIL_ADDRESS", "US_SSN"], REQUEST_REVS, PASSING_AUDIT, []),
+            ("failing", ["EMAIL_ADDRESS", "US_SSN"], REQUEST_REVS, FAILING_AUDIT, [])):
         policies[name] = root / f"{name}.toml"
-        policies[name].write_text(policy_text(types, revs, audit), encoding="utf-8")
+        policies[name].write_text(policy_text(types, revs, audit, inventory), encoding="utf-8")
     requests = {}
     for rid, name, email in (("REQ-JANE", JANE_NAME, JANE_EMAIL), ("REQ-MARK", MARK_NAME, MARK_EMAIL)):
         requests[rid] = root / f"{rid}.json"

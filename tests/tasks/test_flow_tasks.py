@@ -77,6 +77,22 @@ def test_select_for_erasure_applies_the_memorization_policy(tmp_path, criteria, 
     assert guard == ([] if "f0" in forget else ["f0"])
 
 
+def test_select_for_erasure_keeps_memorized_findings_of_other_types_as_guard(tmp_path):
+    # given: three memorized findings, one an SSN; only SSNs are to be erased ([inventory] types of a sweep)
+    table = _findings(3).to_pylist()
+    table[1]["entity_type"] = "US_SSN"
+    findings = _io.write_table(pa.Table.from_pylist(table, schema=FINDINGS_SCHEMA), tmp_path / "f.parquet",
+                               FINDINGS_SCHEMA)
+    probes = _io.write_table(_probes([(True, 1.0)] * 3), tmp_path / "p.parquet", PROBES_SCHEMA)
+    # when
+    out = probing.select_for_erasure.fn(findings, probes, {"exact_match": True}, tmp_path, ["US_SSN"])
+    # then: the SSN goes; the e-mails stay, and guard the edit
+    assert _io.read_table(out.forget_findings).column("finding_id").to_pylist() == ["f1"]
+    assert _io.read_table(out.forget_probes).column("finding_id").to_pylist() == ["f1"]
+    assert _io.read_table(out.guard_findings).column("finding_id").to_pylist() == ["f0", "f2"]
+    assert (out.n_forget, out.n_retain) == (1, 2)
+
+
 def test_findings_summary_holds_ids_previews_and_hmacs_only(tmp_path):
     findings = _io.write_table(_findings(2), tmp_path / "f.parquet", FINDINGS_SCHEMA)
     doc = tracking.summarize_findings.fn(findings, findings, tmp_path / "s.json")

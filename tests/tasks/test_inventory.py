@@ -74,6 +74,19 @@ def test_the_split_excludes_erased_values_holds_out_a_seeded_slice_and_keeps_the
     assert audit == guard | hold
 
 
+@pytest.mark.parametrize(("n", "pct", "held"), [(2, 25.0, 1), (3, 10.0, 1), (1, 25.0, 0), (4, 0.0, 0),
+                                                (8, 25.0, 2)])
+def test_a_small_inventory_still_holds_one_value_out(workspace, n, pct, held):
+    # a quarter of two rounds to none, which would leave the audit no unseen Specificity to measure
+    rows = _findings(n)
+    findings = _write(rows, workspace / "f.parquet", FINDINGS_SCHEMA)
+    probes = _write(_probes(rows, {r["finding_id"] for r in rows}), workspace / "p.parquet", PROBES_SCHEMA)
+    inv = inventory.record_inventory.fn("m", 1, findings, probes, "run", {"exact_match": True})
+    nothing = _write([], workspace / "erase.parquet", FINDINGS_SCHEMA)
+    split = inventory.split_inventory.fn(inv, nothing, workspace, pct, 0, 100)
+    assert (split["n_holdout"], split["n_guard"]) == (held, n - held)
+
+
 def test_an_edit_writes_the_new_versions_inventory_from_its_parents_and_the_audit(workspace):
     # given version 1's inventory (four memorized), an erasure of f00 and an audit that saw f01 kept, f02 lost
     rows = _findings(5)

@@ -109,3 +109,13 @@ def test_collateral_damage_the_guard_never_saw_fails_the_audit():
     verdict = evaluate_audit({**GOOD, "specificity": 95.0, "specificity_unseen": 60.0}, AuditThresholds())
     assert verdict.failures == ["specificity_unseen: 60.00 < 90.00"]
     assert not evaluate_audit({**GOOD, "specificity_unseen": None}, AuditThresholds()).passed  # fails closed
+    # a minimum of 0 (not required) passes when nothing was held out, and still shows the check as not measured
+    lenient = AuditThresholds(min_specificity_unseen=0.0)
+    verdict = evaluate_audit({**GOOD, "specificity_unseen": None}, lenient)
+    assert verdict.passed
+    check = next(c for c in verdict.checks if c.name == "specificity_unseen")
+    assert check.value is None
+    assert check.passed
+    assert evaluate_audit({**GOOD, "specificity_unseen": 0.0}, lenient).passed
+    assert not evaluate_audit({**GOOD, "specificity_unseen": None},
+                              AuditThresholds(min_specificity_unseen=0.1)).passed
