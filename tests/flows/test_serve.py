@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +24,16 @@ def test_serve_starts_a_local_server_and_a_short_interval_sweep_fires(world, tmp
     cmd = [str(revs), "serve", "--only", "compliance-sweep", "--interval", "10",
            "--param", f"corpus={json.dumps([str(world.corpus)])}", "--param", f"model={world.model}",
            "--param", f"policy={world.sweep_policy}", "--param", "model_name=served",
-           "--stop-after-runs", "1", "--run-for", "240"]
-    # when
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, check=False)  # noqa: S603
-    out = proc.stdout + proc.stderr
+           "--stop-after-runs", "1", "--run-for", "600"]
+    # when (its own process group: a hang guard that fires kills the Prefect server it started too)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,  # noqa: S603
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    out = stdout + stderr
     # then: the server was local, the scheduled sweep completed and left its report in the workspace
     assert "Prefect API: http://127.0.0.1:" in out, out[-3000:]
     assert "Completed=1" in out, out[-3000:]
