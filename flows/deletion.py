@@ -18,7 +18,8 @@ from typing import Any
 from prefect import flow
 
 from flows import steps
-from flows.params import load_policy, load_request
+from flows.params import load_request
+from flows.policy import load_policy
 from tasks import corpus as corpus_check
 from tasks import corpus_inspection, free_text, pii, probing, registry, requesting, tracking
 from tasks._models import set_model_runtime

@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect import flow, unmapped
 
-from flows.params import Policy
+from flows.policy import Policy
 from tasks import auditing, inventory, pii, probing, registry, reports, tracking, unlearning
 from tasks.results import AuditOutcome, BaseVersion, EditResult, Selection
 

@@ -14,7 +14,7 @@ from typing import Any
 from prefect import flow
 
 from flows import steps
-from flows.params import load_policy
+from flows.policy import load_policy
 from tasks import corpus as corpus_check
 from tasks import probing, registry, tracking
 from tasks._models import set_model_runtime

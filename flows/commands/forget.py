@@ -47,7 +47,8 @@ def check_inputs(args: argparse.Namespace):
     Raises:
         flows.params.ParamsError, tasks.errors.UserError, tasks.requests.RequestConflictError: user errors.
     """
-    from flows.params import load_policy, load_request
+    from flows.params import load_request
+    from flows.policy import load_policy
     from tasks import corpus, registry
     from tasks.free_text import check_free_text
     from tasks.requests import RequestStore

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from tasks.errors import UserError
 
     configure_prefect()
-    from flows.params import load_policy
+    from flows.policy import load_policy
     from tasks import corpus, registry
 
     if args.partitions < 1:

@@ -51,7 +51,7 @@ def register(subparsers) -> None:
 
 
 def _overrides(args) -> dict:
-    from flows.params import load_policy
+    from flows.policy import load_policy
 
     revs = dict(load_policy(args.policy).revs) if args.policy else {}
     if args.preset:

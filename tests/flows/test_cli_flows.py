@@ -41,7 +41,8 @@ def test_unknown_revs_key_in_the_policy_is_named(tmp_path, capsys, command):
 
 
 def test_invalid_revs_value_in_the_policy_is_rejected(tmp_path):
-    from flows.params import ParamsError, load_policy
+    from flows.params import ParamsError
+    from flows.policy import load_policy
 
     policy = tmp_path / "policy.toml"
     policy.write_text("[revs]\nn_neurons = 50\nact_top_k = 10\n")

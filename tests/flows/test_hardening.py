@@ -180,7 +180,8 @@ def test_workspace_paths_never_resolve_outside_the_workspace(tmp_path):
     ("[memorization]\nmin_extraction_score = nan\n", "memorization.min_extraction_score"),
 ])
 def test_a_non_finite_number_in_the_policy_is_refused_at_load(tmp_path, line, where):
-    from flows.params import ParamsError, Policy, load_policy
+    from flows.params import ParamsError
+    from flows.policy import Policy, load_policy
 
     policy = tmp_path / "p.toml"
     policy.write_text(line, encoding="utf-8")
@@ -192,7 +193,8 @@ def test_a_non_finite_number_in_the_policy_is_refused_at_load(tmp_path, line, wh
 
 
 def test_an_unknown_entity_type_is_refused_at_load_before_version_1_is_registered(world, tmp_path, capsys):
-    from flows.params import ParamsError, load_policy
+    from flows.params import ParamsError
+    from flows.policy import load_policy
 
     policy = tmp_path / "p.toml"
     policy.write_text('[entities]\ntypes = ["EMAIL_ADRESS", "US_SSN"]\n', encoding="utf-8")

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flows.params import LEGAL_BASES, ParamsError, Policy, load_policy, load_request, parse_request
+from flows.params import LEGAL_BASES, ParamsError, load_request, parse_request
+from flows.policy import Policy, load_policy
 from tasks.verdict import AuditThresholds
 
 EMAIL = "jane.roe.planted@example.org"

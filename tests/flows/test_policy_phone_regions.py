@@ -2,7 +2,8 @@
 
 import pytest
 
-from flows.params import ParamsError, Policy, load_policy
+from flows.params import ParamsError
+from flows.policy import Policy, load_policy
 
 
 def test_default_phone_regions_are_the_scanners():

@@ -4,7 +4,8 @@ import json
 
 import pyarrow.parquet as pq
 
-from flows.params import load_policy, load_request
+from flows.params import load_request
+from flows.policy import load_policy
 from pii_detect.readers import IssueLog, iter_documents
 from tasks.demo import prepare_demo
 from tasks.demo_corpus import _BOILERPLATE, make_people, write_demo_corpus
