@@ -96,8 +96,7 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
         BaseVersion.model_validate(ev["edited"]["base"])
     if "located" not in done:
         inspection = corpus_inspection.inspect_corpus(corpus, run_dir / "corpus_issues.json", follow_symlinks)
-        types = list(dict.fromkeys([*pol.entities.types, *pol.inventory.types]))  # + what the inventory samples
-        scan = steps.scan_partitions(corpus, run_dir / "scan.parquet", types, pol.entities.min_score,
+        scan = steps.scan_partitions(corpus, run_dir / "scan.parquet", pol.scan_types, pol.entities.min_score,
                                      phone_regions=pol.entities.phone_regions, follow_symlinks=follow_symlinks)
         found = pii.locate_subject(Path(request), corpus, run_dir / "findings.parquet", scan, follow_symlinks)
         located = corpus_inspection.located_evidence(found, inspection)

@@ -135,6 +135,12 @@ class Policy(BaseModel):
                 raise _err("revs", f"{exc}{hint}") from None
         return value
 
+    @property
+    def scan_types(self) -> list[str]:
+        """Entity types a run scans: the ``[entities]`` types it may erase, then the ``[inventory]`` types it only
+        inventories (guard + audit)."""
+        return list(dict.fromkeys([*self.entities.types, *self.inventory.types]))
+
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Load a policy TOML file (``None``: the defaults).

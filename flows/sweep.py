@@ -61,8 +61,7 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
             runner = steps.scan_runner(dask_address, partitions)
             scan = steps.scan_partitions.with_options(task_runner=runner) if runner else steps.scan_partitions
             # [inventory] types are found and probed too, for the inventory (guard + audit), never erased
-            types = list(dict.fromkeys([*pol.entities.types, *pol.inventory.types]))
-            findings = scan(corpus, run_dir / "findings.parquet", types, pol.entities.min_score,
+            findings = scan(corpus, run_dir / "findings.parquet", pol.scan_types, pol.entities.min_score,
                             partitions, pol.entities.phone_regions, follow_symlinks)
             probes = probing.probe_findings(base.dir, findings, run_dir / "probes.parquet")
             selection = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir,

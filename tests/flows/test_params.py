@@ -160,6 +160,7 @@ def test_inventory_types_are_checked_like_entity_types(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text('[inventory]\ntypes = ["EMAIL_ADDRESS", "PHONE_NUMBER"]\n')
     assert load_policy(path).inventory.types == ["EMAIL_ADDRESS", "PHONE_NUMBER"]
+    assert load_policy(path).scan_types == ["EMAIL_ADDRESS", "US_SSN", "PHONE_NUMBER", "PERSON"]  # once each
     assert Policy().inventory.types == []  # by default a sweep inventories only what it may erase
     path.write_text('[inventory]\ntypes = ["EMAIL", "EMAIL_ADDRESS", "EMAIL_ADDRESS"]\n')
     with pytest.raises(ParamsError, match="inventory.types.*unknown entity type.*'EMAIL'"):
