@@ -65,7 +65,7 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
                             partitions, pol.entities.phone_regions, follow_symlinks)
             probes = probing.probe_findings(base.dir, findings, run_dir / "probes.parquet")
             selection = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir,
-                                                   pol.entities.types if pol.inventory.types else None)
+                                                   pol.entities.types)
             selection = steps.split_inventory(base, selection, selection.forget_findings, pol, run_dir, run_id,
                                               probed=(findings, probes))
             edited = audited = None
