@@ -50,13 +50,23 @@ def scan_runner(dask_address: str | None = None, workers: int = 1):
 @flow(name="scan-partitions")
 def scan_partitions(corpus: list[Path], out: Path, entities: list[str], min_score: float,
                     partitions: int = 1, phone_regions: list[str] | None = None,
-                    follow_symlinks: bool = False) -> Path:
-    """Scan the corpus partition by partition (mapped over the flow's task runner); merge the findings."""
+                    follow_symlinks: bool = False, incremental: bool = False) -> Path:
+    """Scan the corpus partition by partition (mapped over the flow's task runner); merge the findings.
+
+    ``incremental``: analyse only documents whose text the corpus's last scan did not read (its scan index),
+    carry the others' findings over, and replace the index with this scan's.
+    """
     parts = pii.partition_corpus(corpus, partitions, follow_symlinks)
     outs = [Path(out).with_name(f"{Path(out).stem}.part{i}.parquet") for i in range(len(parts))]
+    index = pii.scan_index_path(corpus, entities, min_score, phone_regions) if incremental else None
+    index_outs = [o.with_suffix(".index.parquet") if incremental else None for o in outs]
     futures = pii.scan_corpus.map(parts, outs, entities=unmapped(entities), min_score=unmapped(min_score),
-                                  phone_regions=unmapped(phone_regions))
-    return pii.merge_findings([f.result() for f in futures], out)
+                                  phone_regions=unmapped(phone_regions), index=unmapped(index),
+                                  index_out=index_outs)
+    merged = pii.merge_findings([f.result() for f in futures], out)
+    if index is not None:
+        pii.merge_index(index_outs, index)
+    return merged
 
 
 def split_inventory(base: BaseVersion, selection: Selection, exclude: Path, policy: Policy, run_dir: Path,

@@ -16,7 +16,7 @@ from prefect import flow
 from flows import steps
 from flows.policy import load_policy
 from tasks import corpus as corpus_check
-from tasks import probing, registry, tracking
+from tasks import inventory, probing, registry, tracking
 from tasks._models import set_model_runtime
 from tasks._workspace import workspace_dir
 from tasks.requests import model_lock
@@ -30,6 +30,10 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
                      follow_symlinks: bool = False, device: str | None = None,
                      dtype: str | None = None) -> dict[str, Any]:
     """Sweep a corpus for memorized personal data and erase it from the model.
+
+    Sweeps are incremental: a document whose text the corpus's previous scan read is not analysed again (its
+    findings are carried over), and a finding the production version's memorization inventory has judged is not
+    probed again (unless it would be erased: the edit needs its full probe).
 
     Args:
         corpus: Corpus files or directories.
@@ -61,13 +65,18 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
             runner = steps.scan_runner(dask_address, partitions)
             scan = steps.scan_partitions.with_options(task_runner=runner) if runner else steps.scan_partitions
             # [inventory] types are found and probed too, for the inventory (guard + audit), never erased
+            # only documents changed since the corpus's last scan are analysed; only findings the version's
+            # inventory has not judged are probed
             findings = scan(corpus, run_dir / "findings.parquet", pol.scan_types, pol.entities.min_score,
-                            partitions, pol.entities.phone_regions, follow_symlinks)
-            probes = probing.probe_findings(base.dir, findings, run_dir / "probes.parquet")
-            selection = probing.select_for_erasure(findings, probes, pol.memorization.model_dump(), run_dir,
-                                                   pol.entities.types)
+                            partitions, pol.entities.phone_regions, follow_symlinks, incremental=True)
+            criteria = pol.memorization.model_dump()
+            judged = probing.carry_judged(findings, inventory.inventory_path(base.name, base.version), criteria,
+                                          run_dir, pol.entities.types)
+            fresh = probing.probe_findings(base.dir, judged.unjudged, run_dir / "probes_new.parquet")
+            probes = probing.combine_probes([judged.carried, fresh], run_dir / "probes.parquet")
+            selection = probing.select_for_erasure(findings, probes, criteria, run_dir, pol.entities.types)
             selection = steps.split_inventory(base, selection, selection.forget_findings, pol, run_dir, run_id,
-                                              probed=(findings, probes))
+                                              probed=(judged.unjudged, fresh))
             edited = audited = None
             if selection.n_forget:
                 staging = workspace_dir("models", name, ".staging") / run_id

@@ -1,7 +1,9 @@
 """Prefect tasks around :mod:`revs_engine.probes`: which findings does the model reproduce, and which to erase.
 
-Offers :func:`probe_findings` (model directory + findings → probes Parquet, cached on both contents) and
-:func:`select_for_erasure` (findings + probes + the policy's memorization criteria → the forget and retain sets).
+Offers :func:`probe_findings` (model directory + findings → probes Parquet, cached on both contents),
+:func:`carry_judged` (what a version's memorization inventory already judged is not probed again),
+:func:`combine_probes` and :func:`select_for_erasure` (findings + probes + the policy's memorization criteria →
+the forget and retain sets).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from tasks._logging import run_logger
 from tasks._models import load_cached
 from tasks.caching import CACHED
 from tasks.requests import redact_failures
-from tasks.results import Selection
+from tasks.results import Judged, Selection
 
 
 @task(name="probe-findings", **CACHED)
@@ -29,12 +31,67 @@ def probe_findings(model_dir: Path, findings: Path, out: Path) -> Path:
     """Probe every finding against the model (one teacher-forced pass per batch); write the probes table."""
     from revs_engine.probes import ProbeConfig
 
-    loaded = load_cached(model_dir)
     table = _io.read_table(findings, FINDINGS_SCHEMA)
+    if not table.num_rows:  # nothing new to probe: the model is not loaded
+        return _io.write_table(PROBES_SCHEMA.empty_table(), out, PROBES_SCHEMA)
+    loaded = load_cached(model_dir)
     probes = probing_io.probe_findings(loaded.model, loaded.tokenizer, table, ProbeConfig(max_prefix_tokens=256))
     run_logger().info("probed %d findings: %d reproduced exactly", probes.num_rows,
                           sum(probes.column("exact_match").to_pylist()))
     return _io.write_table(probes, out, PROBES_SCHEMA)
+
+
+@task(name="carry-judged")
+@redact_failures
+def carry_judged(findings: Path, inventory: Path | None, criteria: dict[str, Any], out_dir: Path,
+                 erase_types: list[str] | None = None) -> Judged:
+    """Split findings into those the model version's inventory already judged (probe rows carried over from it)
+    and those to probe (:attr:`~tasks.results.Judged.unjudged`).
+
+    A finding is judged when the inventory holds its id with the same document text (``doc_sha256``: the same
+    prompt) and value. Judged findings that would be erased under ``criteria`` and ``erase_types`` are probed again
+    all the same: the erasure needs their full probe, and a fresh one confirms the inventory. A carried probe row
+    holds the inventory's ``exact_match`` and ``extraction_score`` (``memorized`` by ``criteria``); the columns the
+    inventory does not keep (token counts, ranks) are null.
+    """
+    from tasks.inventory import INVENTORY_SCHEMA
+
+    table = _io.read_table(findings, FINDINGS_SCHEMA)
+    known: dict[str, dict] = {}
+    if inventory is not None and Path(inventory).is_file():
+        inv = _io.read_table(inventory, INVENTORY_SCHEMA)
+        known = {r["finding_id"]: r for r in inv.select(["finding_id", "doc_sha256", "value_hmac", "entity_type",
+                                                         "exact_match", "extraction_score"]).to_pylist()}
+    same = ("doc_sha256", "value_hmac", "entity_type")  # the same prompt and value as when it was judged
+    rows = table.select(["finding_id", *same]).to_pylist()
+    judged = [(r, j) for r in rows
+              if (j := known.get(r["finding_id"])) is not None and all(j[c] == r[c] for c in same)]
+    carried = pa.Table.from_pylist(
+        [{"finding_id": r["finding_id"], "exact_match": bool(j["exact_match"]),
+          "extraction_score": float(j["extraction_score"])} for r, j in judged], schema=PROBES_SCHEMA)
+    memorized = memorized_mask(carried, bool(criteria.get("exact_match", True)),
+                               float(criteria.get("min_extraction_score", 1.0)))
+    carried = carried.set_column(PROBES_SCHEMA.get_field_index("memorized"), "memorized", memorized)
+    types = {r["finding_id"]: r["entity_type"] for r in rows}
+    again = pc.and_(memorized, pa.array([erase_types is None or types[f] in erase_types
+                                         for f in carried.column("finding_id").to_pylist()], pa.bool_()))
+    carried = carried.filter(pc.invert(again))
+    todo = pc.invert(pc.is_in(table.column("finding_id"), value_set=carried.column("finding_id")))
+    out_dir = Path(out_dir)
+    out = Judged(unjudged=_io.write_table(table.filter(todo), out_dir / "unjudged.parquet", FINDINGS_SCHEMA),
+                 carried=_io.write_table(carried, out_dir / "carried_probes.parquet", PROBES_SCHEMA),
+                 n_unjudged=table.num_rows - carried.num_rows, n_carried=carried.num_rows)
+    run_logger().info("%d findings already judged by the inventory (carried over), %d to probe", out.n_carried,
+                      out.n_unjudged)
+    return out
+
+
+@task(name="combine-probes")
+@redact_failures
+def combine_probes(parts: list[Path], out: Path) -> Path:
+    """Concatenate probes tables (carried over + freshly probed) into one."""
+    return _io.write_table(pa.concat_tables([_io.read_table(p, PROBES_SCHEMA) for p in parts]), out,
+                           PROBES_SCHEMA)
 
 
 def memorized_mask(probes: pa.Table, exact_match: bool, min_extraction_score: float) -> pa.Array:

@@ -1,9 +1,9 @@
 """Typed results passed between the flows' steps (paths, ids, hashes and counts only: never a value).
 
 Offers :class:`BaseVersion` (the version an erasure starts from), :class:`Selection` (what a run erases, guards and
-audits), :class:`EditResult` (an erasure's output directory and summary) and :class:`AuditOutcome` (the audit,
-its verdict and the version it registered). They are pydantic models:
-Prefect persists and validates them, and a deletion request stores them in its state as JSON
+audits), :class:`Judged` (what a version's inventory already judged), :class:`EditResult` (an erasure's output
+directory and summary) and :class:`AuditOutcome` (the audit, its verdict and the version it registered). They are
+pydantic models: Prefect persists and validates them, and a deletion request stores them in its state as JSON
 (``model_dump(mode="json")``) and reads them back with ``model_validate``.
 """
 
@@ -44,6 +44,16 @@ class Selection(_Result):
     audit_findings: Path | None = None
     n_guard: int = 0
     n_holdout: int = 0
+
+
+class Judged(_Result):
+    """Findings split by a model version's memorization inventory: ``unjudged`` (findings Parquet) still needs a
+    probe; ``carried`` (probes Parquet) holds the inventory's judgement of the others."""
+
+    unjudged: Path
+    carried: Path
+    n_unjudged: int
+    n_carried: int
 
 
 class EditResult(_Result):

@@ -133,3 +133,35 @@ def test_entity_types_the_inventory_never_saw_are_sampled_alone(workspace):
     sample = inventory.sample_findings.fn(findings, 10, 0, workspace / "s.parquet", types=["EMAIL_ADDRESS"])
     assert set(_io.read_table(sample).column("entity_type").to_pylist()) == {"EMAIL_ADDRESS"}
     assert _io.read_table(sample).num_rows == 4
+
+
+def test_carry_judged_probes_only_what_the_inventory_has_not_judged_or_would_erase(workspace):
+    from tasks import probing
+
+    # given version 1's inventory of ten findings (f00-f02 memorized SSNs, f03 a memorized e-mail, kept)
+    rows = _findings(10)
+    rows[3] = {**rows[3], "entity_type": "EMAIL_ADDRESS"}
+    findings = _write(rows, workspace / "f.parquet", FINDINGS_SCHEMA)
+    probes = _write(_probes(rows, {"f00", "f01", "f02", "f03"}), workspace / "p.parquet", PROBES_SCHEMA)
+    crit = {"exact_match": True, "min_extraction_score": 1.0}
+    inv = inventory.record_inventory.fn("m", 1, findings, probes, "run-a", crit)
+    # when the next scan holds them, f05's document changed, f06's value changed, and two findings are new
+    now = [dict(r) for r in rows] + _findings(12)[10:]
+    now[5]["doc_sha256"] = "11" * 32
+    now[6]["value_hmac"] = "ff" * 32
+    current = _write(now, workspace / "now.parquet", FINDINGS_SCHEMA)
+    judged = probing.carry_judged.fn(current, inv, crit, workspace / "out", ["US_SSN"])
+    # then the new, the changed and the memorized SSNs (they would be erased) are probed; the rest carried over
+    unjudged = _io.read_table(judged.unjudged, FINDINGS_SCHEMA).column("finding_id").to_pylist()
+    assert sorted(unjudged) == ["f00", "f01", "f02", "f05", "f06", "f10", "f11"]
+    carried = {r["finding_id"]: r for r in _io.read_table(judged.carried, PROBES_SCHEMA).to_pylist()}
+    assert sorted(carried) == ["f03", "f04", "f07", "f08", "f09"]
+    assert (judged.n_carried, judged.n_unjudged) == (5, 7)
+    assert carried["f03"]["memorized"]
+    assert carried["f03"]["exact_match"]
+    assert not carried["f04"]["memorized"]
+    assert carried["f04"]["extraction_score"] == 0.25
+    assert carried["f04"]["target_token_ranks"] is None  # not kept by the inventory: unknown, not invented
+    # and without an inventory everything is probed
+    none = probing.carry_judged.fn(current, workspace / "absent.parquet", crit, workspace / "none", ["US_SSN"])
+    assert (none.n_carried, none.n_unjudged) == (0, 12)
