@@ -15,7 +15,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("scan_bench", "probe_bench", "revs_bench", "audit_bench", "scale_bench")
+BENCHMARKS = ("scan_bench", "probe_bench", "revs_bench", "audit_bench", "scale_bench", "incremental_bench")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
