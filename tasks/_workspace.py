@@ -147,13 +147,21 @@ def hmac_key(root: Path | None = None) -> bytes:
     return _read_key(path)
 
 
+#: Seconds a run waits for its temporary Prefect server (see :func:`configure_prefect`).
+EPHEMERAL_STARTUP_TIMEOUT_S = 120
+
+
 def configure_prefect(root: Path | None = None) -> Path:
     """Point ``PREFECT_HOME`` at ``<workspace>/prefect`` unless the user set it; return the Prefect home.
 
     Prefect reads its settings when it is imported, so the CLI calls this first: local runs then keep their
-    database, results and logs inside the workspace instead of ``~/.prefect``. Telemetry is switched off.
+    database, results and logs inside the workspace instead of ``~/.prefect``. Telemetry is switched off, and the
+    temporary Prefect server a run starts when no ``PREFECT_API_URL`` is set gets
+    :data:`EPHEMERAL_STARTUP_TIMEOUT_S` to come up (Prefect's 20 s default failed a sweep on a busy 2-core
+    machine) unless the user set ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``.
     """
     home = Path(os.environ.setdefault("PREFECT_HOME", str((root or workspace_root()) / "prefect")))
     _make_dirs(home)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_TIMEOUT_S))
     return home

@@ -1,6 +1,7 @@
 """`revs forget` / `revs sweep` reject bad input before any flow runs; the Dask scan option maps partitions."""
 
 import json
+import os
 
 import pytest
 
@@ -125,3 +126,18 @@ def test_prefect_home_defaults_into_the_workspace(monkeypatch, tmp_path):
     assert configure_prefect() == tmp_path / "ws" / "prefect"
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "mine"))
     assert configure_prefect() == tmp_path / "mine"
+
+
+def test_the_temporary_prefect_server_gets_time_to_start_on_a_busy_machine(monkeypatch, tmp_path):
+    # a sweep failed with "Timed out while attempting to connect to ephemeral Prefect API server" (Prefect's 20 s)
+    # while two other jobs shared the 2 cores
+    from tasks._workspace import EPHEMERAL_STARTUP_TIMEOUT_S, configure_prefect
+
+    monkeypatch.setenv("REVS_HOME", str(tmp_path / "ws"))
+    monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
+    configure_prefect()
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == str(EPHEMERAL_STARTUP_TIMEOUT_S)
+    assert EPHEMERAL_STARTUP_TIMEOUT_S >= 60
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "7")  # the user's choice stands
+    configure_prefect()
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "7"
