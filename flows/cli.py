@@ -11,7 +11,7 @@ One mechanism for every command (:func:`main`):
   exit code is 1;
 - Ctrl-C exits 130.
 
-Raw values known to the process (:data:`tasks.requests.SENSITIVE`) are redacted from everything printed or logged.
+Raw values known to the process (:data:`tasks.redaction.SENSITIVE`) are redacted from everything printed or logged.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def _redact(text: str) -> str:
-    requests = sys.modules.get("tasks.requests")
-    return requests.SENSITIVE.redact(text) if requests is not None else text
+    redaction = sys.modules.get("tasks.redaction")
+    return redaction.SENSITIVE.redact(text) if redaction is not None else text
 
 
 def _one_line(text: str) -> str:

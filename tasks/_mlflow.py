@@ -5,7 +5,7 @@ on a default adapter) with
 
 - ``start_run(experiment, run_name, tags)`` — a context manager yielding the run id (FINISHED / FAILED on exit);
 - ``log_params`` (str / int / float / bool only), ``log_metrics``, ``log_artifacts``, ``set_tags`` — every param
-  and tag value is checked against the raw values registered in :data:`tasks.requests.SENSITIVE`;
+  and tag value is checked against the raw values registered in :data:`tasks.redaction.SENSITIVE`;
 - the registry of DESIGN §4: ``register_base`` → version 1 with alias ``production``; ``register_version`` → a new
   version tagged ``parent``, ``weights_sha256``, ``run_id``, ``request_id``, ``audit=passed|failed`` whose alias
   ``production`` moves only when the audit passed; ``retire`` deletes versions that still contain erased data
@@ -42,7 +42,7 @@ from mlflow.exceptions import MlflowException
 
 from tasks._io import atomic_write_text
 from tasks._workspace import workspace_root
-from tasks.requests import SENSITIVE
+from tasks.redaction import SENSITIVE
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from tasks import _io, audit_io
 from tasks._logging import run_logger
 from tasks._models import load_cached
 from tasks.caching import CACHED
-from tasks.requests import redact_failures
+from tasks.redaction import redact_failures
 from tasks.verdict import AuditThresholds
 from tasks.verdict import evaluate_audit as judge
 

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import _io
 from tasks._logging import run_logger
 from tasks.errors import CorpusPathError
-from tasks.requests import redact_failures
+from tasks.redaction import redact_failures
 
 #: Issue examples kept in the record (the counts cover every issue).
 MAX_EXAMPLES = 20

@@ -1,7 +1,7 @@
 """Free text a user types that would be stored (a retirement ``--reason``, a request's ``requester_ref``).
 
 Offers :func:`check_free_text`: the text passes the PII scanner (the structured recognizers plus PERSON) and the
-raw values this process knows (:data:`tasks.requests.SENSITIVE`); text with personal data is refused with the
+raw values this process knows (:data:`tasks.redaction.SENSITIVE`); text with personal data is refused with the
 entity types and character offsets found — never the text itself.
 """
 
@@ -27,7 +27,7 @@ def _scanner():
 
 def find_personal_data(text: str) -> list[str]:
     """Return ``"<ENTITY> at <start>-<end>"`` for each personal-data span in ``text`` (empty when clean)."""
-    from tasks.requests import SENSITIVE
+    from tasks.redaction import SENSITIVE
 
     found = [f"{s.entity_type} at {s.start}-{s.end}" for s in _scanner().find_spans(text)]
     if SENSITIVE.find(text):

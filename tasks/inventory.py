@@ -29,7 +29,7 @@ from revs_engine.schema import AUDIT_SCHEMA, PROBES_SCHEMA
 from tasks import _io
 from tasks._logging import run_logger
 from tasks._workspace import workspace_dir
-from tasks.requests import redact_failures
+from tasks.redaction import redact_failures
 
 INVENTORY_SCHEMA = pa.schema(
     [*FINDINGS_SCHEMA,

@@ -14,7 +14,7 @@ from prefect import task
 
 from tasks._logging import run_logger
 from tasks.caching import CACHED
-from tasks.requests import redact_failures
+from tasks.redaction import redact_failures
 
 
 @task(name="memorize-corpus", **CACHED)

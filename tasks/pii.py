@@ -26,7 +26,7 @@ from tasks import _io
 from tasks._logging import run_logger
 from tasks._workspace import hmac_key, workspace_dir
 from tasks.caching import CACHED
-from tasks.requests import redact_failures
+from tasks.redaction import redact_failures
 
 _LOCATION = ("source", "doc_key", "start", "end")
 

@@ -28,7 +28,7 @@ from tasks._mlflow import MlflowAdapter
 from tasks._workspace import check_name, workspace_dir
 from tasks.caching import IO_RETRIES
 from tasks.errors import UserError, retry_unless_user_error
-from tasks.requests import redact_failures
+from tasks.redaction import redact_failures
 from tasks.results import BaseVersion
 
 #: Versions whose files total at most this many bytes are stored in the registry with their weights.

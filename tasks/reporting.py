@@ -54,7 +54,7 @@ from typing import Any
 
 from tasks import report_facts, signing
 from tasks._io import atomic_write_bytes, atomic_write_text, sha256_file
-from tasks.requests import SENSITIVE
+from tasks.redaction import SENSITIVE
 
 REPORT_VERSION = 2
 RUN_LAYOUT = {"data": "report_data.json", "evidence": "evidence"}

@@ -17,7 +17,7 @@ from prefect import task
 
 from tasks import _io, reporting
 from tasks._logging import run_logger
-from tasks.requests import redact_failures
+from tasks.redaction import redact_failures
 
 
 @task(name="build-report")

@@ -16,7 +16,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks._logging import run_logger
-from tasks.requests import SENSITIVE, RequestLike, RequestState, RequestStore, redact_failures
+from tasks.redaction import SENSITIVE, redact_failures
+from tasks.requests import RequestLike, RequestState, RequestStore
 
 _NO_PERSIST: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 

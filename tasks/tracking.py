@@ -27,7 +27,7 @@ from tasks import _io
 from tasks._logging import run_logger
 from tasks._mlflow import MlflowAdapter
 from tasks.caching import IO_RETRIES
-from tasks.requests import redact_failures
+from tasks.redaction import redact_failures
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 LIBRARIES = ("revs-compliance", "torch", "transformers", "prefect", "mlflow", "presidio-analyzer", "pyarrow")

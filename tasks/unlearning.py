@@ -16,7 +16,7 @@ from prefect import task
 from pii_detect.schema import FINDINGS_SCHEMA
 from tasks._logging import run_logger
 from tasks.caching import CACHED
-from tasks.requests import redact_failures
+from tasks.redaction import redact_failures
 from tasks.results import EditResult
 
 MANIFEST = Path("patch") / "manifest.json"

@@ -259,7 +259,8 @@ def env(tmp_path, monkeypatch):
     from flows.params import load_request
     from tasks import corpus
     from tasks._workspace import hmac_key
-    from tasks.requests import SENSITIVE, RequestStore
+    from tasks.redaction import SENSITIVE
+    from tasks.requests import RequestStore
 
     home, inp = tmp_path / "work" / "revs_home", tmp_path / "work" / "inputs"
     monkeypatch.setenv("REVS_HOME", str(home))
@@ -282,7 +283,7 @@ def test_the_suite_has_at_least_40_cases_with_unique_ids():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_clear_line_and_loses_nothing(case: Case, env: Env, capsys):
-    from tasks.requests import SENSITIVE
+    from tasks.redaction import SENSITIVE
 
     # given
     argv = case.argv(env)  # builds the inputs the case names

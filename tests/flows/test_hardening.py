@@ -288,7 +288,7 @@ def test_a_scan_whose_final_write_fails_keeps_its_findings(tmp_path, capsys, mon
 
 def test_an_internal_error_exits_1_with_a_redacted_traceback_in_a_private_log(tmp_path, capsys, monkeypatch):
     import pii_detect
-    from tasks.requests import SENSITIVE
+    from tasks.redaction import SENSITIVE
 
     (tmp_path / "a.txt").write_text("text", encoding="utf-8")
     SENSITIVE.register([JANE_EMAIL])
@@ -342,13 +342,13 @@ def test_locate_does_not_echo_a_value_put_in_the_type_field(tmp_path, capsys):
 
 
 def _find_in_child(queue, value: str) -> None:
-    from tasks.requests import SENSITIVE
+    from tasks.redaction import SENSITIVE
 
     queue.put((SENSITIVE.find(f"x {value} y"), SENSITIVE.redact(value)))
 
 
 def test_the_raw_value_registry_reaches_worker_processes(world):
-    from tasks.requests import SENSITIVE
+    from tasks.redaction import SENSITIVE
 
     SENSITIVE.register_source(world.jane_request)
     try:
@@ -367,7 +367,7 @@ def test_the_raw_value_registry_reaches_worker_processes(world):
 def test_log_records_and_re_raised_exceptions_are_redacted():
     import logging
 
-    from tasks.requests import SENSITIVE, RedactedError
+    from tasks.redaction import SENSITIVE, RedactedError
 
     records = []
 

@@ -126,7 +126,7 @@ def test_lineage_names_the_versions_that_still_hold_erased_data(mlflow_adapter, 
 
 
 def test_mlflow_run_params_refuse_raw_values(mlflow_adapter):
-    from tasks.requests import SENSITIVE
+    from tasks.redaction import SENSITIVE
 
     SENSITIVE.register([PLANTED_EMAIL])
     run_id = mlflow_adapter.open_run(run_name="t")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tasks._mlflow import PRODUCTION, MlflowAdapter, RegistryError
-from tasks.requests import SENSITIVE
+from tasks.redaction import SENSITIVE
 from tasks.verdict import Verdict
 from tests.tasks.conftest import PLANTED_EMAIL
 

@@ -8,9 +8,9 @@ from html import escape
 
 import pytest
 
+from tasks.redaction import SENSITIVE
 from tasks.report_html import attack_bars_svg, rank_plot_svg, render_html
 from tasks.reporting import ReportDataError, build_report, export_report, export_run, load_run, verify_report
-from tasks.requests import SENSITIVE
 from tests.tasks.conftest import PLANTED_EMAIL, PLANTED_SSN, sample_report_data
 
 
