@@ -97,8 +97,10 @@ def _run_steps(request: Path, req, pol, name: str, model: str, corpus: list[Path
         BaseVersion.model_validate(ev["edited"]["base"])
     if "located" not in done:
         inspection = corpus_inspection.inspect_corpus(corpus, run_dir / "corpus_issues.json", follow_symlinks)
+        # the corpus's scan index (shared with sweeps) spares re-analysing documents a previous scan read
         scan = steps.scan_partitions(corpus, run_dir / "scan.parquet", pol.scan_types, pol.entities.min_score,
-                                     phone_regions=pol.entities.phone_regions, follow_symlinks=follow_symlinks)
+                                     phone_regions=pol.entities.phone_regions, follow_symlinks=follow_symlinks,
+                                     incremental=True)
         found = pii.locate_subject(Path(request), corpus, run_dir / "findings.parquet", scan, follow_symlinks)
         located = corpus_inspection.located_evidence(found, inspection)
         ev["located"] = requesting.advance_request(rid, "located", {"run_id": run_id, **located})[
