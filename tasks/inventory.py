@@ -9,8 +9,11 @@ One Parquet table per version, ``REVS_HOME/inventory/<model>/v<N>.parquet``, wit
 locations and probe statistics — never values (the value is re-read from the corpus when a guard needs it).
 ``status``: ``memorized`` (the probe or the audit saw the model reproduce it), ``not_memorized``, ``erased`` (an
 erasure of this lineage removed it) or ``lost`` (reproduced by the parent, no longer by this version: collateral
-damage the audit measured). ``judged_by`` names the run that last judged a row. Each table is logged to MLflow with
-the run that wrote it (artifact ``inventory/``).
+damage the audit measured). ``judged_by`` names the run that last judged a row on this version; a row a new
+version inherits from its parent unjudged (the edit's audit did not check it) is marked ``parent:<run>``
+(:data:`INHERITED`), so the next sweep probes it again on the new version. A re-probe that finds an ``erased`` or
+``lost`` value still not reproduced keeps that status. Each table is logged to MLflow with the run that wrote it
+(artifact ``inventory/``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ INVENTORY_SCHEMA = pa.schema(
     metadata={"name": "inventory", "version": "1"},
 )
 MEMORIZED = "memorized"
+#: Prefix of ``judged_by`` on a row a version inherited from its parent without judging it.
+INHERITED = "parent:"
+_KEPT_WHEN_ABSENT = ("erased", "lost")  # statuses a probe that does not reproduce the value leaves as they are
 
 
 def inventory_path(model_name: str, version: int) -> Path:
@@ -76,14 +82,20 @@ def record_inventory(model_name: str, version: int, findings: Path, probes: Path
     stats = {r["finding_id"]: (r["exact_match"], r["extraction_score"], m)
              for r, m in zip(probed.select(["finding_id", "exact_match", "extraction_score"]).to_pylist(), mask,
                              strict=True)}
-    rows = [{**f, "exact_match": stats[f["finding_id"]][0], "extraction_score": stats[f["finding_id"]][1],
-             "status": MEMORIZED if stats[f["finding_id"]][2] else "not_memorized", "judged_by": run_id,
-             "version": int(version)}
-            for f in table.to_pylist() if f["finding_id"] in stats]
     path = inventory_path(model_name, version)
-    if path.is_file():
-        fresh = {r["finding_id"] for r in rows}
-        rows += [r for r in _read(path).to_pylist() if r["finding_id"] not in fresh]
+    before = {r["finding_id"]: r for r in _read(path).to_pylist()} if path.is_file() else {}
+
+    def status(finding_id: str) -> str:
+        if stats[finding_id][2]:
+            return MEMORIZED
+        previous = before.get(finding_id, {}).get("status")
+        return previous if previous in _KEPT_WHEN_ABSENT else "not_memorized"
+
+    rows = [{**f, "exact_match": stats[f["finding_id"]][0], "extraction_score": stats[f["finding_id"]][1],
+             "status": status(f["finding_id"]), "judged_by": run_id, "version": int(version)}
+            for f in table.to_pylist() if f["finding_id"] in stats]
+    fresh = {r["finding_id"] for r in rows}
+    rows += [r for fid, r in before.items() if fid not in fresh]
     out = _write(pa.Table.from_pylist(rows, schema=INVENTORY_SCHEMA), model_name, version)
     run_logger().info("inventory of %s v%d: %d findings, %d memorized", model_name, version, len(rows),
                       sum(r["status"] == MEMORIZED for r in rows))
@@ -162,7 +174,8 @@ def split_inventory(inventory: Path, exclude: Path, out_dir: Path, holdout_pct: 
 @redact_failures
 def update_after_edit(model_name: str, parent: int, version: int, erased: Path, audit: Path, run_id: str) -> Path:
     """Write version ``version``'s inventory: its parent's, with the erased values ``erased`` and what the audit
-    saw of the retained items (still reproduced: ``memorized``; no longer: ``lost``); other rows carry over."""
+    saw of the retained items (still reproduced: ``memorized``; no longer: ``lost``); other rows carry over as
+    inherited (``judged_by`` = :data:`INHERITED` + the parent's judge): nothing judged them on this version."""
     parent_path = inventory_path(model_name, parent)
     rows = _read(parent_path).to_pylist() if parent_path.is_file() else []
     gone = set(_io.read_table(erased, FINDINGS_SCHEMA).column("value_hmac").to_pylist())
@@ -178,6 +191,8 @@ def update_after_edit(model_name: str, parent: int, version: int, erased: Path, 
             kept = seen[r["finding_id"]]
             status = MEMORIZED if kept else ("lost" if r["status"] == MEMORIZED else r["status"])
             r |= {"status": status, "exact_match": kept, "judged_by": run_id}
+        elif not r["judged_by"].startswith(INHERITED):
+            r["judged_by"] = INHERITED + r["judged_by"]
         out.append(r)
     path = _write(pa.Table.from_pylist(out, schema=INVENTORY_SCHEMA), model_name, version)
     lost = sum(r["status"] == "lost" for r in out)

@@ -103,10 +103,20 @@ def test_an_edit_writes_the_new_versions_inventory_from_its_parents_and_the_audi
     # when
     path = inventory.update_after_edit.fn("m", 1, 2, erased, audit, "edit")
     # then
-    status = {r["finding_id"]: r["status"] for r in _io.read_table(path).to_pylist()}
-    assert status == {"f00": "erased", "f01": "memorized", "f02": "lost", "f03": "memorized",
-                      "f04": "not_memorized"}
+    table = {r["finding_id"]: r for r in _io.read_table(path).to_pylist()}
+    assert {f: r["status"] for f, r in table.items()} == {"f00": "erased", "f01": "memorized", "f02": "lost",
+                                                          "f03": "memorized", "f04": "not_memorized"}
     assert path == inventory.inventory_path("m", 2)
+    # rows nothing judged on version 2 say so (the next sweep probes them again); the judged ones name the edit
+    assert {f: r["judged_by"] for f, r in table.items()} == {"f00": "edit", "f01": "edit", "f02": "edit",
+                                                             "f03": "parent:sweep", "f04": "parent:sweep"}
+    # and a later probe on version 2 that does not reproduce the erased or lost value keeps their status
+    again = _write(_probes(rows, {"f03"}), workspace / "p2.parquet", PROBES_SCHEMA)
+    inventory.record_inventory.fn("m", 2, findings, again, "sweep-2", {"exact_match": True})
+    table = {r["finding_id"]: r for r in _io.read_table(path).to_pylist()}
+    assert {f: r["status"] for f, r in table.items()} == {"f00": "erased", "f01": "not_memorized", "f02": "lost",
+                                                          "f03": "memorized", "f04": "not_memorized"}
+    assert {r["judged_by"] for r in table.values()} == {"sweep-2"}
 
 
 def test_a_bounded_seeded_sample_leaves_out_the_subjects_values(workspace):
@@ -162,6 +172,11 @@ def test_carry_judged_probes_only_what_the_inventory_has_not_judged_or_would_era
     assert not carried["f04"]["memorized"]
     assert carried["f04"]["extraction_score"] == 0.25
     assert carried["f04"]["target_token_ranks"] is None  # not kept by the inventory: unknown, not invented
+    # and rows a version inherited from its parent unjudged are probed again on it
+    edited = inventory.update_after_edit.fn("m", 1, 2, _write([], workspace / "none.parquet", FINDINGS_SCHEMA),
+                                            _write([], workspace / "audit.parquet", AUDIT_SCHEMA), "edit")
+    after_edit = probing.carry_judged.fn(current, edited, crit, workspace / "v2", ["US_SSN"])
+    assert (after_edit.n_carried, after_edit.n_unjudged) == (0, 12)
     # and without an inventory everything is probed
     none = probing.carry_judged.fn(current, workspace / "absent.parquet", crit, workspace / "none", ["US_SSN"])
     assert (none.n_carried, none.n_unjudged) == (0, 12)
