@@ -31,9 +31,11 @@ RUN_ID = re.compile(r"sweep: run (\S+);")
 INVENTORY_COLUMNS = ["finding_id", "value_hmac", "status", "exact_match", "extraction_score"]
 
 
-def _texts(home: Path) -> set[str]:
-    """Return the document sha256s of the workspace's scan index (every distinct text the last scan read)."""
-    return {sha for index in (home / "scan-index").glob("*.parquet")
+def _texts(home: Path, latest: bool = False) -> set[str]:
+    """Return the document sha256s of the workspace's scan indexes (every distinct text their last scans read);
+    ``latest``: of the index written last only (the corpus just swept)."""
+    indexes = sorted((home / "scan-index").glob("*.parquet"), key=lambda p: p.stat().st_mtime)
+    return {sha for index in (indexes[-1:] if latest else indexes)
             for sha in pa.parquet.read_table(index, columns=["doc_sha256"]).column(0).to_pylist()}
 
 
@@ -51,7 +53,7 @@ def _sweep(home: Path, corpus: Path, model: str) -> dict:
         raise RuntimeError(f"revs sweep exited {proc.returncode}:\n{out[-4000:]}")
     run_id = RUN_ID.search(out).group(1)
     run = home / "runs" / run_id
-    texts = _texts(home)
+    texts = _texts(home, latest=True)
     return {"seconds": seconds, "flow_s": _flow_seconds(home, run_id), "texts": len(texts),
             "analysed": len(texts - known),
             "findings": pa.parquet.read_table(run / "findings.parquet").num_rows,

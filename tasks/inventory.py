@@ -11,9 +11,9 @@ locations and probe statistics — never values (the value is re-read from the c
 erasure of this lineage removed it) or ``lost`` (reproduced by the parent, no longer by this version: collateral
 damage the audit measured). ``judged_by`` names the run that last judged a row on this version; a row a new
 version inherits from its parent unjudged (the edit's audit did not check it) is marked ``parent:<run>``
-(:data:`INHERITED`), so the next sweep probes it again on the new version. A re-probe that finds an ``erased`` or
-``lost`` value still not reproduced keeps that status. Each table is logged to MLflow with the run that wrote it
-(artifact ``inventory/``).
+(:data:`INHERITED`): the next sweep probes it again on the new version when it was memorized. A re-probe that
+finds an ``erased`` or ``lost`` value still not reproduced keeps that status. Each table is logged to MLflow with
+the run that wrote it (artifact ``inventory/``).
 """
 
 from __future__ import annotations

@@ -49,22 +49,24 @@ def carry_judged(findings: Path, inventory: Path | None, criteria: dict[str, Any
     and those to probe (:attr:`~tasks.results.Judged.unjudged`).
 
     A finding is judged when the inventory holds its id with the same document text (``doc_sha256``: the same
-    prompt) and value, judged on this version: a row the version inherited from its parent unjudged
-    (:data:`tasks.inventory.INHERITED`) is probed again. Judged findings that would be erased under ``criteria``
+    prompt) and value. A row the version inherited from its parent unjudged (:data:`tasks.inventory.INHERITED`) is
+    probed again when it was memorized (the edit may have broken it: collateral damage its audit did not check);
+    an inherited ``not_memorized`` row is carried (an erasure is assumed not to make the model reproduce a value it
+    did not). Judged findings that would be erased under ``criteria``
     and ``erase_types`` are probed again all the same: the erasure needs their full probe, and a fresh one confirms
     the inventory. A carried probe row holds the inventory's ``exact_match`` and ``extraction_score``
     (``memorized`` by ``criteria``); the columns the inventory does not keep (token counts, ranks) are null.
     """
-    from tasks.inventory import INHERITED, INVENTORY_SCHEMA
+    from tasks.inventory import INHERITED, INVENTORY_SCHEMA, MEMORIZED
 
     table = _io.read_table(findings, FINDINGS_SCHEMA)
     known: dict[str, dict] = {}
     if inventory is not None and Path(inventory).is_file():
         inv = _io.read_table(inventory, INVENTORY_SCHEMA)
         columns = ["finding_id", "doc_sha256", "value_hmac", "entity_type", "exact_match", "extraction_score",
-                   "judged_by"]
+                   "judged_by", "status"]
         known = {r["finding_id"]: r for r in inv.select(columns).to_pylist()
-                 if not r["judged_by"].startswith(INHERITED)}
+                 if not (r["judged_by"].startswith(INHERITED) and r["status"] == MEMORIZED)}
     same = ("doc_sha256", "value_hmac", "entity_type")  # the same prompt and value as when it was judged
     rows = table.select(["finding_id", *same]).to_pylist()
     judged = [(r, j) for r in rows

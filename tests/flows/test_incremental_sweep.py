@@ -39,8 +39,8 @@ def test_a_sweep_over_a_grown_corpus_analyses_and_probes_only_what_is_new(world,
     assert first["version"] == 2
     n_docs, n_findings = sum(analysed), _io.read_table(runs / first["run_id"] / "findings.parquet").num_rows
     assert n_docs == len(list(corpus.iterdir()))
-    # ... and a second on the unchanged corpus: nothing analysed; on v2 it probes again what v2 inherited from v1
-    # unjudged, and the erased SSNs (their v1 scores would select them again): none of them is memorized now
+    # ... and a second on the unchanged corpus: nothing analysed; on v2 it probes again the memorized values v2
+    # inherited from v1 unjudged, and the erased SSNs (their v1 scores would select them again): none is memorized
     analysed.clear()
     second = compliance_sweep([corpus], str(world.model), world.sweep_policy, "tiny-incremental")
     assert sum(analysed) == 0
