@@ -50,14 +50,14 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
         return EditResult(model_dir=out_dir, base_sha256=manifest["base_weights_sha256"],
                           edited_sha256=manifest["edited_weights_sha256"], targets=conv.get("targets", 0),
                           converged=conv.get("converged", 0), config=manifest.get("config") or {})
-    benign = []
+    from tasks._io import read_table
+
+    table, benign = read_table(findings, FINDINGS_SCHEMA), []  # read once: the benign texts and the erase use it
     if corpus:
         from tasks import audit_io
-        from tasks._io import read_table
 
-        keep = [read_table(findings, FINDINGS_SCHEMA)]
-        benign = audit_io.benign_texts(list(corpus), keep, limit=GUARD_BENIGN, half=audit_io.GUARD_HALF)
-    report = run_unlearn(str(model_dir), probes, findings, out_dir, cache_dir=workspace_dir("cache"),
+        benign = audit_io.benign_texts(list(corpus), [table], limit=GUARD_BENIGN, half=audit_io.GUARD_HALF)
+    report = run_unlearn(str(model_dir), probes, table, out_dir, cache_dir=workspace_dir("cache"),
                          overrides=revs, retain_findings=Path(retain) if retain else None, benign=benign)
     logger.info("erase (%s): %d/%d targets converged in %.1f s", report.config["preset"], report.converged,
                 len(report.rows), report.seconds)

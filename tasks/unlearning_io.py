@@ -158,8 +158,8 @@ def keep_items(tokenizer, retain: pa.Table | None) -> list:
     return items
 
 
-def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path, out_dir: Path, *, cache_dir: Path,
-                only_memorized: bool = False, entities: Sequence[str] | None = None,
+def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path | pa.Table, out_dir: Path, *,
+                cache_dir: Path, only_memorized: bool = False, entities: Sequence[str] | None = None,
                 overrides: Mapping[str, Any] | None = None, progress: bool = False, overwrite: bool = False,
                 retain_findings: Path | None = None, benign: Sequence[str] | None = None) -> UnlearnReport:
     """Load the model, erase the probed findings, save the edited model + patch into ``out_dir`` atomically.
@@ -167,6 +167,7 @@ def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path, out_dir
     ``overrides`` is the policy's ``[revs]`` table (:func:`erase_config`). The edit is guarded by
     ``retain_findings`` (default: the probes' other memorized findings, :func:`memorized_kept`) and ``benign``
     texts (default: documents of the findings' sources that hold no finding, the guard's half of them).
+    ``findings_path``: the findings Parquet, or the table when the caller has read it already.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
@@ -175,7 +176,7 @@ def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path, out_dir
     model, tok = loaded.model, loaded.tokenizer
     cfg = erase_config(overrides, tok)
     arch = resolve_arch(model)
-    probes, findings = read_table(probes_path, PROBES_SCHEMA), read_table(findings_path, FINDINGS_SCHEMA)
+    probes, findings = read_table(probes_path, PROBES_SCHEMA), _table(findings_path, FINDINGS_SCHEMA)
     items = read_items(probes, findings, tok, only_memorized=only_memorized, entities=entities)
     if not items:
         raise ValueError(f"nothing to erase: no {'memorized ' if only_memorized else ''}finding in {probes_path}"
