@@ -1,7 +1,8 @@
 """The erase → audit → register → report sequence shared by both flows (composition only: tasks in order).
 
 Offers :class:`AuditFailedError`, :func:`scan_runner` (the task runner for scan partitions: threads, or Dask),
-:func:`scan_partitions` (a subflow mapping the scan over corpus partitions), :func:`edit`,
+:func:`scan_partitions` (a subflow mapping the scan over corpus partitions), :func:`probe_partitions` (the same for
+probing), :func:`edit`,
 :func:`audit_and_register` and :func:`report`. Every value passed between them is a path, an id, a hash, a
 count or a masked preview.
 """
@@ -67,6 +68,19 @@ def scan_partitions(corpus: list[Path], out: Path, entities: list[str], min_scor
     if index is not None:
         pii.merge_index(index_outs, index)
     return merged
+
+
+@flow(name="probe-partitions")
+def probe_partitions(model_dir: Path, findings: Path, out: Path, partitions: int = 1) -> Path:
+    """Probe the findings in up to ``partitions`` contiguous slices mapped over the flow's task runner (threads, or
+    Dask workers: each worker process loads the model once) and concatenate the probes in the findings' order;
+    one partition probes in this process."""
+    if partitions <= 1:
+        return probing.probe_findings(model_dir, findings, out)
+    parts = probing.split_findings(findings, partitions, Path(out).parent / f"{Path(out).stem}.parts")
+    outs = [Path(out).with_name(f"{Path(out).stem}.part{i}.parquet") for i in range(len(parts))]
+    futures = probing.probe_findings.map(unmapped(model_dir), parts, outs)
+    return probing.combine_probes([f.result() for f in futures], out)
 
 
 def split_inventory(base: BaseVersion, selection: Selection, exclude: Path, policy: Policy, run_dir: Path,

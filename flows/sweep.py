@@ -41,8 +41,9 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
             later sweeps edit its ``production`` version.
         policy: Policy TOML (``deploy/policy.example.toml``); defaults apply when omitted.
         model_name: Registered model name (default: derived from ``model``).
-        partitions: Corpus partitions scanned in parallel.
-        dask_address: Scan partitions on this Dask scheduler (``partitions > 1`` without it: a local Dask cluster).
+        partitions: Corpus partitions scanned, and findings partitions probed, in parallel.
+        dask_address: Scan and probe partitions on this Dask scheduler (``partitions > 1`` without it: a local Dask
+            cluster; each worker process loads the model once).
         follow_symlinks: Read symlinks in corpus directories that lead outside them (default: skipped, logged).
         device, dtype: Where models run and in which precision (``auto|cpu|cuda[:N]``, ``auto|fp32|bf16|fp16``;
             None: the process's ``REVS_DEVICE`` / ``REVS_DTYPE``, else ``auto``).
@@ -64,6 +65,7 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
             base = registry.ensure_base(model, name)
             runner = steps.scan_runner(dask_address, partitions)
             scan = steps.scan_partitions.with_options(task_runner=runner) if runner else steps.scan_partitions
+            probe = steps.probe_partitions.with_options(task_runner=runner) if runner else steps.probe_partitions
             # [inventory] types are found and probed too, for the inventory (guard + audit), never erased
             # only documents changed since the corpus's last scan are analysed; only findings the version's
             # inventory has not judged are probed
@@ -72,7 +74,7 @@ def compliance_sweep(corpus: list[Path], model: str, policy: Path | None = None,
             criteria = pol.memorization.model_dump()
             judged = probing.carry_judged(findings, inventory.inventory_path(base.name, base.version), criteria,
                                           run_dir, pol.entities.types)
-            fresh = probing.probe_findings(base.dir, judged.unjudged, run_dir / "probes_new.parquet")
+            fresh = probe(base.dir, judged.unjudged, run_dir / "probes_new.parquet", partitions)
             probes = probing.combine_probes([judged.carried, fresh], run_dir / "probes.parquet")
             selection = probing.select_for_erasure(findings, probes, criteria, run_dir, pol.entities.types)
             selection = steps.split_inventory(base, selection, selection.forget_findings, pol, run_dir, run_id,

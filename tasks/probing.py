@@ -1,6 +1,7 @@
 """Prefect tasks around :mod:`revs_engine.probes`: which findings does the model reproduce, and which to erase.
 
 Offers :func:`probe_findings` (model directory + findings → probes Parquet, cached on both contents),
+:func:`split_findings` (contiguous slices to probe in partitions),
 :func:`carry_judged` (what a version's memorization inventory already judged is not probed again),
 :func:`combine_probes` and :func:`select_for_erasure` (findings + probes + the policy's memorization criteria →
 the forget and retain sets).
@@ -89,6 +90,18 @@ def carry_judged(findings: Path, inventory: Path | None, criteria: dict[str, Any
     run_logger().info("%d findings already judged by the inventory (carried over), %d to probe", out.n_carried,
                       out.n_unjudged)
     return out
+
+
+@task(name="split-findings")
+@redact_failures
+def split_findings(findings: Path, parts: int, out_dir: Path) -> list[Path]:
+    """Cut a findings table into at most ``parts`` contiguous slices of about equal size (in order), written as
+    ``findings.part<i>.parquet`` under ``out_dir``: what partitioned probing maps over."""
+    table = _io.read_table(findings, FINDINGS_SCHEMA)
+    n = max(1, min(parts, table.num_rows))
+    bounds = [round(i * table.num_rows / n) for i in range(n + 1)]
+    return [_io.write_table(table.slice(bounds[i], bounds[i + 1] - bounds[i]),
+                            Path(out_dir) / f"findings.part{i}.parquet", FINDINGS_SCHEMA) for i in range(n)]
 
 
 @task(name="combine-probes")

@@ -27,8 +27,10 @@ def register(subparsers) -> None:
     parser.add_argument("--model", required=True, help="model alias, directory, .gguf file or hub id")
     parser.add_argument("--policy", type=Path, help="policy TOML (default: the built-in policy)")
     parser.add_argument("--name", help="registered model name (default: derived from --model)")
-    parser.add_argument("--partitions", type=int, default=1, help="corpus partitions scanned in parallel")
-    parser.add_argument("--dask", metavar="ADDRESS", help="scan partitions on this Dask scheduler")
+    parser.add_argument("--partitions", type=int, default=1,
+                        help="corpus partitions scanned, and findings partitions probed, in parallel (a local "
+                        "Dask cluster of this many worker processes unless --dask names one)")
+    parser.add_argument("--dask", metavar="ADDRESS", help="scan and probe partitions on this Dask scheduler")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="read symlinks in corpus directories that lead outside them (default: skip them)")
     add_runtime_args(parser)

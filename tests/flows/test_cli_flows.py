@@ -141,3 +141,24 @@ def test_the_temporary_prefect_server_gets_time_to_start_on_a_busy_machine(monke
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "7")  # the user's choice stands
     configure_prefect()
     assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "7"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_two_dask_worker_processes_probe_like_one_process(world, tmp_path):
+    # issue 19: findings probed in partitions on a Dask cluster (each worker loads the model once) give the same
+    # probes table as one process
+    from prefect_dask import DaskTaskRunner
+
+    from flows.steps import probe_partitions
+    from revs_engine.schema import PROBES_SCHEMA
+    from tasks import _io, pii
+
+    findings = pii.scan_corpus.fn([world.corpus], tmp_path / "findings.parquet", ["EMAIL_ADDRESS", "US_SSN"], 0.4)
+    one = probe_partitions(world.model, findings, tmp_path / "one.parquet", 1)
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True})
+    two = probe_partitions.with_options(task_runner=runner)(world.model, findings, tmp_path / "two.parquet", 2)
+    one, two = _io.read_table(one, PROBES_SCHEMA), _io.read_table(two, PROBES_SCHEMA)
+    assert one.num_rows == _io.read_table(findings).num_rows >= 4
+    assert sum(one.column("exact_match").to_pylist()) >= 2  # the world's memorized values are among them
+    assert one.equals(two)
+    assert len(list(tmp_path.glob("two.part*.parquet"))) == 2
