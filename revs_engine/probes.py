@@ -2,6 +2,7 @@
 
 Offers :class:`ProbeItem` (token ids of a ``(prefix, target)`` pair), :class:`ProbeConfig`, :class:`ProbeResult`,
 :func:`probe` (batched teacher-forced verdicts), :func:`plan_batches` (length-aware batching),
+:func:`batch_size_for` (rows per batch for the model's device memory),
 :func:`k_extractable` (fixed prefix lengths, Carlini et al.),
 :func:`probes_table` (an Arrow table in :data:`~revs_engine.schema.PROBES_SCHEMA`) and :func:`items_from_texts`
 (tokenisation at the edge, the convention of :mod:`revs_engine.targets`).
@@ -155,6 +156,34 @@ def max_positions(model: torch.nn.Module) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
+
+
+#: Rows per probe batch on the CPU (:class:`ProbeConfig`'s default).
+CPU_BATCH = 32
+#: Share of an accelerator's free memory one probe batch may take.
+DEVICE_MEMORY_SHARE = 0.5
+MAX_BATCH = 1024
+
+
+def batch_size_for(model: torch.nn.Module, max_len: int, free_bytes: int | None = None) -> int:
+    """Return the rows per probe batch for ``model`` on its device, for rows of up to ``max_len`` tokens.
+
+    On a CUDA device (or when ``free_bytes`` is given): as many rows as :data:`DEVICE_MEMORY_SHARE` of the free
+    memory holds, counting per token the hidden state and the attention and MLP activations of one layer in the
+    model's dtype plus one fp32 row of attention scores — a forward pass without gradients keeps one layer's
+    activations at a time — between 1 and :data:`MAX_BATCH`. On the CPU: :data:`CPU_BATCH`.
+    """
+    param = next(model.parameters())
+    if free_bytes is None:
+        if param.device.type != "cuda":
+            return CPU_BATCH
+        free_bytes = torch.cuda.mem_get_info(param.device)[0]
+    cfg = model.config
+    hidden = int(cfg.hidden_size)
+    inner = int(getattr(cfg, "intermediate_size", None) or 4 * hidden)
+    heads = int(getattr(cfg, "num_attention_heads", 1))
+    per_token = (4 * hidden + 2 * inner) * param.element_size() + heads * max_len * 4
+    return int(max(1, min(MAX_BATCH, free_bytes * DEVICE_MEMORY_SHARE // (max_len * per_token))))
 
 
 @torch.no_grad()

@@ -30,13 +30,15 @@ from tasks.results import Judged, Selection
 @redact_failures
 def probe_findings(model_dir: Path, findings: Path, out: Path) -> Path:
     """Probe every finding against the model (one teacher-forced pass per batch); write the probes table."""
-    from revs_engine.probes import ProbeConfig
+    from revs_engine.probes import ProbeConfig, batch_size_for
 
     table = _io.read_table(findings, FINDINGS_SCHEMA)
     if not table.num_rows:  # nothing new to probe: the model is not loaded
         return _io.write_table(PROBES_SCHEMA.empty_table(), out, PROBES_SCHEMA)
     loaded = load_cached(model_dir)
-    probes = probing_io.probe_findings(loaded.model, loaded.tokenizer, table, ProbeConfig(max_prefix_tokens=256))
+    # rows of at most 256 prefix tokens plus the value; batches as large as the device's free memory allows
+    cfg = ProbeConfig(max_prefix_tokens=256, batch_size=batch_size_for(loaded.model, 256 + 64))
+    probes = probing_io.probe_findings(loaded.model, loaded.tokenizer, table, cfg)
     run_logger().info("probed %d findings: %d reproduced exactly", probes.num_rows,
                           sum(probes.column("exact_match").to_pylist()))
     return _io.write_table(probes, out, PROBES_SCHEMA)

@@ -181,3 +181,20 @@ def test_plan_batches_keeps_long_rows_from_padding_short_ones():
     assert padded == 30 * 10 + 2 * 200
     assert plan_batches([5] * 10, max_rows=32) == [list(range(10))]  # equal lengths: one forward
     assert plan_batches([], max_rows=4) == []
+
+
+def test_probe_batches_are_sized_to_the_devices_free_memory():
+    from revs_engine.probes import CPU_BATCH, MAX_BATCH, batch_size_for
+
+    model = tiny_model("llama")
+    # on the CPU the default batch; on an accelerator (free memory given) as many rows as half of it holds
+    assert batch_size_for(model, 320) == CPU_BATCH
+    small = batch_size_for(model, 320, free_bytes=2**24)
+    big = batch_size_for(model, 320, free_bytes=2**26)
+    assert 1 <= small < big <= MAX_BATCH
+    assert abs(big - 4 * small) <= 4  # four times the memory, four times the rows
+    assert batch_size_for(model, 640, free_bytes=2**26) < big / 2  # longer rows: fewer (attention grows too)
+    assert batch_size_for(model, 320, free_bytes=1) == 1
+    assert batch_size_for(model, 320, free_bytes=2**50) == MAX_BATCH
+    # a bf16 model fits more rows in the same memory
+    assert batch_size_for(model.to(torch.bfloat16), 320, free_bytes=2**26) > big
