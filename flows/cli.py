@@ -42,7 +42,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("revs_engine.errors", "ModelLoadError"),
     ("tasks.requests", "RequestConflictError"),
     ("tasks.requests", "RequestNotFoundError"),
-    ("tasks.requests", "LockTimeoutError"),
+    ("tasks.locks", "LockTimeoutError"),
     ("tasks._io", "SchemaMismatchError"),
 )
 

@@ -24,8 +24,8 @@ from tasks import corpus as corpus_check
 from tasks import corpus_inspection, free_text, pii, probing, registry, requesting, tracking
 from tasks._models import set_model_runtime
 from tasks._workspace import workspace_dir
+from tasks.locks import model_lock
 from tasks.redaction import SENSITIVE
-from tasks.requests import model_lock
 from tasks.results import AuditOutcome, BaseVersion, EditResult, Selection
 
 LOCK_TIMEOUT_S = 6 * 3600.0

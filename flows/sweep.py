@@ -19,7 +19,7 @@ from tasks import corpus as corpus_check
 from tasks import inventory, probing, registry, tracking
 from tasks._models import set_model_runtime
 from tasks._workspace import workspace_dir
-from tasks.requests import model_lock
+from tasks.locks import model_lock
 
 LOCK_TIMEOUT_S = 6 * 3600.0
 

@@ -194,7 +194,7 @@ class MlflowAdapter:
 
         They are what an earlier attempt left when it was killed between logging a version's files and creating
         the version: a full copy of the model that nothing points at. Registration runs under the model's lock
-        (:func:`tasks.requests.model_lock`), so no other process is registering these weights at the same time.
+        (:func:`tasks.locks.model_lock`), so no other process is registering these weights at the same time.
         """
         experiment = self.client.get_experiment_by_name(REGISTRY_EXPERIMENT)
         if experiment is None or not re.fullmatch(r"[0-9a-f]{1,128}", weights_sha256):

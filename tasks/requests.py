@@ -1,4 +1,4 @@
-"""Deletion-request state that survives a crash, and per-model locks.
+"""Deletion-request state that survives a crash.
 
 Offers
 - :data:`STEPS` — ``received → located → probed → edited → audited → reported`` (``failed`` from any step);
@@ -7,8 +7,7 @@ Offers
   ``extend_deadline(request_id, reason, months=|days=)``, ``status(request_id)``, ``list_requests()``;
 - :class:`RequestState` — an immutable snapshot (``status``, ``completed``, ``next_step``, ``is_done(step)``,
   ``evidence``, ``history``, ``deadline`` — the statutory due date of :mod:`tasks.deadlines` —, ``answered_at``);
-- :func:`model_lock` — an exclusive ``fcntl.flock`` on ``.revs/locks/<model>.lock`` that serializes requests
-  against one model.
+- per-request locks (:mod:`tasks.locks`, which also holds the per-model lock).
 
 Evidence and failure reasons are checked against :data:`tasks.redaction.SENSITIVE` (``begin`` registers the
 subject's raw values there).
@@ -29,13 +28,9 @@ at ``received`` with the history kept.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
-import os
-import re
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,12 +40,12 @@ from typing import Any, Protocol
 from tasks import deadlines
 from tasks._io import atomic_write_text
 from tasks._workspace import hmac_key, workspace_root
+from tasks.locks import SAFE_NAME, flock, lock_name
 from tasks.redaction import SENSITIVE, SensitiveValueError
 
 STEPS: tuple[str, ...] = ("received", "located", "probed", "edited", "audited", "reported")
 FAILED = "failed"
 STATE_VERSION = 1
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class RequestStateError(RuntimeError):
@@ -71,10 +66,6 @@ class RequestConflictError(RequestStateError):
 
 class RerunRequiredError(RequestConflictError):
     """A request is run against another corpus than the one it was started with; only a deliberate re-run may."""
-
-
-class LockTimeoutError(RequestStateError, TimeoutError):
-    """A lock could not be acquired in time."""
 
 
 class _IdentifierLike(Protocol):
@@ -100,49 +91,6 @@ class RequestLike(Protocol):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _lock_name(name: str) -> str:
-    """Return a file-name-safe lock name: the name itself when safe, else a slug plus a short hash."""
-    if _SAFE_ID.fullmatch(name) and name not in {".", ".."}:
-        return name
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "model"
-    return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
-
-
-@contextlib.contextmanager
-def _flock(path: Path, timeout: float | None) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if timeout is None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        else:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockTimeoutError(f"{path}: still held by another run after {timeout:.0f} s; "
-                                               "wait for it or raise the timeout.") from None
-                    time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
-
-
-@contextlib.contextmanager
-def model_lock(model_name: str, timeout: float | None = None, root: Path | None = None) -> Iterator[Path]:
-    """Hold the exclusive lock of one model (``.revs/locks/<model>.lock``) for the duration of the block.
-
-    Two deletion requests against one model are serialized: the second blocks (or raises
-    :class:`LockTimeoutError` after ``timeout`` seconds). The lock is released when the process dies.
-    """
-    path = (root or workspace_root()) / "locks" / f"{_lock_name(model_name)}.lock"
-    with _flock(path, timeout):
-        yield path
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +175,7 @@ class RequestStore:
 
     # -- paths and IO
     def _dir(self, request_id: str) -> Path:
-        if not _SAFE_ID.fullmatch(request_id):
+        if not SAFE_NAME.fullmatch(request_id):
             raise ValueError("request_id must be 1-128 letters, digits, '.', '_' or '-' (no path separators)")
         return self.root / "requests" / request_id
 
@@ -237,7 +185,7 @@ class RequestStore:
 
     @contextlib.contextmanager
     def _locked(self, request_id: str) -> Iterator[None]:
-        with _flock(self.root / "locks" / f"request-{_lock_name(request_id)}.lock", None):
+        with flock(self.root / "locks" / f"request-{lock_name(request_id)}.lock", None):
             yield
 
     def _read(self, request_id: str) -> dict[str, Any]:

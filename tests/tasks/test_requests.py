@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 
 from flows.params import parse_request
+from tasks.locks import LockTimeoutError, model_lock
 from tasks.redaction import SENSITIVE, SensitiveValueError
 from tasks.requests import (
     STEPS,
     IllegalTransitionError,
-    LockTimeoutError,
     RequestConflictError,
     RequestNotFoundError,
     RequestStore,
-    model_lock,
 )
 from tests.flows.test_params import EMAIL, NAME, PHONE, SSN, VALID
 
