@@ -13,7 +13,6 @@ document is now).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import hmac
 import json
@@ -25,9 +24,8 @@ import pyarrow as pa
 
 from pii_detect.config import ReaderOptions, ScanConfig
 from pii_detect.findings import PiiFinding, make_finding_id
-from pii_detect.pipeline import ProgressFn, ScanStats, run_detector
-from pii_detect.readers import Document, iter_documents
-from pii_detect.scanner import Scanner
+from pii_detect.pipeline import ProgressFn, ScanStats, scan_corpus
+from pii_detect.readers import Document
 
 #: Bump when a change to the recognizers changes what a text yields (invalidates every stored index).
 RULES_VERSION = 1
@@ -65,9 +63,6 @@ class ScanIndex:
         if table is not None:
             for row in table.select(["doc_sha256", "spans"]).to_pylist():
                 self._spans[row["doc_sha256"]] = row["spans"] or []
-
-    def __len__(self) -> int:
-        return len(self._spans)
 
     def __contains__(self, sha: str) -> bool:
         return sha in self._spans
@@ -114,7 +109,6 @@ def scan_corpus_incremental(paths: Iterable[str | Path], key: bytes, index: Scan
     document's spans are those the same text yielded before, re-located to its current source and key.
     ``stats.shas`` collects every document's sha256 (for :func:`build_index`)."""
     stats = stats if stats is not None else IncrementalStats()
-    config = config or ScanConfig()
     carried: list[PiiFinding] = []
 
     def unseen(docs: Iterable[Document]) -> Iterator[Document]:
@@ -134,8 +128,7 @@ def scan_corpus_incremental(paths: Iterable[str | Path], key: bytes, index: Scan
                 stats.analysed += 1
                 yield doc
 
-    docs = unseen(iter_documents(paths, reader or ReaderOptions(), stats.issues))
-    factory = functools.partial(Scanner, config, key)
-    yield from run_detector(docs, factory, workers=workers, stats=stats, progress=progress)
+    yield from scan_corpus(paths, key, config, reader, workers=workers, stats=stats, progress=progress,
+                           select=unseen)
     if carried:
         yield carried

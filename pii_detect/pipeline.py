@@ -133,6 +133,7 @@ def scan_corpus(
     workers: int = 1,
     stats: ScanStats | None = None,
     progress: ProgressFn | None = None,
+    select: Callable[[Iterator[Document]], Iterator[Document]] | None = None,
 ) -> Iterator[list[PiiFinding]]:
     """Scan a corpus for PII and yield findings batches (streaming; memory independent of corpus size).
 
@@ -144,10 +145,12 @@ def scan_corpus(
         workers: Worker processes.
         stats: Filled with counts and read issues (bad input is recorded there, never raised).
         progress: ``(documents, bytes)`` callback.
+        select: Filters the document stream before analysis (:mod:`pii_detect.incremental` skips texts it knows).
     """
     stats = stats if stats is not None else ScanStats()
     config = config or ScanConfig()
     docs = iter_documents(paths, reader or ReaderOptions(), stats.issues)
+    docs = select(docs) if select is not None else docs
     factory = functools.partial(Scanner, config, key)
     yield from run_detector(docs, factory, workers=workers, stats=stats, progress=progress)
 
