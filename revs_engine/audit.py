@@ -124,8 +124,12 @@ class AuditConfig:
         n_samples, temperature, top_k, sample_seed: sampled extraction (0 samples: not run).
         batch_size: rows per forward pass.
         faithful_top_rounding: reproduce the authors' rounding of the bottom-k half of the score.
-        probe_first: decide greedy extraction and Specificity by the teacher-forced probe where it can, and
-            generate only the other continuations (same verdicts; False generates every one, the slower path).
+        fast: the audit's shortcuts, each giving the same verdicts: greedy extraction and Specificity start each
+            continuation from what the teacher-forced pass already knows of it (the whole target when greedy
+            reproduces it, nothing left to generate) and generate only the rest; sampled extraction runs each
+            prompt through the model once for all its samples; perplexity batches texts of similar length.
+            False runs the audit without them (every continuation generated from its prompt, every sample
+            prefilled on its own, texts batched in input order): the slower path they replace.
         formats: the format-aware attacks' settings (run when the inputs carry formats).
     """
 
@@ -140,7 +144,7 @@ class AuditConfig:
     sample_seed: int = 0
     batch_size: int = 16
     faithful_top_rounding: bool = False
-    probe_first: bool = True
+    fast: bool = True
     formats: FormatAuditConfig = field(default_factory=FormatAuditConfig)
 
     def __post_init__(self) -> None:
@@ -212,7 +216,7 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
     gen_ranks = stream_ranks(gen_acts, lens) if gen_acts is not None else None
     tick(1)
     spec = specificity(model, list(inputs.retain), max_new_tokens=cfg.specificity_new_tokens, decode=inputs.decode,
-                       batch_size=bs, pad_id=pad_id, probe_first=cfg.probe_first) if inputs.retain else None
+                       batch_size=bs, pad_id=pad_id, probe_first=cfg.fast) if inputs.retain else None
     for k in cfg.ks:
         eff = efficacy_from_ranks(ranks, acts.secret_index, V, k, faithful_top_rounding=ftr)
         lla = score_logit_lens(ranks, acts.secret_index, V, k, faithful_top_rounding=ftr)
@@ -245,7 +249,7 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
     tick(1)
     if inputs.benign:
         out.add(ALL_TARGETS, "perplexity", None, perplexity(model, list(inputs.benign), batch_size=bs,
-                                                            pad_id=pad_id).perplexity)
+                                                            pad_id=pad_id, planned=cfg.fast).perplexity)
     tick(1)
     if inputs.formats and cfg.formats.candidates:
         texts = [inputs.decode(list(it.target_ids)) for it in inputs.forget_items]
@@ -271,7 +275,7 @@ def _specificity_rows(out: _Rows, inputs: AuditInputs, per_item: Sequence[float]
 
 def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, pad_id: int) -> None:
     ids, dec = inputs.forget_ids, inputs.decode
-    kw = {"decode": dec, "batch_size": cfg.batch_size, "pad_id": pad_id, "probe_first": cfg.probe_first}
+    kw = {"decode": dec, "batch_size": cfg.batch_size, "pad_id": pad_id, "probe_first": cfg.fast}
     greedy = greedy_extraction(model, list(inputs.forget_items), **kw)
     out.extraction("greedy_extraction", ids, greedy.extracted)
     moved = [ProbeItem(tuple(inputs.encode(perturb_attack.perturb_text(p, n_spaces=cfg.n_spaces,
@@ -285,7 +289,8 @@ def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, p
     if cfg.n_samples:
         sampled = sampled_extraction(model, list(inputs.forget_items), n_samples=cfg.n_samples,
                                      temperature=cfg.temperature, top_k=cfg.top_k, seed=cfg.sample_seed,
-                                     decode=dec, batch_size=max(1, cfg.batch_size // 2), pad_id=pad_id)
+                                     decode=dec, batch_size=max(1, cfg.batch_size // 2), pad_id=pad_id,
+                                     shared_prefill=cfg.fast)
         out.extraction("sampled_extraction", ids, sampled.extracted)
 
 

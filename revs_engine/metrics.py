@@ -45,7 +45,7 @@ from revs_engine.attacks.generation import greedy_extraction
 from revs_engine.attacks.logit_lens import capture_targets, secret_layer_scores, stream_ranks
 from revs_engine.capture import model_forward
 from revs_engine.lens import VocabLens
-from revs_engine.probes import ProbeItem
+from revs_engine.probes import ProbeItem, plan_batches
 from revs_engine.targets import TokenTarget
 
 
@@ -136,12 +136,14 @@ def specificity(model: torch.nn.Module, retain: Sequence[ProbeItem], *, max_new_
 @torch.no_grad()
 def perplexity(model: torch.nn.Module, texts: Sequence[Sequence[int] | str], *,
                encode: Callable[[str], list[int]] | None = None, batch_size: int = 8,
-               max_tokens: int = 512, pad_id: int = 0) -> PerplexityResult:
+               max_tokens: int = 512, pad_id: int = 0, planned: bool = True) -> PerplexityResult:
     """Perplexity on held-out benign text: exp of the token-weighted mean next-token NLL (batched, right-padded).
 
     Args:
         texts: id sequences, or strings together with ``encode``.
         max_tokens: each text is cut to its first ``max_tokens`` tokens.
+        planned: batch texts of similar length together (:func:`~revs_engine.probes.plan_batches`, little
+            padding); False batches them in input order (the slower path; the same value up to float rounding).
     """
     seqs = []
     for t in texts:
@@ -156,8 +158,10 @@ def perplexity(model: torch.nn.Module, texts: Sequence[Sequence[int] | str], *,
         raise ValueError("perplexity needs at least one text of ≥ 2 tokens")
     device = next(model.parameters()).device
     total, count = 0.0, 0
-    for start in range(0, len(seqs), batch_size):
-        chunk = seqs[start:start + batch_size]
+    order = (plan_batches([len(s) for s in seqs], batch_size) if planned
+             else [list(range(i, min(i + batch_size, len(seqs)))) for i in range(0, len(seqs), batch_size)])
+    for batch in order:
+        chunk = [seqs[i] for i in batch]
         width = max(len(s) for s in chunk)
         ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)

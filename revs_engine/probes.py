@@ -1,7 +1,8 @@
 """Memorization probes: does greedy decoding reproduce a target after its prefix? One batched forward pass decides.
 
 Offers :class:`ProbeItem` (token ids of a ``(prefix, target)`` pair), :class:`ProbeConfig`, :class:`ProbeResult`,
-:func:`probe` (batched teacher-forced verdicts), :func:`plan_batches` (length-aware batching),
+:func:`probe` (batched teacher-forced verdicts), :func:`greedy_heads` (the greedy tokens those verdicts already
+know), :func:`plan_batches` (length-aware batching),
 :func:`batch_size_for` (rows per batch for the model's device memory),
 :func:`k_extractable` (fixed prefix lengths, Carlini et al.),
 :func:`probes_table` (an Arrow table in :data:`~revs_engine.schema.PROBES_SCHEMA`) and :func:`items_from_texts`
@@ -245,6 +246,51 @@ def _prepare(item: ProbeItem, cfg: ProbeConfig, limit: int | None) -> tuple[tupl
     return prefix, truncated
 
 
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """One probed item's teacher-forced outcome per target position."""
+
+    hits: list[bool]
+    ranks: list[int]
+    greedy: list[int]
+
+
+def _teacher_forced(model: torch.nn.Module, items: Sequence[ProbeItem],
+                    prepared: list[tuple[tuple[int, ...], bool]], cfg: ProbeConfig, pad_id: int) -> list[_Scored]:
+    """Score every item in one teacher-forced pass per length-planned batch: per target position, whether greedy
+    emits the target token, the target's rank and the greedy (argmax) token."""
+    lengths = [len(prepared[i][0]) + len(items[i].target_ids) - 1 for i in range(len(items))]
+    device = next(model.parameters()).device
+    out: list[_Scored | None] = [None] * len(items)
+    for batch in tqdm(plan_batches(lengths, cfg.batch_size), desc="probe", unit="batch", disable=not cfg.progress):
+        seqs = [prepared[i][0] + items[i].target_ids[:-1] for i in batch]
+        width = max(len(s) for s in seqs)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        rows, positions, targets = [], [], []
+        for r, (i, seq) in enumerate(zip(batch, seqs, strict=True)):
+            offset = width - len(seq) if cfg.padding_side == "left" else 0
+            input_ids[r, offset:offset + len(seq)] = torch.tensor(seq)
+            mask[r, offset:offset + len(seq)] = 1
+            start = offset + len(prepared[i][0]) - 1  # the logits here predict target[0]
+            n_target = len(items[i].target_ids)
+            rows += [r] * n_target
+            positions += range(start, start + n_target)
+            targets += items[i].target_ids
+        logits = target_logits(model, input_ids.to(device), mask.to(device),
+                               torch.tensor(rows, device=device), torch.tensor(positions, device=device))
+        tgt = torch.tensor(targets, device=device)
+        ranks = rank_of(logits, tgt).tolist()  # strictly-greater convention
+        greedy = logits.argmax(-1)  # lowest index among ties, like greedy generate
+        hits, greedy = (greedy == tgt).tolist(), greedy.tolist()
+        cursor = 0
+        for i in batch:
+            n = len(items[i].target_ids)
+            out[i] = _Scored(hits[cursor:cursor + n], ranks[cursor:cursor + n], greedy[cursor:cursor + n])
+            cursor += n
+    return [s for s in out if s is not None]
+
+
 @torch.no_grad()
 def probe(model: torch.nn.Module, items: Sequence[ProbeItem], *, finding_ids: Sequence[str] | None = None,
           config: ProbeConfig | None = None, pad_id: int = 0) -> list[ProbeResult]:
@@ -264,49 +310,35 @@ def probe(model: torch.nn.Module, items: Sequence[ProbeItem], *, finding_ids: Se
     if finding_ids is not None and len(finding_ids) != len(items):
         raise ValueError(f"{len(finding_ids)} finding_ids for {len(items)} items")
     ids = [str(i) for i in range(len(items))] if finding_ids is None else [str(f) for f in finding_ids]
-    limit = max_positions(model)
-    prepared = [_prepare(item, cfg, limit) for item in items]
-    lengths = [len(prepared[i][0]) + len(items[i].target_ids) - 1 for i in range(len(items))]
-    device = next(model.parameters()).device
-    results: list[ProbeResult | None] = [None] * len(items)
-    batches = plan_batches(lengths, cfg.batch_size)
-    for batch in tqdm(batches, desc="probe", unit="batch", disable=not cfg.progress):
-        seqs = [prepared[i][0] + items[i].target_ids[:-1] for i in batch]
-        width = max(len(s) for s in seqs)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        rows, positions, targets = [], [], []
-        for r, (i, seq) in enumerate(zip(batch, seqs, strict=True)):
-            offset = width - len(seq) if cfg.padding_side == "left" else 0
-            input_ids[r, offset:offset + len(seq)] = torch.tensor(seq)
-            mask[r, offset:offset + len(seq)] = 1
-            start = offset + len(prepared[i][0]) - 1  # the logits here predict target[0]
-            n_target = len(items[i].target_ids)
-            rows += [r] * n_target
-            positions += range(start, start + n_target)
-            targets += items[i].target_ids
-        logits = target_logits(model, input_ids.to(device), mask.to(device),
-                               torch.tensor(rows, device=device), torch.tensor(positions, device=device))
-        tgt = torch.tensor(targets, device=device)
-        ranks = rank_of(logits, tgt).tolist()  # strictly-greater convention
-        hits = (logits.argmax(-1) == tgt).tolist()  # argmax = lowest index among ties, like greedy generate
-        cursor = 0
-        for i in batch:
-            n_target = len(items[i].target_ids)
-            hit = hits[cursor:cursor + n_target]
-            rank = ranks[cursor:cursor + n_target]
-            cursor += n_target
-            score = sum(hit) / n_target
-            results[i] = ProbeResult(
-                finding_id=ids[i], prefix_tokens=len(prepared[i][0]), target_tokens=n_target,
-                prefix_truncated=prepared[i][1], exact_match=all(hit),
-                first_mismatch=next((j for j, h in enumerate(hit) if not h), -1),
-                target_token_ranks=tuple(int(x) for x in rank), extraction_score=float(score),
-                memorized=score >= cfg.memorized_threshold,
-            )
-    n_mem = sum(r.memorized for r in results if r is not None)
-    logger.info("probed %d items: %d memorized", len(items), n_mem)
-    return [r for r in results if r is not None]
+    prepared = [_prepare(item, cfg, max_positions(model)) for item in items]
+    results = []
+    for i, scored in enumerate(_teacher_forced(model, items, prepared, cfg, pad_id)):
+        score = sum(scored.hits) / len(scored.hits)
+        results.append(ProbeResult(
+            finding_id=ids[i], prefix_tokens=len(prepared[i][0]), target_tokens=len(scored.hits),
+            prefix_truncated=prepared[i][1], exact_match=all(scored.hits),
+            first_mismatch=next((j for j, h in enumerate(scored.hits) if not h), -1),
+            target_token_ranks=tuple(int(x) for x in scored.ranks), extraction_score=float(score),
+            memorized=score >= cfg.memorized_threshold,
+        ))
+    logger.info("probed %d items: %d memorized", len(items), sum(r.memorized for r in results))
+    return results
+
+
+@torch.no_grad()
+def greedy_heads(model: torch.nn.Module, items: Sequence[ProbeItem], *, batch_size: int = CPU_BATCH,
+                 pad_id: int = 0) -> list[tuple[int, ...]]:
+    """Return, per item, the first tokens greedy decoding emits after its prefix, known from the teacher-forced
+    pass alone: the whole target when greedy reproduces it, else the target up to the first divergence plus the
+    token greedy emits there (``target[:j] + (argmax_j,)``). Greedy decoding from ``prefix + head`` continues
+    exactly where decoding from the prefix would (the same inputs), so a generation can start after the head."""
+    cfg = ProbeConfig(batch_size=batch_size)
+    prepared = [_prepare(item, cfg, max_positions(model)) for item in items]
+    heads = []
+    for item, scored in zip(items, _teacher_forced(model, items, prepared, cfg, pad_id), strict=True):
+        j = next((j for j, h in enumerate(scored.hits) if not h), None)
+        heads.append(item.target_ids if j is None else (*item.target_ids[:j], scored.greedy[j]))
+    return heads
 
 
 def k_extractable(model: torch.nn.Module, items: Sequence[ProbeItem], ks: Sequence[int] = (32, 50), *,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from revs_engine.probes import ProbeItem, probe
+from revs_engine.probes import ProbeItem, greedy_heads
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,25 @@ def contains(haystack: Sequence[int], needle: Sequence[int]) -> bool:
     return any(list(haystack[i:i + n]) == needle for i in range(len(haystack) - n + 1))
 
 
+def _eos_ids(model: torch.nn.Module) -> set[int]:
+    eos = model.generation_config.eos_token_id
+    return set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
+
 @torch.no_grad()
 def generate_continuations(model: torch.nn.Module, prefixes: Sequence[Sequence[int]], *, max_new_tokens: int,
                            n_samples: int = 1, do_sample: bool = False, temperature: float = 1.0,
                            top_k: int | None = None, seed: int = 0, batch_size: int = 16,
-                           pad_id: int = 0) -> list[list[tuple[int, ...]]]:
+                           pad_id: int = 0, shared_prefill: bool = True) -> list[list[tuple[int, ...]]]:
     """Generate continuations of every prefix (left-padded batches); return ``n_samples`` id tuples per prefix.
 
-    Continuations end at EOS (the tokens after it are dropped) or after ``max_new_tokens``.
+    Continuations end at EOS (the tokens after it are dropped) or after ``max_new_tokens``. ``shared_prefill``
+    (with ``n_samples > 1``): a prefix is run through the model once and its key/value cache copied to its
+    samples, instead of once per sample; the samples are those of ``generate(num_return_sequences=n_samples)``
+    (the same rows, in the same order, drawing the same random numbers).
     """
     device = next(model.parameters()).device
-    eos = model.generation_config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    eos_ids = _eos_ids(model)
     out: list[list[tuple[int, ...]]] = []
     kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad_id,
                   num_return_sequences=n_samples)
@@ -86,7 +93,11 @@ def generate_continuations(model: torch.nn.Module, prefixes: Sequence[Sequence[i
             for r, p in enumerate(chunk):
                 ids[r, width - len(p):] = torch.tensor(p)
                 mask[r, width - len(p):] = 1
-            gen = model.generate(ids.to(device), attention_mask=mask.to(device), **kwargs)[:, width:].tolist()
+            ids, mask = ids.to(device), mask.to(device)
+            if shared_prefill and n_samples > 1 and min(len(p) for p in chunk) > 1:
+                gen = _generate_from_shared_prefill(model, ids, mask, n_samples, kwargs)[:, width:].tolist()
+            else:
+                gen = model.generate(ids, attention_mask=mask, **kwargs)[:, width:].tolist()
             for r in range(len(chunk)):
                 conts = []
                 for seq in gen[r * n_samples:(r + 1) * n_samples]:
@@ -94,6 +105,22 @@ def generate_continuations(model: torch.nn.Module, prefixes: Sequence[Sequence[i
                     conts.append(tuple(seq[:cut]))
                 out.append(conts)
     return out
+
+
+def _generate_from_shared_prefill(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, n_samples: int,
+                                  kwargs: dict) -> torch.Tensor:
+    """``model.generate`` of ``n_samples`` rows per prefix, prefilling each prefix (all but its last token) once.
+
+    The prefill uses the position ids ``generate`` derives from the attention mask; its cache is repeated per
+    sample in the order ``num_return_sequences`` expands rows, and ``generate`` then runs only the last prompt
+    token through the model before sampling.
+    """
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    prefill = model(ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True)
+    cache = prefill.past_key_values
+    cache.batch_repeat_interleave(n_samples)
+    return model.generate(ids.repeat_interleave(n_samples, 0), attention_mask=mask.repeat_interleave(n_samples, 0),
+                          past_key_values=cache, **{**kwargs, "num_return_sequences": 1})
 
 
 def _extraction(attack: str, items: Sequence[ProbeItem], conts: list[list[tuple[int, ...]]],
@@ -119,19 +146,34 @@ def greedy_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, max
     """Greedy-decode after each prefix and check the continuation contains the target.
 
     ``max_new_tokens`` defaults to the longest target's length (exact reproduction right after the prefix).
-    ``probe_first``: an item whose target greedy decoding emits right after the prefix is extracted whatever
-    follows, and the teacher-forced probe (:func:`revs_engine.probes.probe`, one batched forward) finds those
-    items; only the others are generated. False generates every item (the slower path the probe replaces).
+    ``probe_first``: one teacher-forced pass (:func:`revs_engine.probes.greedy_heads`) already knows how each
+    greedy continuation starts — the whole target when greedy reproduces it (extracted, whatever follows), else the
+    target up to the first divergence and the token emitted there — so only the rest is generated, from
+    ``prefix + head``, and nothing when the head fills ``max_new_tokens`` or ends in EOS. False generates every
+    continuation from its prefix (the slower path this replaces; the same continuations).
     """
     n = max_new_tokens or max(len(i.target_ids) for i in items)
     items = list(items)
-    known = [r.exact_match for r in probe(model, items, pad_id=pad_id)] if probe_first else [False] * len(items)
-    rest = [i for i, hit in enumerate(known) if not hit]
-    generated = generate_continuations(model, [items[i].prefix_ids for i in rest], max_new_tokens=n,
-                                       batch_size=batch_size, pad_id=pad_id) if rest else []
-    conts: list[list[tuple[int, ...]]] = [[items[i].target_ids] if hit else [] for i, hit in enumerate(known)]
-    for i, c in zip(rest, generated, strict=True):
-        conts[i] = c
+    eos = _eos_ids(model)
+    heads = greedy_heads(model, items, pad_id=pad_id) if probe_first else [()] * len(items)
+    conts: list[list[tuple[int, ...]]] = [[]] * len(items)
+    rest = []
+    for i, head in enumerate(heads):
+        cut = next((j for j, t in enumerate(head) if t in eos), None)
+        if head == items[i].target_ids or cut is not None or len(head) >= n:
+            conts[i] = [head[:n if cut is None else cut]]
+        else:
+            rest.append(i)
+    rest.sort(key=lambda i: len(heads[i]))  # similar remainders share a batch
+    # one generation per batch, as long as its longest remainder; a row's first tokens do not depend on how many
+    # follow, so each keeps its own remainder
+    for start in range(0, len(rest), batch_size):
+        chunk = rest[start:start + batch_size]
+        todo = max(n - len(heads[i]) for i in chunk)
+        generated = generate_continuations(model, [items[i].prefix_ids + heads[i] for i in chunk],
+                                           max_new_tokens=todo, batch_size=batch_size, pad_id=pad_id)
+        for i, (cont,) in zip(chunk, generated, strict=True):
+            conts[i] = [(heads[i] + cont)[:n]]
     return _extraction("greedy", items, conts, decode, n_samples=1, temperature=0.0, top_k=None,
                        max_new_tokens=n)
 
@@ -139,13 +181,14 @@ def greedy_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, max
 def sampled_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, n_samples: int = 10,
                        temperature: float = 1.0, top_k: int | None = 40, max_new_tokens: int | None = None,
                        seed: int = 0, decode: Callable[[list[int]], str] | None = None, batch_size: int = 8,
-                       pad_id: int = 0) -> ExtractionResult:
-    """Sample ``n_samples`` continuations per prefix (temperature, top-k, seeded); any hit counts."""
+                       pad_id: int = 0, shared_prefill: bool = True) -> ExtractionResult:
+    """Sample ``n_samples`` continuations per prefix (temperature, top-k, seeded); any hit counts.
+    ``shared_prefill``: see :func:`generate_continuations` (False prefills every sample on its own)."""
     if n_samples < 1 or temperature <= 0:
         raise ValueError("n_samples must be ≥ 1 and temperature > 0")
     n = max_new_tokens or max(len(i.target_ids) for i in items)
     conts = generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n, n_samples=n_samples,
                                    do_sample=True, temperature=temperature, top_k=top_k, seed=seed,
-                                   batch_size=batch_size, pad_id=pad_id)
+                                   batch_size=batch_size, pad_id=pad_id, shared_prefill=shared_prefill)
     return _extraction("sampled", items, conts, decode, n_samples=n_samples, temperature=temperature,
                        top_k=top_k, max_new_tokens=n)

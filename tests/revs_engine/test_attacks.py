@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from revs_engine import probes
 from revs_engine.arch import resolve_arch
 from revs_engine.attacks import ATTACKS, delta, generation, logit_lens, perturb
 from revs_engine.attacks.logit_lens import capped_scores, capture_targets
@@ -167,6 +168,41 @@ def test_probing_first_gives_the_same_verdicts_as_generating_every_continuation(
         # then the verdicts are identical
         assert fast.extracted == slow.extracted
     assert all(fast.extracted[:len(own)])
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox"])
+def test_greedy_heads_are_how_greedy_decoding_starts(family):
+    # given items greedy reproduces, and items it leaves at their first, middle or last token
+    model = tiny_model(family)
+    model.generation_config.eos_token_id = None
+    own = _own_continuations(model)
+    items = own[:2] + [ProbeItem(it.prefix_ids, (*it.target_ids[:j], 60 + j, *it.target_ids[j + 1:]))
+                       for j, it in zip((0, 2, 3, 1), own[2:], strict=False)]
+    heads = probes.greedy_heads(model, items)
+    for item, head in zip(items, heads, strict=True):
+        ids = torch.tensor([list(item.prefix_ids)])
+        greedy = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
+                                pad_token_id=0)[0, ids.shape[1]:].tolist()
+        # then each head is the start of the greedy continuation: the target when reproduced, else up to the
+        # first divergence and the token emitted there
+        assert tuple(greedy[:len(head)]) == head
+        assert head == item.target_ids or len(head) <= len(item.target_ids)
+    assert heads[:2] == [it.target_ids for it in own[:2]]
+    assert [len(h) for h in heads[2:]] == [1, 3, 4, 2]
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox"])
+def test_shared_prefill_samples_what_generate_samples_per_row(family):
+    # given prompts of different lengths (left padding) and several samples per prompt
+    model = tiny_model(family)
+    prefixes = [tuple(range(3, 9)), tuple(range(10, 13)), (20, 21, 22, 23, 24, 25, 26, 27, 28)]
+    kw = dict(max_new_tokens=6, n_samples=5, do_sample=True, temperature=1.3, top_k=20, seed=11, batch_size=2)
+    # when each prompt is prefilled once, or once per sample inside generate()
+    shared = generation.generate_continuations(model, prefixes, **kw)
+    own = generation.generate_continuations(model, prefixes, shared_prefill=False, **kw)
+    # then the samples are the same, row by row
+    assert shared == own
+    assert len({c for conts in own for c in conts}) > 3  # and they are samples, not one repeated continuation
 
 
 def test_sampled_extraction_is_reproducible_and_leaves_the_global_rng_alone():

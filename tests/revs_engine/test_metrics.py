@@ -97,6 +97,10 @@ def test_perplexity_is_the_token_weighted_mean_nll_and_batching_does_not_change_
     assert batched.mean_nll == pytest.approx(total / n, rel=1e-5)
     assert batched.perplexity == pytest.approx(math.exp(total / n), rel=1e-5)
     assert perplexity(model, texts, batch_size=1).mean_nll == pytest.approx(batched.mean_nll, rel=1e-5)
+    for size in (2, 3):  # batches planned by length or taken in input order: the same value
+        in_order = perplexity(model, texts, batch_size=size, planned=False)
+        assert in_order.mean_nll == pytest.approx(perplexity(model, texts, batch_size=size).mean_nll, rel=1e-5)
+        assert in_order.n_tokens == n
 
 
 def test_harmonic_scores_match_the_published_means():
