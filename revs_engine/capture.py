@@ -39,7 +39,7 @@ class Capture:
     Attributes:
         resid_pre, resid_post, attn_out, mlp_out: ``[batch, n_pos, n_layers, d_model]``.
         neuron_act: ``[batch, n_pos, n_layers, d_ff]``.
-        logits: the model's final logits at the positions, ``[batch, n_pos, V]``.
+        logits: the model's final logits at the positions, ``[batch, n_pos, V]`` (None when not asked for).
         positions: ``[batch, n_pos]`` absolute positions in the (padded) input.
         layers: the captured layer indices.
     """
@@ -49,7 +49,7 @@ class Capture:
     attn_out: torch.Tensor
     mlp_out: torch.Tensor
     neuron_act: torch.Tensor
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     positions: torch.Tensor
     layers: tuple[int, ...]
 
@@ -104,7 +104,7 @@ def last_logits_only(model: nn.Module) -> dict:
 @torch.no_grad()
 def capture_activations(model: nn.Module, arch: ModelArch, input_ids: torch.Tensor,
                         attention_mask: torch.Tensor | None = None, positions: torch.Tensor | None = None,
-                        layers: list[int] | None = None) -> Capture:
+                        layers: list[int] | None = None, logits: bool = True) -> Capture:
     """Run one forward pass and capture every stream at ``positions`` of ``layers``.
 
     Args:
@@ -114,6 +114,8 @@ def capture_activations(model: nn.Module, arch: ModelArch, input_ids: torch.Tens
         attention_mask: ``[batch, seq]``; None means no padding.
         positions: ``[batch, n_pos]`` absolute indices; None means the last real token of each row.
         layers: layer indices to capture (default all).
+        logits: also return the final logits at ``positions``; False runs the base model only (no unembedding
+            of any position) when the model has one.
 
     Returns:
         A :class:`Capture`.
@@ -171,7 +173,9 @@ def capture_activations(model: nn.Module, arch: ModelArch, input_ids: torch.Tens
             (arch.sub(layer, arch.spec.mlp), "forward", mlp_post(layer)),
             (arch.mlp_out[layer], "pre", ff2_pre(layer)),
         ]
+    body = model if logits or getattr(model, "base_model", model) is model else model.base_model
     with hooks(regs):
-        out = model_forward(model, input_ids, attention_mask)
+        out = model_forward(body, input_ids, attention_mask)
     stacked = {name: torch.stack([store[name][layer] for layer in layers], dim=2) for name in STREAMS}
-    return Capture(**stacked, logits=out.logits[rows, positions], positions=positions, layers=tuple(layers))
+    return Capture(**stacked, logits=out.logits[rows, positions] if body is model else None, positions=positions,
+                   layers=tuple(layers))

@@ -27,6 +27,7 @@ import torch
 from revs_engine.arch import ModelArch
 from revs_engine.capture import capture_activations
 from revs_engine.lens import VocabLens
+from revs_engine.probes import plan_batches
 from revs_engine.targets import TokenTarget
 
 STREAMS = ("resid_post", "attn_out", "mlp_out")
@@ -117,8 +118,8 @@ def capture_targets(model: torch.nn.Module, arch: ModelArch, targets: Sequence[T
     device = next(model.parameters()).device
     n_tok, L, d = len(targets), arch.n_layers, arch.d_model
     out = {s: torch.zeros(n_tok, L, d) for s in STREAMS}
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
+    for batch in plan_batches([len(seq) for seq, _ in rows], batch_size):  # similar lengths share a batch
+        chunk = [rows[i] for i in batch]
         width = max(len(seq) for seq, _ in chunk)
         n_pos = max(len(members) for _, members in chunk)
         ids = torch.zeros(len(chunk), width, dtype=torch.long)
@@ -129,7 +130,8 @@ def capture_targets(model: torch.nn.Module, arch: ModelArch, targets: Sequence[T
             mask[r, :len(seq)] = 1
             p = [len(targets[i].prefix_ids) - 1 for i in members]
             pos[r] = torch.tensor(p + [p[-1]] * (n_pos - len(p)))
-        cap = capture_activations(model, arch, ids.to(device), mask.to(device), positions=pos.to(device))
+        cap = capture_activations(model, arch, ids.to(device), mask.to(device), positions=pos.to(device),
+                                  logits=False)
         for r, (_, members) in enumerate(chunk):
             for j, i in enumerate(members):
                 for s in STREAMS:

@@ -90,7 +90,7 @@ def test_one_forward_per_batch_of_secrets_gives_the_per_target_activations():
     model, arch = lens_model("memorized")
     targets = forget_targets(positions=(0, 1, 2))
     calls = []
-    handle = model.register_forward_hook(lambda *a: calls.append(1))
+    handle = model.base_model.register_forward_hook(lambda *a: calls.append(1))  # the body (no unembedding)
     # when
     acts = capture_targets(model, arch, targets, batch_size=16)
     handle.remove()
