@@ -137,6 +137,8 @@ EXTRA = {
     "cover": ("digits + cover 4-8", {"preset": "digits", "targets": {"cover_ranks": [4, 8]}}),
     # the digits preset with each digit demoted relative to the other digits (their logits held, #17)
     "relative": ("digits + relative demotion", {"preset": "digits", "relative_demotion": True}),
+    # the digits preset with look-alike values after the guarded items' prompts too (other people's digits, #21)
+    "cross": ("digits + 2 cross decoys", {"preset": "digits", "cross_decoys": 2}),
     # ... and every other digit of each SSN too, to final ranks 30-300
     "relative-cover": ("digits + relative + cover 30-300",
                        {"preset": "digits", "relative_demotion": True, "targets": {"cover_ranks": [30, 300]}}),
@@ -165,7 +167,7 @@ def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targ
     out, positions = {}, None
     for name in names:
         label, cfg = variant(name, data.erase.encode)
-        key = (cfg.revs.decoys, cfg.revs.targets)
+        key = (cfg.revs.decoys, cfg.revs.cross_decoys, cfg.revs.targets)
         if cfg.uses_guard and key not in stats:
             stats[key] = guard_stats_for(model, arch, data.erase, cfg, complete=True)
         result = erase(model, arch, data.erase, cfg, lens=lens, guard_stats=stats.get(key))

@@ -73,6 +73,9 @@ class RevsConfig:
         decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that
             :func:`revs_engine.erase.erase` adds to the guard's benign texts; :func:`~revs_engine.revs.unlearn`
             takes the guard as given.
+        cross_decoys: for each retained item of the guard, this many values shaped like a forgotten secret (the
+            secrets taken in turn) written after *that item's* prompt, added to the guard's benign texts: the
+            digit positions of other people's values, where the edit must not act either.
         relative_demotion: demote each target token relative to the tokens its value's format allows in its place
             (a digit among the other digits, :func:`revs_engine.erase.format_alternatives`): the least-squares
             direction that lowers the token's logit while every alternative's logit stays where it is. The paper's
@@ -105,6 +108,7 @@ class RevsConfig:
     guard_projection: float = 0.0
     guard_spread: int = 0
     decoys: int = 0
+    cross_decoys: int = 0
     relative_demotion: bool = False
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
@@ -146,8 +150,9 @@ class RevsConfig:
             raise ValueError(f"neuron_score must be 'rank' or 'contrast', got {self.neuron_score!r}")
         if not isinstance(self.relative_demotion, bool):
             raise ValueError(f"relative_demotion must be true or false, got {self.relative_demotion!r}")
-        if self.guard_spread < 0 or self.decoys < 0:
-            raise ValueError(f"guard_spread and decoys must be ≥ 0, got {self.guard_spread}, {self.decoys}")
+        if self.guard_spread < 0 or self.decoys < 0 or self.cross_decoys < 0:
+            raise ValueError(f"guard_spread, decoys and cross_decoys must be ≥ 0, got {self.guard_spread}, "
+                             f"{self.decoys}, {self.cross_decoys}")
         if self.contrast_weight < 0 or self.guard_retries < 0 or self.guard_projection < 0:
             raise ValueError(f"contrast_weight, guard_retries and guard_projection must be ≥ 0, got "
                              f"{self.contrast_weight}, {self.guard_retries}, {self.guard_projection}")

@@ -159,11 +159,13 @@ class EraseResult:
                 "neurons": sum(int(e.neurons.numel()) for e in self.edits), **self.guard}
 
 
-def build_guard(inputs: EraseInputs, decoys: int) -> tuple[RetainGuard | None, int]:
+def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0) -> tuple[RetainGuard | None, int]:
     """Return the retain guard of an erase (None when empty) and how many decoys it holds.
 
     Retained items and benign texts beyond :data:`GUARD_ITEMS` / :data:`GUARD_BENIGN` are dropped; every sequence
-    is cut to its last :data:`GUARD_PREFIX_TOKENS` tokens (benign texts to their first).
+    is cut to its last :data:`GUARD_PREFIX_TOKENS` tokens (benign texts to their first). ``decoys`` look-alikes of
+    each secret follow its own prompt; ``cross_decoys`` look-alikes of a secret follow each retained item's prompt
+    (:attr:`~revs_engine.config.RevsConfig.cross_decoys`).
     """
     cut = GUARD_PREFIX_TOKENS
     items = [ProbeItem(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]]
@@ -174,6 +176,14 @@ def build_guard(inputs: EraseInputs, decoys: int) -> tuple[RetainGuard | None, i
             raise ValueError("decoys need EraseInputs.encode (text → ids) to write each look-alike value")
         for i, secret in enumerate(inputs.forget):
             seqs = decoy_sequences(secret.prompt_ids[-cut:], secret.text, inputs.encode, decoys, seed=i)
+            texts += seqs
+            n_decoys += len(seqs)
+    if cross_decoys and inputs.forget and items:
+        if inputs.encode is None:
+            raise ValueError("decoys need EraseInputs.encode (text → ids) to write each look-alike value")
+        for j, item in enumerate(items):
+            secret = inputs.forget[j % len(inputs.forget)]
+            seqs = decoy_sequences(item.prefix_ids, secret.text, inputs.encode, cross_decoys, seed=10_000 + j)
             texts += seqs
             n_decoys += len(seqs)
     guard = RetainGuard.from_items(items, texts)
@@ -215,7 +225,7 @@ def guard_stats_for(model: nn.Module, arch: ModelArch, inputs: EraseInputs, conf
     several configurations of the same decoy count, e.g. the benchmark, reuses it)."""
     if not config.uses_guard:
         return None
-    guard, _ = build_guard(inputs, config.revs.decoys)
+    guard, _ = build_guard(inputs, config.revs.decoys, config.revs.cross_decoys)
     if guard is None:
         return None
     covariance, collateral, distinct = _stats_needed(config, guard)
@@ -289,7 +299,8 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     """
     if not inputs.forget:
         raise ValueError("nothing to erase: EraseInputs.forget is empty")
-    guard, n_decoys = build_guard(inputs, config.revs.decoys) if config.uses_guard else (None, 0)
+    guard, n_decoys = (build_guard(inputs, config.revs.decoys, config.revs.cross_decoys) if config.uses_guard
+                       else (None, 0))
     distinct = config.revs.targets.method == "distinct"
     if guard is None:
         guard_stats = None

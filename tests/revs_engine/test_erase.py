@@ -57,6 +57,25 @@ def test_decoys_follow_each_secrets_own_prompt_with_a_value_of_its_shape():
         build_guard(EraseInputs(secrets), decoys=2)
 
 
+def test_cross_decoys_follow_each_retained_items_prompt_with_a_secrets_shape():
+    # given two secrets and three retained items of other people
+    secrets = (_secret((1, 2), (5, 6, 7)), _secret((3, 4, 9), (8, 9)))
+    keep = tuple(ProbeItem((40 + j, 41 + j), (7, 8)) for j in range(3))
+    # when the guard is built with two cross decoys per retained item
+    guard, n_decoys = build_guard(EraseInputs(secrets, keep, encode=_encode), decoys=0, cross_decoys=2)
+    # then each retained item's prompt is followed by two look-alikes of the secrets, taken in turn
+    assert n_decoys == 6
+    for j, item in enumerate(keep):
+        shape = secrets[j % 2]
+        for seq in guard.benign[2 * j:2 * j + 2]:
+            assert seq[:2] == item.prefix_ids
+            assert len(seq) - 2 == len(shape.secret_ids)
+            assert seq[2:] != tuple(_encode(shape.text))
+    assert build_guard(EraseInputs(secrets, (), encode=_encode), decoys=0, cross_decoys=2) == (None, 0)
+    with pytest.raises(ValueError, match="≥ 0"):
+        RevsConfig(cross_decoys=-1)
+
+
 # -- fallback positions ----------------------------------------------------------------------------------------
 def _fake_result(target_ranks, layer=0):
     targets = [SimpleNamespace(secret_index=s, position=p, rank_final=r, rank_after=r, rank_before=0,
