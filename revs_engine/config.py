@@ -73,7 +73,8 @@ class RevsConfig:
         decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that
             :func:`revs_engine.erase.erase` adds to the guard's benign texts; :func:`~revs_engine.revs.unlearn`
             takes the guard as given.
-        cross_decoys: for each retained item of the guard, this many values shaped like a forgotten secret (the
+        cross_decoys: for each retained item of the guard (the first
+            :data:`~revs_engine.erase.GUARD_CROSS_ITEMS`), this many values shaped like a forgotten secret (the
             secrets taken in turn) written after *that item's* prompt, added to the guard's benign texts: the
             digit positions of other people's values, where the edit must not act either.
         relative_demotion: demote each target token relative to the tokens its value's format allows in its place

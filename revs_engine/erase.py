@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 GUARD_PREFIX_TOKENS = 64
 GUARD_ITEMS = 256
 GUARD_BENIGN = 96
+#: Cross decoys (:attr:`~revs_engine.config.RevsConfig.cross_decoys`) follow at most this many retained items'
+#: prompts: every position of a decoy is guarded, so each costs the guard pass a whole prompt.
+GUARD_CROSS_ITEMS = 128
 #: A token's format alternatives are listed only while there are at most this many (every other digit string of
 #: its length: one- and two-digit tokens); longer number tokens keep the paper's demotion direction.
 MAX_ALTERNATIVES = 99
@@ -181,7 +184,7 @@ def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0) -> tupl
     if cross_decoys and inputs.forget and items:
         if inputs.encode is None:
             raise ValueError("decoys need EraseInputs.encode (text → ids) to write each look-alike value")
-        for j, item in enumerate(items):
+        for j, item in enumerate(items[:GUARD_CROSS_ITEMS]):
             secret = inputs.forget[j % len(inputs.forget)]
             seqs = decoy_sequences(item.prefix_ids, secret.text, inputs.encode, cross_decoys, seed=10_000 + j)
             texts += seqs

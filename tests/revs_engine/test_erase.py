@@ -9,7 +9,7 @@ import torch
 from revs_engine import erase as erase_module
 from revs_engine.config import RevsConfig
 from revs_engine.edit import WeightBackup, restore
-from revs_engine.erase import GUARD_PREFIX_TOKENS, EraseInputs, Secret, build_guard, erase
+from revs_engine.erase import GUARD_CROSS_ITEMS, GUARD_PREFIX_TOKENS, EraseInputs, Secret, build_guard, erase
 from revs_engine.hashing import weights_sha256
 from revs_engine.presets import PRESETS, EraseConfig
 from revs_engine.probes import ProbeItem
@@ -72,6 +72,9 @@ def test_cross_decoys_follow_each_retained_items_prompt_with_a_secrets_shape():
             assert len(seq) - 2 == len(shape.secret_ids)
             assert seq[2:] != tuple(_encode(shape.text))
     assert build_guard(EraseInputs(secrets, (), encode=_encode), decoys=0, cross_decoys=2) == (None, 0)
+    many = tuple(ProbeItem((40 + j % 50, 41), (7, 8)) for j in range(GUARD_CROSS_ITEMS + 5))
+    _, n_capped = build_guard(EraseInputs(secrets, many, encode=_encode), decoys=0, cross_decoys=1)
+    assert n_capped == GUARD_CROSS_ITEMS  # only the first retained items' prompts get them
     with pytest.raises(ValueError, match="≥ 0"):
         RevsConfig(cross_decoys=-1)
 
