@@ -173,22 +173,18 @@ def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0) -> tupl
     cut = GUARD_PREFIX_TOKENS
     items = [ProbeItem(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]]
     texts = [list(b[:cut]) for b in inputs.benign[:GUARD_BENIGN]]
-    n_decoys = 0
-    if decoys:
-        if inputs.encode is None:
-            raise ValueError("decoys need EraseInputs.encode (text → ids) to write each look-alike value")
-        for i, secret in enumerate(inputs.forget):
-            seqs = decoy_sequences(secret.prompt_ids[-cut:], secret.text, inputs.encode, decoys, seed=i)
-            texts += seqs
-            n_decoys += len(seqs)
-    if cross_decoys and inputs.forget and items:
-        if inputs.encode is None:
-            raise ValueError("decoys need EraseInputs.encode (text → ids) to write each look-alike value")
-        for j, item in enumerate(items[:GUARD_CROSS_ITEMS]):
-            secret = inputs.forget[j % len(inputs.forget)]
-            seqs = decoy_sequences(item.prefix_ids, secret.text, inputs.encode, cross_decoys, seed=10_000 + j)
-            texts += seqs
-            n_decoys += len(seqs)
+    # (prompt, secret whose shape the look-alikes take, how many, seed): each secret after its own prompt, then the
+    # secrets in turn after the first retained items' prompts
+    wanted = [(s.prompt_ids[-cut:], s, decoys, i) for i, s in enumerate(inputs.forget)] if decoys else []
+    if cross_decoys and inputs.forget:
+        wanted += [(it.prefix_ids, inputs.forget[j % len(inputs.forget)], cross_decoys, 10_000 + j)
+                   for j, it in enumerate(items[:GUARD_CROSS_ITEMS])]
+    if wanted and inputs.encode is None:
+        raise ValueError("decoys need EraseInputs.encode (text → ids) to write each look-alike value")
+    decoy_texts = [seq for prompt, secret, n, seed in wanted
+                   for seq in decoy_sequences(prompt, secret.text, inputs.encode, n, seed=seed)]
+    texts += decoy_texts
+    n_decoys = len(decoy_texts)
     guard = RetainGuard.from_items(items, texts)
     return (guard if len(guard) else None), n_decoys
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from revs_engine.capture import position_ids_for
 from revs_engine.probes import ProbeItem, greedy_heads
 
 
@@ -111,11 +112,12 @@ def _generate_from_shared_prefill(model: torch.nn.Module, ids: torch.Tensor, mas
                                   kwargs: dict) -> torch.Tensor:
     """``model.generate`` of ``n_samples`` rows per prefix, prefilling each prefix (all but its last token) once.
 
-    The prefill uses the position ids ``generate`` derives from the attention mask; its cache is repeated per
+    The prefill uses the position ids ``generate`` derives from the attention mask (the same as
+    :func:`~revs_engine.capture.position_ids_for` for left-padded rows); its cache is repeated per
     sample in the order ``num_return_sequences`` expands rows, and ``generate`` then runs only the last prompt
     token through the model before sampling.
     """
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    positions = position_ids_for(mask)  # left padding: what generate() derives from the mask
     prefill = model(ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True)
     cache = prefill.past_key_values
     cache.batch_repeat_interleave(n_samples)
