@@ -75,8 +75,9 @@ class RevsConfig:
             takes the guard as given.
         cross_decoys: for each retained item of the guard (the first
             :data:`~revs_engine.erase.GUARD_CROSS_ITEMS`), this many values shaped like a forgotten secret (the
-            secrets taken in turn) written after *that item's* prompt, added to the guard's benign texts: the
-            digit positions of other people's values, where the edit must not act either.
+            secrets taken in turn) written after *that item's* prompt; the guard holds their value positions
+            (:attr:`~revs_engine.guard.RetainGuard.lookalikes`): the digit positions of other people's values,
+            where the edit must not act either.
         relative_demotion: demote each target token relative to the tokens its value's format allows in its place
             (a digit among the other digits, :func:`revs_engine.erase.format_alternatives`): the least-squares
             direction that lowers the token's logit while every alternative's logit stays where it is. The paper's

@@ -33,7 +33,7 @@ from torch import nn
 
 from revs_engine.arch import ModelArch
 from revs_engine.config import RevsConfig
-from revs_engine.decoys import decoy_sequences
+from revs_engine.decoys import decoy_sequences, decoy_values
 from revs_engine.edit import NeuronEdit, WeightBackup
 from revs_engine.ftl import unlearn_ftl
 from revs_engine.guard import RetainGuard
@@ -173,19 +173,19 @@ def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0) -> tupl
     cut = GUARD_PREFIX_TOKENS
     items = [ProbeItem(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]]
     texts = [list(b[:cut]) for b in inputs.benign[:GUARD_BENIGN]]
-    # (prompt, secret whose shape the look-alikes take, how many, seed): each secret after its own prompt, then the
-    # secrets in turn after the first retained items' prompts
-    wanted = [(s.prompt_ids[-cut:], s, decoys, i) for i, s in enumerate(inputs.forget)] if decoys else []
-    if cross_decoys and inputs.forget:
-        wanted += [(it.prefix_ids, inputs.forget[j % len(inputs.forget)], cross_decoys, 10_000 + j)
-                   for j, it in enumerate(items[:GUARD_CROSS_ITEMS])]
-    if wanted and inputs.encode is None:
+    if (decoys or cross_decoys) and inputs.forget and inputs.encode is None:
         raise ValueError("decoys need EraseInputs.encode (text → ids) to write each look-alike value")
-    decoy_texts = [seq for prompt, secret, n, seed in wanted
-                   for seq in decoy_sequences(prompt, secret.text, inputs.encode, n, seed=seed)]
-    texts += decoy_texts
-    n_decoys = len(decoy_texts)
-    guard = RetainGuard.from_items(items, texts)
+    # each secret's look-alikes after its own prompt: every position guarded, like a benign text
+    own = [seq for i, s in enumerate(inputs.forget) if decoys
+           for seq in decoy_sequences(s.prompt_ids[-cut:], s.text, inputs.encode, decoys, seed=i)]
+    lookalikes = []
+    if cross_decoys and inputs.forget:  # the secrets in turn after the first retained items' prompts: values only
+        lookalikes = [ProbeItem(it.prefix_ids, tuple(inputs.encode(d)))
+                      for j, it in enumerate(items[:GUARD_CROSS_ITEMS])
+                      for d in decoy_values(inputs.forget[j % len(inputs.forget)].text, cross_decoys,
+                                            seed=10_000 + j)]
+    n_decoys = len(own) + len(lookalikes)
+    guard = RetainGuard.from_items(items, texts + own, lookalikes)
     return (guard if len(guard) else None), n_decoys
 
 
@@ -315,7 +315,8 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     n_first = config.revs.targets.max_tokens
     targets = _targets(inputs.forget, [r[:n_first] for r in ranked])
     counts = {"guard_items": len(guard.items) if guard else 0,
-              "guard_benign": len(guard.benign) - n_decoys if guard else 0, "guard_decoys": n_decoys}
+              "guard_benign": len(guard.benign) + len(guard.lookalikes) - n_decoys if guard else 0,
+              "guard_decoys": n_decoys}
     logger.info("erase (%s, %s): %d secrets, %d targets; guard %s", config.name, config.method,
                 len(inputs.forget), len(targets), counts)
     if config.method == "ftl":

@@ -30,25 +30,29 @@ class RetainGuard:
     Attributes:
         items: retained ``(prefix, target)`` items; every target position is guarded.
         benign: benign texts as ids; every position is guarded (activations only, no exact-match check).
+        lookalikes: ``(prefix, value)`` pairs whose value positions are guarded like an item's target, though the
+            model never memorized them (decoys; no exact-match check).
     """
 
     items: tuple[ProbeItem, ...] = field(default=(), repr=False)
     benign: tuple[tuple[int, ...], ...] = field(default=(), repr=False)
+    lookalikes: tuple[ProbeItem, ...] = field(default=(), repr=False)
 
     @classmethod
-    def from_items(cls, items: Sequence[ProbeItem], benign: Sequence[Sequence[int]] = ()) -> RetainGuard:
-        """Build a guard from probe items and optional benign id sequences."""
-        return cls(tuple(items), tuple(tuple(b) for b in benign if len(b) >= 2))
+    def from_items(cls, items: Sequence[ProbeItem], benign: Sequence[Sequence[int]] = (),
+                   lookalikes: Sequence[ProbeItem] = ()) -> RetainGuard:
+        """Build a guard from probe items, optional benign id sequences and look-alike pairs."""
+        return cls(tuple(items), tuple(tuple(b) for b in benign if len(b) >= 2), tuple(lookalikes))
 
     def __len__(self) -> int:
-        return len(self.items) + len(self.benign)
+        return len(self.items) + len(self.benign) + len(self.lookalikes)
 
 
 def guarded_rows(guard: RetainGuard) -> list[tuple[list[int], list[int]]]:
     """Return ``(input ids, guarded positions)`` per guarded sequence: an item's positions predict its target
     tokens, a benign text's every next token."""
     rows = []
-    for it in guard.items:
+    for it in (*guard.items, *guard.lookalikes):
         ids = list(it.prefix_ids) + list(it.target_ids)
         rows.append((ids, list(range(len(it.prefix_ids) - 1, len(ids) - 1))))
     for b in guard.benign:

@@ -10,6 +10,7 @@ from revs_engine import erase as erase_module
 from revs_engine.config import RevsConfig
 from revs_engine.edit import WeightBackup, restore
 from revs_engine.erase import GUARD_CROSS_ITEMS, GUARD_PREFIX_TOKENS, EraseInputs, Secret, build_guard, erase
+from revs_engine.guard import guarded_rows
 from revs_engine.hashing import weights_sha256
 from revs_engine.presets import PRESETS, EraseConfig
 from revs_engine.probes import ProbeItem
@@ -63,14 +64,19 @@ def test_cross_decoys_follow_each_retained_items_prompt_with_a_secrets_shape():
     keep = tuple(ProbeItem((40 + j, 41 + j), (7, 8)) for j in range(3))
     # when the guard is built with two cross decoys per retained item
     guard, n_decoys = build_guard(EraseInputs(secrets, keep, encode=_encode), decoys=0, cross_decoys=2)
-    # then each retained item's prompt is followed by two look-alikes of the secrets, taken in turn
+    # then each retained item's prompt is followed by two look-alikes of the secrets, taken in turn, and only their
+    # value positions are guarded (like a retained item's target, but never checked for reproduction)
     assert n_decoys == 6
+    assert guard.items == keep
+    assert not guard.benign
     for j, item in enumerate(keep):
         shape = secrets[j % 2]
-        for seq in guard.benign[2 * j:2 * j + 2]:
-            assert seq[:2] == item.prefix_ids
-            assert len(seq) - 2 == len(shape.secret_ids)
-            assert seq[2:] != tuple(_encode(shape.text))
+        for look in guard.lookalikes[2 * j:2 * j + 2]:
+            assert look.prefix_ids == item.prefix_ids
+            assert len(look.target_ids) == len(shape.secret_ids)
+            assert look.target_ids != tuple(_encode(shape.text))
+    rows = guarded_rows(guard)
+    assert rows[len(keep)] == ([*keep[0].prefix_ids, *guard.lookalikes[0].target_ids], [1, 2, 3])
     assert build_guard(EraseInputs(secrets, (), encode=_encode), decoys=0, cross_decoys=2) == (None, 0)
     many = tuple(ProbeItem((40 + j % 50, 41), (7, 8)) for j in range(GUARD_CROSS_ITEMS + 5))
     _, n_capped = build_guard(EraseInputs(secrets, many, encode=_encode), decoys=0, cross_decoys=1)
