@@ -137,8 +137,6 @@ EXTRA = {
     "cover": ("digits + cover 4-8", {"preset": "digits", "targets": {"cover_ranks": [4, 8]}}),
     # the digits preset with each digit demoted relative to the other digits (their logits held, #17)
     "relative": ("digits + relative demotion", {"preset": "digits", "relative_demotion": True}),
-    # the digits preset with look-alike values after the guarded items' prompts too (other people's digits, #21)
-    "cross": ("digits + 2 cross decoys", {"preset": "digits", "cross_decoys": 2}),
     # ... and every other digit of each SSN too, to final ranks 30-300
     "relative-cover": ("digits + relative + cover 30-300",
                        {"preset": "digits", "relative_demotion": True, "targets": {"cover_ranks": [30, 300]}}),
