@@ -20,26 +20,21 @@ import string
 from collections.abc import Callable, Sequence
 
 
-def decoy_values(value: str, n: int, *, seed: int = 0, keep: float = 0.0) -> list[str]:
+def decoy_values(value: str, n: int, *, seed: int = 0) -> list[str]:
     """Return ``n`` distinct-from-``value`` strings of ``value``'s shape (seeded, deterministic).
 
     Digits become random digits and ASCII letters random letters of the same case; everything else (spaces,
-    ``-``, ``@``, ``.``) is kept, so the tokenizer splits a decoy like the secret. ``keep``: each digit or letter
-    stays the secret's own with this probability (else it is drawn as above), so a decoy shares more of the
-    secret's characters at their places than a uniform draw would. A value with no digit or letter has no decoy
-    (returns ``[]``).
+    ``-``, ``@``, ``.``) is kept, so the tokenizer splits a decoy like the secret. A value with no digit or letter
+    has no decoy (returns ``[]``).
     """
     if n < 0:
         raise ValueError(f"n must be ≥ 0, got {n}")
-    if not 0.0 <= keep < 1.0:
-        raise ValueError(f"keep must be in [0, 1), got {keep}")
     if not any(c.isascii() and c.isalnum() for c in value):
         return []
     rng = random.Random(f"{seed}:{value}")  # str seeds are hashed (sha512): stable across runs
     out: list[str] = []
     while len(out) < n:
-        decoy = "".join(c if keep and c.isascii() and c.isalnum() and rng.random() < keep else _swap(c, rng)
-                        for c in value)
+        decoy = "".join(_swap(c, rng) for c in value)
         if decoy != value:
             out.append(decoy)
     return out
