@@ -137,7 +137,12 @@ EXTRA = {
     "cover": ("digits + cover 4-8", {"preset": "digits", "targets": {"cover_ranks": [4, 8]}}),
     # the digits preset with each digit demoted relative to the other digits (their logits held, #17)
     "relative": ("digits + relative demotion", {"preset": "digits", "relative_demotion": True}),
-    # ... and every other digit of each SSN too, to final ranks 30-300
+    # look-alikes after the guarded items' prompts (value positions) and a wider spread (#21; not the default:
+    # with it, make demo's sweep audit failed)
+    "cross-spread": ("digits + 2 cross decoys + spread 512",
+                     {"preset": "digits", "cross_decoys": 2, "guard_spread": 512}),
+    # the digits preset with each digit demoted relative to the other digits, and every other digit of each SSN
+    # too, to final ranks 30-300
     "relative-cover": ("digits + relative + cover 30-300",
                        {"preset": "digits", "relative_demotion": True, "targets": {"cover_ranks": [30, 300]}}),
 }
