@@ -138,7 +138,7 @@ EXTRA = {
     # the digits preset with each digit demoted relative to the other digits (their logits held, #17)
     "relative": ("digits + relative demotion", {"preset": "digits", "relative_demotion": True}),
     # look-alikes after the guarded items' prompts (value positions) and a wider spread (#21; not the default:
-    # with it, make demo's sweep audit failed)
+    # make demo's sweep audit fails with it, as it does with the default, but with more extractions)
     "cross-spread": ("digits + 2 cross decoys + spread 512",
                      {"preset": "digits", "cross_decoys": 2, "guard_spread": 512}),
     # the digits preset with each digit demoted relative to the other digits, and every other digit of each SSN
