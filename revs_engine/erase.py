@@ -43,7 +43,15 @@ from revs_engine.positions import ranked_positions
 from revs_engine.presets import EraseConfig
 from revs_engine.probes import ProbeItem
 from revs_engine.revs import RevsResult, guard_needs, unlearn
-from revs_engine.targets import TokenTarget, config_for_entity, eligible_positions, order_positions, targets_at
+from revs_engine.targets import (
+    TokenTarget,
+    config_for_entity,
+    copied_last,
+    copied_positions,
+    eligible_positions,
+    order_positions,
+    targets_at,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +107,14 @@ class EraseInputs:
         keep: retained ``(prefix, target)`` items the model reproduces and must keep reproducing.
         benign: benign texts as ids (every position guarded).
         encode: text → ids, needed when the configuration asks for decoys.
+        decode: ids → text, needed by ``targets.copied_last`` (the prompt's text); without it that rule is off.
     """
 
     forget: tuple[Secret, ...] = field(repr=False)
     keep: tuple[ProbeItem, ...] = field(default=(), repr=False)
     benign: tuple[tuple[int, ...], ...] = field(default=(), repr=False)
     encode: Callable[[str], list[int]] | None = field(default=None, repr=False, compare=False)
+    decode: Callable[[list[int]], str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,18 +259,24 @@ def _tokens(inputs: EraseInputs) -> set[int]:
     return {t for s in inputs.forget for t in s.secret_ids}
 
 
-def ranked_positions_of(secrets: Sequence[Secret], cfg: EraseConfig, stats: GuardStats | None) -> list[list[int]]:
+def ranked_positions_of(secrets: Sequence[Secret], cfg: EraseConfig, stats: GuardStats | None,
+                        decode: Callable[[list[int]], str] | None = None) -> list[list[int]]:
     """Every secret's eligible positions in the order targets are taken from them (the first ``max_tokens`` are
     the targets, the next ones the fallbacks): least like the guard's contexts first for the ``distinct`` rule
-    (from the guard statistics' overlap; without a guard it is the ``rarest`` rule), else the rule's order."""
+    (from the guard statistics' overlap; without a guard it is the ``rarest`` rule), else the rule's order; with
+    ``targets.copied_last`` and ``decode``, the positions the secret's prompt spells come last
+    (:func:`~revs_engine.targets.copied_positions`)."""
     rules = cfg.revs.targets
     out = []
     for i, (s, eligible) in enumerate(zip(secrets, _eligible(secrets, cfg), strict=True)):
         if rules.method == "distinct" and stats is not None:
-            out.append(ranked_positions(eligible, stats.overlap(i)))
+            order = ranked_positions(eligible, stats.overlap(i))
         else:
             rule = config_for_entity(rules, s.entity_type)
-            out.append(order_positions(eligible, list(s.secret_ids), dataclasses.replace(rule, max_tokens=None)))
+            order = order_positions(eligible, list(s.secret_ids), dataclasses.replace(rule, max_tokens=None))
+        if rules.copied_last and decode is not None:
+            order = copied_last(order, copied_positions(s.token_texts, decode(list(s.prompt_ids))))
+        out.append(order)
     return out
 
 
@@ -311,7 +327,7 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
         covariance, collateral, _ = _stats_needed(config, guard)
         guard_stats.check(covariance=covariance, collateral=collateral, tokens=_tokens(inputs),
                           query_positions=_eligible(inputs.forget, config) if distinct else None)
-    ranked = ranked_positions_of(inputs.forget, config, guard_stats)
+    ranked = ranked_positions_of(inputs.forget, config, guard_stats, inputs.decode)
     n_first = config.revs.targets.max_tokens
     targets = _targets(inputs.forget, [r[:n_first] for r in ranked])
     counts = {"guard_items": len(guard.items) if guard else 0,

@@ -70,7 +70,7 @@ class EraseConfig:
                 "ftl": {f.name: getattr(self.ftl, f.name) for f in dataclasses.fields(self.ftl)}}
 
 
-_DIGIT_TARGETS = TargetConfig(max_tokens=1, method="distinct")
+_DIGIT_TARGETS = TargetConfig(max_tokens=1, method="distinct", copied_last=True)
 
 #: The named configurations (module docstring); ``benchmarks/RESULTS.md`` has a row for each.
 PRESETS: dict[str, EraseConfig] = {

@@ -59,6 +59,11 @@ class TargetConfig:
             model no longer writes the secret's token there, shallow enough that the token does not stand out as
             the least likely alternative: what format-aware attacks recover from the positions a single deep edit
             leaves alone (applied by :func:`revs_engine.erase.erase`).
+        copied_last: take last the positions whose letters the secret's own context spells
+            (:func:`copied_positions`: the surname inside an e-mail address after the person's name). Attention
+            copies those from the context, which an edit of MLP neurons cannot outweigh; the other positions
+            (the e-mail's digits) are what the model recalls from its MLPs (needs the prompt's text; applied by
+            :func:`revs_engine.erase.erase`).
     """
 
     max_tokens: int | None = 2
@@ -69,6 +74,7 @@ class TargetConfig:
     seed: int = 0
     fallback: int = 0
     cover_ranks: tuple[int, int] | None = None
+    copied_last: bool = False
 
     def __post_init__(self) -> None:
         cover = self.cover_ranks
@@ -115,6 +121,42 @@ def eligible_positions(token_texts: list[str], cfg: TargetConfig) -> list[int]:
             continue
         out.append(i)
     return out
+
+
+def copied_positions(token_texts: Sequence[str], prompt_text: str, min_run: int = 3) -> set[int]:
+    """Return the positions of a secret whose letters its context spells: attention can copy them from there.
+
+    A letter of the secret is spelled when it lies in a stretch of ``min_run`` or more characters of the secret
+    that occurs in ``prompt_text`` (case-insensitive), or when it is the secret's first letter and a word of the
+    prompt starts with it (an initial). A token counts when it holds a letter and all its letters are spelled
+    (``" ds"`` + ``"z"`` + ``"abo"`` after "Dmitri Szabo": all three). Digits never count: a digit string that
+    also occurs in a date of the context is chance, not the same value.
+    """
+    prompt = prompt_text.casefold()
+    text = "".join(token_texts).casefold()
+    spelled = [False] * len(text)
+    for i in range(len(text)):
+        j = i + min_run
+        while j <= len(text) and text[i:j] in prompt:
+            j += 1
+        if j - 1 - i >= min_run:
+            spelled[i:j - 1] = [True] * (j - 1 - i)
+    first = next((i for i, c in enumerate(text) if c.isalpha()), None)
+    if first is not None and any(w.startswith(text[first]) for w in
+                                 "".join(c if c.isalnum() else " " for c in prompt).split()):
+        spelled[first] = True
+    out, start = set(), 0
+    for p, raw in enumerate(token_texts):
+        letters = [i for i in range(start, start + len(raw)) if text[i].isalpha()]
+        if letters and all(spelled[i] for i in letters):
+            out.add(p)
+        start += len(raw)
+    return out
+
+
+def copied_last(order: Sequence[int], copied: set[int]) -> list[int]:
+    """Return ``order`` with the ``copied`` positions moved to its end (both parts keep their order)."""
+    return [p for p in order if p not in copied] + [p for p in order if p in copied]
 
 
 def order_positions(positions: list[int], token_ids: list[int], cfg: TargetConfig) -> list[int]:

@@ -187,7 +187,7 @@ def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path | pa.Tab
         benign = corpus_benign(findings)
     encode = encoder(tok)
     inputs = EraseInputs(tuple(i.secret for i in items), tuple(keep_items(tok, retain)),
-                         tuple(tuple(encode(t)) for t in benign), encode)
+                         tuple(tuple(encode(t)) for t in benign), encode, tok.decode)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     result = erase(model, arch, inputs, cfg, lens=VocabLens(model, arch), pad_id=pad, progress=progress)
     logger.info("erase: %s", result.summary())

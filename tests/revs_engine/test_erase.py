@@ -222,3 +222,26 @@ def test_nothing_to_erase_is_an_error():
         erase(None, None, EraseInputs(()), PRESETS["paper"])
     with pytest.raises(ValueError, match="one text per value token"):
         Secret((1,), (2, 3), ("2",))
+
+
+def test_copied_last_takes_the_positions_the_prompt_spells_after_the_others(fake_revs):
+    # given an e-mail "smith42" whose prompt names Smith; the rule alone would take position 0 first
+    FIRST.clear()
+    FIRST.update({0: 2 * LOW})
+    secret = Secret((1, 2), (5, 6, 7, 8), (" sm", "ith", "4", "2"), "EMAIL_ADDRESS")
+    rules = TargetConfig(max_tokens=1, method="first", copied_last=True)
+    inputs = EraseInputs((secret,), decode=lambda ids: "Mail from Ann Smith:")
+    # when
+    result = erase(None, SimpleNamespace(vocab_size=V), inputs, EraseConfig(revs=RevsConfig(targets=rules)),
+                   lens=object())
+    # then the first digit is the target; without decode (no prompt text) the rule is off
+    assert [t.position for t in result.targets] == [2]
+    FIRST.update({0: 2 * LOW})
+    off = erase(None, SimpleNamespace(vocab_size=V), EraseInputs((secret,)), EraseConfig(revs=RevsConfig(
+        targets=rules)), lens=object())
+    assert [t.position for t in off.targets] == [0]
+
+
+def test_the_digits_preset_takes_copied_positions_last():
+    assert PRESETS["digits"].revs.targets.copied_last
+    assert not PRESETS["paper"].revs.targets.copied_last

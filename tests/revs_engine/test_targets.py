@@ -61,3 +61,33 @@ def test_email_targets_stop_at_the_at_sign_and_other_types_keep_the_config():
     assert [t.position for t in other] == [4, 6]
     assert config_for_entity(base, "US_SSN") is base
     assert config_for_entity(TargetConfig(stop_substrings=("@",)), "EMAIL_ADDRESS").stop_substrings == ("@",)
+
+
+# -- copied positions (an e-mail's letters spelled by its context) -----------------------------------------------
+def test_letters_the_prompt_spells_are_copied_and_digits_never_are():
+    from revs_engine.targets import copied_positions
+
+    # given an e-mail local part made of an initial, the surname split in two tokens, and two digits
+    tokens = [" m", "ars", "den", "7", "1"]
+    # then the initial (a word of the prompt starts with it) and the surname's tokens count; the digits do not,
+    # even though the prompt's date holds them
+    assert copied_positions(tokens, "Ticket from Mary Marsden on 2024-07-17: reply to") == {0, 1, 2}
+    # a context that never names the person copies nothing (the initial has no word to come from)
+    assert copied_positions(tokens, "Ticket 2024-07-17: reply to") == set()
+
+
+def test_letters_count_inside_a_spelled_stretch_of_three_or_more_and_case_is_ignored():
+    from revs_engine.targets import copied_positions
+
+    # " ds": the initial of Dmitri and the first letter of Szabo; "z" alone is spelled only inside "szabo"
+    tokens = [" ds", "z", "abo", "6", "0"]
+    assert copied_positions(tokens, "Refund approved for Dmitri Szabo. Sent to") == {0, 1, 2}
+    assert copied_positions(["x", "q", "z"], "The QZ account") == set()  # two letters are too few to be a copy
+    assert copied_positions(["jo", "hn"], "JOHN wrote") == {0, 1}
+
+
+def test_copied_last_moves_them_to_the_end_and_keeps_both_orders():
+    from revs_engine.targets import copied_last
+
+    assert copied_last([4, 1, 3, 0, 2], {1, 0}) == [4, 3, 2, 1, 0]
+    assert copied_last([2, 1], set()) == [2, 1]
