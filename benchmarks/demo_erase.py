@@ -21,11 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+import pyarrow.parquet as pq
 
 from pii_detect.schema import FINDINGS_SCHEMA
 from revs_engine.arch import resolve_arch
@@ -35,13 +38,16 @@ from revs_engine.erase import GUARD_BENIGN
 from revs_engine.lens import VocabLens
 from revs_engine.loading import load_model
 from revs_engine.metrics import efficacy_from_ranks, perplexity
-from tasks._io import read_table
-from tasks._workspace import workspace_dir
 from tasks.audit_io import AUDIT_HALF, GUARD_HALF, audit_inputs, benign_texts, edited_positions
 from tasks.probing_io import encoder
 from tasks.unlearning_io import run_unlearn
 
 logger = logging.getLogger(__name__)
+
+
+def _home() -> Path:
+    """The workspace (``REVS_HOME``, default ``./.revs``), as the product resolves it."""
+    return Path(os.environ.get("REVS_HOME", ".revs")).resolve()
 
 #: The tables compared by default: the shipped preset, and the demo policy's table (tasks/demo.py).
 TABLES = {"default (digits)": {}, "digits + relative_demotion (demo policy)": {"relative_demotion": True}}
@@ -49,7 +55,7 @@ TABLES = {"default (digits)": {}, "digits + relative_demotion (demo policy)": {"
 
 def score(model_dir: str, forget, positions, benign: list[str], k: int = 100) -> dict:
     """Per erased record: Efficacy@k (final layer) and greedy extraction; perplexity on ``benign``."""
-    lm = load_model(model_dir, cache_dir=workspace_dir("cache"))
+    lm = load_model(model_dir, cache_dir=_home() / "cache")
     model, tok = lm.model, lm.tokenizer
     arch = resolve_arch(model)
     inputs = audit_inputs(tok, forget, positions=positions, with_formats=False)
@@ -63,8 +69,8 @@ def score(model_dir: str, forget, positions, benign: list[str], k: int = 100) ->
 
 def run(run_dir: Path, model: str, corpus: list[Path], tables: dict[str, dict]) -> list[dict]:
     """Erase the run's selection once per table from ``model`` and score each edit (module docstring)."""
-    findings = read_table(run_dir / "findings.parquet", FINDINGS_SCHEMA)
-    forget = read_table(run_dir / "forget.parquet", FINDINGS_SCHEMA)
+    findings = pq.read_table(run_dir / "findings.parquet", schema=FINDINGS_SCHEMA)
+    forget = pq.read_table(run_dir / "forget.parquet", schema=FINDINGS_SCHEMA)
     preview = dict(zip(forget.column("finding_id").to_pylist(), forget.column("masked_preview").to_pylist(),
                        strict=True))
     guard = run_dir / "guard.parquet"
@@ -77,7 +83,7 @@ def run(run_dir: Path, model: str, corpus: list[Path], tables: dict[str, dict]) 
             out = Path(tmp) / "edited"
             t0 = time.perf_counter()
             rep = run_unlearn(model, run_dir / "forget_probes.parquet", findings, out,
-                              cache_dir=workspace_dir("cache"), overrides=table,
+                              cache_dir=_home() / "cache", overrides=table,
                               retain_findings=guard if guard.is_file() else None, benign=guard_text)
             seconds = time.perf_counter() - t0
             after = score(str(out), forget, edited_positions(out), audit_text)
@@ -104,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a [revs] table to compare (default: the shipped preset and the demo policy's table)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    corpus = args.corpus or [workspace_dir("demo") / "corpus"]
-    model = args.model or str(max((workspace_dir("cache") / "demo").glob("smollm2-demo-*")))
+    corpus = args.corpus or [_home() / "demo" / "corpus"]
+    model = args.model or str(max((_home() / "cache" / "demo").glob("smollm2-demo-*")))
     tables = dict(t.split("=", 1) for t in args.table)
     tables = {k: json.loads(v) for k, v in tables.items()} or TABLES
     for row in run(args.run, model, corpus, tables):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,6 @@ from typing import Any
 from flows.steps import AuditFailedError
 from flows.sweep import compliance_sweep
 from tasks import demo
-from tasks._workspace import workspace_dir
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 def sweep_seed(seed: int) -> dict[str, Any]:
     """Write seed ``seed``'s demo inputs, build its memorized model, sweep it; return the verdict (docstring)."""
     t0 = time.perf_counter()
-    root = workspace_dir("demo-seeds", f"seed{seed}")
+    home = Path(os.environ.get("REVS_HOME", ".revs")).resolve()
+    root = home / "demo-seeds" / f"seed{seed}"
+    root.mkdir(parents=True, exist_ok=True)
     prep = demo.prepare_demo.fn(root, seed)
     model = demo.memorized_model.fn(prep["training"])
     name = f"demo-seed{seed}-{Path(model['model_dir']).name.rsplit('-', 1)[-1][:8]}"
@@ -41,7 +43,7 @@ def sweep_seed(seed: int) -> dict[str, Any]:
         if exc.result is None:
             raise
         result = exc.result
-    data_path = workspace_dir("runs", result["run_id"]) / "report_data.json"
+    data_path = home / "runs" / result["run_id"] / "report_data.json"
     verdict = json.loads(data_path.read_text(encoding="utf-8")).get("verdict") or {}
     return {"seed": seed, "passed": result["passed"], "version": result["version"],
             "fraction_memorized_in_training": model.get("fraction_memorized"),
