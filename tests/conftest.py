@@ -18,3 +18,28 @@ import pytest  # noqa: E402
 def _isolated_workspace(tmp_path, monkeypatch):
     """Give every test its own REVS_HOME so no test writes into the user's workspace."""
     monkeypatch.setenv("REVS_HOME", str(tmp_path / "revs_home"))
+
+
+#: Process settings that code under test may change for the rest of the process: the CLI's ``--device/--dtype``
+#: become ``REVS_DEVICE``/``REVS_DTYPE`` (tasks._models.set_model_runtime), and a Dask cluster pins its workers'
+#: thread counts in the parent's environment. Left over, they changed later tests (a bf16 runtime and one-thread
+#: BLAS made the tiny world's concurrent-request audit fail, in full runs only).
+_PROCESS_SETTINGS = ("REVS_DEVICE", "REVS_DTYPE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                     "MALLOC_TRIM_THRESHOLD_")
+
+
+@pytest.fixture(autouse=True)
+def _restored_process_settings():
+    """Put the process-wide runtime settings back after every test (environment and torch's thread count)."""
+    import torch
+
+    saved = {key: os.environ.get(key) for key in _PROCESS_SETTINGS}
+    threads = torch.get_num_threads()
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
