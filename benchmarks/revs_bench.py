@@ -137,10 +137,9 @@ EXTRA = {
     "cover": ("digits + cover 4-8", {"preset": "digits", "targets": {"cover_ranks": [4, 8]}}),
     # the digits preset with each digit demoted relative to the other digits (their logits held, #17)
     "relative": ("digits + relative demotion", {"preset": "digits", "relative_demotion": True}),
-    # look-alikes after the guarded items' prompts (value positions) and a wider spread (#21; not the default:
-    # make demo's sweep audit fails with it, as it does with the default, but with more extractions)
-    "cross-spread": ("digits + 2 cross decoys + spread 512",
-                     {"preset": "digits", "cross_decoys": 2, "guard_spread": 512}),
+    # the digits preset as it was before cross decoys and spread 512 became its default (2026-12-03)
+    "spread256": ("digits without cross decoys, spread 256", {"preset": "digits", "cross_decoys": 0,
+                                                              "guard_spread": 256}),
     # the digits preset with each digit demoted relative to the other digits, and every other digit of each SSN
     # too, to final ranks 30-300
     "relative-cover": ("digits + relative + cover 30-300",
