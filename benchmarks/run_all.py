@@ -15,7 +15,8 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("scan_bench", "probe_bench", "revs_bench", "audit_bench", "scale_bench", "incremental_bench")
+BENCHMARKS = ("scan_bench", "probe_bench", "revs_bench", "audit_bench", "scale_bench", "incremental_bench",
+              "demo_seeds")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -43,19 +44,24 @@ def main(argv: list[str] | None = None) -> int:
         f"{_cores()} cores, Python {platform.python_version()}{' (quick mode)' if args.quick else ''}. "
         "Every table compares against its baseline in the same run; ratios are ours / baseline.\n\n"
     )
-    kept = [body for name, body in _sections(RESULTS) if name not in args.names and name in BENCHMARKS]
+    previous = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else ""
     tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(header + "\n".join(kept + sections), encoding="utf-8")
+    tmp.write_text(header + merged_sections(previous, sections, args.names), encoding="utf-8")
     tmp.replace(RESULTS)
     return 1 if failed else 0
 
 
-def _sections(path: Path) -> list[tuple[str, str]]:
-    """Return ``(name, text)`` of each ``## name`` section of an earlier RESULTS.md (kept when a subset reruns)."""
-    if not path.is_file():
-        return []
+def merged_sections(previous: str, sections: list[str], rerun: list[str]) -> str:
+    """Return the body of the new RESULTS.md: every section of ``previous`` not rerun (benchmarks not run this time
+    and sections measured by hand, such as ``demo``), in their order, then this run's ``sections``."""
+    kept = [body for name, body in _sections(previous) if name not in rerun]
+    return "\n".join(kept + sections)
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """Return ``(name, text)`` of each ``## name`` section of an earlier RESULTS.md's text."""
     out: list[tuple[str, str]] = []
-    for chunk in path.read_text(encoding="utf-8").split("\n## ")[1:]:
+    for chunk in text.split("\n## ")[1:]:
         out.append((chunk.split()[0], "## " + chunk.rstrip("\n") + "\n"))
     return out
 
