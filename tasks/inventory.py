@@ -58,6 +58,12 @@ def _read(path: Path) -> pa.Table:
     return _io.read_table(path, INVENTORY_SCHEMA)
 
 
+#: The order a seeded sample or split draws from: what the findings contain and where in a document, never their
+#: ids (hashes of the corpus's absolute paths) or row order, so one corpus gives one split wherever it lives.
+CONTENT_ORDER = [(column, "ascending") for column in
+                 ("doc_sha256", "doc_key", "start", "end", "entity_type", "value_hmac")]
+
+
 def _write(table: pa.Table, model_name: str, version: int) -> Path:
     table = table.sort_by("finding_id")
     return _io.write_table(table.select(INVENTORY_SCHEMA.names), inventory_path(model_name, version),
@@ -123,6 +129,7 @@ def sample_findings(findings: Path, n: int, seed: int, out: Path, exclude: Path 
         table = table.filter(pc.invert(pc.is_in(table.column("value_hmac"), value_set=gone)))
     if types is not None:
         table = table.filter(pc.is_in(table.column("entity_type"), value_set=pa.array(types, pa.string())))
+    table = table.sort_by(CONTENT_ORDER)
     picks = sorted(random.Random(seed).sample(range(table.num_rows), min(n, table.num_rows)))
     run_logger().info("inventory sample: %d of %d findings", len(picks), table.num_rows)
     return _io.write_table(table.take(pa.array(picks, pa.int64())), out, FINDINGS_SCHEMA)
@@ -145,6 +152,7 @@ def split_inventory(inventory: Path, exclude: Path, out_dir: Path, holdout_pct: 
     gone = _io.read_table(exclude, FINDINGS_SCHEMA).column("value_hmac")
     kept = inv.filter(pc.and_(pc.equal(inv.column("status"), MEMORIZED),
                               pc.invert(pc.is_in(inv.column("value_hmac"), value_set=gone))))
+    kept = kept.sort_by(CONTENT_ORDER)
     order = list(range(kept.num_rows))
     random.Random(seed).shuffle(order)
     n_hold = round(len(order) * holdout_pct / 100)

@@ -69,7 +69,8 @@ def test_the_split_excludes_erased_values_holds_out_a_seeded_slice_and_keeps_the
     assert len(hold) == round(18 * 0.25) == split["n_holdout"]
     assert guard | hold == {r["finding_id"] for r in rows} - {"f03", "f04"}
     assert "f00" in guard or "f00" in hold
-    assert _io.read_table(again["holdout"]).column("finding_id").to_pylist() == sorted(hold)
+    assert _io.read_table(again["holdout"]).column("finding_id").to_pylist() == \
+        _io.read_table(split["holdout"]).column("finding_id").to_pylist()
     audit = set(_io.read_table(split["audit"]).column("finding_id").to_pylist())
     assert audit == guard | hold
 
@@ -85,6 +86,35 @@ def test_a_small_inventory_still_holds_one_value_out(workspace, n, pct, held):
     nothing = _write([], workspace / "erase.parquet", FINDINGS_SCHEMA)
     split = inventory.split_inventory.fn(inv, nothing, workspace, pct, 0, 100)
     assert (split["n_holdout"], split["n_guard"]) == (held, n - held)
+
+
+def _moved(rows, root):
+    """The same findings read from a corpus under ``root`` (other sources, so other finding ids), in reverse."""
+    from pii_detect.findings import make_finding_id
+
+    out = [{**r, "source": f"{root}/c.txt", "doc_sha256": f"{int(r['doc_key']):02d}" * 32} for r in rows]
+    return [{**r, "finding_id": make_finding_id(r["source"], r["doc_key"], r["start"], r["end"], r["entity_type"])}
+            for r in reversed(out)]
+
+
+def test_split_and_sample_depend_on_the_corpus_content_not_on_where_it_lives_or_row_order(workspace):
+    # given one corpus's findings read from two places (ids hash the absolute path) and listed in other orders
+    base = [{**r, "doc_sha256": f"{i:02d}" * 32} for i, r in enumerate(_findings(12))]
+    parts = {}
+    for name, rows in (("a", _moved(base, "/data/a")[::-1]), ("b", _moved(base, "/mnt/elsewhere/b"))):
+        (workspace / name).mkdir()
+        findings = _write(rows, workspace / name / "f.parquet", FINDINGS_SCHEMA)
+        probes = _write(_probes(rows, {r["finding_id"] for r in rows}), workspace / name / "p.parquet",
+                        PROBES_SCHEMA)
+        inv = inventory.record_inventory.fn(f"m{name}", 1, findings, probes, "run", {"exact_match": True})
+        nothing = _write([], workspace / name / "erase.parquet", FINDINGS_SCHEMA)
+        split = inventory.split_inventory.fn(inv, nothing, workspace / name, 25.0, 0, 100)
+        sample = inventory.sample_findings.fn(findings, 5, 7, workspace / name / "s.parquet")
+        parts[name] = [sorted(_io.read_table(p).column("doc_key").to_pylist())
+                       for p in (split["guard"], split["holdout"], sample)]
+    # then the guard, the held-out slice and the sample hold the same findings
+    assert parts["a"] == parts["b"]
+    assert len(parts["a"][1]) == 3
 
 
 def test_an_edit_writes_the_new_versions_inventory_from_its_parents_and_the_audit(workspace):
