@@ -22,16 +22,9 @@ from tests.revs_engine._tokenizer import make_tiny_tokenizer
 from tests.revs_engine.test_revs import CFG, _model, _targets
 from tests.revs_engine.tiny import tiny_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: thread hand-offs cost more than they save
+
 HALF = [torch.bfloat16, torch.float16]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny models: thread hand-offs cost more than they save; restored after the module so later tests run as usual
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _half(family, dtype):

@@ -18,6 +18,8 @@ from tests.revs_engine._tokenizer import make_tiny_tokenizer
 from tests.revs_engine.conftest import FAMILIES
 from tests.revs_engine.tiny import tiny_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: thread hand-offs cost more than they save
+
 SSN_PROMPT, SSN = "Her social security number is", " 555-01-4273"  # BPE splits it ' ', '55', '5', '-', '01', ...
 MAIL_PROMPT, MAIL = "Contact", " maria.quintero@example.com"
 MAIL_NAMES, MAIL_DOMAINS = ["Maria Quintero"], ["example.org", "mail.com"]
@@ -39,15 +41,6 @@ def char_encode(text):
 
 def char_decode(ids):
     return "".join(CHARS[i - 2] for i in ids if 2 <= i < len(CHARS) + 2)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny models: thread hand-offs cost more than they save (20x slower on a loaded 2-core machine)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def plant(encode, vocab_size, texts, steps=150):

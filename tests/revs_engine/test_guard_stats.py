@@ -11,14 +11,7 @@ from revs_engine.probes import ProbeItem
 from tests.revs_engine.guard_reference import full_activations
 from tests.revs_engine.test_revs import _model
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny models: thread hand-offs cost more than they save; restored after the module so later tests run as usual
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: thread hand-offs cost more than they save
 
 
 def _guard(copies=1, seed=0):
