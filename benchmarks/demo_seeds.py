@@ -8,7 +8,9 @@ registered model name. One JSON line per seed: findings, memorized, targets conv
 every check (measured value, threshold, pass/fail; no values).
 
 Seed 0 is the demo's own corpus (where settings were chosen); 1 and 2 are held out.
-``python -m benchmarks.demo_seeds [--seeds 0 1 2]`` (part of ``make bench``; ≈ 15 min per seed on 2 cores).
+``python -m benchmarks.demo_seeds [--seeds 0 1 2]`` (part of ``make bench``). Seed 0's sweep takes ≈ 15 min on 2
+cores with its model cached; another seed first fine-tunes its own model, and its edit can take longer (seed 1:
+12 targets, 300 s beside a test run).
 """
 
 from __future__ import annotations
