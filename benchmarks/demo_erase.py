@@ -34,13 +34,12 @@ from pii_detect.schema import FINDINGS_SCHEMA
 from revs_engine.arch import resolve_arch
 from revs_engine.attacks.logit_lens import capture_targets, stream_ranks
 from revs_engine.audit import reproduced
-from revs_engine.erase import GUARD_BENIGN
 from revs_engine.lens import VocabLens
 from revs_engine.loading import load_model
 from revs_engine.metrics import efficacy_from_ranks, perplexity
-from tasks.audit_io import AUDIT_HALF, GUARD_HALF, audit_inputs, benign_texts, edited_positions
+from tasks import unlearning
+from tasks.audit_io import AUDIT_HALF, audit_inputs, benign_texts, edited_positions
 from tasks.probing_io import encoder
-from tasks.unlearning_io import run_unlearn
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +73,6 @@ def run(run_dir: Path, model: str, corpus: list[Path], tables: dict[str, dict]) 
     preview = dict(zip(forget.column("finding_id").to_pylist(), forget.column("masked_preview").to_pylist(),
                        strict=True))
     guard = run_dir / "guard.parquet"
-    guard_text = benign_texts(corpus, [findings], limit=GUARD_BENIGN, half=GUARD_HALF)
     audit_text = benign_texts(corpus, [findings], half=AUDIT_HALF)
     base = score(model, forget, {}, audit_text)
     rows = []
@@ -82,16 +80,17 @@ def run(run_dir: Path, model: str, corpus: list[Path], tables: dict[str, dict]) 
         for name, table in tables.items():
             out = Path(tmp) / "edited"
             t0 = time.perf_counter()
-            rep = run_unlearn(model, run_dir / "forget_probes.parquet", findings, out,
-                              cache_dir=_home() / "cache", overrides=table,
-                              retain_findings=guard if guard.is_file() else None, benign=guard_text)
+            # the product's edit step, as the sweep calls it (guard texts from the corpus's guard half)
+            rep = unlearning.unlearn.fn(Path(model), run_dir / "forget_probes.parquet",
+                                        run_dir / "findings.parquet", out, table,
+                                        guard if guard.is_file() else None, corpus)
             seconds = time.perf_counter() - t0
             after = score(str(out), forget, edited_positions(out), audit_text)
             per_value = defaultdict(list)
             for fid, e in zip(after["ids"], after["efficacy"], strict=True):
                 per_value[preview[fid]].append(e)
             failing = {v: min(es) for v, es in per_value.items() if min(es) < 95}
-            rows.append({"table": name, "revs": table, "targets": len(rep.rows), "converged": rep.converged,
+            rows.append({"table": name, "revs": table, "targets": rep.targets, "converged": rep.converged,
                          "erase_s": round(seconds, 1), "records": len(after["ids"]),
                          "records_below_95": sum(e < 95 for e in after["efficacy"]),
                          "failing_values": {v: round(e, 1) for v, e in failing.items()},
