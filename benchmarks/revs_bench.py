@@ -16,7 +16,10 @@ memorized items it knows of — one prompt of each of HALF of the retained SSNs 
 number-heavy, disjoint from the perplexity texts). Specificity is reported on all 100 retained sentences and on
 the SSNs the guard never saw (``Spec (unseen)``), so fitting to the guard would show.
 
-``python -m benchmarks.revs_bench [--quick] [--seeds 0 1 2] [--variants default paper ftl]``.
+The same protocol runs on phone numbers and e-mail addresses (``--entity phone|email``: 40 values × 5 sentences
+of their own templates, a model memorizing them, the product's entity type and format for the value).
+
+``python -m benchmarks.revs_bench [--quick] [--entity ssn] [--seeds 0 1 2] [--variants default paper ftl]``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 import torch
 
 from benchmarks.benign_text import benign_texts, guard_texts
-from benchmarks.ssn_data import SsnRow, split
+from benchmarks.ssn_data import EMAIL_DOMAINS, ENTITIES, SsnRow, split
 from benchmarks.ssn_model import _cache_root, encode_rows, memorized_model
 from revs_engine.arch import resolve_arch
 from revs_engine.audit import AuditConfig, AuditInputs, audit
@@ -58,8 +61,10 @@ class SeedData:
     n_generality: int
 
 
-def prepare(tokenizer, rows: list[SsnRow], seed: int, n_forget: int) -> SeedData:
-    """Split ``rows`` for ``seed`` and tokenize every part."""
+def prepare(tokenizer, rows: list[SsnRow], seed: int, n_forget: int, entity: str = "ssn") -> SeedData:
+    """Split ``rows`` (values of ``entity``, a key of :data:`benchmarks.ssn_data.ENTITIES`) for ``seed`` and
+    tokenize every part."""
+    kind = ENTITIES[entity]
     parts = split(rows, n_forget=n_forget, seed=seed)
     index = {r.group: i for i, r in enumerate(parts.forget)}
     retain_groups = sorted({r.group for r in parts.retain})
@@ -68,7 +73,7 @@ def prepare(tokenizer, rows: list[SsnRow], seed: int, n_forget: int) -> SeedData
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     forget_items = encode_rows(tokenizer, parts.forget)
     secrets = tuple(Secret(it.prefix_ids, it.target_ids, tuple(tokenizer.decode([t]) for t in it.target_ids),
-                           "US_SSN") for it in forget_items)
+                           kind) for it in forget_items)
     guard_benign = guard_texts(GUARD_BENIGN // 2, GUARD_BENIGN - GUARD_BENIGN // 2)
     inputs = EraseInputs(secrets, tuple(encode_rows(tokenizer, guard_rows)),
                          tuple(tuple(encode(t)) for t in guard_benign), encode)
@@ -82,8 +87,16 @@ def prepare(tokenizer, rows: list[SsnRow], seed: int, n_forget: int) -> SeedData
         retain=tuple(retain), retain_ids=tuple(f"retain-{i}" for i in range(len(retain))),
         retain_guarded=tuple(r.group in guard_groups for r in parts.retain),
         benign=tuple(tuple(encode(t)) for t in benign_texts()),
-        formats=tuple(format_for("US_SSN", r.target) for r in parts.forget))
+        formats=tuple(_format(kind, r) for r in parts.forget))
     return SeedData(inputs, audit_inputs, [index[r.group] for r in parts.generality], len(gen_items))
+
+
+def _format(kind: str, row: SsnRow):
+    """The format an attacker who knows the row's subject guesses in: for an e-mail, local parts from the
+    person's name and the set's domains (issue #17's attack); the entity's pattern otherwise."""
+    if kind == "EMAIL_ADDRESS":
+        return format_for(kind, row.target, names=[row.name], domains=EMAIL_DOMAINS)
+    return format_for(kind, row.target)
 
 
 def audit_inputs_for(data: SeedData, positions: list[list[int]]) -> AuditInputs:
@@ -160,11 +173,11 @@ def variant(name: str, encode) -> tuple[str, EraseConfig]:
 
 
 def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targets: int,
-             format_candidates: int = FORMAT_CANDIDATES) -> dict:
+             format_candidates: int = FORMAT_CANDIDATES, entity: str = "ssn") -> dict:
     """Audit the unedited model and every row's erase for one seed; time the default against the naive variant."""
     model, arch, tok = lm.model, resolve_arch(lm.model), lm.tokenizer
     lens = VocabLens(model, arch)
-    data = prepare(tok, rows, seed, n_forget)
+    data = prepare(tok, rows, seed, n_forget, entity)
     stats = {}  # the guard's statistics on the unedited model (every edit below is restored), per decoy count
     out, positions = {}, None
     for name in names:
@@ -184,8 +197,9 @@ def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targ
         logger.info("seed %d %s: %s", seed, label, {k: round(x, 2) for k, x in row.items()})
     out["unedited"] = evaluate(model, arch, lens, data, positions, stage="before",  # the default's positions
                                format_candidates=format_candidates)
-    label, cfg = variant("default", data.erase.encode)
-    out["timing"] = time_naive(model, arch, lens, data, cfg, naive_targets)
+    if naive_targets:
+        label, cfg = variant("default", data.erase.encode)
+        out["timing"] = time_naive(model, arch, lens, data, cfg, naive_targets)
     return out
 
 
@@ -247,8 +261,8 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def table(per_seed: list[dict]) -> str:
-    """Return the markdown tables (mean ± std over seeds) with the paper's numbers beside ours."""
+def table(per_seed: list[dict], *, paper: bool = True) -> str:
+    """Return the markdown tables (mean ± std over seeds) with the paper's SSN numbers beside ours (``paper``)."""
     names = ["unedited", *(n for n in per_seed[0] if n not in ("unedited", "timing"))]
     for res in per_seed:
         base = res["unedited"]["ppl"]
@@ -258,15 +272,15 @@ def table(per_seed: list[dict]) -> str:
     for name in names:
         cells = [_cell([r[name][c] for r in per_seed if c in r[name]]) for c, _ in COLUMNS]
         lines.append(f"| {name} (SmolLM2-135M) | " + " | ".join(cells) + " |")
-    for name in ("unedited", "FT-L", "REVS"):
+    for name in ("unedited", "FT-L", "REVS") if paper else ():
         cells = [f"{PAPER[name][c]:.2f}" if c in PAPER[name] else "" for c, _ in COLUMNS]
         lines.append(f"| {name} (paper, Llama-3-8B) | " + " | ".join(cells) + " |")
     if any("exposure" in r["unedited"] for r in per_seed):
-        lines += ["", "Format-aware attacks on the forgotten SSNs (control: a never-seen SSN after the same "
+        lines += ["", "Format-aware attacks on the forgotten values (control: a never-seen value after the same "
                   "prompt, on the same model): exposure in bits, exposed = % above 6 bits, constrained = % of "
-                  "digits format-constrained greedy decoding gives back, neighbourhood = % within the 100 most "
-                  "likely values at Hamming distance ≤ 2 of that decode, partial = % completed from their first "
-                  "half.",
+                  "characters format-constrained greedy decoding gives back, neighbourhood = % within the 100 "
+                  "most likely values at Hamming distance ≤ 2 of that decode, partial = % completed from their "
+                  "first half.",
                   "", "| method | " + " | ".join(c[1] for c in FORMAT_TABLE) + " |",
                   "|---" * (len(FORMAT_TABLE) + 1) + "|"]
         for name in names:
@@ -279,7 +293,7 @@ def table(per_seed: list[dict]) -> str:
                      f"{_cell([r[name]['retries'] for r in per_seed if 'retries' in r[name]])} |")
     lines += ["", "| timing (same secrets, edit time) | secrets | seconds | speed-up | identical edits |",
               "|---|---|---|---|---|"]
-    for r in per_seed:
+    for r in (r for r in per_seed if "timing" in r):
         t = r["timing"]
         lines.append(f"| default vs naive (§1.8 as written: full forward per layer, demotion + projection per "
                      f"outer iteration) | {t['targets']} | {t['ours_s']:.1f} vs {t['naive_s']:.1f} | "
@@ -296,7 +310,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="one seed, 5 forgotten SSNs (smoke run)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--forget", type=int, default=20)
-    parser.add_argument("--naive-targets", type=int, default=6)
+    parser.add_argument("--naive-targets", type=int, default=6, help="secrets timed against the naive variant "
+                        "(0: not timed)")
+    parser.add_argument("--entity", choices=list(ENTITIES), default="ssn",
+                        help="the secret set: SSNs (the paper's protocol), phone numbers or e-mail addresses")
     parser.add_argument("--format-candidates", type=int, default=FORMAT_CANDIDATES,
                         help="candidates per exposure in the format-aware attacks (0: not run)")
     parser.add_argument("--variants", nargs="+", choices=["default", *PRESETS, *EXTRA],
@@ -307,23 +324,25 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     seeds, n_forget = ([0], 5) if args.quick else (args.seeds, args.forget)
     names = list(dict.fromkeys(["default", *args.variants]))
-    lm, rows, info = memorized_model(progress=False)
+    lm, rows, info = memorized_model(progress=False, entity=args.entity)
+    what = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail"}[args.entity]
     per_seed = []
     for seed in seeds:  # each seed's raw numbers are kept as they come (hours of CPU for three seeds)
         naive = 2 if args.quick else args.naive_targets
         per_seed.append(one_seed(lm, rows, seed, n_forget, names, naive_targets=naive,
-                                 format_candidates=args.format_candidates))
-        raw = _cache_root() / "bench" / f"revs_bench-seed{seed}{'-quick' if args.quick else ''}.json"
+                                 format_candidates=args.format_candidates, entity=args.entity))
+        suffix = ("" if args.entity == "ssn" else f"-{args.entity}") + ("-quick" if args.quick else "")
+        raw = _cache_root() / "bench" / f"revs_bench-seed{seed}{suffix}.json"
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(per_seed[-1], indent=1, default=str), encoding="utf-8")
-    head = (f"SmolLM2-135M memorized on {len(rows)} SSN sentences ({info['epochs']} epochs, "
-            f"{100 * info['fraction_memorized']:.0f}% exact). Per seed: forget {n_forget} SSNs, generality = "
-            f"their other prompts, retain = the other SSNs' sentences; seeds {seeds}; k = {K}. Every row is "
+    head = (f"SmolLM2-135M memorized on {len(rows)} {what} sentences ({info['epochs']} epochs, "
+            f"{100 * info['fraction_memorized']:.0f}% exact). Per seed: forget {n_forget} values, generality = "
+            f"their other prompts, retain = the other values' sentences; seeds {seeds}; k = {K}. Every row is "
             "`revs_engine.erase.erase` with the row's preset, then `revs_engine.audit.audit` — the product's own "
             "entry points. Scores ×100, mean ± std over seeds; ppl Δ% = perplexity change on held-out prose + "
-            "number-heavy text; extracted = erased SSNs still generated (greedy, perturbed prompts, 10 samples at "
-            "T = 1 / top-40, the 80 other prompts). Spec (unseen) = retained SSNs the guard never saw.\n\n")
-    return head + table(per_seed)
+            "number-heavy text; extracted = erased values still generated (greedy, perturbed prompts, 10 samples "
+            "at T = 1 / top-40, the other prompts). Spec (unseen) = retained values the guard never saw.\n\n")
+    return head + table(per_seed, paper=args.entity == "ssn")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The SSN-memorizing SmolLM2 of the REVS benchmark, built once and cached by content hash.
+"""The SSN- (or phone-, e-mail-) memorizing SmolLM2 of the REVS benchmark, built once and cached by content hash.
 
 Offers :func:`memorized_model` (load or build: fine-tune SmolLM2-135M on all 200 sentences of
 :func:`benchmarks.ssn_data.make_dataset` until greedy decoding reproduces every SSN from its prompt, then save fp32
@@ -47,18 +47,20 @@ def encode_rows(tokenizer, rows: list[SsnRow]) -> list[ProbeItem]:
 
 
 def _key(rows: list[SsnRow], base_sha: str, cfg: MemorizeConfig) -> str:
+    # the rows hold the values, so another entity's set gets another key
     payload = json.dumps({"rows": [dataclasses.astuple(r) for r in rows], "base": base_sha,
                           "cfg": dataclasses.asdict(cfg)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def memorized_model(n_ssns: int = 40, data_seed: int = 0, *, cfg: MemorizeConfig = MEMORIZE,
-                    progress: bool = True) -> tuple[LoadedModel, list[SsnRow], dict]:
-    """Return the SSN-memorizing SmolLM2 (built on first use), the dataset rows, and how it was built."""
+                    progress: bool = True, entity: str = "ssn") -> tuple[LoadedModel, list[SsnRow], dict]:
+    """Return the SmolLM2 memorizing ``entity``'s set (SSNs by default; built on first use), the dataset rows,
+    and how it was built."""
     cache = _cache_root()
-    rows = make_dataset(n_ssns, data_seed)
+    rows = make_dataset(n_ssns, data_seed, entity)
     base = load_model("smollm2-135m", cache_dir=cache)
-    out_dir = cache / "bench" / f"smollm2-ssn-{_key(rows, base.weights_sha256, cfg)}"
+    out_dir = cache / "bench" / f"smollm2-{entity}-{_key(rows, base.weights_sha256, cfg)}"
     info_path = out_dir / "memorize.json"
     if info_path.exists():
         return load_model(out_dir, cache_dir=cache), rows, json.loads(info_path.read_text())

@@ -1,0 +1,54 @@
+"""The benchmark's secret sets: each entity's values fit the format the product audits them with, and the SSN set
+is the one every earlier revs_bench row was measured on."""
+
+import pytest
+
+from benchmarks.revs_bench import _format
+from benchmarks.ssn_data import ENTITIES, make_dataset, split
+from revs_engine.format_entities import format_for
+from revs_engine.formats import SecretFormat
+
+
+@pytest.mark.parametrize("entity", list(ENTITIES))
+def test_every_entity_gives_40_distinct_values_in_5_domains_each(entity):
+    rows = make_dataset(entity=entity)
+    assert len(rows) == 200 and len({r.ssn for r in rows}) == 40
+    for g in range(40):
+        mine = [r for r in rows if r.group == g]
+        assert len({r.domain for r in mine}) == 5 and len({r.ssn for r in mine}) == 1
+        assert all(r.sentence == f"{r.prompt} {r.ssn}." for r in mine)
+
+
+@pytest.mark.parametrize("entity", list(ENTITIES))
+def test_values_fit_their_entity_format_not_the_shape_fallback(entity, caplog):
+    kind = ENTITIES[entity]
+    for r in make_dataset(entity=entity)[::5]:
+        fmt = _format(kind, r)
+        assert isinstance(fmt, SecretFormat) and fmt.name == kind
+    assert "does not fit its entity format" not in caplog.text
+
+
+def test_email_attack_format_guesses_among_the_persons_name_variants():
+    row = next(r for r in make_dataset(entity="email") if "." in r.ssn.split("@")[0])
+    fmt = _format("EMAIL_ADDRESS", row)
+    plain = format_for("EMAIL_ADDRESS", row.target)
+    assert fmt.log2_size < plain.log2_size - 10  # far fewer candidates than any string of that shape
+
+
+def test_the_ssn_set_is_unchanged_by_the_other_entities():
+    rows = make_dataset()
+    assert (rows[0].ssn, rows[0].name) == ("865-50-6891", "Lena Novak")
+    assert rows[7].sentence == ("On the 1040 filed 13-11-2013, taxpayer Mei Chen entered the social security "
+                                "number 042-34-8377.")
+
+
+def test_unknown_entity_is_named_with_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown benchmark entity 'iban'; valid: ssn, phone, email"):
+        make_dataset(entity="iban")
+
+
+def test_split_keeps_forget_and_retain_values_apart_for_every_entity():
+    for entity in ENTITIES:
+        parts = split(make_dataset(entity=entity), n_forget=20, seed=1)
+        assert not {r.ssn for r in parts.forget} & {r.ssn for r in parts.retain}
+        assert len(parts.forget) == 20 and len(parts.generality) == 80 and len(parts.retain) == 100
