@@ -25,6 +25,7 @@ from revs_engine.audit import AuditConfig, AuditInputs, audit, audit_units, repr
 from revs_engine.format_entities import format_for
 from revs_engine.targets import TargetConfig, config_for_entity, eligible_positions, order_positions, targets_at
 from tasks import probing_io
+from tasks.format_hints import EmailHints, email_hints
 from tasks.progress import StepProgress
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def edited_positions(model_dir: Path) -> dict[str, list[int]]:
 def audit_inputs(tokenizer, forget: pa.Table, *, positions: dict[str, list[int]] | None = None,
                  retain: Sequence[probes.ProbeItem] = (), retain_ids: Sequence[str] = (),
                  guarded: Collection[str] = (), generality: pa.Table | None = None,
-                 benign: Sequence[str] = (), with_formats: bool = True) -> AuditInputs:
+                 benign: Sequence[str] = (), with_formats: bool = True,
+                 hints: EmailHints | None = None) -> AuditInputs:
     """Build the audit's inputs from findings (each value re-read and tokenized once).
 
     ``positions`` (finding id → the token positions the edit targeted, :func:`edited_positions`) makes the audit
@@ -88,12 +90,16 @@ def audit_inputs(tokenizer, forget: pa.Table, *, positions: dict[str, list[int]]
     same value (a deduplicated copy), else the paper's evaluation rule (rarest two tokens, §2.1). A generality
     finding belongs to the erased secret with the same ``value_hmac`` (the same value in another context).
     ``guarded``: ids of the retained items the edit's guard held. ``with_formats``: each erased value's format
-    (:func:`revs_engine.format_entities.format_for`) for the format-aware attacks.
+    (:func:`revs_engine.format_entities.format_for`) for the format-aware attacks; ``hints``
+    (:func:`tasks.format_hints.email_hints`) make an e-mail's format the subject's name variants at the corpus's
+    domains (a document without a found name keeps the address's shape).
     """
     encode = probing_io.encoder(tokenizer)
     hmac_of = dict(zip(forget.column("finding_id").to_pylist(), forget.column("value_hmac").to_pylist(),
                        strict=True))
     by_value = {hmac_of[f]: p for f, p in (positions or {}).items() if f in hmac_of}
+    doc_of = {r["finding_id"]: (r["source"], r["doc_key"])
+              for r in forget.select(["finding_id", "source", "doc_key"]).to_pylist()}
 
     def picks(finding_id: str, secret) -> list[int]:
         pos = (positions or {}).get(finding_id) or by_value.get(hmac_of.get(finding_id)) or []
@@ -127,11 +133,18 @@ def audit_inputs(tokenizer, forget: pa.Table, *, positions: dict[str, list[int]]
                 gen_targets += targets_at(s.prompt_ids, s.secret_ids, picks(ids[i], s), secret_index=i)
                 gen_items.append(probes.ProbeItem(s.prompt_ids, s.secret_ids))
     guarded = set(guarded)
-    formats = tuple(format_for(s.entity_type or "", tokenizer.decode(list(s.secret_ids))) for s in secrets) \
-        if with_formats else ()
+    formats = tuple(_format(s, tokenizer.decode(list(s.secret_ids)), doc_of[fid], hints)
+                    for fid, s in zip(ids, secrets, strict=True)) if with_formats else ()
     return AuditInputs(tuple(targets), tuple(ids), tuple(items), tuple(prompts), encode, tokenizer.decode,
                        tuple(gen_targets), tuple(gen_items), tuple(retain), tuple(retain_ids),
                        tuple(r in guarded for r in retain_ids), tuple(tuple(encode(t)) for t in benign), formats)
+
+
+def _format(secret, value: str, doc: tuple[str, str], hints: EmailHints | None):
+    if secret.entity_type == "EMAIL_ADDRESS" and hints is not None:
+        return format_for("EMAIL_ADDRESS", value, names=hints.names_for(*doc) or None,
+                          domains=hints.domains or None)
+    return format_for(secret.entity_type or "", value)
 
 
 def retained(model, tokenizer, retain: pa.Table, benign: Sequence[str]) -> tuple[list[str], list]:
@@ -154,7 +167,7 @@ def audit_edit(before, after, forget: pa.Table, retain: pa.Table, benign: Sequen
     """
     retain_ids, retain_list = retained(before.model, before.tokenizer, retain, benign)
     inputs = audit_inputs(before.tokenizer, forget, positions=positions, retain=retain_list, retain_ids=retain_ids,
-                          guarded=guarded, benign=benign)
+                          guarded=guarded, benign=benign, hints=email_hints([forget, retain]))
     tables = []
     total = sum(audit_units(inputs, cfg, stage) for stage in ("before", "after"))
     with StepProgress("audit", total, "parts", every_s=30.0) as progress:
@@ -189,7 +202,8 @@ def run_audit(model_spec: str, reference_spec: str | None, forget: pa.Table, ret
             retain, max_prefix_chars=2000))
     positions = edited_positions(Path(model_spec)) if Path(model_spec).is_dir() else {}
     inputs = audit_inputs(after.tokenizer, forget, positions=positions, retain=retain_list,
-                          retain_ids=retain_ids, generality=generality, benign=benign)
+                          retain_ids=retain_ids, generality=generality, benign=benign,
+                          hints=email_hints([forget, retain]))
     reports = []
     for stage, loaded in (("before", before), ("after", after)):
         if loaded is not None:

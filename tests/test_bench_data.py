@@ -12,10 +12,12 @@ from revs_engine.formats import SecretFormat
 @pytest.mark.parametrize("entity", list(ENTITIES))
 def test_every_entity_gives_40_distinct_values_in_5_domains_each(entity):
     rows = make_dataset(entity=entity)
-    assert len(rows) == 200 and len({r.ssn for r in rows}) == 40
+    assert len(rows) == 200
+    assert len({r.ssn for r in rows}) == 40
     for g in range(40):
         mine = [r for r in rows if r.group == g]
-        assert len({r.domain for r in mine}) == 5 and len({r.ssn for r in mine}) == 1
+        assert len({r.domain for r in mine}) == 5
+        assert len({r.ssn for r in mine}) == 1
         assert all(r.sentence == f"{r.prompt} {r.ssn}." for r in mine)
 
 
@@ -24,7 +26,8 @@ def test_values_fit_their_entity_format_not_the_shape_fallback(entity, caplog):
     kind = ENTITIES[entity]
     for r in make_dataset(entity=entity)[::5]:
         fmt = _format(kind, r)
-        assert isinstance(fmt, SecretFormat) and fmt.name == kind
+        assert isinstance(fmt, SecretFormat)
+        assert fmt.name == kind
     assert "does not fit its entity format" not in caplog.text
 
 
@@ -51,4 +54,6 @@ def test_split_keeps_forget_and_retain_values_apart_for_every_entity():
     for entity in ENTITIES:
         parts = split(make_dataset(entity=entity), n_forget=20, seed=1)
         assert not {r.ssn for r in parts.forget} & {r.ssn for r in parts.retain}
-        assert len(parts.forget) == 20 and len(parts.generality) == 80 and len(parts.retain) == 100
+        assert len(parts.forget) == 20
+        assert len(parts.generality) == 80
+        assert len(parts.retain) == 100
