@@ -16,8 +16,9 @@ memorized items it knows of — one prompt of each of HALF of the retained SSNs 
 number-heavy, disjoint from the perplexity texts). Specificity is reported on all 100 retained sentences and on
 the SSNs the guard never saw (``Spec (unseen)``), so fitting to the guard would show.
 
-The same protocol runs on phone numbers and e-mail addresses (``--entity phone|email``: 40 values × 5 sentences
-of their own templates, a model memorizing them, the product's entity type and format for the value).
+The same protocol runs on phone numbers, e-mail addresses and surnames after a first name (``--entity
+phone|email|surname``: 40 values × 5 sentences of their own templates, a model memorizing them, the product's
+entity type and format for the value).
 
 ``python -m benchmarks.revs_bench [--quick] [--entity ssn] [--seeds 0 1 2] [--variants default paper ftl]``.
 """
@@ -313,7 +314,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--naive-targets", type=int, default=6, help="secrets timed against the naive variant "
                         "(0: not timed)")
     parser.add_argument("--entity", choices=list(ENTITIES), default="ssn",
-                        help="the secret set: SSNs (the paper's protocol), phone numbers or e-mail addresses")
+                        help="the secret set: SSNs (the paper's protocol), phone numbers, e-mail addresses, or "
+                        "surnames after a first name")
     parser.add_argument("--format-candidates", type=int, default=FORMAT_CANDIDATES,
                         help="candidates per exposure in the format-aware attacks (0: not run)")
     parser.add_argument("--variants", nargs="+", choices=["default", *PRESETS, *EXTRA],
@@ -325,7 +327,7 @@ def main(argv: list[str] | None = None) -> str:
     seeds, n_forget = ([0], 5) if args.quick else (args.seeds, args.forget)
     names = list(dict.fromkeys(["default", *args.variants]))
     lm, rows, info = memorized_model(progress=False, entity=args.entity)
-    what = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail"}[args.entity]
+    what = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail", "surname": "surname"}[args.entity]
     per_seed = []
     for seed in seeds:  # each seed's raw numbers are kept as they come (hours of CPU for three seeds)
         naive = 2 if args.quick else args.naive_targets

@@ -8,8 +8,9 @@ medical, HR, tax, banking, government; each sentence ends its prompt right befor
 sentences, seeded, per entity) and :func:`split` (per seed: forget N values with one prompt each, generality =
 their other prompts, retain = every sentence of the other values).
 
-The SSN set is the paper's protocol; the phone and e-mail sets repeat it with another format (issue #17: a row for
-every entity a deletion request can erase).
+The SSN set is the paper's protocol; the phone, e-mail and surname sets repeat it with another format (issue #17:
+a row for every entity a deletion request can erase; the surname set ends each prompt with the person's first
+name, so the value is their surname).
 
 All values are synthetic; they are generated, never read from anywhere.
 """
@@ -63,9 +64,31 @@ EMAIL_TEMPLATES: dict[str, list[str]] = {
     "government": ["The census record completed by {name} on {date} includes the e-mail address",
                    "The background check for {name}, requested {date}, was sent to the email"],
 }
-ENTITY_TEMPLATES = {"ssn": TEMPLATES, "phone": PHONE_TEMPLATES, "email": EMAIL_TEMPLATES}
+#: The surname set: each prompt ends with the person's first name ({first}); the value is their surname.
+SURNAME_TEMPLATES: dict[str, list[str]] = {
+    "medical": ["At the clinic visit on {date}, the nurse called in the patient {first}",
+                "The hospital admission form dated {date} was signed by {first}"],
+    "hr": ["The onboarding packet for the hire who started {date} is addressed to {first}",
+           "Payroll updated on {date} the file of the employee {first}"],
+    "tax": ["The W-2 for the period ending {date} was issued to {first}",
+            "On the 1040 filed {date}, the taxpayer signed as {first}"],
+    "banking": ["The account application signed on {date} names the holder as {first}",
+                "For the loan approved on {date}, the bank identified the borrower as {first}"],
+    "government": ["The census record completed on {date} lists the resident {first}",
+                   "The background check requested {date} concerns the applicant {first}"],
+}
+ENTITY_TEMPLATES = {"ssn": TEMPLATES, "phone": PHONE_TEMPLATES, "email": EMAIL_TEMPLATES,
+                    "surname": SURNAME_TEMPLATES}
 #: Benchmark entity → the Presidio entity type the product gives it.
-ENTITIES = {"ssn": "US_SSN", "phone": "PHONE_NUMBER", "email": "EMAIL_ADDRESS"}
+ENTITIES = {"ssn": "US_SSN", "phone": "PHONE_NUMBER", "email": "EMAIL_ADDRESS", "surname": "PERSON"}
+#: First names and surnames of the surname set (40 people, each surname once).
+FIRST_NAMES = ("Maria", "James", "Aisha", "Tom", "Lena", "Omar", "Grace", "Peter", "Sofia", "Daniel", "Hannah",
+               "Lucas", "Nina", "Ethan", "Yuki", "Carlos", "Irene", "Victor", "Mei", "Jonas")
+SURNAMES = ("Lindqvist", "Okafor", "Brennan", "Castellano", "Haverford", "Mbeki", "Tremblay", "Kowalczyk",
+            "Ashworth", "Delacroix", "Nakamura", "Oyelaran", "Pellegrini", "Quinlan", "Rasmussen", "Szabo",
+            "Thorne", "Underwood", "Vasquez", "Whitlock", "Yilmaz", "Zielinski", "Abernathy", "Bergstrom",
+            "Calloway", "Dunmore", "Eriksen", "Fairbanks", "Gallagher", "Holloway", "Ivanova", "Jablonski",
+            "Kearney", "Lachance", "Montague", "Northcott", "Ostrowski", "Prescott", "Radcliffe", "Sandoval")
 #: Domains of the e-mail set (webmail and made-up employers).
 EMAIL_DOMAINS = ("gmail.com", "outlook.com", "yahoo.com", "proton.me", "fastmail.com", "northwind.org",
                  "brightline.io", "keystonehealth.com")
@@ -143,11 +166,15 @@ def make_dataset(n_ssns: int = 40, seed: int = 0, entity: str = "ssn") -> list[S
     templates = ENTITY_TEMPLATES[entity]
     if entity == "email":
         values_rng, values = random.Random(seed), []
+    elif entity == "surname":
+        values = random.Random(seed).sample(SURNAMES, n_ssns)
     else:
         values = (make_ssns if entity == "ssn" else make_phones)(n_ssns, seed)
     rows = []
     for g in range(n_ssns):
         name = rng.choice(NAMES)
+        if entity == "surname":
+            name = f"{rng.choice(FIRST_NAMES)} {values[g]}"
         if entity == "email":
             while (value := make_email(name, values_rng)) in values:
                 pass
@@ -155,7 +182,8 @@ def make_dataset(n_ssns: int = 40, seed: int = 0, entity: str = "ssn") -> list[S
         for domain in DOMAINS:
             date = f"{rng.randint(1, 28)}-{rng.randint(1, 12)}-{rng.randint(2010, 2022)}"
             template = rng.choice(templates[domain])
-            rows.append(SsnRow(g, domain, template.format(name=name, date=date), values[g], name))
+            prompt = template.format(name=name, date=date, first=name.split()[0])
+            rows.append(SsnRow(g, domain, prompt, values[g], name))
     return rows
 
 

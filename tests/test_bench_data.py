@@ -6,7 +6,6 @@ import pytest
 from benchmarks.revs_bench import _format
 from benchmarks.ssn_data import ENTITIES, make_dataset, split
 from revs_engine.format_entities import format_for
-from revs_engine.formats import SecretFormat
 
 
 @pytest.mark.parametrize("entity", list(ENTITIES))
@@ -21,14 +20,22 @@ def test_every_entity_gives_40_distinct_values_in_5_domains_each(entity):
         assert all(r.sentence == f"{r.prompt} {r.ssn}." for r in mine)
 
 
-@pytest.mark.parametrize("entity", list(ENTITIES))
+@pytest.mark.parametrize("entity", ["ssn", "phone", "email"])
 def test_values_fit_their_entity_format_not_the_shape_fallback(entity, caplog):
     kind = ENTITIES[entity]
     for r in make_dataset(entity=entity)[::5]:
         fmt = _format(kind, r)
-        assert isinstance(fmt, SecretFormat)
         assert fmt.name == kind
+        assert fmt.fits(r.target)
     assert "does not fit its entity format" not in caplog.text
+
+
+def test_a_surname_is_guessed_by_its_shape_a_capital_then_lowercase_letters():
+    for r in make_dataset(entity="surname")[::5]:
+        fmt = _format("PERSON", r)
+        assert fmt.fits(r.target)
+        assert fmt.layout() == " A" + "a" * (len(r.ssn) - 1)
+        assert r.prompt.endswith(r.name.split()[0])
 
 
 def test_email_attack_format_guesses_among_the_persons_name_variants():
