@@ -292,8 +292,9 @@ def table(per_seed: list[dict], *, paper: bool = True) -> str:
         lines.append(f"| {name} | {_cell([r[name]['converged'] for r in per_seed])} | "
                      f"{_cell([r[name]['neurons'] for r in per_seed if 'neurons' in r[name]])} | "
                      f"{_cell([r[name]['retries'] for r in per_seed if 'retries' in r[name]])} |")
-    lines += ["", "| timing (same secrets, edit time) | secrets | seconds | speed-up | identical edits |",
-              "|---|---|---|---|---|"]
+    if any("timing" in r for r in per_seed):
+        lines += ["", "| timing (same secrets, edit time) | secrets | seconds | speed-up | identical edits |",
+                  "|---|---|---|---|---|"]
     for r in (r for r in per_seed if "timing" in r):
         t = r["timing"]
         lines.append(f"| default vs naive (§1.8 as written: full forward per layer, demotion + projection per "
