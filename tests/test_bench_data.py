@@ -64,3 +64,14 @@ def test_split_keeps_forget_and_retain_values_apart_for_every_entity():
         assert len(parts.forget) == 20
         assert len(parts.generality) == 80
         assert len(parts.retain) == 100
+
+
+def test_the_table_of_a_run_without_timing_has_no_timing_section():
+    from benchmarks.revs_bench import table
+
+    seed = {"unedited": {"ppl": 10.0, "unlearning": 0.0},
+            "d": {"ppl": 10.1, "unlearning": 95.0, "converged": 50.0}}
+    body = table([seed], paper=False)
+    assert "| d (SmolLM2-135M) | 95.00 |" in body
+    assert "timing" not in body
+    assert "paper" not in body
