@@ -20,7 +20,9 @@ The same protocol runs on phone numbers, e-mail addresses and surnames after a f
 phone|email|surname``: 40 values × 5 sentences of their own templates, a model memorizing them, the product's
 entity type and format for the value).
 
-``python -m benchmarks.revs_bench [--quick] [--entity ssn] [--seeds 0 1 2] [--variants default paper ftl]``.
+With no ``--entity`` every set runs: the SSNs with every row, the others with the product default.
+
+``python -m benchmarks.revs_bench [--quick] [--entity all] [--seeds 0 1 2] [--variants default paper ftl]``.
 """
 
 from __future__ import annotations
@@ -314,9 +316,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--forget", type=int, default=20)
     parser.add_argument("--naive-targets", type=int, default=6, help="secrets timed against the naive variant "
                         "(0: not timed)")
-    parser.add_argument("--entity", choices=list(ENTITIES), default="ssn",
-                        help="the secret set: SSNs (the paper's protocol), phone numbers, e-mail addresses, or "
-                        "surnames after a first name")
+    parser.add_argument("--entity", choices=["all", *ENTITIES], default="all",
+                        help="the secret set: SSNs (the paper's protocol), phone numbers, e-mail addresses, "
+                        "surnames after a first name, or all of them (the SSNs with every --variants row and the "
+                        "timing, the others with the product default)")
     parser.add_argument("--format-candidates", type=int, default=FORMAT_CANDIDATES,
                         help="candidates per exposure in the format-aware attacks (0: not run)")
     parser.add_argument("--variants", nargs="+", choices=["default", *PRESETS, *EXTRA],
@@ -326,27 +329,43 @@ def main(argv: list[str] | None = None) -> str:
                         "variant")
     args = parser.parse_args(argv)
     seeds, n_forget = ([0], 5) if args.quick else (args.seeds, args.forget)
-    names = list(dict.fromkeys(["default", *args.variants]))
-    lm, rows, info = memorized_model(progress=False, entity=args.entity)
-    what = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail", "surname": "surname"}[args.entity]
+    if args.entity != "all":
+        return entity_section(args.entity, seeds, n_forget, list(dict.fromkeys(["default", *args.variants])),
+                              2 if args.quick else args.naive_targets, args.format_candidates, args.quick)
+    # every set: the SSNs with the chosen rows and the timing, the others with the product default alone
+    out = [entity_section("ssn", seeds, n_forget, list(dict.fromkeys(["default", *args.variants])),
+                          2 if args.quick else args.naive_targets, args.format_candidates, args.quick)]
+    for entity in ENTITIES:
+        if entity != "ssn":
+            out.append(f"### {ENTITY_LABELS[entity]}, product default\n\n"
+                       + entity_section(entity, seeds, n_forget, ["default"], 0, args.format_candidates,
+                                        args.quick))
+    return "\n".join(out)
+
+
+ENTITY_LABELS = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail", "surname": "surname"}
+
+
+def entity_section(entity: str, seeds: list[int], n_forget: int, names: list[str], naive: int,
+                   format_candidates: int, quick: bool) -> str:
+    """Run one secret set's seeds with ``names``' rows; return its markdown (raw numbers cached per seed)."""
+    lm, rows, info = memorized_model(progress=False, entity=entity)
     per_seed = []
     for seed in seeds:  # each seed's raw numbers are kept as they come (hours of CPU for three seeds)
-        naive = 2 if args.quick else args.naive_targets
         per_seed.append(one_seed(lm, rows, seed, n_forget, names, naive_targets=naive,
-                                 format_candidates=args.format_candidates, entity=args.entity))
-        suffix = ("" if args.entity == "ssn" else f"-{args.entity}") + ("-quick" if args.quick else "")
+                                 format_candidates=format_candidates, entity=entity))
+        suffix = ("" if entity == "ssn" else f"-{entity}") + ("-quick" if quick else "")
         raw = _cache_root() / "bench" / f"revs_bench-seed{seed}{suffix}.json"
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(per_seed[-1], indent=1, default=str), encoding="utf-8")
-    head = (f"SmolLM2-135M memorized on {len(rows)} {what} sentences ({info['epochs']} epochs, "
+    head = (f"SmolLM2-135M memorized on {len(rows)} {ENTITY_LABELS[entity]} sentences ({info['epochs']} epochs, "
             f"{100 * info['fraction_memorized']:.0f}% exact). Per seed: forget {n_forget} values, generality = "
             f"their other prompts, retain = the other values' sentences; seeds {seeds}; k = {K}. Every row is "
             "`revs_engine.erase.erase` with the row's preset, then `revs_engine.audit.audit` — the product's own "
             "entry points. Scores ×100, mean ± std over seeds; ppl Δ% = perplexity change on held-out prose + "
             "number-heavy text; extracted = erased values still generated (greedy, perturbed prompts, 10 samples "
             "at T = 1 / top-40, the other prompts). Spec (unseen) = retained values the guard never saw.\n\n")
-    return head + table(per_seed, paper=args.entity == "ssn")
-
+    return head + table(per_seed, paper=entity == "ssn")
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
