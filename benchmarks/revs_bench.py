@@ -337,13 +337,14 @@ def main(argv: list[str] | None = None) -> str:
                           2 if args.quick else args.naive_targets, args.format_candidates, args.quick)]
     for entity in ENTITIES:
         if entity != "ssn":
-            out.append(f"### {ENTITY_LABELS[entity]}, product default\n\n"
+            out.append(f"### {ENTITY_HEADINGS[entity]}, product default\n\n"
                        + entity_section(entity, seeds, n_forget, ["default"], 0, args.format_candidates,
                                         args.quick))
     return "\n".join(out)
 
 
 ENTITY_LABELS = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail", "surname": "surname"}
+ENTITY_HEADINGS = {"phone": "Phone numbers", "email": "E-mail addresses", "surname": "Surnames after a first name"}
 
 
 def entity_section(entity: str, seeds: list[int], n_forget: int, names: list[str], naive: int,
