@@ -1,18 +1,21 @@
 """The format-aware part of the audit: what an attacker who knows each erased value's format recovers, next to the
 same attacks on a value of that format the model never saw (the control).
 
-Offers :class:`FormatAuditConfig`, :func:`format_rows` (called by :func:`revs_engine.audit.audit`) and
-:data:`FORMAT_METRICS`.
+Offers :class:`FormatAuditConfig`, :func:`format_rows` (called by :func:`revs_engine.audit.audit`),
+:func:`typed` and :data:`FORMAT_METRICS`.
 
 Per distinct erased value (``target_id`` = the id of its first occurrence), from
 :func:`revs_engine.attacks.format_aware.format_attacks_many`:
 ``exposure_bits``, ``constrained_fraction`` (share of its variable characters format-constrained greedy decoding
 gives back, ×100), ``neighbourhood_in_top_k`` (100 when the secret is among the ``top_k`` most likely values
 within Hamming distance 1–2 of that decode), ``partial_completes`` (100 when greedy decoding — plain or
-constrained — completes it from its first half). Aggregates (``target_id == "*"``): their means, and
-``exposure_above_6_bits`` (% of secrets). The control rows (``control_*``, aggregates only) attack, after each
-erased secret's prompt, a value of the same format drawn at random (seeded, never the secret): what "looks like a
-value the model never saw" measures on this model and these prompts.
+constrained — completes it from its first half), and ``format_typed`` (100 when the attacks guessed among
+values of the secret's type — an SSN's digit rule, an e-mail's owner's name variants at the corpus's domains —
+0 when only among strings of its shape: :func:`revs_engine.format_entities.shape_format`, a weaker attacker).
+Aggregates (``target_id == "*"``): their means, and ``exposure_above_6_bits`` (% of secrets). The control rows
+(``control_*``, aggregates only) attack, after each erased secret's prompt, a value of the same format drawn at
+random (seeded, never the secret): what "looks like a value the model never saw" measures on this model and these
+prompts.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 
 from revs_engine.attacks.format_aware import FormatAttackResult, FormatTarget, format_attacks_many
 from revs_engine.attacks.scoring import TokenVocab, vocab_size_of
+from revs_engine.format_entities import SHAPE_NAMES
 from revs_engine.formats import SecretFormat
 
 #: Exposure above which a secret counts as clearly exposed (Carlini et al. read ~6 bits as "distinguishable").
@@ -59,6 +63,12 @@ class FormatAuditConfig:
         if self.candidates < 0 or self.top_k < 1 or self.max_distance < 0:
             raise ValueError(f"format attacks need candidates ≥ 0, top_k ≥ 1 and max_distance ≥ 0; got "
                              f"{self.candidates}, {self.top_k}, {self.max_distance}")
+
+
+def typed(fmt: SecretFormat) -> float:
+    """100 when ``fmt`` is a type's rule (SSN, phone, card, IBAN, an e-mail among its owner's name variants), 0
+    when the attacker only knew the value's shape (:data:`~revs_engine.format_entities.SHAPE_NAMES`)."""
+    return 0.0 if fmt.name in SHAPE_NAMES else 100.0
 
 
 def _per_secret(r: FormatAttackResult) -> dict[str, float]:
@@ -112,11 +122,13 @@ def format_rows(model: torch.nn.Module, ids: Sequence[str], prompts: Sequence[Se
             tick(1)
         return out
     results = attack_all(targets)
-    for target_id, r in zip(ids, results, strict=True):
+    for target_id, r, fmt in zip(ids, results, formats, strict=True):
         for metric, score in _per_secret(r).items():
             add(target_id, metric, score)
+        add(target_id, "format_typed", typed(fmt))
     for metric, score in _aggregate(results).items():
         add("*", metric, score)
+    add("*", "format_typed", statistics.fmean(typed(f) for f in formats))
     if cfg.controls and controls:
         values = control_values(formats, secrets, cfg.seed)
         controls = [FormatTarget(t.prompt_ids, v, t.fmt) for t, v in zip(targets, values, strict=True)]

@@ -60,7 +60,15 @@ def _runs(text: str) -> list[tuple[bool, str]]:
     return runs
 
 
-def shape_format(value: str, name: str = "shape") -> SecretFormat:
+#: The name of :func:`shape_format`'s formats (no type rule: the weakest attacker).
+SHAPE = "shape"
+#: The name of an e-mail format whose local part is only its shape (no name of the subject was known).
+EMAIL_SHAPE = "EMAIL_ADDRESS (local part by shape)"
+#: Format names whose attacker guesses among strings of the value's shape rather than values of its type.
+SHAPE_NAMES = frozenset({SHAPE, EMAIL_SHAPE})
+
+
+def shape_format(value: str, name: str = SHAPE) -> SecretFormat:
     """Return the format of values shaped like ``value`` (no rule)."""
     if not any(_class_of(c) for c in value):
         raise ValueError("the value has no ASCII digit or letter: there is nothing to guess")
@@ -142,7 +150,7 @@ def email_format(value: str, *, names: Sequence[str] | None = None,
         value: the secret as written after its prompt (leading space included).
         names: the subject's name variants; when given, the local part is a choice among
             :func:`local_part_candidates` (plus the value's own local part, so the secret is always a candidate);
-            otherwise it is the local part's shape.
+            otherwise it is the local part's shape (and the format is named :data:`EMAIL_SHAPE`).
         domains: candidate domains (e.g. the corpus's); the value's own domain is added. Without them the domain
             is fixed (the attacker is assumed to know it).
     """
@@ -158,7 +166,7 @@ def email_format(value: str, *, names: Sequence[str] | None = None,
         segments += shape_segments(local)
     segments.append(fixed("@"))
     segments.append(choice([*(d.lower() for d in domains), domain]) if domains else fixed(domain))
-    return SecretFormat("EMAIL_ADDRESS", tuple(segments))
+    return SecretFormat("EMAIL_ADDRESS" if names else EMAIL_SHAPE, tuple(segments))
 
 
 def format_for(entity_type: str, value: str, *, names: Sequence[str] | None = None,

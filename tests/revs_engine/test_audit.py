@@ -106,6 +106,7 @@ def test_format_attacks_join_the_audit_with_never_seen_controls():
     assert agg[("constrained_fraction", None)] == 100.0
     assert agg[("neighbourhood_in_top_k", None)] == 100.0
     assert agg[("partial_completes", None)] == 100.0
+    assert agg[("format_typed", None)] == 100.0  # attacked with the SSN rule, not its shape
     assert agg[("control_exposure_bits", None)] < 6.0
     assert agg[("control_constrained_fraction", None)] < 100.0
     with pytest.raises(ValueError, match="one format per erased secret"):

@@ -4,8 +4,10 @@ import math
 
 import pytest
 
+from revs_engine.audit_formats import typed
 from revs_engine.format_checks import fix_check, iban_valid, luhn_valid, ssn_valid
 from revs_engine.format_entities import (
+    EMAIL_SHAPE,
     card_format,
     email_format,
     format_for,
@@ -118,6 +120,7 @@ def test_email_format_choices_always_contain_the_secret():
     assert not own.is_valid(" zz9@mail.com")
     shaped = email_format(" jdoe42@x.com")
     assert shaped.layout() == " aaaa99@x.com"
+    assert (fmt.name, shaped.name) == ("EMAIL_ADDRESS", EMAIL_SHAPE)  # the report tells the two attackers apart
     assert "maria" not in repr(fmt)
     assert "example" not in repr(fmt)
 
@@ -195,3 +198,12 @@ def test_segments_and_formats_validate():
     with pytest.raises(ValueError, match="unknown rule"):
         SecretFormat("f", (chars("9"),), "crc")
     assert Segment("choice", options=("b", "a", "b")).options == ("a", "b")
+
+
+def test_typed_tells_a_types_rule_from_a_bare_shape():
+    # given formats of each kind
+    ruled = [ssn_format(SSN), phone_format(" 555-0142"), email_format(EMAIL, names=["Maria Quintero"])]
+    shaped = [email_format(EMAIL), format_for("US_SSN", " 12-34"), shape_format("ab12")]
+    # then the audit's format_typed row is 100 for a rule and 0 for a shape
+    assert [typed(f) for f in ruled] == [100.0] * 3
+    assert [typed(f) for f in shaped] == [0.0] * 3
