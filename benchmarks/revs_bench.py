@@ -156,6 +156,9 @@ EXTRA = {
     # the digits preset as it was before cross decoys and spread 512 became its default (2026-12-03)
     "spread256": ("digits without cross decoys, spread 256", {"preset": "digits", "cross_decoys": 0,
                                                               "guard_spread": 256}),
+    # the digits preset with two targets per value instead of one (deeper on e-mail addresses, at a Specificity
+    # cost: RESULTS.md "E-mail addresses: what was tried")
+    "two-targets": ("digits, two targets per value", {"preset": "digits", "targets": {"max_tokens": 2}}),
     # the digits preset with each digit demoted relative to the other digits, and every other digit of each SSN
     # too, to final ranks 30-300
     "relative-cover": ("digits + relative + cover 30-300",

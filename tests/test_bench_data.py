@@ -1,11 +1,14 @@
 """The benchmark's secret sets: each entity's values fit the format the product audits them with, and the SSN set
 is the one every earlier revs_bench row was measured on."""
 
+import dataclasses
+
 import pytest
 
-from benchmarks.revs_bench import _format
+from benchmarks.revs_bench import EXTRA, _format, variant
 from benchmarks.ssn_data import ENTITIES, make_dataset, split
 from revs_engine.format_entities import format_for
+from revs_engine.presets import PRESETS
 
 
 @pytest.mark.parametrize("entity", list(ENTITIES))
@@ -75,3 +78,16 @@ def test_the_table_of_a_run_without_timing_has_no_timing_section():
     assert "| d (SmolLM2-135M) | 95.00 |" in body
     assert "timing" not in body
     assert "paper" not in body
+
+
+@pytest.mark.parametrize("name", ["default", "paper", "ftl", *EXTRA])
+def test_every_row_resolves_and_the_extra_rows_build_on_their_preset(name):
+    # given a digit-level tokenizer (one token per digit)
+    label, cfg = variant(name, lambda text: list(range(len(text))))
+    # then each row is a valid configuration with a label; the opt-in rows keep their preset's other settings
+    assert label
+    if name == "two-targets":
+        digits = PRESETS["digits"].revs
+        assert cfg.revs.targets == dataclasses.replace(digits.targets, max_tokens=2)
+        assert cfg.revs.guard_spread == digits.guard_spread
+        assert cfg.revs.cross_decoys == digits.cross_decoys
