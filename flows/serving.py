@@ -129,6 +129,17 @@ def run_counts(deployment_ids: Sequence[Any]) -> Counter:
     return Counter(r.state.name for r in runs if r.state is not None)
 
 
+def interruptible() -> None:
+    """Make SIGINT raise KeyboardInterrupt in this process again (main thread only).
+
+    A process started as a background job of a non-interactive shell (``revs serve ... &`` in a script, ``make``
+    run in the background) inherits SIGINT as *ignored*, and Python then leaves it ignored: neither Ctrl-C nor
+    :func:`serve`'s own stop (``run_for``, ``stop_after_runs``, which interrupt the process) would end it.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def serve(deployments: Sequence[Any], run_for: float | None = None, stop_after_runs: int | None = None,
           limit: int = 1) -> Counter:
     """Serve the deployments until Ctrl-C, ``run_for`` seconds, or ``stop_after_runs`` finished runs.
@@ -162,6 +173,7 @@ def serve(deployments: Sequence[Any], run_for: float | None = None, stop_after_r
                     return interrupt()
         return None
 
+    interruptible()
     for dep in deployments:  # register first: the watcher needs the ids
         ids.append(dep.apply())
     watcher = threading.Thread(target=watch, daemon=True)

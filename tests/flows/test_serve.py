@@ -12,6 +12,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_serve_starts_a_local_server_and_a_short_interval_sweep_fires(world, tmp_path, mlflow_template):
     from tests.flows.conftest import seed_workspace
 
@@ -25,9 +29,11 @@ def test_serve_starts_a_local_server_and_a_short_interval_sweep_fires(world, tmp
            "--param", f"corpus={json.dumps([str(world.corpus)])}", "--param", f"model={world.model}",
            "--param", f"policy={world.sweep_policy}", "--param", "model_name=served",
            "--stop-after-runs", "1", "--run-for", "600"]
-    # when (its own process group: a hang guard that fires kills the Prefect server it started too)
+    # when started the way a script's background job is, with SIGINT ignored (serve stops itself with SIGINT:
+    # before the fix it ran past --stop-after-runs and --run-for until this test's hang guard killed it), in its
+    # own process group (a hang guard that fires kills the Prefect server it started too)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,  # noqa: S603
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_ignore_sigint)  # noqa: PLW1509
     try:
         stdout, stderr = proc.communicate(timeout=900)
     except subprocess.TimeoutExpired:
@@ -41,3 +47,25 @@ def test_serve_starts_a_local_server_and_a_short_interval_sweep_fires(world, tmp
     reports = list((tmp_path / "revs_home" / "runs").glob("*/report/manifest.json"))
     assert len(reports) >= 1
     assert (tmp_path / "prefect" / "prefect.db").is_file()
+
+
+def test_serve_makes_sigint_interrupt_again_when_it_was_started_ignoring_it():
+    # given a process started with SIGINT ignored, as a script's background job is
+    code = ("import os, signal, sys, time\n"
+            "if sys.argv[1] == 'serve':\n"
+            "    from flows.serving import interruptible\n"
+            "    interruptible()\n"
+            "try:\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    time.sleep(1)\n"
+            "    print('still running')\n"
+            "except KeyboardInterrupt:\n"
+            "    print('interrupted')\n")
+    root = Path(__file__).resolve().parents[2]
+    outcome = {}
+    for mode in ("plain", "serve"):
+        run = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, cwd=root,  # noqa: S603
+                             preexec_fn=_ignore_sigint, timeout=60, check=True)  # noqa: PLW1509
+        outcome[mode] = run.stdout.strip()
+    # then plain Python keeps ignoring it (the bug's cause), and after serve's setup SIGINT stops the process
+    assert outcome == {"plain": "still running", "serve": "interrupted"}
