@@ -5,7 +5,6 @@ verdict comparison is ``tests/revs_engine/test_real_dtype.py`` (it needs the emb
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import pytest
 import torch
@@ -15,44 +14,31 @@ from revs_engine.audit import AuditConfig, AuditInputs, audit
 from revs_engine.audit_formats import FormatAuditConfig
 from revs_engine.devices import dtype_name
 from revs_engine.edit import restore
-from revs_engine.erase import EraseInputs, Secret, erase
+from revs_engine.erase import erase
 from revs_engine.format_entities import ssn_format
 from revs_engine.hashing import weights_sha256
-from revs_engine.presets import EraseConfig
 from revs_engine.probes import ProbeItem
-from revs_engine.targets import TargetConfig, targets_at
+from revs_engine.targets import targets_at
 from tests.revs_engine.test_attacks import lens_model
 from tests.revs_engine.test_audit import inputs
+from tests.revs_engine.test_dtype import GUARDED, guarded_erase_inputs
 from tests.revs_engine.test_format_aware import SSN, SSN_PROMPT, bpe_decode, bpe_encode, plant
-from tests.revs_engine.test_revs import CFG, _model
+from tests.revs_engine.test_revs import _model
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 DTYPES = [torch.float32, torch.bfloat16]
-GUARDED = EraseConfig("t", "revs", dataclasses.replace(CFG, guard_projection=0.05, guard_spread=4, decoys=2,
-                                                       targets=TargetConfig(max_tokens=1, method="distinct")))
 
 
 def _on(model, dtype):
     return copy.deepcopy(model).to("cuda", dtype)
 
 
-def _erase_inputs(model):
-    """Two secrets the fp32 CPU model continues greedily after its prompt, with a benign text and an encoder."""
-    secrets, prompt = [], [5, 9, 12]
-    for i in range(2):
-        value = []
-        for _ in range(4):
-            value.append(int(model(torch.tensor([prompt + [i] + value])).logits[0, -1].argmax()))
-        secrets.append(Secret((*prompt, i), tuple(value), tuple(str(v % 10) for v in value)))
-    return EraseInputs(tuple(secrets), benign=((3, 4, 5, 6, 7, 8),), encode=lambda s: [2 + int(c) for c in s])
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
 def test_a_guarded_erase_on_cuda_edits_in_place_and_restores_bit_exactly(dtype):
     # given a tiny llama (SmolLM2's family) on the CPU and the same weights on the GPU
     cpu, arch = _model("llama")
-    data = _erase_inputs(cpu)
+    data = guarded_erase_inputs(cpu)
     gpu = _on(cpu, dtype)
     garch = resolve_arch(gpu)
     base = weights_sha256(gpu)

@@ -65,20 +65,29 @@ def test_half_precision_edit_stays_in_dtype_and_restores_and_patches_bit_exactly
     assert weights_sha256(model) == base_sha
 
 
-@pytest.mark.parametrize("dtype", HALF, ids=dtype_name)
-def test_a_guarded_half_precision_erase_restores_bit_exactly(dtype):
-    model, arch = _half("llama", dtype)
+#: A guarded erase on tiny models: guard projection, decoys, one target per secret at its most distinct position.
+GUARDED = EraseConfig("t", "revs", dataclasses.replace(CFG, guard_projection=0.05, guard_spread=4, decoys=2,
+                                                       targets=TargetConfig(max_tokens=1, method="distinct")))
+
+
+def guarded_erase_inputs(model):
+    """Two secrets ``model`` continues greedily after its prompt (computed on its device), a benign text and an
+    encoder: inputs for :data:`GUARDED`."""
+    device = next(model.parameters()).device
     secrets, prompt = [], [5, 9, 12]
     for i in range(2):
         value = []
         for _ in range(4):
-            value.append(int(model(torch.tensor([prompt + [i] + value])).logits[0, -1].argmax()))
+            value.append(int(model(torch.tensor([prompt + [i] + value], device=device)).logits[0, -1].argmax()))
         secrets.append(Secret((*prompt, i), tuple(value), tuple(str(v % 10) for v in value)))
-    inputs = EraseInputs(tuple(secrets), benign=((3, 4, 5, 6, 7, 8),), encode=lambda s: [2 + int(c) for c in s])
-    cfg = EraseConfig("t", "revs", dataclasses.replace(CFG, guard_projection=0.05, guard_spread=4, decoys=2,
-                                                       targets=TargetConfig(max_tokens=1, method="distinct")))
+    return EraseInputs(tuple(secrets), benign=((3, 4, 5, 6, 7, 8),), encode=lambda s: [2 + int(c) for c in s])
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=dtype_name)
+def test_a_guarded_half_precision_erase_restores_bit_exactly(dtype):
+    model, arch = _half("llama", dtype)
     base = weights_sha256(model)
-    result = erase(model, arch, inputs, cfg)
+    result = erase(model, arch, guarded_erase_inputs(model), GUARDED)
     assert result.edits
     assert weights_sha256(model) != base
     restore(model, arch, result.backup)
