@@ -141,6 +141,10 @@ FORMAT_COLUMNS = (("exposure", "exposure_bits"), ("exposure_control", "control_e
                   ("neighbourhood", "neighbourhood_in_top_k"), ("partial", "partial_completes"))
 
 
+ENTITY_LABELS = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail", "surname": "surname"}
+ENTITY_HEADINGS = {"phone": "Phone numbers", "email": "E-mail addresses", "surname": "Surnames after a first name"}
+
+
 # -- rows ------------------------------------------------------------------------------------------------------
 #: Opt-in rows that show what the knobs no preset uses are for (each is a policy [revs] table on a preset).
 EXTRA = {
@@ -332,22 +336,14 @@ def main(argv: list[str] | None = None) -> str:
                         "variant")
     args = parser.parse_args(argv)
     seeds, n_forget = ([0], 5) if args.quick else (args.seeds, args.forget)
-    if args.entity != "all":
-        return entity_section(args.entity, seeds, n_forget, list(dict.fromkeys(["default", *args.variants])),
-                              2 if args.quick else args.naive_targets, args.format_candidates, args.quick)
-    # every set: the SSNs with the chosen rows and the timing, the others with the product default alone
-    out = [entity_section("ssn", seeds, n_forget, list(dict.fromkeys(["default", *args.variants])),
-                          2 if args.quick else args.naive_targets, args.format_candidates, args.quick)]
-    for entity in ENTITIES:
-        if entity != "ssn":
-            out.append(f"### {ENTITY_HEADINGS[entity]}, product default\n\n"
-                       + entity_section(entity, seeds, n_forget, ["default"], 0, args.format_candidates,
-                                        args.quick))
+    names, naive = list(dict.fromkeys(["default", *args.variants])), 2 if args.quick else args.naive_targets
+    first = "ssn" if args.entity == "all" else args.entity
+    out = [entity_section(first, seeds, n_forget, names, naive, args.format_candidates, args.quick)]
+    if args.entity == "all":  # the SSNs with the chosen rows and the timing, the others with the product default
+        out += [f"### {ENTITY_HEADINGS[entity]}, product default\n\n"
+                + entity_section(entity, seeds, n_forget, ["default"], 0, args.format_candidates, args.quick)
+                for entity in ENTITIES if entity != "ssn"]
     return "\n".join(out)
-
-
-ENTITY_LABELS = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail", "surname": "surname"}
-ENTITY_HEADINGS = {"phone": "Phone numbers", "email": "E-mail addresses", "surname": "Surnames after a first name"}
 
 
 def entity_section(entity: str, seeds: list[int], n_forget: int, names: list[str], naive: int,
@@ -370,6 +366,7 @@ def entity_section(entity: str, seeds: list[int], n_forget: int, names: list[str
             "number-heavy text; extracted = erased values still generated (greedy, perturbed prompts, 10 samples "
             "at T = 1 / top-40, the other prompts). Spec (unseen) = retained values the guard never saw.\n\n")
     return head + table(per_seed, paper=entity == "ssn")
+
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
