@@ -1,14 +1,13 @@
-"""The demo sweep's erase under several ``[revs]`` tables, side by side, scored the way its audit scores it.
+"""The demo sweep's erase under several ``[revs]`` tables, side by side, scored by the product's audit.
 
 A finished ``revs sweep`` (``make demo``) leaves its inputs in its run directory: the findings, the probes of the
-findings it erased (``forget_probes.parquet``), the findings it erased (``forget.parquet``) and its guard. For each
-``[revs]`` table this re-runs the product's edit step on them (:func:`tasks.unlearning_io.run_unlearn`, the same
-call the flow makes, benign guard text from the corpus's guard half) and scores the edited model with the audit's
-own pieces: Efficacy@100 per erased record at the final layer on the positions the edit targeted
-(:func:`tasks.audit_io.audit_inputs`, :func:`revs_engine.metrics.efficacy_from_ranks`), greedy extraction from
-the records' prompts (:func:`revs_engine.audit.reproduced`) and perplexity on the corpus's audit half. It skips
-what the full audit adds (Specificity, sampled and perturbed extraction, format-aware attacks): a triage of
-configurations in minutes; ``make demo`` gives the verdict.
+findings it erased (``forget_probes.parquet``), the findings it erased (``forget.parquet``) and kept
+(``retain.parquet``) and its guard. For each ``[revs]`` table this re-runs the product's edit step on them
+(:func:`tasks.unlearning.unlearn`, as the sweep calls it: guard texts from the corpus) and audits the edit with the
+product's audit step (:func:`tasks.auditing.audit_model`, as the sweep calls it: erased targets at the edited
+positions, Specificity on the kept findings, perplexity on the corpus's audit half), read back with
+:func:`revs_engine.audit.verdict_metrics`. Sampled extraction and the format-aware attacks are left out
+(:data:`TRIAGE`): a triage of configurations; ``make demo`` gives the verdict.
 
 Rows are grouped by masked value (never the value); the demo's policy passes at Efficacy ≥ 95 on every record,
 0 extractions and perplexity ≤ +2 %.
@@ -31,17 +30,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pii_detect.schema import FINDINGS_SCHEMA
-from revs_engine.arch import resolve_arch
-from revs_engine.attacks.logit_lens import capture_targets, stream_ranks
-from revs_engine.audit import reproduced
-from revs_engine.lens import VocabLens
-from revs_engine.loading import load_model
-from revs_engine.metrics import efficacy_from_ranks, perplexity
-from tasks import unlearning
-from tasks.audit_io import AUDIT_HALF, audit_inputs, benign_texts, edited_positions
-from tasks.probing_io import encoder
+from revs_engine.audit import verdict_metrics
+from tasks import auditing, unlearning
+from tasks.verdict import AuditThresholds
 
 logger = logging.getLogger(__name__)
+
+K = 100
+#: The audit's settings here: the product's defaults without sampled extraction and format-aware attacks.
+TRIAGE = AuditThresholds(sampled_n=0, format_candidates=0).settings()
 
 
 def _home() -> Path:
@@ -52,50 +49,45 @@ def _home() -> Path:
 TABLES = {"default (digits)": {}, "digits + relative_demotion (demo policy)": {"relative_demotion": True}}
 
 
-def score(model_dir: str, forget, positions, benign: list[str], k: int = 100) -> dict:
-    """Per erased record: Efficacy@k (final layer) and greedy extraction; perplexity on ``benign``."""
-    lm = load_model(model_dir, cache_dir=_home() / "cache")
-    model, tok = lm.model, lm.tokenizer
-    arch = resolve_arch(model)
-    inputs = audit_inputs(tok, forget, positions=positions, with_formats=False)
-    acts = capture_targets(model, arch, list(inputs.forget), batch_size=16)
-    eff = efficacy_from_ranks(stream_ranks(acts, VocabLens(model, arch)), acts.secret_index, arch.vocab_size, k)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    extracted = reproduced(model, list(inputs.forget_items), pad_id=pad)
-    ppl = perplexity(model, benign, encode=encoder(tok), pad_id=pad).perplexity
-    return {"ids": list(inputs.forget_ids), "efficacy": list(eff.per_secret), "extracted": extracted, "ppl": ppl}
+def _extracted_before(table) -> int:
+    return sum(1 for r in table.to_pylist() if r["stage"] == "before" and r["metric"] == "greedy_extraction"
+               and r["target_id"] != "*" and r["score"] > 0)
 
 
 def run(run_dir: Path, model: str, corpus: list[Path], tables: dict[str, dict]) -> list[dict]:
-    """Erase the run's selection once per table from ``model`` and score each edit (module docstring)."""
-    findings = pq.read_table(run_dir / "findings.parquet", schema=FINDINGS_SCHEMA)
+    """Erase the run's selection once per table from ``model`` and audit each edit (module docstring)."""
     forget = pq.read_table(run_dir / "forget.parquet", schema=FINDINGS_SCHEMA)
     preview = dict(zip(forget.column("finding_id").to_pylist(), forget.column("masked_preview").to_pylist(),
                        strict=True))
     guard = run_dir / "guard.parquet"
-    audit_text = benign_texts(corpus, [findings], half=AUDIT_HALF)
-    base = score(model, forget, {}, audit_text)
+    guard = guard if guard.is_file() else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="demo-erase-") as tmp:
         for name, table in tables.items():
             out = Path(tmp) / "edited"
             t0 = time.perf_counter()
-            # the product's edit step, as the sweep calls it (guard texts from the corpus's guard half)
+            # the product's edit and audit steps, as the sweep calls them
             rep = unlearning.unlearn.fn(Path(model), run_dir / "forget_probes.parquet",
-                                        run_dir / "findings.parquet", out, table,
-                                        guard if guard.is_file() else None, corpus)
+                                        run_dir / "findings.parquet", out, table, guard, corpus)
             seconds = time.perf_counter() - t0
-            after = score(str(out), forget, edited_positions(out), audit_text)
+            audit = pq.read_table(auditing.audit_model.fn(
+                Path(model), out, run_dir / "forget.parquet", run_dir / "retain.parquet", corpus,
+                Path(tmp) / "audit.parquet", [K], TRIAGE, guard))
+            m = verdict_metrics(audit, K)
             per_value = defaultdict(list)
-            for fid, e in zip(after["ids"], after["efficacy"], strict=True):
+            for fid, e in m["efficacy"].items():
                 per_value[preview[fid]].append(e)
             failing = {v: min(es) for v, es in per_value.items() if min(es) < 95}
             rows.append({"table": name, "revs": table, "targets": rep.targets, "converged": rep.converged,
-                         "erase_s": round(seconds, 1), "records": len(after["ids"]),
-                         "records_below_95": sum(e < 95 for e in after["efficacy"]),
+                         "erase_s": round(seconds, 1), "audit_s": round(time.perf_counter() - t0 - seconds, 1),
+                         "records": len(m["efficacy"]),
+                         "records_below_95": sum(e < 95 for e in m["efficacy"].values()),
                          "failing_values": {v: round(e, 1) for v, e in failing.items()},
-                         "extracted_before": sum(base["extracted"]), "extracted_after": sum(after["extracted"]),
-                         "ppl_delta_pct": round(100 * (after["ppl"] / base["ppl"] - 1), 2)})
+                         "extracted_before": _extracted_before(audit),
+                         "extracted_after": m["exact_extractions"]["plain"],
+                         "extracted_perturbed_after": m["exact_extractions"]["perturbed"],
+                         "specificity": m["specificity"], "specificity_unseen": m["specificity_unseen"],
+                         "ppl_delta_pct": round(100 * (m["perplexity_after"] / m["perplexity_before"] - 1), 2)})
             shutil.rmtree(out, ignore_errors=True)
     return rows
 
