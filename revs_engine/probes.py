@@ -1,8 +1,8 @@
 """Memorization probes: does greedy decoding reproduce a target after its prefix? One batched forward pass decides.
 
 Offers :class:`ProbeItem` (token ids of a ``(prefix, target)`` pair), :class:`ProbeConfig`, :class:`ProbeResult`,
-:func:`probe` (batched teacher-forced verdicts), :func:`greedy_heads` (the greedy tokens those verdicts already
-know), :func:`plan_batches` (length-aware batching),
+:func:`probe` (batched teacher-forced verdicts), :func:`target_logits` (next-token logits at chosen positions, and
+:func:`target_logits_and_cache` with the pass's key/value cache), :func:`plan_batches` (length-aware batching),
 :func:`batch_size_for` (rows per batch for the model's device memory),
 :func:`k_extractable` (fixed prefix lengths, Carlini et al.),
 :func:`probes_table` (an Arrow table in :data:`~revs_engine.schema.PROBES_SCHEMA`) and :func:`items_from_texts`
@@ -43,7 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from revs_engine.arch import ARCH_SPECS
-from revs_engine.capture import model_forward
+from revs_engine.capture import position_ids_for
 from revs_engine.errors import ShapeError
 from revs_engine.lens import rank_of
 from revs_engine.schema import PROBES_SCHEMA
@@ -196,12 +196,26 @@ def target_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_mas
     ``unembed(h[rows, positions])`` equals ``model(...).logits[rows, positions]`` without the ``[batch, seq, V]``
     tensor; other models fall back to the full logits.
     """
+    return _target_logits(model, input_ids, attention_mask, rows, positions, use_cache=False)[0]
+
+
+@torch.no_grad()
+def target_logits_and_cache(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                            rows: torch.Tensor, positions: torch.Tensor):
+    """:func:`target_logits`, and the pass's key/value cache (to continue decoding from it)."""
+    return _target_logits(model, input_ids, attention_mask, rows, positions, use_cache=True)
+
+
+def _target_logits(model, input_ids, attention_mask, rows, positions, *, use_cache: bool):
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     unembed = model.get_output_embeddings()
+    kw = {"attention_mask": attention_mask, "position_ids": position_ids_for(attention_mask),
+          "use_cache": use_cache}
     if model_type in ARCH_SPECS and unembed is not None and model.base_model is not model:
-        hidden = model_forward(model.base_model, input_ids, attention_mask).last_hidden_state  # [b, seq, d]
-        return unembed(hidden[rows, positions])
-    return model_forward(model, input_ids, attention_mask).logits[rows, positions]
+        out = model.base_model(input_ids=input_ids, **kw)
+        return unembed(out.last_hidden_state[rows, positions]), out.past_key_values  # [b, seq, d] -> [n, V]
+    out = model(input_ids=input_ids, **kw)
+    return out.logits[rows, positions], out.past_key_values
 
 
 #: Fixed cost of one forward pass (kernel launches, masks, Python), in padded positions: what a batch must save
@@ -323,22 +337,6 @@ def probe(model: torch.nn.Module, items: Sequence[ProbeItem], *, finding_ids: Se
         ))
     logger.info("probed %d items: %d memorized", len(items), sum(r.memorized for r in results))
     return results
-
-
-@torch.no_grad()
-def greedy_heads(model: torch.nn.Module, items: Sequence[ProbeItem], *, batch_size: int = CPU_BATCH,
-                 pad_id: int = 0) -> list[tuple[int, ...]]:
-    """Return, per item, the first tokens greedy decoding emits after its prefix, known from the teacher-forced
-    pass alone: the whole target when greedy reproduces it, else the target up to the first divergence plus the
-    token greedy emits there (``target[:j] + (argmax_j,)``). Greedy decoding from ``prefix + head`` continues
-    exactly where decoding from the prefix would (the same inputs), so a generation can start after the head."""
-    cfg = ProbeConfig(batch_size=batch_size)
-    prepared = [_prepare(item, cfg, max_positions(model)) for item in items]
-    heads = []
-    for item, scored in zip(items, _teacher_forced(model, items, prepared, cfg, pad_id), strict=True):
-        j = next((j for j, h in enumerate(scored.hits) if not h), None)
-        heads.append(item.target_ids if j is None else (*item.target_ids[:j], scored.greedy[j]))
-    return heads
 
 
 def k_extractable(model: torch.nn.Module, items: Sequence[ProbeItem], ks: Sequence[int] = (32, 50), *,

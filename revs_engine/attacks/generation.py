@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
+from revs_engine.attacks.resumed_greedy import greedy_continuations
 from revs_engine.capture import position_ids_for
-from revs_engine.probes import ProbeItem, greedy_heads
+from revs_engine.probes import ProbeItem
 
 
 @dataclass(frozen=True)
@@ -148,34 +149,19 @@ def greedy_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, max
     """Greedy-decode after each prefix and check the continuation contains the target.
 
     ``max_new_tokens`` defaults to the longest target's length (exact reproduction right after the prefix).
-    ``probe_first``: one teacher-forced pass (:func:`revs_engine.probes.greedy_heads`) already knows how each
-    greedy continuation starts — the whole target when greedy reproduces it (extracted, whatever follows), else the
-    target up to the first divergence and the token emitted there — so only the rest is generated, from
-    ``prefix + head``, and nothing when the head fills ``max_new_tokens`` or ends in EOS. False generates every
-    continuation from its prefix (the slower path this replaces; the same continuations).
+    ``probe_first``: one teacher-forced pass already knows how each greedy continuation starts — the whole target
+    when greedy reproduces it (extracted, whatever follows), else the target up to the first divergence and the
+    token emitted there — and only the rest is decoded, from that pass's key/value cache
+    (:func:`~revs_engine.attacks.resumed_greedy.greedy_continuations`). False generates every continuation from
+    its prefix with ``model.generate`` (the slower path this replaces; the same verdicts).
     """
     n = max_new_tokens or max(len(i.target_ids) for i in items)
     items = list(items)
-    eos = _eos_ids(model)
-    heads = greedy_heads(model, items, pad_id=pad_id) if probe_first else [()] * len(items)
-    conts: list[list[tuple[int, ...]]] = [[]] * len(items)
-    rest = []
-    for i, head in enumerate(heads):
-        cut = next((j for j, t in enumerate(head) if t in eos), None)
-        if head == items[i].target_ids or cut is not None or len(head) >= n:
-            conts[i] = [head[:n if cut is None else cut]]
-        else:
-            rest.append(i)
-    rest.sort(key=lambda i: len(heads[i]))  # similar remainders share a batch
-    # one generation per batch, as long as its longest remainder; a row's first tokens do not depend on how many
-    # follow, so each keeps its own remainder
-    for start in range(0, len(rest), batch_size):
-        chunk = rest[start:start + batch_size]
-        todo = max(n - len(heads[i]) for i in chunk)
-        generated = generate_continuations(model, [items[i].prefix_ids + heads[i] for i in chunk],
-                                           max_new_tokens=todo, batch_size=batch_size, pad_id=pad_id)
-        for i, (cont,) in zip(chunk, generated, strict=True):
-            conts[i] = [(heads[i] + cont)[:n]]
+    if probe_first:
+        conts = [[c] for c in greedy_continuations(model, items, n, eos_ids=_eos_ids(model), pad_id=pad_id)]
+    else:
+        conts = generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n,
+                                       batch_size=batch_size, pad_id=pad_id)
     return _extraction("greedy", items, conts, decode, n_samples=1, temperature=0.0, top_k=None,
                        max_new_tokens=n)
 

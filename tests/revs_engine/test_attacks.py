@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from revs_engine import probes
 from revs_engine.arch import resolve_arch
-from revs_engine.attacks import ATTACKS, delta, generation, logit_lens, perturb
+from revs_engine.attacks import ATTACKS, delta, generation, logit_lens, perturb, resumed_greedy
 from revs_engine.attacks.logit_lens import capped_scores, capture_targets
 from revs_engine.capture import capture_activations
 from revs_engine.probes import ProbeItem
 from revs_engine.targets import TokenTarget
 from tests.revs_engine._tokenizer import make_tiny_tokenizer
+from tests.revs_engine.conftest import FAMILIES
 from tests.revs_engine.tiny import tiny_model
 
 V = 512
@@ -170,25 +170,50 @@ def test_probing_first_gives_the_same_verdicts_as_generating_every_continuation(
     assert all(fast.extracted[:len(own)])
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox"])
-def test_greedy_heads_are_how_greedy_decoding_starts(family):
-    # given items greedy reproduces, and items it leaves at their first, middle or last token
+def _generated(model, prefix, n, eos):
+    ids = torch.tensor([list(prefix)])
+    seq = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                         pad_token_id=0)[0, ids.shape[1]:].tolist()
+    return tuple(seq[:next((k for k, t in enumerate(seq) if t in eos), len(seq))])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_resumed_greedy_continues_as_generate_from_the_prefix(family):
+    # given items greedy reproduces, items it leaves at their first, middle or last token, prefixes of different
+    # lengths in one batch, and a target longer than the window
     model = tiny_model(family)
     model.generation_config.eos_token_id = None
     own = _own_continuations(model)
     items = own[:2] + [ProbeItem(it.prefix_ids, (*it.target_ids[:j], 60 + j, *it.target_ids[j + 1:]))
                        for j, it in zip((0, 2, 3, 1), own[2:], strict=False)]
-    heads = probes.greedy_heads(model, items)
-    for item, head in zip(items, heads, strict=True):
-        ids = torch.tensor([list(item.prefix_ids)])
-        greedy = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
-                                pad_token_id=0)[0, ids.shape[1]:].tolist()
-        # then each head is the start of the greedy continuation: the target when reproduced, else up to the
-        # first divergence and the token emitted there
-        assert tuple(greedy[:len(head)]) == head
-        assert head == item.target_ids or len(head) <= len(item.target_ids)
-    assert heads[:2] == [it.target_ids for it in own[:2]]
-    assert [len(h) for h in heads[2:]] == [1, 3, 4, 2]
+    items.append(ProbeItem((5, 9, 11), (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)))
+    n = 9
+    # when continuations resume from the teacher-forced pass (small batches too)
+    for batch_size in (32, 3):
+        conts = resumed_greedy.greedy_continuations(model, items, n, eos_ids=(), batch_size=batch_size)
+        # then each is what generate() decodes from the prefix: the first n tokens, or the target when greedy
+        # reproduces it
+        for item, cont in zip(items, conts, strict=True):
+            want = _generated(model, item.prefix_ids, n, ())
+            assert cont == (item.target_ids if want[:len(item.target_ids)] == item.target_ids else want)
+        assert conts[:2] == [it.target_ids for it in own[:2]]
+        assert all(len(c) == n for c in conts[2:])
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_resumed_greedy_stops_before_eos(family):
+    # given an EOS id that greedy emits in the middle of some continuations
+    model = tiny_model(family)
+    model.generation_config.eos_token_id = None
+    items = [ProbeItem(tuple(range(2 + i, 7 + i)), (60, 61)) for i in range(8)]
+    free = [_generated(model, it.prefix_ids, 8, ()) for it in items]
+    eos = {free[0][3], free[1][0]}
+    # when resumed with that EOS
+    conts = resumed_greedy.greedy_continuations(model, items, 8, eos_ids=eos)
+    # then every continuation ends before its first EOS, as generate's does
+    assert conts == [_generated(model, it.prefix_ids, 8, eos) for it in items]
+    assert len(conts[0]) <= 3
+    assert conts[1] == ()
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox"])

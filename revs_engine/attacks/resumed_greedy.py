@@ -1,0 +1,162 @@
+"""Greedy continuations that resume from the teacher-forced pass instead of re-reading their prompts.
+
+Offers :func:`greedy_continuations`: per ``(prefix, target)`` item, the greedy continuation of up to ``n`` tokens
+after its prefix (cut before the first EOS) — what ``model.generate(do_sample=False)`` returns from the prefix.
+
+How: one teacher-forced pass over ``prefix + target[:-1]`` per length-planned batch (as
+:func:`revs_engine.probes.probe` runs) tells how each continuation starts — the whole target when greedy
+reproduces it, else the target up to the first divergence ``j`` and the token greedy emits there. That pass keeps
+its key/value cache. A row that still needs tokens resumes from it: the cache entries after ``prefix + target[:j]``
+are masked out, the emitted token is fed at position ``len(prefix) + j``, and decoding continues one token per step
+for the rows still running (finished rows leave the batch). No prompt is run through the model twice, and every
+row of a batch decodes in the same steps, however its head length differs from the others'.
+
+The continuation is the one decoding from the prefix would give (the model sees the same tokens at the same
+positions); floating-point sums over a different batch may differ in the last bits, which only matters when two
+logits tie to within rounding (``tests`` compare against ``generate`` on every architecture family).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers.cache_utils import DynamicLayer
+
+from revs_engine.probes import CPU_BATCH, ProbeItem, plan_batches, target_logits_and_cache
+
+#: Rows decoded together at most, in units of the teacher-forced batch size: rows waiting to resume are gathered
+#: across batches (one decoding loop for all of them) up to this many batches' worth.
+GATHER_BATCHES = 4
+
+
+@torch.no_grad()
+def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: int, *, eos_ids: Collection[int],
+                         batch_size: int = CPU_BATCH, pad_id: int = 0) -> list[tuple[int, ...]]:
+    """Return, per item, the greedy continuation after its prefix: its first ``n`` tokens, cut before the first
+    EOS, and cut after the target when greedy reproduces the whole target (the continuation contains it, whatever
+    follows). Items are batched by length (:func:`~revs_engine.probes.plan_batches`), right-padded; the rows
+    that must resume are decoded together (up to :data:`GATHER_BATCHES` batches' worth at a time)."""
+    if n < 1:
+        raise ValueError(f"n must be ≥ 1, got {n}")
+    device = next(model.parameters()).device
+    out: list[tuple[int, ...]] = [()] * len(items)
+    lengths = [len(it.prefix_ids) + len(it.target_ids) - 1 for it in items]
+    pending: list[_Resume] = []
+    for batch in plan_batches(lengths, batch_size):
+        width = max(lengths[i] for i in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        rows, positions = [], []
+        for r, i in enumerate(batch):
+            seq = items[i].prefix_ids + items[i].target_ids[:-1]
+            ids[r, :len(seq)] = torch.tensor(seq)
+            mask[r, :len(seq)] = 1
+            start = len(items[i].prefix_ids) - 1  # the logits here predict target[0]
+            rows += [r] * len(items[i].target_ids)
+            positions += range(start, start + len(items[i].target_ids))
+        ids, mask = ids.to(device), mask.to(device)
+        logits, cache = target_logits_and_cache(model, ids, mask, torch.tensor(rows, device=device),
+                                                torch.tensor(positions, device=device))
+        greedy = logits.argmax(-1).tolist()  # lowest index among ties, like greedy generate
+        resume: list[tuple[int, int, int, list[int]]] = []  # (item, batch row, emitted token position, head)
+        cursor = 0
+        for r, i in enumerate(batch):
+            target = items[i].target_ids
+            emitted = greedy[cursor:cursor + len(target)]
+            cursor += len(target)
+            j = next((j for j, (g, t) in enumerate(zip(emitted, target, strict=True)) if g != t), None)
+            head = list(target) if j is None else [*target[:j], emitted[j]]
+            cut = next((k for k, t in enumerate(head) if t in eos_ids), None)
+            if j is None or cut is not None or len(head) >= n:
+                out[i] = tuple(head[:n if cut is None else min(cut, n)])
+            else:
+                resume.append((i, r, len(items[i].prefix_ids) + j, head))
+        if resume:
+            keep = torch.tensor([r for _, r, _, _ in resume], device=device)
+            cache.batch_select_indices(keep)
+            mask = mask[keep].clone()
+            for k, (_, _, pos, _) in enumerate(resume):
+                mask[k, pos:] = 0  # forget the teacher-forced tokens after the divergence
+            pending.append(_Resume(cache, mask, resume))
+        if sum(len(p.rows) for p in pending) >= GATHER_BATCHES * batch_size:
+            _flush(model, pending, n, eos_ids, out)
+    _flush(model, pending, n, eos_ids, out)
+    return out
+
+
+@dataclass
+class _Resume:
+    """Rows of one teacher-forced batch waiting to resume: their cache, their mask (holes after the divergence)
+    and ``(item, batch row, position of the emitted token, head)`` per row."""
+
+    cache: Any
+    mask: torch.Tensor
+    rows: list[tuple[int, int, int, list[int]]]
+
+
+def _flush(model, pending: list[_Resume], n: int, eos_ids: Collection[int], out: list[tuple[int, ...]]) -> None:
+    """Decode every pending row (one loop when the caches can be joined, else one per batch); empty ``pending``."""
+    groups = [_join(pending)] if len(pending) > 1 and _joinable(pending) else pending
+    for g in groups:
+        decoded = _decode(model, g.cache, g.mask, [(pos, head) for _, _, pos, head in g.rows], n, eos_ids)
+        for (i, _, _, _), tokens in zip(g.rows, decoded, strict=True):
+            out[i] = tokens
+    pending.clear()
+
+
+def _joinable(pending: list[_Resume]) -> bool:
+    layers = [getattr(p.cache, "layers", None) for p in pending]
+    return all(ls is not None and len(ls) == len(layers[0]) and all(type(x) is DynamicLayer for x in ls)
+               for ls in layers)
+
+
+def _join(pending: list[_Resume]) -> _Resume:
+    """One cache for all pending rows: each batch's keys/values and mask right-padded to the widest (masked)."""
+    width = max(p.mask.shape[1] for p in pending)
+    first = pending[0].cache
+    for li, layer in enumerate(first.layers):
+        for name in ("keys", "values"):
+            parts = [getattr(p.cache.layers[li], name) for p in pending]
+            setattr(layer, name, torch.cat([F.pad(t, (0, 0, 0, width - t.shape[-2])) for t in parts], dim=0))
+    mask = torch.cat([F.pad(p.mask, (0, width - p.mask.shape[1])) for p in pending], dim=0)
+    return _Resume(first, mask, [row for p in pending for row in p.rows])
+
+
+def _decode(model: torch.nn.Module, cache, mask: torch.Tensor, resume: list[tuple[int, list[int]]], n: int,
+            eos_ids: Collection[int]) -> list[tuple[int, ...]]:
+    """Greedy-decode rows ``(position of the emitted token, head)`` from their cache until each holds ``n`` tokens
+    or meets EOS."""
+    device = mask.device
+    pos = torch.tensor([p for p, _ in resume], device=device)
+    tokens = [list(head) for _, head in resume]
+    done: list[tuple[int, ...] | None] = [None] * len(resume)
+    live = list(range(len(resume)))  # indices into resume of the rows still decoding
+    step_ids = torch.tensor([head[-1] for _, head in resume], device=device)
+    while live:
+        mask = torch.cat([mask, torch.ones(len(live), 1, dtype=mask.dtype, device=device)], dim=1)
+        logits = model(input_ids=step_ids[:, None], attention_mask=mask, position_ids=pos[:, None],
+                       past_key_values=cache, use_cache=True).logits[:, -1]
+        nxt = logits.argmax(-1).tolist()
+        still = []
+        for k, (row, t) in enumerate(zip(live, nxt, strict=True)):
+            if t in eos_ids or len(tokens[row]) + 1 >= n:
+                done[row] = tuple(tokens[row] if t in eos_ids else [*tokens[row], t])
+            else:
+                tokens[row].append(t)
+                still.append(k)
+        if len(still) < len(live):
+            if not still:
+                break
+            sel = torch.tensor(still, device=device)
+            cache.batch_select_indices(sel)
+            mask, pos = mask[sel], pos[sel]
+            step_ids = torch.tensor([nxt[k] for k in still], device=device)
+            live = [live[k] for k in still]
+        else:
+            step_ids = torch.tensor(nxt, device=device)
+        pos = pos + 1
+    return [d if d is not None else tuple(t) for d, t in zip(done, tokens, strict=True)]
