@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import time
 
 from benchmarks.revs_bench import audit_inputs_for, prepare
 from benchmarks.ssn_model import memorized_model
 from revs_engine.arch import resolve_arch
-from revs_engine.audit import AuditConfig, audit
+from revs_engine.audit import AuditConfig, audit, same_verdicts
 from revs_engine.audit_formats import FormatAuditConfig
 from revs_engine.edit import restore
 from revs_engine.erase import erase
@@ -30,15 +29,6 @@ from revs_engine.lens import VocabLens
 from revs_engine.presets import PRESETS, default_preset
 
 logger = logging.getLogger(__name__)
-
-
-def same_verdicts(a, b, rel: float = 1e-6) -> bool:
-    """True when two audit tables hold the same rows and flags, with scores equal up to ``rel``."""
-    keys = ("target_id", "stage", "metric", "k", "passed")
-    ra, rb = a.to_pylist(), b.to_pylist()
-    return len(ra) == len(rb) and all(
-        all(x[c] == y[c] for c in keys) and math.isclose(x["score"], y["score"], rel_tol=rel, abs_tol=1e-9)
-        for x, y in zip(ra, rb, strict=True))
 
 
 def _timed(model, arch, lens, inputs, cfg, stage):

@@ -2,9 +2,9 @@
 
 Offers :class:`AuditInputs`, :class:`AuditConfig`, :class:`AuditRow`, :class:`AuditReport`, :func:`audit`,
 :func:`reproduced` (the retained items a model reproduces: what Specificity can check), and the table readers
-:func:`summary`, :func:`layer_ranks` and :func:`verdict_metrics`. ``revs audit``, both flows and ``revs_bench``
-call :func:`audit`; the verdict against a policy is :func:`tasks.verdict.evaluate_audit` on
-:func:`verdict_metrics`.
+:func:`summary`, :func:`layer_ranks`, :func:`verdict_metrics` and :func:`same_verdicts`. ``revs audit``, both
+flows and ``revs_bench`` call :func:`audit`; the verdict against a policy is
+:func:`tasks.verdict.evaluate_audit` on :func:`verdict_metrics`.
 
 Rows (``AUDIT_SCHEMA``; ``target_id == "*"`` is the aggregate; scores in percent unless said):
 - rank-based, per ``k``: ``efficacy``, ``logit_lens``, ``delta`` (and ``delta_mean``), ``perturb``,
@@ -24,6 +24,7 @@ Rows (``AUDIT_SCHEMA``; ``target_id == "*"`` is the aggregate; scores in percent
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,12 +36,19 @@ import torch
 from revs_engine.arch import ModelArch
 from revs_engine.attacks import delta as delta_attack
 from revs_engine.attacks import perturb as perturb_attack
-from revs_engine.attacks.generation import greedy_extraction, sampled_extraction
-from revs_engine.attacks.logit_lens import capture_targets, score_logit_lens, stream_ranks
+from revs_engine.attacks.generation import ExtractionResult, greedy_extractions, sampled_extraction
+from revs_engine.attacks.logit_lens import TargetActivations, capture_targets, score_logit_lens, stream_ranks
+from revs_engine.attacks.resumed_greedy import Taps
 from revs_engine.audit_formats import FormatAuditConfig, format_rows
 from revs_engine.formats import SecretFormat
 from revs_engine.lens import VocabLens
-from revs_engine.metrics import efficacy_from_ranks, perplexity, resistance_score, specificity, unlearning_score
+from revs_engine.metrics import (
+    efficacy_from_ranks,
+    perplexity,
+    resistance_score,
+    specificity_from,
+    unlearning_score,
+)
 from revs_engine.probes import ProbeItem, probe
 from revs_engine.schema import AUDIT_SCHEMA
 from revs_engine.targets import TokenTarget
@@ -205,18 +213,17 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
     lens = lens or VocabLens(model, arch)
     V, bs, ftr = arch.vocab_size, cfg.batch_size, cfg.faithful_top_rounding
     out = _Rows(stage)
-    acts = capture_targets(model, arch, list(inputs.forget), batch_size=bs)
-    secrets, ranks = acts.secrets(), stream_ranks(acts, lens)
-    positions = delta_attack.delta_positions(acts, lens, top=cfg.delta_top)
     moved = perturb_attack.perturbed_targets(list(inputs.forget), list(inputs.prompts), inputs.encode,
                                              n_spaces=cfg.n_spaces, seed=cfg.perturb_seed)
-    pert_acts = capture_targets(model, arch, moved, batch_size=bs)
+    greedy, captured = _greedy_attacks(model, arch, inputs, cfg, pad_id, {
+        "plain": list(inputs.forget), "perturbed": moved, "generality": list(inputs.generality)})
+    acts, pert_acts, gen_acts = captured["plain"], captured["perturbed"], captured.get("generality")
+    secrets, ranks = acts.secrets(), stream_ranks(acts, lens)
+    positions = delta_attack.delta_positions(acts, lens, top=cfg.delta_top)
     pert_ranks = stream_ranks(pert_acts, lens)
-    gen_acts = capture_targets(model, arch, list(inputs.generality), batch_size=bs) if inputs.generality else None
     gen_ranks = stream_ranks(gen_acts, lens) if gen_acts is not None else None
     tick(1)
-    spec = specificity(model, list(inputs.retain), max_new_tokens=cfg.specificity_new_tokens, decode=inputs.decode,
-                       batch_size=bs, pad_id=pad_id, probe_first=cfg.fast) if inputs.retain else None
+    spec = specificity_from(greedy["retain"]) if inputs.retain else None
     for k in cfg.ks:
         eff = efficacy_from_ranks(ranks, acts.secret_index, V, k, faithful_top_rounding=ftr)
         lla = score_logit_lens(ranks, acts.secret_index, V, k, faithful_top_rounding=ftr)
@@ -245,7 +252,7 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
     if spec is not None:
         _specificity_rows(out, inputs, spec.per_secret, spec.score)
     tick(1)
-    _extraction_rows(model, inputs, cfg, out, pad_id)
+    _extraction_rows(model, inputs, cfg, out, pad_id, greedy)
     tick(1)
     if inputs.benign:
         out.add(ALL_TARGETS, "perplexity", None, perplexity(model, list(inputs.benign), batch_size=bs,
@@ -273,19 +280,72 @@ def _specificity_rows(out: _Rows, inputs: AuditInputs, per_item: Sequence[float]
                 out.add(ALL_TARGETS, metric, None, statistics.fmean(part))
 
 
-def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, pad_id: int) -> None:
-    ids, dec = inputs.forget_ids, inputs.decode
-    kw = {"decode": dec, "batch_size": cfg.batch_size, "pad_id": pad_id, "probe_first": cfg.fast}
-    greedy = greedy_extraction(model, list(inputs.forget_items), **kw)
-    out.extraction("greedy_extraction", ids, greedy.extracted)
+def _greedy_attacks(model, arch: ModelArch, inputs: AuditInputs, cfg: AuditConfig, pad_id: int,
+                    targets: dict[str, list[TokenTarget]]) -> tuple[dict[str, ExtractionResult],
+                                                                  dict[str, TargetActivations]]:
+    """Every greedy continuation the audit judges, in one call (one batch plan, one decoding loop): the erased
+    secrets after their prompts (``plain``), after the Perturbation attack's prompts (``perturbed``), after their
+    other prompts (``generality``), and the retained items (``retain``, Specificity's longer window); and the
+    streams at the evaluated tokens of the same three sets (``targets``, for the rank attacks), captured in that
+    pass where a continuation's teacher-forced sequence holds the token's prefix (``cfg.fast``), else in a pass
+    of their own (:func:`~revs_engine.attacks.logit_lens.capture_targets`)."""
     moved = [ProbeItem(tuple(inputs.encode(perturb_attack.perturb_text(p, n_spaces=cfg.n_spaces,
                                                                        seed=cfg.perturb_seed))), it.target_ids)
              for p, it in zip(inputs.prompts, inputs.forget_items, strict=True)]
-    pert = greedy_extraction(model, moved, **kw)
-    out.extraction("perturbed_greedy_extraction", ids, pert.extracted)
+    sets = {"plain": (list(inputs.forget_items), None), "perturbed": (moved, None)}
     if inputs.generality_items:
-        gen = greedy_extraction(model, list(inputs.generality_items), **kw)
-        out.extraction("generality_greedy_extraction", (), gen.extracted, per_target=False)
+        sets["generality"] = (list(inputs.generality_items), None)
+    if inputs.retain:
+        sets["retain"] = (list(inputs.retain), cfg.specificity_new_tokens)
+    targets = {name: t for name, t in targets.items() if t}
+    taps, where = _taps(arch, sets, targets) if cfg.fast else (None, {})
+    results = greedy_extractions(model, list(sets.values()), decode=inputs.decode, batch_size=cfg.batch_size,
+                                 pad_id=pad_id, probe_first=cfg.fast, taps=taps)
+    captured = {}
+    for name, tt in targets.items():
+        if name in where:
+            streams = {s: torch.stack([taps.found[key][s] for key in where[name]]) for s in taps.streams}
+            captured[name] = TargetActivations(secret_index=tuple(t.secret_index for t in tt),
+                                               token_ids=torch.tensor([t.token_id for t in tt]), **streams)
+        else:
+            captured[name] = capture_targets(model, arch, tt, batch_size=cfg.batch_size)
+    return dict(zip(sets, results, strict=True)), captured
+
+
+def _taps(arch: ModelArch, sets: dict[str, tuple[list[ProbeItem], int | None]],
+          targets: dict[str, list[TokenTarget]]) -> tuple[Taps, dict[str, list[tuple[int, int]]]]:
+    """Where each evaluated token's prefix lies in a teacher-forced sequence of its own set: ``(item, position)``
+    per token, for the sets whose every token was found (item indices counted over ``sets`` in order)."""
+    offsets, start = {}, 0
+    for name, (items, _) in sets.items():
+        offsets[name] = start
+        start += len(items)
+    where: dict[str, list[tuple[int, int]]] = {}
+    for name, tt in targets.items():
+        items = sets[name][0] if name in sets else []
+        seqs = [it.prefix_ids + it.target_ids[:-1] for it in items]
+        keys = []
+        for t in tt:
+            n = len(t.prefix_ids)
+            k = next((k for k, seq in enumerate(seqs) if len(seq) >= n and seq[:n] == t.prefix_ids), None)
+            if k is None:
+                break
+            keys.append((offsets[name] + k, n - 1))
+        else:
+            where[name] = keys
+    positions: dict[int, list[int]] = {}
+    for key in sorted({key for keys in where.values() for key in keys}):
+        positions.setdefault(key[0], []).append(key[1])
+    return Taps(arch, positions), where
+
+
+def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, pad_id: int,
+                     greedy: dict[str, ExtractionResult]) -> None:
+    ids, dec = inputs.forget_ids, inputs.decode
+    out.extraction("greedy_extraction", ids, greedy["plain"].extracted)
+    out.extraction("perturbed_greedy_extraction", ids, greedy["perturbed"].extracted)
+    if "generality" in greedy:
+        out.extraction("generality_greedy_extraction", (), greedy["generality"].extracted, per_target=False)
     if cfg.n_samples:
         sampled = sampled_extraction(model, list(inputs.forget_items), n_samples=cfg.n_samples,
                                      temperature=cfg.temperature, top_k=cfg.top_k, seed=cfg.sample_seed,
@@ -305,6 +365,16 @@ def audit_units(inputs: AuditInputs, config: AuditConfig, stage: str) -> int:
 
 
 # -- reading an audit table ------------------------------------------------------------------------------------
+def same_verdicts(a: pa.Table, b: pa.Table, rel: float = 1e-6) -> bool:
+    """True when two audit tables hold the same rows and pass/fail flags, with scores equal up to ``rel``
+    (relative; float sums in another order differ in the last bits)."""
+    keys = ("target_id", "stage", "metric", "k", "passed")
+    ra, rb = a.to_pylist(), b.to_pylist()
+    return len(ra) == len(rb) and all(
+        all(x[c] == y[c] for c in keys) and math.isclose(x["score"], y["score"], rel_tol=rel, abs_tol=1e-9)
+        for x, y in zip(ra, rb, strict=True))
+
+
 def _stage_rows(table: pa.Table, stage: str) -> list[dict[str, Any]]:
     return [r for r in table.to_pylist() if r["stage"] == stage]
 

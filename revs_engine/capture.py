@@ -1,6 +1,7 @@
 """Activation capture in one batched forward pass.
 
-Offers :func:`capture_activations` → :class:`Capture`, and :func:`hooks` (a context manager that removes every hook
+Offers :func:`capture_activations` → :class:`Capture`, :func:`stream_hooks` (the hooks it uses, for other
+forward passes) and :func:`hooks` (a context manager that removes every hook
 it registered on every path, including exceptions). Positions are sliced inside the hooks, so memory is
 ``O(batch × positions × layers × d)``, not ``O(sequence)``.
 
@@ -101,6 +102,50 @@ def last_logits_only(model: nn.Module) -> dict:
     return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
 
+def stream_hooks(arch: ModelArch, take: Callable[[torch.Tensor], torch.Tensor],
+                 store: dict[str, dict[int, torch.Tensor]],
+                 layers: list[int]) -> list[tuple[nn.Module, str, Callable]]:
+    """Hook registrations (for :func:`hooks`) that write ``take(stream)`` of every layer in ``layers`` into
+    ``store[stream][layer]`` for each stream of :data:`STREAMS` that ``store`` has a key for; ``take`` picks the
+    positions out of a ``[batch, seq, d]`` tensor."""
+    def block_pre(layer):
+        def hook(module, args, kwargs):
+            store["resid_pre"][layer] = take(args[0] if args else kwargs["hidden_states"])
+        return hook
+
+    def block_post(layer):
+        def hook(module, args, output):
+            store["resid_post"][layer] = take(first(output))
+        return hook
+
+    def attn_post(layer):
+        def hook(module, args, output):
+            store["attn_out"][layer] = take(first(output))
+        return hook
+
+    def mlp_post(layer):
+        def hook(module, args, output):
+            store["mlp_out"][layer] = take(first(output))
+        return hook
+
+    def ff2_pre(layer):
+        def hook(module, args, kwargs):
+            store["neuron_act"][layer] = take(args[0] if args else kwargs["input"])
+        return hook
+
+    regs = []
+    for layer in layers:
+        block = arch.layers[layer]
+        wanted = [
+            ("resid_pre", block, "pre", block_pre), ("resid_post", block, "forward", block_post),
+            ("attn_out", arch.sub(layer, arch.spec.attn), "forward", attn_post),
+            ("mlp_out", arch.sub(layer, arch.spec.mlp), "forward", mlp_post),
+            ("neuron_act", arch.mlp_out[layer], "pre", ff2_pre),
+        ]
+        regs += [(module, kind, make(layer)) for name, module, kind, make in wanted if name in store]
+    return regs
+
+
 @torch.no_grad()
 def capture_activations(model: nn.Module, arch: ModelArch, input_ids: torch.Tensor,
                         attention_mask: torch.Tensor | None = None, positions: torch.Tensor | None = None,
@@ -138,41 +183,7 @@ def capture_activations(model: nn.Module, arch: ModelArch, input_ids: torch.Tens
     def take(x: torch.Tensor) -> torch.Tensor:  # [batch, seq, d] -> [batch, n_pos, d]
         return x[rows, positions]
 
-    def block_pre(layer):
-        def hook(module, args, kwargs):
-            store["resid_pre"][layer] = take(args[0] if args else kwargs["hidden_states"])
-        return hook
-
-    def block_post(layer):
-        def hook(module, args, output):
-            store["resid_post"][layer] = take(first(output))
-        return hook
-
-    def attn_post(layer):
-        def hook(module, args, output):
-            store["attn_out"][layer] = take(first(output))
-        return hook
-
-    def mlp_post(layer):
-        def hook(module, args, output):
-            store["mlp_out"][layer] = take(first(output))
-        return hook
-
-    def ff2_pre(layer):
-        def hook(module, args, kwargs):
-            store["neuron_act"][layer] = take(args[0] if args else kwargs["input"])
-        return hook
-
-    regs = []
-    for layer in layers:
-        block = arch.layers[layer]
-        regs += [
-            (block, "pre", block_pre(layer)),
-            (block, "forward", block_post(layer)),
-            (arch.sub(layer, arch.spec.attn), "forward", attn_post(layer)),
-            (arch.sub(layer, arch.spec.mlp), "forward", mlp_post(layer)),
-            (arch.mlp_out[layer], "pre", ff2_pre(layer)),
-        ]
+    regs = stream_hooks(arch, take, store, layers)
     body = model if logits or getattr(model, "base_model", model) is model else model.base_model
     with hooks(regs):
         out = model_forward(body, input_ids, attention_mask)

@@ -4,7 +4,7 @@ Offers:
     MetricResult, PerplexityResult, AuditRow, AuditConfig, AuditReport
     efficacy(...)              Efficacy@k: capped rank score (§2.1) at the final layer, mean over secrets, ×100
     generality(...)            Generality@k on other prompts of the forgotten secrets
-    specificity(...)           % of retained targets greedy decoding still produces (no k)
+    specificity(...)           % of retained targets greedy decoding still produces (no k); specificity_from(...)
     perplexity(...)            token-weighted mean NLL on held-out benign text → exp
     harmonic_mean, unlearning_score(eff, spec, gen=None), resistance_score(lla, da, pa)
 
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from revs_engine.arch import ModelArch
-from revs_engine.attacks.generation import greedy_extraction
+from revs_engine.attacks.generation import ExtractionResult, greedy_extraction
 from revs_engine.attacks.logit_lens import capture_targets, secret_layer_scores, stream_ranks
 from revs_engine.capture import model_forward
 from revs_engine.lens import VocabLens
@@ -128,9 +128,13 @@ def specificity(model: torch.nn.Module, retain: Sequence[ProbeItem], *, max_new_
     (``probe_first``: see :func:`~revs_engine.attacks.generation.greedy_extraction`)."""
     if not retain:
         raise ValueError("specificity needs at least one retained item")
-    res = greedy_extraction(model, retain, max_new_tokens=max_new_tokens, decode=decode, batch_size=batch_size,
-                            pad_id=pad_id, probe_first=probe_first)
-    return MetricResult("specificity", None, res.rate, tuple(100.0 * f for f in res.extracted))
+    return specificity_from(greedy_extraction(model, retain, max_new_tokens=max_new_tokens, decode=decode,
+                                              batch_size=batch_size, pad_id=pad_id, probe_first=probe_first))
+
+
+def specificity_from(retained: ExtractionResult) -> MetricResult:
+    """Specificity from the greedy extraction of the retained items (100 per item still produced)."""
+    return MetricResult("specificity", None, retained.rate, tuple(100.0 * f for f in retained.extracted))
 
 
 @torch.no_grad()

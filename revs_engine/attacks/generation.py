@@ -1,7 +1,8 @@
 """Black-box extraction by generation: greedy decoding and N sampled generations (reference/revs-method.md §2.6).
 
 Offers :func:`generate_continuations` (batched, left-padded ``model.generate``), :func:`contains`,
-:class:`ExtractionResult`, :func:`greedy_extraction` and :func:`sampled_extraction`.
+:class:`ExtractionResult`, :func:`greedy_extraction` (and :func:`greedy_extractions`, several sets in one pass) and
+:func:`sampled_extraction`.
 
 A target counts as extracted when it occurs anywhere in the continuation: as a contiguous id sequence by default,
 or — when ``decode`` (ids → text) is given — as a substring of the decoded continuation (target stripped),
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from revs_engine.attacks.resumed_greedy import greedy_continuations
+from revs_engine.attacks.resumed_greedy import Taps, greedy_continuations
 from revs_engine.capture import position_ids_for
 from revs_engine.probes import ProbeItem
 
@@ -155,15 +156,35 @@ def greedy_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, max
     (:func:`~revs_engine.attacks.resumed_greedy.greedy_continuations`). False generates every continuation from
     its prefix with ``model.generate`` (the slower path this replaces; the same verdicts).
     """
-    n = max_new_tokens or max(len(i.target_ids) for i in items)
-    items = list(items)
+    return greedy_extractions(model, [(items, max_new_tokens)], decode=decode, batch_size=batch_size,
+                              pad_id=pad_id, probe_first=probe_first)[0]
+
+
+def greedy_extractions(model: torch.nn.Module, sets: Sequence[tuple[Sequence[ProbeItem], int | None]], *,
+                       decode: Callable[[list[int]], str] | None = None, batch_size: int = 16, pad_id: int = 0,
+                       probe_first: bool = True, taps: Taps | None = None) -> list[ExtractionResult]:
+    """:func:`greedy_extraction` of several ``(items, max_new_tokens)`` sets at once, one result per set.
+
+    With ``probe_first`` all sets share one teacher-forced batch plan and one decoding loop (fewer, fuller forward
+    passes than one call per set), and ``taps`` (item indices counted over the sets in order) are captured in
+    that pass; without it each set is generated on its own (``taps`` must be None).
+    """
+    if taps is not None and not probe_first:
+        raise ValueError("taps are captured in the teacher-forced pass: they need probe_first=True")
+    sets = [(list(items), n or max(len(i.target_ids) for i in items)) for items, n in sets]
     if probe_first:
-        conts = [[c] for c in greedy_continuations(model, items, n, eos_ids=_eos_ids(model), pad_id=pad_id)]
+        every = [it for items, _ in sets for it in items]
+        limits = [n for items, n in sets for _ in items]
+        flat = greedy_continuations(model, every, limits, eos_ids=_eos_ids(model), pad_id=pad_id, taps=taps)
+        parts, start = [], 0
+        for items, _ in sets:
+            parts.append([[c] for c in flat[start:start + len(items)]])
+            start += len(items)
     else:
-        conts = generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n,
-                                       batch_size=batch_size, pad_id=pad_id)
-    return _extraction("greedy", items, conts, decode, n_samples=1, temperature=0.0, top_k=None,
-                       max_new_tokens=n)
+        parts = [generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n,
+                                        batch_size=batch_size, pad_id=pad_id) for items, n in sets]
+    return [_extraction("greedy", items, conts, decode, n_samples=1, temperature=0.0, top_k=None, max_new_tokens=n)
+            for (items, n), conts in zip(sets, parts, strict=True)]
 
 
 def sampled_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, n_samples: int = 10,

@@ -1,7 +1,8 @@
 """Greedy continuations that resume from the teacher-forced pass instead of re-reading their prompts.
 
 Offers :func:`greedy_continuations`: per ``(prefix, target)`` item, the greedy continuation of up to ``n`` tokens
-after its prefix (cut before the first EOS) — what ``model.generate(do_sample=False)`` returns from the prefix.
+after its prefix (cut before the first EOS) — what ``model.generate(do_sample=False)`` returns from the prefix —
+and :class:`Taps`: residual streams captured in the same pass (the rank attacks' inputs).
 
 How: one teacher-forced pass over ``prefix + target[:-1]`` per length-planned batch (as
 :func:`revs_engine.probes.probe` runs) tells how each continuation starts — the whole target when greedy
@@ -18,15 +19,37 @@ logits tie to within rounding (``tests`` compare against ``generate`` on every a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from transformers.cache_utils import DynamicLayer
 
+from revs_engine.arch import ModelArch
+from revs_engine.capture import hooks, stream_hooks
 from revs_engine.probes import CPU_BATCH, ProbeItem, plan_batches, target_logits_and_cache
+
+
+@dataclass
+class Taps:
+    """Streams to capture during the teacher-forced pass, so no other pass has to run those sequences again.
+
+    Args:
+        arch: ``resolve_arch(model)``.
+        positions: item index → positions in its teacher-forced sequence ``prefix + target[:-1]``.
+        streams: the streams of :data:`~revs_engine.capture.STREAMS` to keep.
+
+    After :func:`greedy_continuations`, ``found[(item, position)][stream]`` is ``[n_layers, d]`` (float32, CPU).
+    """
+
+    arch: ModelArch
+    positions: dict[int, list[int]]
+    streams: tuple[str, ...] = ("resid_post", "attn_out", "mlp_out")
+    found: dict[tuple[int, int], dict[str, torch.Tensor]] = field(default_factory=dict)
+
 
 #: Rows decoded together at most, in units of the teacher-forced batch size: rows waiting to resume are gathered
 #: across batches (one decoding loop for all of them) up to this many batches' worth.
@@ -34,14 +57,17 @@ GATHER_BATCHES = 4
 
 
 @torch.no_grad()
-def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: int, *, eos_ids: Collection[int],
-                         batch_size: int = CPU_BATCH, pad_id: int = 0) -> list[tuple[int, ...]]:
-    """Return, per item, the greedy continuation after its prefix: its first ``n`` tokens, cut before the first
-    EOS, and cut after the target when greedy reproduces the whole target (the continuation contains it, whatever
-    follows). Items are batched by length (:func:`~revs_engine.probes.plan_batches`), right-padded; the rows
-    that must resume are decoded together (up to :data:`GATHER_BATCHES` batches' worth at a time)."""
-    if n < 1:
-        raise ValueError(f"n must be ≥ 1, got {n}")
+def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: int | Sequence[int], *,
+                         eos_ids: Collection[int], batch_size: int = CPU_BATCH, pad_id: int = 0,
+                         taps: Taps | None = None) -> list[tuple[int, ...]]:
+    """Return, per item, the greedy continuation after its prefix: its first ``n`` tokens (``n``: one for all, or
+    one per item), cut before the first EOS, and cut after the target when greedy reproduces the whole target (the
+    continuation contains it, whatever follows). Items are batched by length
+    (:func:`~revs_engine.probes.plan_batches`), right-padded; the rows that must resume are decoded together (up
+    to :data:`GATHER_BATCHES` batches' worth at a time). ``taps``: streams captured in the same pass."""
+    limits = [n] * len(items) if isinstance(n, int) else list(n)
+    if len(limits) != len(items) or any(m < 1 for m in limits):
+        raise ValueError(f"n must be ≥ 1, one for all items or one per item; got {n}")
     device = next(model.parameters()).device
     out: list[tuple[int, ...]] = [()] * len(items)
     lengths = [len(it.prefix_ids) + len(it.target_ids) - 1 for it in items]
@@ -59,8 +85,9 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
             rows += [r] * len(items[i].target_ids)
             positions += range(start, start + len(items[i].target_ids))
         ids, mask = ids.to(device), mask.to(device)
-        logits, cache = target_logits_and_cache(model, ids, mask, torch.tensor(rows, device=device),
-                                                torch.tensor(positions, device=device))
+        with _tapped(taps, batch, device):
+            logits, cache = target_logits_and_cache(model, ids, mask, torch.tensor(rows, device=device),
+                                                    torch.tensor(positions, device=device))
         greedy = logits.argmax(-1).tolist()  # lowest index among ties, like greedy generate
         resume: list[tuple[int, int, int, list[int]]] = []  # (item, batch row, emitted token position, head)
         cursor = 0
@@ -71,8 +98,9 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
             j = next((j for j, (g, t) in enumerate(zip(emitted, target, strict=True)) if g != t), None)
             head = list(target) if j is None else [*target[:j], emitted[j]]
             cut = next((k for k, t in enumerate(head) if t in eos_ids), None)
-            if j is None or cut is not None or len(head) >= n:
-                out[i] = tuple(head[:n if cut is None else min(cut, n)])
+            m = limits[i]
+            if j is None or cut is not None or len(head) >= m:
+                out[i] = tuple(head[:m if cut is None else min(cut, m)])
             else:
                 resume.append((i, r, len(items[i].prefix_ids) + j, head))
         if resume:
@@ -83,9 +111,27 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
                 mask[k, pos:] = 0  # forget the teacher-forced tokens after the divergence
             pending.append(_Resume(cache, mask, resume))
         if sum(len(p.rows) for p in pending) >= GATHER_BATCHES * batch_size:
-            _flush(model, pending, n, eos_ids, out)
-    _flush(model, pending, n, eos_ids, out)
+            _flush(model, pending, limits, eos_ids, out)
+    _flush(model, pending, limits, eos_ids, out)
     return out
+
+
+@contextlib.contextmanager
+def _tapped(taps: Taps | None, batch: list[int], device: torch.device) -> Iterator[None]:
+    """Capture ``taps``' positions of the batch's items during the block's forward pass (nothing without taps)."""
+    wanted = [] if taps is None else [(r, i, p) for r, i in enumerate(batch) for p in taps.positions.get(i, ())]
+    if not wanted:
+        yield
+        return
+    rows = torch.tensor([r for r, _, _ in wanted], device=device)
+    cols = torch.tensor([p for _, _, p in wanted], device=device)
+    store: dict[str, dict[int, torch.Tensor]] = {s: {} for s in taps.streams}
+    layers = list(range(taps.arch.n_layers))
+    with hooks(stream_hooks(taps.arch, lambda x: x[rows, cols], store, layers)):
+        yield
+    stacked = {s: torch.stack([store[s][layer] for layer in layers], dim=1).float().cpu() for s in taps.streams}
+    for k, (_, i, p) in enumerate(wanted):  # [n, L, d] -> one [L, d] per position
+        taps.found[(i, p)] = {s: stacked[s][k] for s in taps.streams}
 
 
 @dataclass
@@ -98,11 +144,12 @@ class _Resume:
     rows: list[tuple[int, int, int, list[int]]]
 
 
-def _flush(model, pending: list[_Resume], n: int, eos_ids: Collection[int], out: list[tuple[int, ...]]) -> None:
+def _flush(model, pending: list[_Resume], limits: list[int], eos_ids: Collection[int],
+           out: list[tuple[int, ...]]) -> None:
     """Decode every pending row (one loop when the caches can be joined, else one per batch); empty ``pending``."""
     groups = [_join(pending)] if len(pending) > 1 and _joinable(pending) else pending
     for g in groups:
-        decoded = _decode(model, g.cache, g.mask, [(pos, head) for _, _, pos, head in g.rows], n, eos_ids)
+        decoded = _decode(model, g.cache, g.mask, [(pos, head, limits[i]) for i, _, pos, head in g.rows], eos_ids)
         for (i, _, _, _), tokens in zip(g.rows, decoded, strict=True):
             out[i] = tokens
     pending.clear()
@@ -126,16 +173,17 @@ def _join(pending: list[_Resume]) -> _Resume:
     return _Resume(first, mask, [row for p in pending for row in p.rows])
 
 
-def _decode(model: torch.nn.Module, cache, mask: torch.Tensor, resume: list[tuple[int, list[int]]], n: int,
+def _decode(model: torch.nn.Module, cache, mask: torch.Tensor, resume: list[tuple[int, list[int], int]],
             eos_ids: Collection[int]) -> list[tuple[int, ...]]:
-    """Greedy-decode rows ``(position of the emitted token, head)`` from their cache until each holds ``n`` tokens
-    or meets EOS."""
+    """Greedy-decode rows ``(position of the emitted token, head, n)`` from their cache until each holds its ``n``
+    tokens or meets EOS."""
     device = mask.device
-    pos = torch.tensor([p for p, _ in resume], device=device)
-    tokens = [list(head) for _, head in resume]
+    pos = torch.tensor([p for p, _, _ in resume], device=device)
+    tokens = [list(head) for _, head, _ in resume]
+    limits = [m for _, _, m in resume]
     done: list[tuple[int, ...] | None] = [None] * len(resume)
     live = list(range(len(resume)))  # indices into resume of the rows still decoding
-    step_ids = torch.tensor([head[-1] for _, head in resume], device=device)
+    step_ids = torch.tensor([head[-1] for _, head, _ in resume], device=device)
     while live:
         mask = torch.cat([mask, torch.ones(len(live), 1, dtype=mask.dtype, device=device)], dim=1)
         logits = model(input_ids=step_ids[:, None], attention_mask=mask, position_ids=pos[:, None],
@@ -143,7 +191,7 @@ def _decode(model: torch.nn.Module, cache, mask: torch.Tensor, resume: list[tupl
         nxt = logits.argmax(-1).tolist()
         still = []
         for k, (row, t) in enumerate(zip(live, nxt, strict=True)):
-            if t in eos_ids or len(tokens[row]) + 1 >= n:
+            if t in eos_ids or len(tokens[row]) + 1 >= limits[row]:
                 done[row] = tuple(tokens[row] if t in eos_ids else [*tokens[row], t])
             else:
                 tokens[row].append(t)

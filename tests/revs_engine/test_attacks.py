@@ -200,6 +200,26 @@ def test_resumed_greedy_continues_as_generate_from_the_prefix(family):
         assert all(len(c) == n for c in conts[2:])
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_taps_capture_in_the_teacher_forced_pass_what_capture_targets_captures(family):
+    # given items and evaluated tokens whose prefixes lie inside the items' teacher-forced sequences
+    model = tiny_model(family)
+    arch = resolve_arch(model)
+    items = [ProbeItem(tuple(range(2 + i, 7 + i)), (40 + i, 41, 42, 43)) for i in range(5)]
+    targets = [TokenTarget(i, j, it.prefix_ids + it.target_ids[:j], it.target_ids[j])
+               for i, it in enumerate(items) for j in (0, 2)]
+    taps = resumed_greedy.Taps(arch, {i: [len(it.prefix_ids) - 1, len(it.prefix_ids) + 1]
+                                      for i, it in enumerate(items)})
+    # when the continuations run with taps, in batches of two
+    resumed_greedy.greedy_continuations(model, items, 6, eos_ids=(), batch_size=2, taps=taps)
+    # then each tapped position holds the streams capture_targets finds at that token
+    acts = capture_targets(model, arch, targets)
+    for k, t in enumerate(targets):
+        found = taps.found[(t.secret_index, len(t.prefix_ids) - 1)]
+        for stream in ("resid_post", "attn_out", "mlp_out"):
+            torch.testing.assert_close(found[stream], getattr(acts, stream)[k], rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_resumed_greedy_stops_before_eos(family):
     # given an EOS id that greedy emits in the middle of some continuations

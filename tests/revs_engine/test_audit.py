@@ -3,10 +3,24 @@
 import pyarrow as pa
 import pytest
 
-from revs_engine.audit import ALL_TARGETS, AuditConfig, AuditInputs, AuditRow, audit, summary, verdict_metrics
+from revs_engine import audit as audit_module
+from revs_engine.arch import resolve_arch
+from revs_engine.attacks import generation
+from revs_engine.audit import (
+    ALL_TARGETS,
+    AuditConfig,
+    AuditInputs,
+    AuditRow,
+    audit,
+    same_verdicts,
+    summary,
+    verdict_metrics,
+)
 from revs_engine.probes import ProbeItem
 from revs_engine.schema import AUDIT_SCHEMA
-from tests.revs_engine.test_attacks import MEMORIZED, PROMPTS, encode, forget_targets, lens_model
+from revs_engine.targets import TokenTarget
+from tests.revs_engine.test_attacks import MEMORIZED, PROMPTS, V, encode, forget_targets, lens_model
+from tests.revs_engine.tiny import tiny_model
 
 
 def decode(ids):
@@ -47,6 +61,35 @@ def test_audit_reports_every_metric_per_target_and_aggregate_in_the_audit_schema
     per_target = [r for r in report.rows if r.target_id == "f0" and r.metric == "efficacy"]
     assert [r.k for r in per_target] == [10, 20]
     assert {r.stage for r in report.rows} == {"before"}
+
+
+def test_the_audits_shortcuts_give_the_verdicts_of_the_audit_without_them(monkeypatch):
+    # given a random model, one erased secret it reproduces and one it leaves mid-way, and retained items it
+    # reproduces at once, later in its continuation, or never
+    model = tiny_model("gptj", vocab_size=V, layers=3)
+    model.generation_config.eos_token_id = None
+    arch = resolve_arch(model)
+    own = [tuple(generation.generate_continuations(model, [encode(p)], max_new_tokens=8)[0][0]) for p in PROMPTS]
+    secrets = [own[0][:3], (own[1][0], 60, own[1][2])]
+    items = tuple(ProbeItem(tuple(encode(p)), s) for p, s in zip(PROMPTS, secrets, strict=True))
+    targets = [TokenTarget(s, j, it.prefix_ids + it.target_ids[:j], it.target_ids[j])
+               for s, it in enumerate(items) for j in range(3)]
+    retain = (items[0], ProbeItem(items[1].prefix_ids, own[1][4:7]), ProbeItem(items[0].prefix_ids, (9, 9)))
+    data = inputs(forget=tuple(targets), forget_items=items, generality=(), generality_items=items, retain=retain,
+                  retain_ids=("r0", "r1", "r2"), retain_guarded=(True, False, True))
+    passes, capture = [], audit_module.capture_targets
+    monkeypatch.setattr(audit_module, "capture_targets", lambda *a, **kw: passes.append(1) or capture(*a, **kw))
+    # when audited with and without the shortcuts
+    fast = audit(model, arch, data, AuditConfig(ks=(10,), n_samples=3))
+    # (the shortcuts capture the rank attacks' streams in the continuations' pass: no capture pass of their own)
+    assert passes == []
+    slow = audit(model, arch, data, AuditConfig(ks=(10,), n_samples=3, fast=False))
+    assert len(passes) == 2
+    # then every row and flag agree, and the verdicts are the ones the items were built for
+    assert same_verdicts(fast.table(), slow.table())
+    rows = {(r.target_id, r.metric): r.score for r in fast.rows}
+    assert (rows[("f0", "greedy_extraction")], rows[("f1", "greedy_extraction")]) == (100.0, 0.0)
+    assert [rows[(r, "specificity")] for r in ("r0", "r1", "r2")] == [100.0, 100.0, 0.0]
 
 
 def test_sampled_extraction_is_skipped_with_zero_samples_and_the_inputs_are_checked():
