@@ -155,3 +155,17 @@ def test_format_attacks_join_the_audit_with_never_seen_controls():
     with pytest.raises(ValueError, match="one format per erased secret"):
         AuditInputs(forget, ("f0",), (item,), (SSN_PROMPT,), bpe_encode, bpe_decode,
                     formats=(ssn_format(SSN),) * 2)
+
+
+def test_same_verdicts_needs_equal_flags_and_scores_and_lets_the_rank_plot_round():
+    def table(eff, passed, rank):
+        rows = [AuditRow("f0", "after", "efficacy", 100, eff, None),
+                AuditRow("f0", "after", "greedy_extraction", None, 0.0, passed),
+                AuditRow(ALL_TARGETS, "after", "layer_rank", 3, rank, None)]
+        return pa.Table.from_pylist([r.to_record() for r in rows], schema=AUDIT_SCHEMA)
+
+    base = table(95.0, True, 33846.85)
+    assert same_verdicts(base, table(95.0, True, 33846.9))  # a rank swap far down the vocabulary
+    assert not same_verdicts(base, table(95.01, True, 33846.85))
+    assert not same_verdicts(base, table(95.0, False, 33846.85))
+    assert not same_verdicts(base, table(95.0, True, 33900.0))
