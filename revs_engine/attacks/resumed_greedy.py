@@ -30,7 +30,8 @@ from transformers.cache_utils import DynamicLayer
 
 from revs_engine.arch import ModelArch
 from revs_engine.capture import hooks, stream_hooks
-from revs_engine.probes import CPU_BATCH, ProbeItem, plan_batches, target_logits_and_cache
+from revs_engine.errors import ShapeError
+from revs_engine.probes import CPU_BATCH, ProbeItem, max_positions, plan_batches, target_logits_and_cache
 
 
 @dataclass
@@ -71,6 +72,14 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
     device = next(model.parameters()).device
     out: list[tuple[int, ...]] = [()] * len(items)
     lengths = [len(it.prefix_ids) + len(it.target_ids) - 1 for it in items]
+    limit = max_positions(model)
+    after = [max(len(it.target_ids) - 1, m) for it, m in zip(items, limits, strict=True)]
+    too_long = [i for i, it in enumerate(items) if limit is not None and len(it.prefix_ids) + after[i] > limit]
+    if too_long:
+        i = too_long[0]
+        raise ShapeError(f"{len(too_long)} item(s) need more positions than the model's {limit} (item {i}: prefix "
+                         f"{len(items[i].prefix_ids)} tokens + up to {after[i]} after it); keep only the last "
+                         "prefix tokens or ask for fewer new tokens")
     pending: list[_Resume] = []
     for batch in plan_batches(lengths, batch_size):
         width = max(lengths[i] for i in batch)

@@ -3,10 +3,12 @@
 import pytest
 import torch
 
+from revs_engine import probes
 from revs_engine.arch import resolve_arch
 from revs_engine.attacks import ATTACKS, delta, generation, logit_lens, perturb, resumed_greedy
 from revs_engine.attacks.logit_lens import capped_scores, capture_targets
 from revs_engine.capture import capture_activations
+from revs_engine.errors import ShapeError
 from revs_engine.probes import ProbeItem
 from revs_engine.targets import TokenTarget
 from tests.revs_engine._tokenizer import make_tiny_tokenizer
@@ -218,6 +220,18 @@ def test_taps_capture_in_the_teacher_forced_pass_what_capture_targets_captures(f
         found = taps.found[(t.secret_index, len(t.prefix_ids) - 1)]
         for stream in ("resid_post", "attn_out", "mlp_out"):
             torch.testing.assert_close(found[stream], getattr(acts, stream)[k], rtol=1e-4, atol=1e-5)
+
+
+def test_resumed_greedy_refuses_continuations_past_the_models_context():
+    # given a model with 64 positions and a prompt that leaves room for fewer new tokens than asked
+    model = tiny_model("gpt2")
+    limit = probes.max_positions(model)
+    long_prompt = tuple(3 + i % 50 for i in range(limit - 4))
+    items = [ProbeItem(tuple(range(2, 9)), (40, 41)), ProbeItem(long_prompt, (40, 41))]
+    # then it says which item and what to do, before running anything
+    with pytest.raises(ShapeError, match=r"1 item\(s\) need more positions .*item 1: prefix"):
+        resumed_greedy.greedy_continuations(model, items, 8, eos_ids=())
+    assert len(resumed_greedy.greedy_continuations(model, items[:1], 8, eos_ids=())[0]) == 8
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
