@@ -2,12 +2,16 @@
 
 The REVS benchmark's seed-0 split (:mod:`benchmarks.revs_bench`): the memorized SmolLM2 before and after the
 default erase of its 20 forgotten SSNs. Each state is audited twice with :func:`revs_engine.audit.audit` — once
-as the product runs it (``AuditConfig.fast``: continuations start from what the teacher-forced pass knows,
-samples share their prompt's prefill, perplexity batches by length) and once without (``fast=False``: every
-continuation generated from its prompt, every sample prefilled alone, texts in input order — the audit these
-replace). The two tables are compared row by row: the same rows and pass/fail flags, scores equal up to float
-rounding (relative 1e-6; perplexity sums in another order). Format-aware attacks are off in both (their cost is the
-same on both sides and is reported by ``revs_bench``).
+as the product runs it (``AuditConfig.fast``: greedy continuations resume from the teacher-forced pass's cache,
+the rank attacks' streams are captured in that pass, samples share their prompt's prefill, perplexity batches by
+length) and once without (``fast=False``: every continuation generated from its prompt, separate capture passes,
+every sample prefilled alone, texts in input order — the audit these replace). The two tables are compared with
+:func:`revs_engine.audit.same_verdicts`: the same rows and pass/fail flags, scores equal up to float rounding
+(relative 1e-6; perplexity sums in another order), the rank plot's rows up to one rank place. Format-aware
+attacks are off in both (their cost is the same on both sides and is reported by ``revs_bench``).
+
+A second table times Specificity alone both ways (the part of the audit issue #21 measured first) and checks its
+per-item results agree.
 
 ``python -m benchmarks.audit_bench [--repeats 2]``.
 """
@@ -26,6 +30,7 @@ from revs_engine.audit_formats import FormatAuditConfig
 from revs_engine.edit import restore
 from revs_engine.erase import erase
 from revs_engine.lens import VocabLens
+from revs_engine.metrics import specificity
 from revs_engine.presets import PRESETS, default_preset
 
 logger = logging.getLogger(__name__)
@@ -54,6 +59,8 @@ def main(argv: list[str] | None = None) -> str:
     modes = {"ours": base, "without the shortcuts": AuditConfig(
         ks=(100,), formats=FormatAuditConfig(candidates=0), fast=False)}
     lines = ["| model state | audit | seconds | rows | identical verdicts |", "|---|---|---|---|---|"]
+    spec_lines = ["| model state | Specificity, ours s | without the shortcuts s | speed-up | items kept | "
+                  "identical per item |", "|---|---|---|---|---|---|"]
     for stage in ("after", "before"):
         if stage == "before":
             restore(model, arch, result.backup)
@@ -68,9 +75,28 @@ def main(argv: list[str] | None = None) -> str:
         ratio = times["without the shortcuts"] / times["ours"]
         lines.append(f"| | **speed-up** | **{ratio:.2f}×** | | |")
         logger.info("%s: %s", stage, times)
+        spec_lines.append(_specificity_row(model, inputs, base, stage, args.repeats))
     head = ("Seed-0 split of revs_bench (20 forgotten SSNs, 80 other prompts, 100 retained sentences, 80 "
             f"perplexity texts), the default preset's edit; minimum of {args.repeats} runs each.\n\n")
-    return head + "\n".join(lines) + "\n"
+    spec_head = (f"\n\nSpecificity alone (the audit's part issue #21 names: {len(inputs.retain)} retained items, "
+                 f"{base.specificity_new_tokens}-token greedy windows, `revs_engine.metrics.specificity` with and "
+                 "without `probe_first`):\n\n")
+    return head + "\n".join(lines) + spec_head + "\n".join(spec_lines) + "\n"
+
+
+def _specificity_row(model, inputs, cfg: AuditConfig, stage: str, repeats: int) -> str:
+    times, results = {}, {}
+    for fast in (True, False):
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            res = specificity(model, list(inputs.retain), max_new_tokens=cfg.specificity_new_tokens,
+                              decode=inputs.decode, batch_size=cfg.batch_size, probe_first=fast)
+            runs.append(time.perf_counter() - start)
+        times[fast], results[fast] = min(runs), res
+    same = results[True].per_secret == results[False].per_secret
+    return (f"| {'unedited' if stage == 'before' else 'after the default erase'} | {times[True]:.1f} | "
+            f"{times[False]:.1f} | **{times[False] / times[True]:.2f}×** | {results[True].score:.0f} % | {same} |")
 
 
 if __name__ == "__main__":
