@@ -108,41 +108,27 @@ def stream_hooks(arch: ModelArch, take: Callable[[torch.Tensor], torch.Tensor],
     """Hook registrations (for :func:`hooks`) that write ``take(stream)`` of every layer in ``layers`` into
     ``store[stream][layer]`` for each stream of :data:`STREAMS` that ``store`` has a key for; ``take`` picks the
     positions out of a ``[batch, seq, d]`` tensor."""
-    def block_pre(layer):
+    def output_of(name: str, layer: int) -> Callable:  # forward hook: the module's output
+        def hook(module, args, output):
+            store[name][layer] = take(first(output))
+        return hook
+
+    def input_of(name: str, keyword: str, layer: int) -> Callable:  # pre-hook: the module's input
         def hook(module, args, kwargs):
-            store["resid_pre"][layer] = take(args[0] if args else kwargs["hidden_states"])
-        return hook
-
-    def block_post(layer):
-        def hook(module, args, output):
-            store["resid_post"][layer] = take(first(output))
-        return hook
-
-    def attn_post(layer):
-        def hook(module, args, output):
-            store["attn_out"][layer] = take(first(output))
-        return hook
-
-    def mlp_post(layer):
-        def hook(module, args, output):
-            store["mlp_out"][layer] = take(first(output))
-        return hook
-
-    def ff2_pre(layer):
-        def hook(module, args, kwargs):
-            store["neuron_act"][layer] = take(args[0] if args else kwargs["input"])
+            store[name][layer] = take(args[0] if args else kwargs[keyword])
         return hook
 
     regs = []
     for layer in layers:
         block = arch.layers[layer]
-        wanted = [
-            ("resid_pre", block, "pre", block_pre), ("resid_post", block, "forward", block_post),
-            ("attn_out", arch.sub(layer, arch.spec.attn), "forward", attn_post),
-            ("mlp_out", arch.sub(layer, arch.spec.mlp), "forward", mlp_post),
-            ("neuron_act", arch.mlp_out[layer], "pre", ff2_pre),
-        ]
-        regs += [(module, kind, make(layer)) for name, module, kind, make in wanted if name in store]
+        wanted = {
+            "resid_pre": (block, "pre", input_of("resid_pre", "hidden_states", layer)),
+            "resid_post": (block, "forward", output_of("resid_post", layer)),
+            "attn_out": (arch.sub(layer, arch.spec.attn), "forward", output_of("attn_out", layer)),
+            "mlp_out": (arch.sub(layer, arch.spec.mlp), "forward", output_of("mlp_out", layer)),
+            "neuron_act": (arch.mlp_out[layer], "pre", input_of("neuron_act", "input", layer)),
+        }
+        regs += [reg for name, reg in wanted.items() if name in store]
     return regs
 
 

@@ -2,7 +2,8 @@
 
 Offers :class:`ProbeItem` (token ids of a ``(prefix, target)`` pair), :class:`ProbeConfig`, :class:`ProbeResult`,
 :func:`probe` (batched teacher-forced verdicts), :func:`target_logits` (next-token logits at chosen positions, and
-:func:`target_logits_and_cache` with the pass's key/value cache), :func:`plan_batches` (length-aware batching),
+:func:`target_logits_and_cache` with the pass's key/value cache), :func:`teacher_forced_inputs` (one padded batch
+of such rows), :func:`plan_batches` (length-aware batching),
 :func:`batch_size_for` (rows per batch for the model's device memory),
 :func:`k_extractable` (fixed prefix lengths, Carlini et al.),
 :func:`probes_table` (an Arrow table in :data:`~revs_engine.schema.PROBES_SCHEMA`) and :func:`items_from_texts`
@@ -269,6 +270,28 @@ class _Scored:
     greedy: list[int]
 
 
+def teacher_forced_inputs(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int = 0,
+                          padding_side: Literal["right", "left"] = "right"
+                          ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]]:
+    """One padded batch of ``prefix + target[:-1]`` rows (on the CPU) for ``(prefix, target)`` id pairs: input ids,
+    attention mask, and the ``(row, position)`` of every target token's prediction (the logits there predict it),
+    in pair order."""
+    seqs = [tuple(prefix) + tuple(target[:-1]) for prefix, target in pairs]
+    width = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    rows: list[int] = []
+    positions: list[int] = []
+    for r, ((prefix, target), seq) in enumerate(zip(pairs, seqs, strict=True)):
+        offset = width - len(seq) if padding_side == "left" else 0
+        input_ids[r, offset:offset + len(seq)] = torch.tensor(seq)
+        mask[r, offset:offset + len(seq)] = 1
+        start = offset + len(prefix) - 1  # the logits here predict target[0]
+        rows += [r] * len(target)
+        positions += range(start, start + len(target))
+    return input_ids, mask, rows, positions
+
+
 def _teacher_forced(model: torch.nn.Module, items: Sequence[ProbeItem],
                     prepared: list[tuple[tuple[int, ...], bool]], cfg: ProbeConfig, pad_id: int) -> list[_Scored]:
     """Score every item in one teacher-forced pass per length-planned batch: per target position, whether greedy
@@ -277,20 +300,9 @@ def _teacher_forced(model: torch.nn.Module, items: Sequence[ProbeItem],
     device = next(model.parameters()).device
     out: list[_Scored | None] = [None] * len(items)
     for batch in tqdm(plan_batches(lengths, cfg.batch_size), desc="probe", unit="batch", disable=not cfg.progress):
-        seqs = [prepared[i][0] + items[i].target_ids[:-1] for i in batch]
-        width = max(len(s) for s in seqs)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        rows, positions, targets = [], [], []
-        for r, (i, seq) in enumerate(zip(batch, seqs, strict=True)):
-            offset = width - len(seq) if cfg.padding_side == "left" else 0
-            input_ids[r, offset:offset + len(seq)] = torch.tensor(seq)
-            mask[r, offset:offset + len(seq)] = 1
-            start = offset + len(prepared[i][0]) - 1  # the logits here predict target[0]
-            n_target = len(items[i].target_ids)
-            rows += [r] * n_target
-            positions += range(start, start + n_target)
-            targets += items[i].target_ids
+        pairs = [(prepared[i][0], items[i].target_ids) for i in batch]
+        input_ids, mask, rows, positions = teacher_forced_inputs(pairs, pad_id, cfg.padding_side)
+        targets = [t for i in batch for t in items[i].target_ids]
         logits = target_logits(model, input_ids.to(device), mask.to(device),
                                torch.tensor(rows, device=device), torch.tensor(positions, device=device))
         tgt = torch.tensor(targets, device=device)

@@ -31,7 +31,14 @@ from transformers.cache_utils import DynamicLayer
 from revs_engine.arch import ModelArch
 from revs_engine.capture import hooks, stream_hooks
 from revs_engine.errors import ShapeError
-from revs_engine.probes import CPU_BATCH, ProbeItem, max_positions, plan_batches, target_logits_and_cache
+from revs_engine.probes import (
+    CPU_BATCH,
+    ProbeItem,
+    max_positions,
+    plan_batches,
+    target_logits_and_cache,
+    teacher_forced_inputs,
+)
 
 
 @dataclass
@@ -82,17 +89,8 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
                          "prefix tokens or ask for fewer new tokens")
     pending: list[_Resume] = []
     for batch in plan_batches(lengths, batch_size):
-        width = max(lengths[i] for i in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        rows, positions = [], []
-        for r, i in enumerate(batch):
-            seq = items[i].prefix_ids + items[i].target_ids[:-1]
-            ids[r, :len(seq)] = torch.tensor(seq)
-            mask[r, :len(seq)] = 1
-            start = len(items[i].prefix_ids) - 1  # the logits here predict target[0]
-            rows += [r] * len(items[i].target_ids)
-            positions += range(start, start + len(items[i].target_ids))
+        ids, mask, rows, positions = teacher_forced_inputs([(items[i].prefix_ids, items[i].target_ids)
+                                                            for i in batch], pad_id)
         ids, mask = ids.to(device), mask.to(device)
         with _tapped(taps, batch, device):
             logits, cache = target_logits_and_cache(model, ids, mask, torch.tensor(rows, device=device),
