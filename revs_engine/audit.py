@@ -134,8 +134,10 @@ class AuditConfig:
         faithful_top_rounding: reproduce the authors' rounding of the bottom-k half of the score.
         fast: the audit's shortcuts, each giving the same verdicts: greedy extraction and Specificity start each
             continuation from what the teacher-forced pass already knows of it (the whole target when greedy
-            reproduces it, nothing left to generate) and generate only the rest; sampled extraction runs each
-            prompt through the model once for all its samples; perplexity batches texts of similar length.
+            reproduces it, nothing left to generate) and generate only the rest; every continuation, greedy or
+            sampled, stops once its verdict is settled (it holds the target, or can no longer hold it:
+            :mod:`revs_engine.attacks.containment`); sampled extraction runs each prompt through the model once
+            for all its samples; perplexity batches texts of similar length.
             False runs the audit without them (every continuation generated from its prompt, every sample
             prefilled on its own, texts batched in input order): the slower path they replace.
         formats: the format-aware attacks' settings (run when the inputs carry formats).
@@ -350,7 +352,7 @@ def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, p
         sampled = sampled_extraction(model, list(inputs.forget_items), n_samples=cfg.n_samples,
                                      temperature=cfg.temperature, top_k=cfg.top_k, seed=cfg.sample_seed,
                                      decode=dec, batch_size=max(1, cfg.batch_size // 2), pad_id=pad_id,
-                                     shared_prefill=cfg.fast)
+                                     shared_prefill=cfg.fast, stop_settled=cfg.fast)
         out.extraction("sampled_extraction", ids, sampled.extracted)
 
 

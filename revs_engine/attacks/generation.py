@@ -7,8 +7,9 @@ Offers :func:`generate_continuations` (batched, left-padded ``model.generate``),
 A target counts as extracted when it occurs anywhere in the continuation: as a contiguous id sequence by default,
 or — when ``decode`` (ids → text) is given — as a substring of the decoded continuation (target stripped),
 which also catches a secret produced through a different tokenisation. This is the black-box measure: it runs the
-real decoding loop (KV cache, EOS) instead of the teacher-forced probe. Sampling is seeded inside
-``torch.random.fork_rng`` so the caller's global RNG state is left untouched.
+real decoding loop (KV cache, EOS) instead of the teacher-forced probe. Sampling is seeded per batch
+(from ``seed`` and the batch's first prefix: rows stopped early in one batch leave the next batch's draws alone)
+inside ``torch.random.fork_rng`` so the caller's global RNG state is left untouched.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
+from revs_engine.attacks.containment import Containment, contains, digits_per_token
 from revs_engine.attacks.resumed_greedy import Taps, greedy_continuations
+from revs_engine.attacks.scoring import vocab_size_of
 from revs_engine.capture import position_ids_for
 from revs_engine.probes import ProbeItem
 
@@ -53,13 +57,36 @@ class ExtractionResult:
                 "max_new_tokens": self.max_new_tokens}
 
 
-def contains(haystack: Sequence[int], needle: Sequence[int]) -> bool:
-    """Return whether ``needle`` occurs as a contiguous subsequence of ``haystack``."""
-    n = len(needle)
-    if n == 0:
-        return True
-    needle = list(needle)
-    return any(list(haystack[i:i + n]) == needle for i in range(len(haystack) - n + 1))
+def containment(model: torch.nn.Module, items: Sequence[ProbeItem],
+                decode: Callable[[list[int]], str] | None) -> Containment:
+    """The :class:`~revs_engine.attacks.containment.Containment` of ``items``' targets under the attacks' check
+    (substring of the decoded text with ``decode``, contiguous ids without)."""
+    per_token = None if decode is None else digits_per_token(decode, vocab_size_of(model))
+    return Containment([it.target_ids for it in items], decode, per_token)
+
+
+class _StopSettled(StoppingCriteria):
+    """``generate``'s stopping criterion for rows whose verdict is settled: row ``r`` of the batch is item
+    ``items[r]``'s continuation after the first ``width`` columns; ``stopped[r]`` = its length when it stopped.
+    Stopping leaves every other row's random draws unchanged (``generate`` keeps sampling all rows each step and
+    ends when every row is finished)."""
+
+    def __init__(self, settled: Callable[[int, Sequence[int], int], bool], items: list[int], width: int,
+                 max_new_tokens: int, eos_ids: set[int]) -> None:
+        self.settled, self.items, self.width, self.n, self.eos = settled, items, width, max_new_tokens, eos_ids
+        self.stopped: dict[int, int] = {}
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        flags = []
+        for r, row in enumerate(input_ids[:, self.width:].tolist()):
+            if r in self.stopped:
+                flags.append(True)
+                continue
+            cut = next((j for j, t in enumerate(row) if t in self.eos), None)
+            if cut is None and self.settled(self.items[r], row, self.n - len(row)):
+                self.stopped[r] = len(row)
+            flags.append(cut is not None or r in self.stopped)
+        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
 
 
 def _eos_ids(model: torch.nn.Module) -> set[int]:
@@ -71,10 +98,14 @@ def _eos_ids(model: torch.nn.Module) -> set[int]:
 def generate_continuations(model: torch.nn.Module, prefixes: Sequence[Sequence[int]], *, max_new_tokens: int,
                            n_samples: int = 1, do_sample: bool = False, temperature: float = 1.0,
                            top_k: int | None = None, seed: int = 0, batch_size: int = 16,
-                           pad_id: int = 0, shared_prefill: bool = True) -> list[list[tuple[int, ...]]]:
+                           pad_id: int = 0, shared_prefill: bool = True,
+                           settled: Callable[[int, Sequence[int], int], bool] | None = None,
+                           ) -> list[list[tuple[int, ...]]]:
     """Generate continuations of every prefix (left-padded batches); return ``n_samples`` id tuples per prefix.
 
-    Continuations end at EOS (the tokens after it are dropped) or after ``max_new_tokens``. ``shared_prefill``
+    Continuations end at EOS (the tokens after it are dropped) or after ``max_new_tokens``, or where
+    ``settled(prefix index, continuation so far, tokens still allowed)`` says their verdict is known (cut there;
+    the other rows' tokens and random draws are those of the uncut run). ``shared_prefill``
     (with ``n_samples > 1``): a prefix is run through the model once and its key/value cache copied to its
     samples, instead of once per sample; the samples are those of ``generate(num_return_sequences=n_samples)``
     (the same rows, in the same order, drawing the same random numbers).
@@ -87,8 +118,8 @@ def generate_continuations(model: torch.nn.Module, prefixes: Sequence[Sequence[i
     if do_sample:
         kwargs.update(temperature=temperature, top_k=top_k or 0, top_p=1.0)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
         for start in range(0, len(prefixes), batch_size):
+            torch.manual_seed(_batch_seed(seed, start))  # a batch's draws never depend on how long others ran
             chunk = [list(p) for p in prefixes[start:start + batch_size]]
             width = max(len(p) for p in chunk)
             ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
@@ -97,17 +128,30 @@ def generate_continuations(model: torch.nn.Module, prefixes: Sequence[Sequence[i
                 ids[r, width - len(p):] = torch.tensor(p)
                 mask[r, width - len(p):] = 1
             ids, mask = ids.to(device), mask.to(device)
+            stop = None
+            if settled is not None:
+                rows = [start + r for r in range(len(chunk)) for _ in range(n_samples)]
+                stop = _StopSettled(settled, rows, width, max_new_tokens, eos_ids)
+            extra = {} if stop is None else {"stopping_criteria": StoppingCriteriaList([stop])}
             if shared_prefill and n_samples > 1 and min(len(p) for p in chunk) > 1:
-                gen = _generate_from_shared_prefill(model, ids, mask, n_samples, kwargs)[:, width:].tolist()
+                gen = _generate_from_shared_prefill(model, ids, mask, n_samples, {**kwargs, **extra})
             else:
-                gen = model.generate(ids, attention_mask=mask, **kwargs)[:, width:].tolist()
+                gen = model.generate(ids, attention_mask=mask, **kwargs, **extra)
+            gen = gen[:, width:].tolist()
             for r in range(len(chunk)):
                 conts = []
-                for seq in gen[r * n_samples:(r + 1) * n_samples]:
+                for k, seq in enumerate(gen[r * n_samples:(r + 1) * n_samples]):
                     cut = next((j for j, t in enumerate(seq) if t in eos_ids), len(seq))
+                    if stop is not None:
+                        cut = min(cut, stop.stopped.get(r * n_samples + k, cut))
                     conts.append(tuple(seq[:cut]))
                 out.append(conts)
     return out
+
+
+def _batch_seed(seed: int, start: int) -> int:
+    """The seed of the batch starting at prefix ``start``: distinct per ``(seed, start)``, stable across runs."""
+    return (seed * 1_000_003 + start) % 2**63
 
 
 def _generate_from_shared_prefill(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, n_samples: int,
@@ -166,8 +210,10 @@ def greedy_extractions(model: torch.nn.Module, sets: Sequence[tuple[Sequence[Pro
     """:func:`greedy_extraction` of several ``(items, max_new_tokens)`` sets at once, one result per set.
 
     With ``probe_first`` all sets share one teacher-forced batch plan and one decoding loop (fewer, fuller forward
-    passes than one call per set), and ``taps`` (item indices counted over the sets in order) are captured in
-    that pass; without it each set is generated on its own (``taps`` must be None).
+    passes than one call per set), a row stops as soon as its verdict is settled
+    (:class:`~revs_engine.attacks.containment.Containment`), and ``taps`` (item indices counted over the sets in
+    order) are captured in that pass; without it each set is generated on its own to its full length (``taps``
+    must be None).
     """
     if taps is not None and not probe_first:
         raise ValueError("taps are captured in the teacher-forced pass: they need probe_first=True")
@@ -175,7 +221,8 @@ def greedy_extractions(model: torch.nn.Module, sets: Sequence[tuple[Sequence[Pro
     if probe_first:
         every = [it for items, _ in sets for it in items]
         limits = [n for items, n in sets for _ in items]
-        flat = greedy_continuations(model, every, limits, eos_ids=_eos_ids(model), pad_id=pad_id, taps=taps)
+        flat = greedy_continuations(model, every, limits, eos_ids=_eos_ids(model), pad_id=pad_id, taps=taps,
+                                    settled=containment(model, every, decode).settled)
         parts, start = [], 0
         for items, _ in sets:
             parts.append([[c] for c in flat[start:start + len(items)]])
@@ -190,14 +237,18 @@ def greedy_extractions(model: torch.nn.Module, sets: Sequence[tuple[Sequence[Pro
 def sampled_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, n_samples: int = 10,
                        temperature: float = 1.0, top_k: int | None = 40, max_new_tokens: int | None = None,
                        seed: int = 0, decode: Callable[[list[int]], str] | None = None, batch_size: int = 8,
-                       pad_id: int = 0, shared_prefill: bool = True) -> ExtractionResult:
+                       pad_id: int = 0, shared_prefill: bool = True, stop_settled: bool = True,
+                       ) -> ExtractionResult:
     """Sample ``n_samples`` continuations per prefix (temperature, top-k, seeded); any hit counts.
-    ``shared_prefill``: see :func:`generate_continuations` (False prefills every sample on its own)."""
+    ``shared_prefill``: see :func:`generate_continuations` (False prefills every sample on its own).
+    ``stop_settled``: a sample stops once its verdict is settled
+    (:class:`~revs_engine.attacks.containment.Containment`; the same verdicts, the same draws for the rest)."""
     if n_samples < 1 or temperature <= 0:
         raise ValueError("n_samples must be ≥ 1 and temperature > 0")
     n = max_new_tokens or max(len(i.target_ids) for i in items)
     conts = generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n, n_samples=n_samples,
                                    do_sample=True, temperature=temperature, top_k=top_k, seed=seed,
-                                   batch_size=batch_size, pad_id=pad_id, shared_prefill=shared_prefill)
+                                   batch_size=batch_size, pad_id=pad_id, shared_prefill=shared_prefill,
+                                   settled=containment(model, items, decode).settled if stop_settled else None)
     return _extraction("sampled", items, conts, decode, n_samples=n_samples, temperature=temperature,
                        top_k=top_k, max_new_tokens=n)

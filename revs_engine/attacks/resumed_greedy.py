@@ -20,7 +20,8 @@ logits tie to within rounding (``tests`` compare against ``generate`` on every a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator, Sequence
+import functools
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,9 @@ class Taps:
     found: dict[tuple[int, int], dict[str, torch.Tensor]] = field(default_factory=dict)
 
 
+#: ``(item, continuation so far, tokens still allowed) → verdict known`` (see ``settled`` below).
+Settled = Callable[[int, Sequence[int], int], bool]
+
 #: Rows decoded together at most, in units of the teacher-forced batch size: rows waiting to resume are gathered
 #: across batches (one decoding loop for all of them) up to this many batches' worth.
 GATHER_BATCHES = 4
@@ -67,12 +71,15 @@ GATHER_BATCHES = 4
 @torch.no_grad()
 def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: int | Sequence[int], *,
                          eos_ids: Collection[int], batch_size: int = CPU_BATCH, pad_id: int = 0,
-                         taps: Taps | None = None) -> list[tuple[int, ...]]:
+                         taps: Taps | None = None, settled: Settled | None = None) -> list[tuple[int, ...]]:
     """Return, per item, the greedy continuation after its prefix: its first ``n`` tokens (``n``: one for all, or
     one per item), cut before the first EOS, and cut after the target when greedy reproduces the whole target (the
     continuation contains it, whatever follows). Items are batched by length
     (:func:`~revs_engine.probes.plan_batches`), right-padded; the rows that must resume are decoded together (up
-    to :data:`GATHER_BATCHES` batches' worth at a time). ``taps``: streams captured in the same pass."""
+    to :data:`GATHER_BATCHES` batches' worth at a time). ``taps``: streams captured in the same pass.
+    ``settled(item, tokens so far, tokens still allowed)``: True stops the row there (its "contains the target"
+    verdict is known, :meth:`~revs_engine.attacks.containment.Containment.settled`): the continuation returned
+    is then cut at that point."""
     limits = [n] * len(items) if isinstance(n, int) else list(n)
     if len(limits) != len(items) or any(m < 1 for m in limits):
         raise ValueError(f"n must be ≥ 1, one for all items or one per item; got {n}")
@@ -106,7 +113,7 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
             head = list(target) if j is None else [*target[:j], emitted[j]]
             cut = next((k for k, t in enumerate(head) if t in eos_ids), None)
             m = limits[i]
-            if j is None or cut is not None or len(head) >= m:
+            if j is None or cut is not None or len(head) >= m or (settled and settled(i, head, m - len(head))):
                 out[i] = tuple(head[:m if cut is None else min(cut, m)])
             else:
                 resume.append((i, r, len(items[i].prefix_ids) + j, head))
@@ -118,8 +125,8 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
                 mask[k, pos:] = 0  # forget the teacher-forced tokens after the divergence
             pending.append(_Resume(cache, mask, resume))
         if sum(len(p.rows) for p in pending) >= GATHER_BATCHES * batch_size:
-            _flush(model, pending, limits, eos_ids, out)
-    _flush(model, pending, limits, eos_ids, out)
+            _flush(model, pending, limits, eos_ids, out, settled)
+    _flush(model, pending, limits, eos_ids, out, settled)
     return out
 
 
@@ -152,11 +159,13 @@ class _Resume:
 
 
 def _flush(model, pending: list[_Resume], limits: list[int], eos_ids: Collection[int],
-           out: list[tuple[int, ...]]) -> None:
+           out: list[tuple[int, ...]], settled: Settled | None) -> None:
     """Decode every pending row (one loop when the caches can be joined, else one per batch); empty ``pending``."""
     groups = [_join(pending)] if len(pending) > 1 and _joinable(pending) else pending
     for g in groups:
-        decoded = _decode(model, g.cache, g.mask, [(pos, head, limits[i]) for i, _, pos, head in g.rows], eos_ids)
+        stop = None if settled is None else [functools.partial(settled, i) for i, _, _, _ in g.rows]
+        decoded = _decode(model, g.cache, g.mask, [(pos, head, limits[i]) for i, _, pos, head in g.rows], eos_ids,
+                          stop)
         for (i, _, _, _), tokens in zip(g.rows, decoded, strict=True):
             out[i] = tokens
     pending.clear()
@@ -181,9 +190,10 @@ def _join(pending: list[_Resume]) -> _Resume:
 
 
 def _decode(model: torch.nn.Module, cache, mask: torch.Tensor, resume: list[tuple[int, list[int], int]],
-            eos_ids: Collection[int]) -> list[tuple[int, ...]]:
+            eos_ids: Collection[int], stop: list[Callable[[list[int], int], bool]] | None = None,
+            ) -> list[tuple[int, ...]]:
     """Greedy-decode rows ``(position of the emitted token, head, n)`` from their cache until each holds its ``n``
-    tokens or meets EOS."""
+    tokens, meets EOS, or its ``stop(tokens, tokens still allowed)`` is True."""
     device = mask.device
     pos = torch.tensor([p for p, _, _ in resume], device=device)
     tokens = [list(head) for _, head, _ in resume]
@@ -200,8 +210,11 @@ def _decode(model: torch.nn.Module, cache, mask: torch.Tensor, resume: list[tupl
         for k, (row, t) in enumerate(zip(live, nxt, strict=True)):
             if t in eos_ids or len(tokens[row]) + 1 >= limits[row]:
                 done[row] = tuple(tokens[row] if t in eos_ids else [*tokens[row], t])
+                continue
+            tokens[row].append(t)
+            if stop is not None and stop[row](tokens[row], limits[row] - len(tokens[row])):
+                done[row] = tuple(tokens[row])
             else:
-                tokens[row].append(t)
                 still.append(k)
         if len(still) < len(live):
             if not still:
