@@ -352,7 +352,8 @@ def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, p
         sampled = sampled_extraction(model, list(inputs.forget_items), n_samples=cfg.n_samples,
                                      temperature=cfg.temperature, top_k=cfg.top_k, seed=cfg.sample_seed,
                                      decode=dec, batch_size=max(1, cfg.batch_size // 2), pad_id=pad_id,
-                                     shared_prefill=cfg.fast, stop_settled=cfg.fast)
+                                     shared_prefill=cfg.fast, stop_settled=cfg.fast,
+                                     resume=cfg.fast)
         out.extraction("sampled_extraction", ids, sampled.extracted)
 
 

@@ -22,6 +22,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from revs_engine.attacks.containment import Containment, contains, digits_per_token
 from revs_engine.attacks.resumed_greedy import Taps, greedy_continuations
+from revs_engine.attacks.resumed_sampling import plain_sampling, sampled_continuations
 from revs_engine.attacks.scoring import vocab_size_of
 from revs_engine.capture import position_ids_for
 from revs_engine.probes import ProbeItem
@@ -238,17 +239,28 @@ def sampled_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, n_
                        temperature: float = 1.0, top_k: int | None = 40, max_new_tokens: int | None = None,
                        seed: int = 0, decode: Callable[[list[int]], str] | None = None, batch_size: int = 8,
                        pad_id: int = 0, shared_prefill: bool = True, stop_settled: bool = True,
-                       ) -> ExtractionResult:
+                       resume: bool = True) -> ExtractionResult:
     """Sample ``n_samples`` continuations per prefix (temperature, top-k, seeded); any hit counts.
     ``shared_prefill``: see :func:`generate_continuations` (False prefills every sample on its own).
     ``stop_settled``: a sample stops once its verdict is settled
-    (:class:`~revs_engine.attacks.containment.Containment`; the same verdicts, the same draws for the rest)."""
+    (:class:`~revs_engine.attacks.containment.Containment`; the same verdicts, the same draws for the rest).
+    ``resume``: samples still on their target read the teacher-forced pass's logits, the others resume from its
+    cache (:func:`~revs_engine.attacks.resumed_sampling.sampled_continuations`: the same batches, seeds and draws
+    as ``generate``); models it does not cover, and ``resume=False``, sample with ``generate``."""
     if n_samples < 1 or temperature <= 0:
         raise ValueError("n_samples must be ≥ 1 and temperature > 0")
     n = max_new_tokens or max(len(i.target_ids) for i in items)
-    conts = generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n, n_samples=n_samples,
-                                   do_sample=True, temperature=temperature, top_k=top_k, seed=seed,
-                                   batch_size=batch_size, pad_id=pad_id, shared_prefill=shared_prefill,
-                                   settled=containment(model, items, decode).settled if stop_settled else None)
+    settled = containment(model, items, decode).settled if stop_settled else None
+    conts = None
+    if resume and plain_sampling(model):
+        seeds = [_batch_seed(seed, start) for start in range(0, len(items), batch_size)]
+        conts = sampled_continuations(model, items, n_samples, n, temperature=temperature, top_k=top_k,
+                                      seeds=seeds, batch_size=batch_size, eos_ids=_eos_ids(model), pad_id=pad_id,
+                                      settled=settled)
+    if conts is None:
+        conts = generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n, n_samples=n_samples,
+                                       do_sample=True, temperature=temperature, top_k=top_k, seed=seed,
+                                       batch_size=batch_size, pad_id=pad_id, shared_prefill=shared_prefill,
+                                       settled=settled)
     return _extraction("sampled", items, conts, decode, n_samples=n_samples, temperature=temperature,
                        top_k=top_k, max_new_tokens=n)

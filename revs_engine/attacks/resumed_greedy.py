@@ -171,10 +171,16 @@ def _flush(model, pending: list[_Resume], limits: list[int], eos_ids: Collection
     pending.clear()
 
 
+def joinable_cache(cache) -> bool:
+    """True when every layer of ``cache`` is a plain :class:`DynamicLayer` (rows can be cut, padded and joined;
+    sliding-window layers cannot)."""
+    layers = getattr(cache, "layers", None)
+    return layers is not None and all(type(x) is DynamicLayer for x in layers)
+
+
 def _joinable(pending: list[_Resume]) -> bool:
-    layers = [getattr(p.cache, "layers", None) for p in pending]
-    return all(ls is not None and len(ls) == len(layers[0]) and all(type(x) is DynamicLayer for x in ls)
-               for ls in layers)
+    n = len(pending[0].cache.layers) if joinable_cache(pending[0].cache) else -1
+    return all(joinable_cache(p.cache) and len(p.cache.layers) == n for p in pending)
 
 
 def _join(pending: list[_Resume]) -> _Resume:

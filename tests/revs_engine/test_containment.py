@@ -5,9 +5,10 @@ import random
 
 import pytest
 
-from revs_engine.attacks import generation, resumed_greedy
+from revs_engine.attacks import generation, resumed_greedy, resumed_sampling
 from revs_engine.attacks.containment import Containment, digits_per_token
 from revs_engine.probes import ProbeItem
+from tests.revs_engine.conftest import FAMILIES
 from tests.revs_engine.tiny import tiny_model
 
 # a toy vocabulary: ten digits, separators, a word, and one token that spells two digits
@@ -126,3 +127,57 @@ def test_greedy_rows_stop_once_settled_and_keep_their_verdicts():
                                                 settled=generation.containment(model, items, None).settled)
     assert all(c[-3:] == it.target_ids and len(c) == 5 for c, it in zip(conts[:4], own, strict=True))
     assert all(len(c) < 8 for c in conts[4:])
+
+
+def _drawn_items(model, seed=5):
+    """Items of different prefix lengths whose targets are what one sampling run drew (samples follow them for a
+    while, then leave), plus one the model never writes."""
+    prefixes = [tuple(range(2 + i, 5 + 2 * i)) for i in range(5)]
+    conts = generation.generate_continuations(model, prefixes, max_new_tokens=5, do_sample=True, temperature=1.0,
+                                              top_k=3, seed=seed)
+    return [ProbeItem(p, c[0]) for p, c in zip(prefixes, conts, strict=True)] + [ProbeItem((7, 8), (60, 61))]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_resumed_sampling_draws_what_generate_draws(family):
+    # given samples that follow their targets for some tokens and leave them at different steps
+    model = tiny_model(family)
+    model.generation_config.eos_token_id = None
+    items = _drawn_items(model)
+    seeds = [generation._batch_seed(9, s) for s in range(0, len(items), 2)]
+    kw = dict(temperature=1.3, top_k=3, seeds=seeds, batch_size=2, eos_ids=())
+    gen = dict(max_new_tokens=6, n_samples=5, do_sample=True, temperature=1.3, top_k=3, seed=9, batch_size=2)
+    prefixes = [it.prefix_ids for it in items]
+    settle = generation.containment(model, items, None).settled
+    # when samples read the teacher-forced pass and resume from its cache (with rows stopped once settled, or not)
+    for settled in (None, settle):
+        resumed = resumed_sampling.sampled_continuations(model, items, 5, 6, settled=settled, **kw)
+        if family == "mistral":  # sliding-window cache layers: not covered, the caller samples with generate
+            assert resumed is None
+            return
+        # then every row is the one generate() draws from the prefix
+        assert resumed == generation.generate_continuations(model, prefixes, settled=settled, **gen)
+    # and some rows followed their target for a while (read from the teacher-forced pass), others did not
+    followed = [c[:2] == it.target_ids[:2] for conts, it in zip(resumed, items, strict=True) for c in conts]
+    assert 0 < sum(followed) < len(followed)
+
+
+def test_resumed_sampling_cuts_before_eos_as_generate_does():
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    items = _drawn_items(model)
+    eos = {items[0].target_ids[2], items[1].target_ids[0]}
+    model.generation_config.eos_token_id = sorted(eos)
+    seeds = [generation._batch_seed(4, s) for s in range(0, len(items), 3)]
+    resumed = resumed_sampling.sampled_continuations(model, items, 4, 6, temperature=1.0, top_k=3, seeds=seeds,
+                                                     batch_size=3, eos_ids=eos)
+    assert resumed == generation.generate_continuations(model, [it.prefix_ids for it in items], max_new_tokens=6,
+                                                        n_samples=4, do_sample=True, top_k=3, seed=4, batch_size=3)
+    assert not any(t in eos for conts in resumed for c in conts for t in c)
+
+
+def test_models_with_their_own_logits_processors_sample_with_generate():
+    model = tiny_model("llama")
+    assert resumed_sampling.plain_sampling(model)
+    model.generation_config.repetition_penalty = 1.2
+    assert not resumed_sampling.plain_sampling(model)

@@ -1,0 +1,192 @@
+"""Sampled continuations that read the teacher-forced pass wherever a sample is still on its target.
+
+Offers :func:`sampled_continuations`: per ``(prefix, target)`` item, ``n_samples`` continuations drawn at
+``temperature`` with top-k — the rows ``model.generate(do_sample=True, num_return_sequences=n_samples)`` draws
+from the prefix, batch for batch (the same batches, seeds and random draws as
+:func:`~revs_engine.attacks.generation.generate_continuations`), with rows stopped where ``settled`` says their
+verdict is known.
+
+Why it is cheaper: a sample that has so far written ``target[:s]`` sees exactly the teacher-forced sequence
+``prefix + target[:s]``, so its next-token logits are the teacher-forced pass's logits at that position: no forward
+pass. Only a sample that leaves its target (draws another token, or completes the target with tokens still to
+write) needs the model again; it resumes from the teacher-forced pass's key/value cache (the entries after its
+divergence masked out, its token fed at its own position), and all such rows of a batch decode together. A
+memorized value's samples follow it for most tokens, and an erased one's leave it where the erasure demoted a
+token, usually settled there (too few tokens left to write it).
+
+Every step draws one token for every row of the batch with one ``torch.multinomial`` over the same processed
+logits ``generate`` computes (float32, divided by the temperature unless it is 1, top-k filtered to ``-inf``,
+softmax), rows already finished included: a row's draw depends on the generator's state and its own
+probabilities only, so the draws equal ``generate``'s whenever the logits do (teacher-forced and incremental
+logits agree to float rounding, as for :mod:`~revs_engine.attacks.resumed_greedy`). Models whose generation config
+adds logits processors of its own (repetition penalty, minimum length, ...) are not handled here:
+:func:`plain_sampling` tells, and callers use ``generate`` for them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from revs_engine.attacks.resumed_greedy import Settled, joinable_cache
+from revs_engine.probes import ProbeItem, target_logits_and_cache, teacher_forced_inputs
+
+#: Generation-config fields that make ``generate`` add a logits processor, with their neutral values.
+_NEUTRAL = {"repetition_penalty": (None, 1.0), "encoder_repetition_penalty": (None, 1.0),
+            "no_repeat_ngram_size": (None, 0), "bad_words_ids": (None,), "min_length": (None, 0),
+            "min_new_tokens": (None, 0), "suppress_tokens": (None,), "begin_suppress_tokens": (None,),
+            "forced_bos_token_id": (None,), "forced_eos_token_id": (None,), "sequence_bias": (None,),
+            "typical_p": (None, 1.0), "epsilon_cutoff": (None, 0.0), "eta_cutoff": (None, 0.0), "min_p": (None,),
+            "top_h": (None,), "exponential_decay_length_penalty": (None,), "renormalize_logits": (None, False),
+            "watermarking_config": (None,)}
+
+
+def plain_sampling(model: torch.nn.Module) -> bool:
+    """True when ``generate`` samples from this model with temperature and top-k alone (no processor its
+    generation config adds), i.e. what :func:`sampled_continuations` reproduces."""
+    gc = getattr(model, "generation_config", None)
+    return gc is not None and all(getattr(gc, k, None) in ok for k, ok in _NEUTRAL.items())
+
+
+def _processed(logits: torch.Tensor, temperature: float, top_k: int | None) -> torch.Tensor:
+    """``generate``'s sampling distribution: temperature (skipped at 1), top-k (ties to the k-th kept), softmax."""
+    if temperature != 1.0:
+        logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]))[0][..., -1, None]
+        logits = logits.masked_fill(logits < kth, -float("inf"))
+    return F.softmax(logits, dim=-1)
+
+
+@torch.no_grad()
+def sampled_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n_samples: int, n: int, *,
+                          temperature: float, top_k: int | None, seeds: Sequence[int], batch_size: int,
+                          eos_ids: Collection[int], pad_id: int = 0,
+                          settled: Settled | None = None) -> list[list[tuple[int, ...]]] | None:
+    """Return ``n_samples`` continuations of at most ``n`` tokens per item (cut before EOS, or where ``settled``
+    stops them), batches of ``batch_size`` items each seeded with ``seeds[batch]``; None when the model's cache
+    cannot be cut and joined per row (e.g. sliding-window layers): use ``generate`` then."""
+    device = next(model.parameters()).device
+    out: list[list[tuple[int, ...]]] = []
+    for b, start in enumerate(range(0, len(items), batch_size)):
+        chunk = list(items[start:start + batch_size])
+        pairs = [(it.prefix_ids, it.target_ids) for it in chunk]
+        ids, mask, rows, positions = teacher_forced_inputs(pairs, pad_id)
+        logits, cache = target_logits_and_cache(model, ids.to(device), mask.to(device),
+                                                torch.tensor(rows, device=device),
+                                                torch.tensor(positions, device=device))
+        if not joinable_cache(cache):
+            return None
+        starts = [0]
+        for it in chunk:
+            starts.append(starts[-1] + len(it.target_ids))
+        tf = [logits[starts[i]:starts[i + 1]].float() for i in range(len(chunk))]
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seeds[b])
+            out += _sample_chunk(model, chunk, tf, cache, mask.to(device), n_samples, n, temperature, top_k,
+                                 set(eos_ids), settled, start)
+    return out
+
+
+class _OffPath:
+    """The rows decoding on their own: one key/value cache, mask and next position per row."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.cache = None
+        self.mask: torch.Tensor | None = None
+        self.pos: torch.Tensor | None = None
+
+    def keep(self, keep: list[int]) -> None:
+        if len(keep) == len(self.rows):
+            return
+        sel = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
+        if keep:
+            self.cache.batch_select_indices(sel)
+        self.mask, self.pos = self.mask[sel], self.pos[sel]
+        self.rows = [self.rows[k] for k in keep]
+
+    def join(self, tf_cache, tf_mask: torch.Tensor, joins: list[tuple[int, int, int]]) -> None:
+        """Add rows ``(row, item's teacher-forced row, position of the token it feeds)``: their teacher-forced
+        cache with the entries from that position on masked out, right-padded to this cache's width."""
+        src = torch.tensor([i for _, i, _ in joins], device=tf_mask.device)
+        mask = tf_mask[src].clone()
+        for k, (_, _, p) in enumerate(joins):
+            mask[k, p:] = 0
+        pos = torch.tensor([p for _, _, p in joins], device=tf_mask.device)
+        if self.cache is None or not self.rows:
+            self.cache = copy.copy(tf_cache)
+            self.cache.layers = [copy.copy(layer) for layer in tf_cache.layers]
+            for layer, source in zip(self.cache.layers, tf_cache.layers, strict=True):
+                layer.keys, layer.values = source.keys[src], source.values[src]
+            self.mask, self.pos, self.rows = mask, pos, [r for r, _, _ in joins]
+            return
+        width = self.mask.shape[1]
+        for layer, source in zip(self.cache.layers, tf_cache.layers, strict=True):
+            for name in ("keys", "values"):
+                new = getattr(source, name)[src]
+                new = F.pad(new, (0, 0, 0, width - new.shape[-2]))
+                setattr(layer, name, torch.cat([getattr(layer, name), new]))
+        self.mask = torch.cat([self.mask, F.pad(mask, (0, width - mask.shape[1]))])
+        self.pos = torch.cat([self.pos, pos])
+        self.rows += [r for r, _, _ in joins]
+
+    def step(self, model, tokens: list[int]) -> torch.Tensor:
+        """Feed each row its token; return the next-token logits ``[rows, V]`` (float32)."""
+        device = self.mask.device
+        self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=self.mask.dtype, device=device)], 1)
+        logits = model(input_ids=torch.tensor(tokens, device=device)[:, None], attention_mask=self.mask,
+                       position_ids=self.pos[:, None], past_key_values=self.cache, use_cache=True).logits[:, -1]
+        self.pos = self.pos + 1
+        return logits.float()
+
+
+def _sample_chunk(model, chunk: list[ProbeItem], tf: list[torch.Tensor], tf_cache, tf_mask: torch.Tensor,
+                  n_samples: int, n: int, temperature: float, top_k: int | None, eos: set[int],
+                  settled: Settled | None, first_item: int) -> list[list[tuple[int, ...]]]:
+    """Sample one batch (rows item-major, ``n_samples`` per item) as ``generate`` would (module docstring)."""
+    n_rows = len(chunk) * n_samples
+    item_of = [r // n_samples for r in range(n_rows)]
+    tokens: list[list[int]] = [[] for _ in range(n_rows)]
+    on_path = [True] * n_rows
+    finished = [False] * n_rows
+    off = _OffPath()
+    off_logits: torch.Tensor | None = None
+    vocab = tf[0].shape[-1]
+    for s in range(n):
+        step = torch.zeros(n_rows, vocab, device=tf[0].device)
+        for r in range(n_rows):
+            if on_path[r] and not finished[r]:
+                step[r] = tf[item_of[r]][s]
+        if off.rows:
+            step[torch.tensor(off.rows, device=step.device)] = off_logits
+        drawn = torch.multinomial(_processed(step, temperature, top_k), num_samples=1).squeeze(1).tolist()
+        joins = []
+        for r in range(n_rows):
+            if finished[r]:
+                continue
+            t, i = drawn[r], item_of[r]
+            if t in eos:
+                finished[r] = True
+                continue
+            tokens[r].append(t)
+            target = chunk[i].target_ids
+            if settled is not None and settled(first_item + i, tokens[r], n - len(tokens[r])):
+                finished[r] = True
+            elif s + 1 < n:
+                if on_path[r] and (s + 1 >= len(target) or t != target[s]):
+                    on_path[r] = False
+                    joins.append((r, i, len(chunk[i].prefix_ids) + s))
+            else:
+                finished[r] = True
+        if all(finished):
+            break
+        off.keep([k for k, r in enumerate(off.rows) if not finished[r]])
+        if joins:
+            off.join(tf_cache, tf_mask, joins)
+        if off.rows:
+            off_logits = off.step(model, [tokens[r][-1] for r in off.rows])
+    return [[tuple(tokens[r]) for r in range(i * n_samples, (i + 1) * n_samples)] for i in range(len(chunk))]
