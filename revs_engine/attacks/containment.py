@@ -18,6 +18,7 @@ the row there without changing any verdict:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 DIGITS = frozenset("0123456789")
@@ -25,7 +26,20 @@ DIGITS = frozenset("0123456789")
 
 def digits_per_token(decode: Callable[[list[int]], str], vocab_size: int) -> int:
     """Return the most ASCII digits one token of ``0 .. vocab_size - 1`` decodes to (ids ``decode`` rejects count
-    as none: they decode to nothing in a continuation either)."""
+    as none: they decode to nothing in a continuation either). Remembered per ``(decode, vocab_size)`` when
+    ``decode`` is hashable: an audit's attacks share one pass over the vocabulary."""
+    try:
+        return _remembered(decode, vocab_size)
+    except TypeError:  # an unhashable decode
+        return _digits_per_token(decode, vocab_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _remembered(decode: Callable[[list[int]], str], vocab_size: int) -> int:
+    return _digits_per_token(decode, vocab_size)
+
+
+def _digits_per_token(decode: Callable[[list[int]], str], vocab_size: int) -> int:
     most = 0
     for i in range(vocab_size):
         try:
