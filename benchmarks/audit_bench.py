@@ -3,9 +3,10 @@
 The REVS benchmark's seed-0 split (:mod:`benchmarks.revs_bench`): the memorized SmolLM2 before and after the
 default erase of its 20 forgotten SSNs. Each state is audited twice with :func:`revs_engine.audit.audit` — once
 as the product runs it (``AuditConfig.fast``: greedy continuations resume from the teacher-forced pass's cache,
-the rank attacks' streams are captured in that pass, samples share their prompt's prefill, perplexity batches by
-length) and once without (``fast=False``: every continuation generated from its prompt, separate capture passes,
-every sample prefilled alone, texts in input order — the audit these replace). The two tables are compared with
+samples read that pass while they follow their value, every continuation stops once its verdict is settled, the
+rank attacks' streams are captured in that pass, perplexity batches by length) and once without (``fast=False``:
+every continuation generated from its prompt with ``generate`` to its full window, separate capture passes, every
+sample prefilled alone, texts in input order — the audit these replace). The two tables are compared with
 :func:`revs_engine.audit.same_verdicts`: the same rows and pass/fail flags, scores equal up to float rounding
 (relative 1e-6; perplexity sums in another order), the rank plot's rows up to one rank place. Format-aware
 attacks are off in both (their cost is the same on both sides and is reported by ``revs_bench``).
