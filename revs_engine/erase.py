@@ -177,8 +177,8 @@ def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0) -> tupl
 
     Retained items and benign texts beyond :data:`GUARD_ITEMS` / :data:`GUARD_BENIGN` are dropped; every sequence
     is cut to its last :data:`GUARD_PREFIX_TOKENS` tokens (benign texts to their first). ``decoys`` look-alikes of
-    each secret follow its own prompt; ``cross_decoys`` look-alikes of a secret follow each retained item's prompt
-    (:attr:`~revs_engine.config.RevsConfig.cross_decoys`).
+    each secret follow its own prompt; ``cross_decoys`` look-alikes of secret ``j mod #secrets`` follow retained
+    item ``j``'s prompt (:attr:`~revs_engine.config.RevsConfig.cross_decoys`).
     """
     cut = GUARD_PREFIX_TOKENS
     items = [ProbeItem(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]]
