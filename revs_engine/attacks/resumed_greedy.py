@@ -23,13 +23,11 @@ import contextlib
 import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
-import torch.nn.functional as F
-from transformers.cache_utils import DynamicLayer
 
 from revs_engine.arch import ModelArch
+from revs_engine.attacks.row_cache import RowCache, joinable_cache
 from revs_engine.capture import hooks, stream_hooks
 from revs_engine.errors import ShapeError
 from revs_engine.probes import (
@@ -117,13 +115,9 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
                 out[i] = tuple(head[:m if cut is None else min(cut, m)])
             else:
                 resume.append((i, r, len(items[i].prefix_ids) + j, head))
-        if resume:
-            keep = torch.tensor([r for _, r, _, _ in resume], device=device)
-            cache.batch_select_indices(keep)
-            mask = mask[keep].clone()
-            for k, (_, _, pos, _) in enumerate(resume):
-                mask[k, pos:] = 0  # forget the teacher-forced tokens after the divergence
-            pending.append(_Resume(cache, mask, resume))
+        if resume:  # the teacher-forced tokens after each divergence are masked out
+            rows = RowCache.from_rows(cache, mask, [r for _, r, _, _ in resume], [p for _, _, p, _ in resume])
+            pending.append(_Resume(rows, [(i, head) for i, _, _, head in resume]))
         if sum(len(p.rows) for p in pending) >= GATHER_BATCHES * batch_size:
             _flush(model, pending, limits, eos_ids, out, settled)
     _flush(model, pending, limits, eos_ids, out, settled)
@@ -150,68 +144,39 @@ def _tapped(taps: Taps | None, batch: list[int], device: torch.device) -> Iterat
 
 @dataclass
 class _Resume:
-    """Rows of one teacher-forced batch waiting to resume: their cache, their mask (holes after the divergence)
-    and ``(item, batch row, position of the emitted token, head)`` per row."""
+    """Rows of one teacher-forced batch waiting to resume: their :class:`RowCache` and ``(item, head)`` per row."""
 
-    cache: Any
-    mask: torch.Tensor
-    rows: list[tuple[int, int, int, list[int]]]
+    kv: RowCache
+    rows: list[tuple[int, list[int]]]
 
 
 def _flush(model, pending: list[_Resume], limits: list[int], eos_ids: Collection[int],
            out: list[tuple[int, ...]], settled: Settled | None) -> None:
     """Decode every pending row (one loop when the caches can be joined, else one per batch); empty ``pending``."""
-    groups = [_join(pending)] if len(pending) > 1 and _joinable(pending) else pending
-    for g in groups:
-        stop = None if settled is None else [functools.partial(settled, i) for i, _, _, _ in g.rows]
-        decoded = _decode(model, g.cache, g.mask, [(pos, head, limits[i]) for i, _, pos, head in g.rows], eos_ids,
-                          stop)
-        for (i, _, _, _), tokens in zip(g.rows, decoded, strict=True):
+    if len(pending) > 1 and all(joinable_cache(p.kv.cache) for p in pending):
+        for p in pending[1:]:
+            pending[0].kv.extend(p.kv)
+        pending[:] = [_Resume(pending[0].kv, [row for p in pending for row in p.rows])]
+    for g in pending:
+        stop = None if settled is None else [functools.partial(settled, i) for i, _ in g.rows]
+        decoded = _decode(model, g.kv, [(head, limits[i]) for i, head in g.rows], eos_ids, stop)
+        for (i, _), tokens in zip(g.rows, decoded, strict=True):
             out[i] = tokens
     pending.clear()
 
 
-def joinable_cache(cache) -> bool:
-    """True when every layer of ``cache`` is a plain :class:`DynamicLayer` (rows can be cut, padded and joined;
-    sliding-window layers cannot)."""
-    layers = getattr(cache, "layers", None)
-    return layers is not None and all(type(x) is DynamicLayer for x in layers)
-
-
-def _joinable(pending: list[_Resume]) -> bool:
-    n = len(pending[0].cache.layers) if joinable_cache(pending[0].cache) else -1
-    return all(joinable_cache(p.cache) and len(p.cache.layers) == n for p in pending)
-
-
-def _join(pending: list[_Resume]) -> _Resume:
-    """One cache for all pending rows: each batch's keys/values and mask right-padded to the widest (masked)."""
-    width = max(p.mask.shape[1] for p in pending)
-    first = pending[0].cache
-    for li, layer in enumerate(first.layers):
-        for name in ("keys", "values"):
-            parts = [getattr(p.cache.layers[li], name) for p in pending]
-            setattr(layer, name, torch.cat([F.pad(t, (0, 0, 0, width - t.shape[-2])) for t in parts], dim=0))
-    mask = torch.cat([F.pad(p.mask, (0, width - p.mask.shape[1])) for p in pending], dim=0)
-    return _Resume(first, mask, [row for p in pending for row in p.rows])
-
-
-def _decode(model: torch.nn.Module, cache, mask: torch.Tensor, resume: list[tuple[int, list[int], int]],
+def _decode(model: torch.nn.Module, rows: RowCache, resume: list[tuple[list[int], int]],
             eos_ids: Collection[int], stop: list[Callable[[list[int], int], bool]] | None = None,
             ) -> list[tuple[int, ...]]:
-    """Greedy-decode rows ``(position of the emitted token, head, n)`` from their cache until each holds its ``n``
-    tokens, meets EOS, or its ``stop(tokens, tokens still allowed)`` is True."""
-    device = mask.device
-    pos = torch.tensor([p for p, _, _ in resume], device=device)
-    tokens = [list(head) for _, head, _ in resume]
-    limits = [m for _, _, m in resume]
+    """Greedy-decode rows ``(head, n)`` (the head's last token not yet fed) from their cache until each holds its
+    ``n`` tokens, meets EOS, or its ``stop(tokens, tokens still allowed)`` is True."""
+    tokens = [list(head) for head, _ in resume]
+    limits = [m for _, m in resume]
     done: list[tuple[int, ...] | None] = [None] * len(resume)
     live = list(range(len(resume)))  # indices into resume of the rows still decoding
-    step_ids = torch.tensor([head[-1] for _, head, _ in resume], device=device)
+    feed = [head[-1] for head, _ in resume]
     while live:
-        mask = torch.cat([mask, torch.ones(len(live), 1, dtype=mask.dtype, device=device)], dim=1)
-        logits = model(input_ids=step_ids[:, None], attention_mask=mask, position_ids=pos[:, None],
-                       past_key_values=cache, use_cache=True).logits[:, -1]
-        nxt = logits.argmax(-1).tolist()
+        nxt = rows.step(model, feed).argmax(-1).tolist()
         still = []
         for k, (row, t) in enumerate(zip(live, nxt, strict=True)):
             if t in eos_ids or len(tokens[row]) + 1 >= limits[row]:
@@ -222,15 +187,9 @@ def _decode(model: torch.nn.Module, cache, mask: torch.Tensor, resume: list[tupl
                 done[row] = tuple(tokens[row])
             else:
                 still.append(k)
-        if len(still) < len(live):
-            if not still:
-                break
-            sel = torch.tensor(still, device=device)
-            cache.batch_select_indices(sel)
-            mask, pos = mask[sel], pos[sel]
-            step_ids = torch.tensor([nxt[k] for k in still], device=device)
-            live = [live[k] for k in still]
-        else:
-            step_ids = torch.tensor(nxt, device=device)
-        pos = pos + 1
+        if not still:
+            break
+        rows.keep(still)
+        feed = [nxt[k] for k in still]
+        live = [live[k] for k in still]
     return [d if d is not None else tuple(t) for d, t in zip(done, tokens, strict=True)]

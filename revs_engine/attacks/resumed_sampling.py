@@ -25,13 +25,13 @@ adds logits processors of its own (repetition penalty, minimum length, ...) are 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Collection, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from revs_engine.attacks.resumed_greedy import Settled, joinable_cache
+from revs_engine.attacks.resumed_greedy import Settled
+from revs_engine.attacks.row_cache import RowCache, joinable_cache
 from revs_engine.probes import ProbeItem, target_logits_and_cache, teacher_forced_inputs
 
 #: Generation-config fields that make ``generate`` add a logits processor, with their neutral values.
@@ -91,59 +91,6 @@ def sampled_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n_
     return out
 
 
-class _OffPath:
-    """The rows decoding on their own: one key/value cache, mask and next position per row."""
-
-    def __init__(self) -> None:
-        self.rows: list[int] = []
-        self.cache = None
-        self.mask: torch.Tensor | None = None
-        self.pos: torch.Tensor | None = None
-
-    def keep(self, keep: list[int]) -> None:
-        if len(keep) == len(self.rows):
-            return
-        sel = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
-        if keep:
-            self.cache.batch_select_indices(sel)
-        self.mask, self.pos = self.mask[sel], self.pos[sel]
-        self.rows = [self.rows[k] for k in keep]
-
-    def join(self, tf_cache, tf_mask: torch.Tensor, joins: list[tuple[int, int, int]]) -> None:
-        """Add rows ``(row, item's teacher-forced row, position of the token it feeds)``: their teacher-forced
-        cache with the entries from that position on masked out, right-padded to this cache's width."""
-        src = torch.tensor([i for _, i, _ in joins], device=tf_mask.device)
-        mask = tf_mask[src].clone()
-        for k, (_, _, p) in enumerate(joins):
-            mask[k, p:] = 0
-        pos = torch.tensor([p for _, _, p in joins], device=tf_mask.device)
-        if self.cache is None or not self.rows:
-            self.cache = copy.copy(tf_cache)
-            self.cache.layers = [copy.copy(layer) for layer in tf_cache.layers]
-            for layer, source in zip(self.cache.layers, tf_cache.layers, strict=True):
-                layer.keys, layer.values = source.keys[src], source.values[src]
-            self.mask, self.pos, self.rows = mask, pos, [r for r, _, _ in joins]
-            return
-        width = self.mask.shape[1]
-        for layer, source in zip(self.cache.layers, tf_cache.layers, strict=True):
-            for name in ("keys", "values"):
-                new = getattr(source, name)[src]
-                new = F.pad(new, (0, 0, 0, width - new.shape[-2]))
-                setattr(layer, name, torch.cat([getattr(layer, name), new]))
-        self.mask = torch.cat([self.mask, F.pad(mask, (0, width - mask.shape[1]))])
-        self.pos = torch.cat([self.pos, pos])
-        self.rows += [r for r, _, _ in joins]
-
-    def step(self, model, tokens: list[int]) -> torch.Tensor:
-        """Feed each row its token; return the next-token logits ``[rows, V]`` (float32)."""
-        device = self.mask.device
-        self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=self.mask.dtype, device=device)], 1)
-        logits = model(input_ids=torch.tensor(tokens, device=device)[:, None], attention_mask=self.mask,
-                       position_ids=self.pos[:, None], past_key_values=self.cache, use_cache=True).logits[:, -1]
-        self.pos = self.pos + 1
-        return logits.float()
-
-
 def _sample_chunk(model, chunk: list[ProbeItem], tf: list[torch.Tensor], tf_cache, tf_mask: torch.Tensor,
                   n_samples: int, n: int, temperature: float, top_k: int | None, eos: set[int],
                   settled: Settled | None, first_item: int) -> list[list[tuple[int, ...]]]:
@@ -153,7 +100,8 @@ def _sample_chunk(model, chunk: list[ProbeItem], tf: list[torch.Tensor], tf_cach
     tokens: list[list[int]] = [[] for _ in range(n_rows)]
     on_path = [True] * n_rows
     finished = [False] * n_rows
-    off = _OffPath()
+    off: RowCache | None = None  # the rows that left their target, decoding on their own
+    off_rows: list[int] = []
     off_logits: torch.Tensor | None = None
     vocab = tf[0].shape[-1]
     for s in range(n):
@@ -161,8 +109,8 @@ def _sample_chunk(model, chunk: list[ProbeItem], tf: list[torch.Tensor], tf_cach
         for r in range(n_rows):
             if on_path[r] and not finished[r]:
                 step[r] = tf[item_of[r]][s]
-        if off.rows:
-            step[torch.tensor(off.rows, device=step.device)] = off_logits
+        if off_rows:
+            step[torch.tensor(off_rows, device=step.device)] = off_logits
         drawn = torch.multinomial(_processed(step, temperature, top_k), num_samples=1).squeeze(1).tolist()
         joins = []
         for r in range(n_rows):
@@ -184,9 +132,16 @@ def _sample_chunk(model, chunk: list[ProbeItem], tf: list[torch.Tensor], tf_cach
                 finished[r] = True
         if all(finished):
             break
-        off.keep([k for k, r in enumerate(off.rows) if not finished[r]])
-        if joins:
-            off.join(tf_cache, tf_mask, joins)
-        if off.rows:
-            off_logits = off.step(model, [tokens[r][-1] for r in off.rows])
+        if off is not None:
+            off.keep([k for k, r in enumerate(off_rows) if not finished[r]])
+            off_rows = [r for r in off_rows if not finished[r]]
+        if joins:  # their teacher-forced entries from the divergence on are masked out
+            new = RowCache.from_rows(tf_cache, tf_mask, [i for _, i, _ in joins], [p for _, _, p in joins])
+            if off is None or not off_rows:
+                off = new
+            else:
+                off.extend(new)
+            off_rows += [r for r, _, _ in joins]
+        if off_rows:
+            off_logits = off.step(model, [tokens[r][-1] for r in off_rows]).float()
     return [[tuple(tokens[r]) for r in range(i * n_samples, (i + 1) * n_samples)] for i in range(len(chunk))]
