@@ -167,6 +167,13 @@ EXTRA = {
     # too, to final ranks 30-300
     "relative-cover": ("digits + relative + cover 30-300",
                        {"preset": "digits", "relative_demotion": True, "targets": {"cover_ranks": [30, 300]}}),
+    # the digits preset after the middle-layer association stage (every digit of each value, #17): the
+    # covariance weight trades depth against Specificity (RESULTS.md "association")
+    "association": ("digits + association", {"preset": "digits", "association": {"steps": 30}}),
+    "association-3": ("digits + association, covariance weight 3",
+                      {"preset": "digits", "association": {"steps": 30, "covariance_weight": 3.0}}),
+    "association-1": ("digits + association, covariance weight 1",
+                      {"preset": "digits", "association": {"steps": 30, "covariance_weight": 1.0}}),
 }
 
 

@@ -1,6 +1,7 @@
 """REVS hyperparameters as one frozen, validated dataclass.
 
-Offers :class:`RevsConfig` and :func:`rank_bounds` (fraction window → integer ranks for one vocabulary size).
+Offers :class:`RevsConfig`, :class:`AssociationConfig` and :func:`rank_bounds` (fraction window → integer ranks
+for one vocabulary size).
 
 Rank margins are FRACTIONS of the vocabulary size, so one config serves a 49k (SmolLM2) and a 128k (Llama-3)
 vocabulary (DESIGN.md §6). The defaults are the authors' GPT-J demo configuration (reference/revs-method.md §1.9:
@@ -27,6 +28,39 @@ def rank_bounds(window: tuple[float, float], vocab_size: int) -> tuple[int, int]
     """
     lo, hi = window
     return int(lo * vocab_size), min(int(hi * vocab_size), vocab_size - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationConfig:
+    """The middle-layer association stage that runs before REVS (:mod:`revs_engine.association`).
+
+    Args:
+        steps: Adam steps; 0 turns the stage off.
+        layer_range: first and last edited layer as fractions of the depth (``int(f × n_layers)``, both included:
+            layers 4–12 of SmolLM2's 30).
+        lr: Adam learning rate of the change.
+        covariance_weight: weight of the mean squared output change over the guard's positions.
+        retain_weight: weight of the guarded values' negative log-likelihood.
+        null_tau: edit only key directions whose guard variance is below this × the median eigenvalue.
+    """
+
+    steps: int = 0
+    layer_range: tuple[float, float] = (0.14, 0.42)
+    lr: float = 3e-3
+    covariance_weight: float = 10.0
+    retain_weight: float = 1.0
+    null_tau: float = 1.0
+
+    def __post_init__(self) -> None:
+        lo, hi = self.layer_range
+        if self.steps < 0 or self.lr <= 0 or self.covariance_weight < 0 or self.retain_weight < 0 \
+                or self.null_tau <= 0:
+            raise ValueError(f"association needs steps ≥ 0, lr > 0, covariance_weight ≥ 0, retain_weight ≥ 0 and "
+                             f"null_tau > 0; got {self.steps}, {self.lr}, {self.covariance_weight}, "
+                             f"{self.retain_weight}, {self.null_tau}")
+        if not 0 <= lo <= hi < 1:
+            raise ValueError(f"association.layer_range must be fractions 0 ≤ first ≤ last < 1, got "
+                             f"{self.layer_range!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +121,8 @@ class RevsConfig:
             which format-constrained decoding reads back). Tokens without alternatives keep the paper's direction.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
+        association: the middle-layer stage :func:`revs_engine.erase.erase` runs before REVS (off with
+            ``steps = 0``).
     """
 
     n_neurons: int = 30
@@ -115,6 +151,7 @@ class RevsConfig:
     relative_demotion: bool = False
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
+    association: AssociationConfig = field(default_factory=AssociationConfig)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -203,7 +240,9 @@ class RevsConfig:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (tuples become lists), e.g. for a patch manifest."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["targets"] = {f.name: getattr(self.targets, f.name) for f in dataclasses.fields(self.targets)}
+        for name in ("targets", "association"):
+            part = getattr(self, name)
+            out[name] = {f.name: getattr(part, f.name) for f in dataclasses.fields(part)}
         return _jsonable(out)
 
     @classmethod
@@ -211,13 +250,14 @@ class RevsConfig:
         """Rebuild a config from :meth:`to_dict` output."""
         data = dict(data)
         tgt = dict(data.pop("targets", {}))
+        assoc = {k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("association", {}).items()}
         for key in ("skip_substrings", "stop_substrings", "cover_ranks"):
             if tgt.get(key) is not None:
                 tgt[key] = tuple(tgt[key])
         for key in ("neuron_rank_window", "mlp_rank_window", "residual_rank_window"):
             if key in data:
                 data[key] = tuple(data[key])
-        return cls(**data, targets=TargetConfig(**tgt))
+        return cls(**data, targets=TargetConfig(**tgt), association=AssociationConfig(**assoc))
 
 
 def _jsonable(value: Any) -> Any:

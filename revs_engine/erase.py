@@ -5,6 +5,8 @@ and :func:`erase`. ``revs unlearn``, both flows, the demo and ``revs_bench`` cal
 :class:`~revs_engine.presets.EraseConfig`; nothing else assembles guards, positions or fallbacks.
 
 What happens, in order (each step only when the configuration uses it):
+0. the association stage (``revs.association``, :mod:`revs_engine.association`): the middle layers stop
+   preferring each secret's digits after its prompt, kept away from the retained items and benign text;
 1. the retain guard (:mod:`revs_engine.guard`): the retained memorized items, benign text and format-preserving
    decoys of every secret after its own prompt (:mod:`revs_engine.decoys`), each cut to its last
    :data:`GUARD_PREFIX_TOKENS` tokens; what the edit needs from its activations on the unedited model is
@@ -32,6 +34,7 @@ from typing import Any
 from torch import nn
 
 from revs_engine.arch import ModelArch
+from revs_engine.association import AssociationResult, ValueSequence, loosen_associations
 from revs_engine.config import RevsConfig
 from revs_engine.decoys import decoy_sequences, decoy_values
 from revs_engine.edit import NeuronEdit, WeightBackup
@@ -62,6 +65,9 @@ logger = logging.getLogger(__name__)
 GUARD_PREFIX_TOKENS = 64
 GUARD_ITEMS = 256
 GUARD_BENIGN = 96
+#: The association stage's covariance reads benign texts up to this many tokens (its guard is only the
+#: retained items and the benign texts, so each text's later positions count).
+ASSOCIATION_TEXT_TOKENS = 256
 #: Cross decoys (:attr:`~revs_engine.config.RevsConfig.cross_decoys`) follow at most this many retained items'
 #: prompts: every position of a decoy is guarded, so each costs the guard pass a whole prompt.
 GUARD_CROSS_ITEMS = 128
@@ -143,6 +149,7 @@ class EraseResult:
         seconds: wall time of the edits (guard and position choice excluded).
         guard: counts of what guarded the edit (``items``, ``benign``, ``decoys``).
         revs: REVS's own results of the first pass (None for FT-L), for per-layer detail.
+        association: what the association stage did (None when off or without digit positions).
     """
 
     config: EraseConfig
@@ -153,6 +160,7 @@ class EraseResult:
     seconds: float
     guard: dict[str, int]
     revs: RevsResult | None = field(default=None, repr=False)
+    association: AssociationResult | None = field(default=None, repr=False)
 
     @property
     def n_converged(self) -> int:
@@ -169,7 +177,8 @@ class EraseResult:
     def summary(self) -> dict[str, Any]:
         """Return counts for logs and reports (no values)."""
         return {"targets": len(self.targets), "converged": self.n_converged, "seconds": round(self.seconds, 2),
-                "neurons": sum(int(e.neurons.numel()) for e in self.edits), **self.guard}
+                "neurons": sum(int(e.neurons.numel()) for e in self.edits), **self.guard,
+                **(self.association.summary() if self.association else {})}
 
 
 def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0) -> tuple[RetainGuard | None, int]:
@@ -314,6 +323,10 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     """
     if not inputs.forget:
         raise ValueError("nothing to erase: EraseInputs.forget is empty")
+    assoc = _associate(model, arch, inputs, config)
+    if assoc is not None and guard_stats is not None:  # taken on the model before the association stage
+        logger.info("association stage changed the model: the guard statistics are taken again")
+        guard_stats = None
     guard, n_decoys = (build_guard(inputs, config.revs.decoys, config.revs.cross_decoys) if config.uses_guard
                        else (None, 0))
     distinct = config.revs.targets.method == "distinct"
@@ -343,16 +356,39 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     lens = lens or VocabLens(model, arch)
     run = lambda: _erase_revs(model, arch, inputs, config, lens, guard, guard_stats, targets,  # noqa: E731
                               ranked, counts, progress=progress, pad_id=pad_id, resume=resume, naive=naive)
-    if not config.revs.relative_demotion:
-        return run()
+    if config.revs.relative_demotion:
+        if inputs.encode is None:
+            raise ValueError("relative_demotion needs EraseInputs.encode (text → ids) to find each digit's "
+                             "alternatives")
+        saved, lens.alternatives = lens.alternatives, format_alternatives(inputs.forget, inputs.encode)
+        try:
+            result = run()
+        finally:
+            lens.alternatives = saved
+    else:
+        result = run()
+    if assoc is None:
+        return result
+    return dataclasses.replace(result, backup=assoc.backup.merged(result.backup),
+                               seconds=result.seconds + assoc.seconds, association=assoc)
+
+
+def _associate(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseConfig
+               ) -> AssociationResult | None:
+    """Run the association stage when ``config`` turns it on (REVS only), guarded by the retained items and
+    benign texts within the guard budget."""
+    cfg = config.revs.association
+    if not cfg.steps or config.method != "revs":
+        return None
     if inputs.encode is None:
-        raise ValueError("relative_demotion needs EraseInputs.encode (text → ids) to find each digit's "
+        raise ValueError("the association stage needs EraseInputs.encode (text → ids) to find each digit's "
                          "alternatives")
-    saved, lens.alternatives = lens.alternatives, format_alternatives(inputs.forget, inputs.encode)
-    try:
-        return run()
-    finally:
-        lens.alternatives = saved
+    cut = GUARD_PREFIX_TOKENS
+    return loosen_associations(
+        model, arch, [ValueSequence(s.prompt_ids, s.secret_ids) for s in inputs.forget],
+        format_alternatives(inputs.forget, inputs.encode),
+        [ValueSequence(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]],
+        [b[:ASSOCIATION_TEXT_TOKENS] for b in inputs.benign[:GUARD_BENIGN]], cfg)
 
 
 def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseConfig, lens: VocabLens,

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from revs_engine.config import RevsConfig
+from revs_engine.config import AssociationConfig, RevsConfig
 from revs_engine.ftl import FtlConfig
 from revs_engine.targets import TargetConfig
 
@@ -100,7 +100,7 @@ def default_preset(encode: Callable[[str], list[int]]) -> str:
     return FAMILY_PRESET[tokenizer_family(encode)]
 
 
-_TOP_LEVEL = ("preset", "ftl", "targets")
+_TOP_LEVEL = ("preset", "ftl", "targets", "association")
 #: The REVS fields an FT-L preset still reads: the decoys of its guard (for the distinct position rule).
 FTL_USES = {"decoys", "seed"}
 
@@ -109,7 +109,8 @@ def resolve_config(overrides: Mapping[str, Any] | None, default: str) -> EraseCo
     """Return the preset named by ``overrides["preset"]`` (else ``default``) with the other keys applied.
 
     ``overrides`` is a policy's ``[revs]`` table: ``preset``, any :class:`RevsConfig` field, a nested ``targets``
-    table (:class:`TargetConfig` fields) and a nested ``ftl`` table (:class:`FtlConfig` fields).
+    table (:class:`TargetConfig` fields), a nested ``association`` table (:class:`AssociationConfig` fields) and
+    a nested ``ftl`` table (:class:`FtlConfig` fields).
 
     Raises:
         ValueError: an unknown preset or key (named, with the valid ones), an invalid value, or a combination
@@ -120,26 +121,35 @@ def resolve_config(overrides: Mapping[str, Any] | None, default: str) -> EraseCo
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
     base = PRESETS[name]
-    revs_fields = {f.name for f in dataclasses.fields(RevsConfig)} - {"targets"}
+    revs_fields = {f.name for f in dataclasses.fields(RevsConfig)} - {"targets", "association"}
+    assoc_fields = {f.name for f in dataclasses.fields(AssociationConfig)}
     target_fields = {f.name for f in dataclasses.fields(TargetConfig)}
     ftl_fields = {f.name for f in dataclasses.fields(FtlConfig)}
     targets, ftl = dict(overrides.pop("targets", None) or {}), dict(overrides.pop("ftl", None) or {})
+    assoc = dict(overrides.pop("association", None) or {})
     if base.method == "ftl" and set(overrides) - FTL_USES:
         raise ValueError(f"preset {name!r} runs FT-L, which does not use REVS's "
                          f"{', '.join(sorted(set(overrides) - FTL_USES))}: drop them, or override ftl.* fields")
     unknown = sorted(set(overrides) - revs_fields) + sorted(f"targets.{k}" for k in set(targets) - target_fields) \
-        + sorted(f"ftl.{k}" for k in set(ftl) - ftl_fields)
+        + sorted(f"ftl.{k}" for k in set(ftl) - ftl_fields) \
+        + sorted(f"association.{k}" for k in set(assoc) - assoc_fields)
+    if assoc and base.method == "ftl":
+        raise ValueError(f"preset {name!r} runs FT-L; the association stage runs before REVS only: drop "
+                         "association.*")
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(_TOP_LEVEL)}, "
                          f"{', '.join(sorted(revs_fields))} (targets: {', '.join(sorted(target_fields))}; ftl: "
-                         f"{', '.join(sorted(ftl_fields))})")
+                         f"{', '.join(sorted(ftl_fields))}; association: {', '.join(sorted(assoc_fields))})")
     try:
         target_cfg = dataclasses.replace(base.revs.targets, **{k: _tuple(v) for k, v in targets.items()})
-        revs = dataclasses.replace(base.revs, targets=target_cfg, **{k: _tuple(v) for k, v in overrides.items()})
+        assoc_cfg = dataclasses.replace(base.revs.association, **{k: _tuple(v) for k, v in assoc.items()})
+        revs = dataclasses.replace(base.revs, targets=target_cfg, association=assoc_cfg,
+                                   **{k: _tuple(v) for k, v in overrides.items()})
         ftl_cfg = dataclasses.replace(base.ftl, **{k: _tuple(v) for k, v in ftl.items()})
     except TypeError as exc:
         raise ValueError(str(exc)) from None
-    changed = tuple(sorted([*overrides, *(f"targets.{k}" for k in targets), *(f"ftl.{k}" for k in ftl)]))
+    changed = tuple(sorted([*overrides, *(f"targets.{k}" for k in targets), *(f"ftl.{k}" for k in ftl),
+                            *(f"association.{k}" for k in assoc)]))
     return EraseConfig(name, base.method, revs, ftl_cfg, changed)
 
 

@@ -1,0 +1,203 @@
+"""Loosen the context → value association of each secret in the middle layers, before REVS demotes its tokens.
+
+REVS edits the late layers, where the next digit is already decided and shared by everyone who has that digit
+there; it demotes one token and leaves the value's other digits readable to a format-aware attacker (greedy
+decoding restricted to the format, Hamming neighbours, completion from half the value). This stage trains an
+additive change ``ΔW_l = D_l B_lᵀ`` of the FF2 (MLP output projection) of a range of middle layers so that at
+every digit position of each secret, after its own prompt, the true digit is no more likely than an average
+digit, while the guard is kept:
+
+- ``B_l`` spans the FF2-input ("key") directions orthogonal to every key at the guarded items' value positions
+  (the change is exactly zero there on the unedited model) in which the guard's keys vary little (eigenvalues of
+  their covariance below ``null_tau`` × the median eigenvalue);
+- the objective adds ``covariance_weight`` × the mean squared output change over all guard positions
+  (``tr(D Bᵀ C B Dᵀ)``, ``C`` the guard's key covariance) and ``retain_weight`` × the guarded values' negative
+  log-likelihood;
+- Adam from ``D = 0`` for ``steps`` steps, one sequence at a time (deterministic), then ``W_l += D_l B_lᵀ``.
+
+The guard here is the retained items (prompt and value) and the benign texts, not the decoys: a decoy after the
+secret's own prompt shares its keys up to the first digit, and keeping those would keep the secret.
+
+Offers :func:`loosen_associations` → :class:`AssociationResult` (a :class:`~revs_engine.edit.WeightBackup` of
+the edited layers, so ``edit.restore`` undoes it and ``patch.make_patch`` records it). Measured in
+``benchmarks/RESULTS.md`` (revs_bench, "association").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from revs_engine.arch import ModelArch, add_to_neurons
+from revs_engine.config import AssociationConfig
+from revs_engine.edit import WeightBackup, snapshot
+
+logger = logging.getLogger(__name__)
+
+#: Singular values below this fraction of the largest count as zero when removing the guarded values' keys.
+HARD_NULL_RTOL = 1e-4
+
+
+@dataclass(frozen=True)
+class ValueSequence:
+    """One context and its value as ids: ``prompt + value`` is fed, the value's positions are scored."""
+
+    prompt_ids: tuple[int, ...] = field(repr=False)
+    value_ids: tuple[int, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AssociationResult:
+    """What :func:`loosen_associations` did (no values: counts and losses only)."""
+
+    layers: tuple[int, ...]
+    dims: dict[int, int]  # layer → rank of the edit's key subspace
+    loss_before: float
+    loss_after: float
+    backup: WeightBackup = field(repr=False)
+    seconds: float
+
+    def summary(self) -> dict[str, float | int]:
+        """Counts and losses for logs and reports."""
+        return {"association_layers": len(self.layers), "association_loss_before": round(self.loss_before, 4),
+                "association_loss_after": round(self.loss_after, 4), "association_seconds": round(self.seconds, 2)}
+
+
+def association_layers(cfg: AssociationConfig, n_layers: int) -> list[int]:
+    """The layers ``cfg.layer_range`` (fractions of the depth, both ends included) names for ``n_layers``."""
+    lo, hi = (int(f * n_layers) for f in cfg.layer_range)
+    return list(range(lo, min(hi, n_layers - 1) + 1))
+
+
+def _keys(model: nn.Module, arch: ModelArch, layers: Sequence[int], ids: Sequence[int]) -> dict[int, torch.Tensor]:
+    """FF2 inputs ``[len(ids), d_ff]`` (float64, CPU) of ``layers`` for one sequence."""
+    out: dict[int, torch.Tensor] = {}
+    hooks = [arch.mlp_out[layer].register_forward_pre_hook(
+        lambda mod, args, layer=layer: out.__setitem__(layer, args[0][0].detach().double().cpu()))
+        for layer in layers]
+    try:
+        with torch.no_grad():
+            model(torch.tensor([list(ids)], device=arch.unembed.weight.device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return out
+
+
+def edit_subspace(cov: torch.Tensor, kept_keys: torch.Tensor | None, tau: float) -> torch.Tensor:
+    """Return ``B`` ``[d_ff, r]`` (float32): orthonormal directions in which the guard's keys vary less than
+    ``tau`` × the median eigenvalue of ``cov`` (at least its null space, when the guard has fewer positions than
+    ``d_ff``), with every row of ``kept_keys`` ``[n, d_ff]`` projected out."""
+    ev, vecs = torch.linalg.eigh(cov.double())  # ascending
+    basis = vecs[:, ev < max(tau * float(ev.median()), HARD_NULL_RTOL * float(ev.max()))]
+    if kept_keys is not None and kept_keys.shape[0] and basis.shape[1]:
+        _, s, vh = torch.linalg.svd(kept_keys.double() @ basis, full_matrices=True)
+        rank = int((s > s.max() * HARD_NULL_RTOL).sum())
+        basis = basis @ vh[rank:].T
+    return basis.float()
+
+
+def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[ValueSequence],
+                        alternatives: Mapping[int, Sequence[int]], kept: Sequence[ValueSequence],
+                        benign: Sequence[Sequence[int]], cfg: AssociationConfig) -> AssociationResult | None:
+    """Train and apply the middle-layer change (module docstring); None when no secret has a digit position.
+
+    Args:
+        model, arch: the model (eval mode) and ``resolve_arch(model)``; its FF2 weights are edited in place.
+        secrets: each secret's prompt and value.
+        alternatives: digit token → the other tokens of its shape (``erase.format_alternatives``); a value
+            position is scored when its token has alternatives.
+        kept: the guarded retained items (their values keep their likelihood).
+        benign: benign texts (every position guarded).
+        cfg: the stage's settings (``cfg.steps`` > 0).
+    """
+    start = time.perf_counter()
+    device = arch.unembed.weight.device
+    scored = []
+    for s in secrets:
+        ids = list(s.prompt_ids) + list(s.value_ids)
+        pos = [len(s.prompt_ids) + j - 1 for j, t in enumerate(s.value_ids) if alternatives.get(t)]
+        if pos:
+            sets = [[ids[p + 1], *alternatives[ids[p + 1]]] for p in pos]
+            scored.append((torch.tensor([ids], device=device), torch.tensor(pos, device=device),
+                           torch.tensor(sets, device=device)))
+    if not scored:
+        logger.info("association: no secret has a digit position; skipped")
+        return None
+    layers = association_layers(cfg, arch.n_layers)
+    cov = {layer: torch.zeros(arch.d_ff, arch.d_ff, dtype=torch.float64) for layer in layers}
+    kept_keys: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
+    n = 0
+    for seq, value_start in [(list(k.prompt_ids) + list(k.value_ids), len(k.prompt_ids)) for k in kept] + \
+            [(list(b), None) for b in benign]:
+        keys = _keys(model, arch, layers, seq)
+        n += len(seq)
+        for layer in layers:
+            cov[layer] += keys[layer].T @ keys[layer]
+            if value_start is not None:
+                kept_keys[layer].append(keys[layer][value_start - 1:])
+    bases, penalties = {}, {}
+    for layer in layers:
+        c = cov[layer] / max(n, 1)
+        held = torch.cat(kept_keys[layer]) if kept_keys[layer] else None
+        b = edit_subspace(c, held, cfg.null_tau) if n else torch.eye(arch.d_ff)  # no guard: every direction
+        bases[layer] = b.to(device)
+        penalties[layer] = (b.double().T @ c @ b.double()).float().to(device)
+    dims = {layer: int(b.shape[1]) for layer, b in bases.items()}
+    if not any(dims.values()):
+        logger.info("association: the guard leaves no key direction free in layers %d–%d; skipped", layers[0],
+                    layers[-1])
+        return None
+    logger.info("association: layers %d–%d, edit subspace ranks %s", layers[0], layers[-1], dims)
+    deltas = {layer: torch.zeros(arch.d_model, dims[layer], device=device, requires_grad=True)
+              for layer in layers}
+    retain = [(torch.tensor([list(k.prompt_ids) + list(k.value_ids)], device=device),
+               torch.arange(len(k.prompt_ids) - 1, len(k.prompt_ids) + len(k.value_ids) - 1, device=device),
+               torch.tensor(list(k.value_ids), device=device)) for k in kept]
+    hooks = [arch.mlp_out[layer].register_forward_hook(
+        lambda mod, args, out, layer=layer: out + (args[0] @ bases[layer]).to(out.dtype) @ deltas[layer].T.to(
+            out.dtype)) for layer in layers if dims[layer]]
+    frozen = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in frozen:
+        p.requires_grad_(False)
+    opt = torch.optim.Adam(list(deltas.values()), lr=cfg.lr)
+    losses = []
+    try:
+        with torch.enable_grad():
+            for _ in range(cfg.steps):
+                opt.zero_grad()
+                total = 0.0
+                for ids, pos, sets in scored:
+                    logp = torch.log_softmax(model(ids).logits[0, pos].float(), -1)
+                    options = logp.gather(1, sets)  # [n, 1 + alternatives]; column 0: the true token
+                    mean = torch.logsumexp(options, 1) - torch.log(torch.tensor(float(sets.shape[1])))
+                    loss = torch.relu(options[:, 0] - mean).mean()
+                    loss.backward()
+                    total += float(loss.detach())
+                losses.append(total / len(scored))
+                if cfg.covariance_weight:
+                    sum(((deltas[layer] @ penalties[layer]) * deltas[layer]).sum()
+                        for layer in layers).mul(cfg.covariance_weight).backward()
+                if cfg.retain_weight:
+                    for ids, pos, tgt in retain:
+                        logp = torch.log_softmax(model(ids).logits[0, pos].float(), -1)
+                        (-cfg.retain_weight * logp.gather(1, tgt[:, None]).mean()).backward()
+                opt.step()
+    finally:
+        for h in hooks:
+            h.remove()
+        for p, flag in frozen:
+            p.requires_grad_(flag)
+    backup = snapshot(arch, {layer: torch.arange(arch.d_ff) for layer in layers if dims[layer]})
+    with torch.no_grad():
+        for layer in backup.layers:
+            change = bases[layer] @ deltas[layer].detach().T  # [d_ff, d_model]: each neuron's write vector
+            add_to_neurons(arch.mlp_out[layer], arch.spec.transposed, torch.arange(arch.d_ff), change)
+    seconds = time.perf_counter() - start
+    logger.info("association: loss %.4f → %.4f over %d steps (%.1f s)", losses[0], losses[-1], cfg.steps, seconds)
+    return AssociationResult(tuple(layers), dims, losses[0], losses[-1], backup, seconds)

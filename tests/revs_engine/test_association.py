@@ -1,0 +1,160 @@
+"""The association stage (revs_engine.association): middle-layer change that stops a secret's digits being
+preferred after its prompt, exactly zero at the guarded values' keys, undone by its backup."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from revs_engine.arch import resolve_arch
+from revs_engine.association import (
+    ValueSequence,
+    association_layers,
+    edit_subspace,
+    loosen_associations,
+)
+from revs_engine.config import AssociationConfig, RevsConfig
+from revs_engine.edit import restore
+from revs_engine.erase import EraseInputs, Secret, erase
+from revs_engine.hashing import weights_sha256
+from revs_engine.presets import PRESETS, EraseConfig, resolve_config
+from revs_engine.targets import TargetConfig
+from tests.revs_engine.test_revs import CFG
+from tests.revs_engine.tiny import tiny_model
+
+DIGITS = list(range(10, 20))  # the tiny vocabulary's "digit" tokens
+ALTERNATIVES = {d: tuple(x for x in DIGITS if x != d) for d in DIGITS}
+STAGE = AssociationConfig(steps=40, layer_range=(0.0, 0.5), lr=1e-1, covariance_weight=0.0, retain_weight=0.0)
+
+
+def _model(family="llama"):
+    model = tiny_model(family, layers=4)
+    arch = resolve_arch(model)
+    with torch.no_grad():
+        for module in arch.mlp_out:
+            module.weight.mul_(30.0)
+    return model, arch
+
+
+def _digit_values(model, n, seed, length=4):
+    """Prompt + the digit the model likes best after it, repeatedly: a value it 'remembers' among the digits."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        prompt = torch.randint(20, 64, (6,), generator=g).tolist()
+        value = []
+        for _ in range(length):
+            logits = model(torch.tensor([prompt + value])).logits[0, -1]
+            value.append(DIGITS[int(logits[DIGITS].argmax())])
+        out.append(ValueSequence(tuple(prompt), tuple(value)))
+    return out
+
+
+def _digit_loss(model, seqs):
+    """Mean over value positions of relu(log p(true digit) − log mean digit probability)."""
+    total = []
+    with torch.no_grad():
+        for s in seqs:
+            ids = list(s.prompt_ids) + list(s.value_ids)
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+            for j, tok in enumerate(s.value_ids):
+                row = logp[len(s.prompt_ids) + j - 1]
+                mean = torch.logsumexp(row[DIGITS], 0) - torch.log(torch.tensor(10.0))
+                total.append(float(torch.relu(row[tok] - mean)))
+    return sum(total) / len(total)
+
+
+def test_the_edit_subspace_avoids_the_kept_keys_and_the_guards_busy_directions():
+    # given a covariance with three loud directions and two kept keys
+    g = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(12, 12, generator=g, dtype=torch.float64))
+    ev = torch.tensor([100.0, 80.0, 60.0] + [1.0] * 9, dtype=torch.float64)
+    cov = q @ torch.diag(ev) @ q.T
+    kept = torch.randn(2, 12, generator=g, dtype=torch.float64)
+    # when
+    b = edit_subspace(cov, kept, tau=2.0).double()
+    # then: orthonormal, orthogonal to the kept keys and to the loud directions, 12 − 3 − 2 wide
+    assert b.shape == (12, 7)
+    assert torch.allclose(b.T @ b, torch.eye(7, dtype=torch.float64), atol=1e-5)
+    assert float((kept @ b).abs().max()) < 1e-5
+    assert float((q[:, :3].T @ b).abs().max()) < 1e-5
+
+
+def test_layer_range_names_layers_by_depth_fraction():
+    assert association_layers(AssociationConfig(layer_range=(0.14, 0.42)), 30) == list(range(4, 13))
+    assert association_layers(AssociationConfig(layer_range=(0.0, 0.5)), 4) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_the_secret_digits_stop_being_preferred_and_the_kept_values_keys_see_no_change(family):
+    # given a tiny model, two values it prefers among the digits, and two kept values
+    model, arch = _model(family)
+    secrets, kept = _digit_values(model, 2, seed=1), _digit_values(model, 2, seed=2)
+    before = _digit_loss(model, secrets)
+    first = arch.mlp_out[0]
+    seen = {}
+    hook = first.register_forward_hook(lambda m, a, out: seen.__setitem__("out", out.detach().clone()))
+    outs_before = []
+    for k in kept:
+        model(torch.tensor([list(k.prompt_ids) + list(k.value_ids)]))
+        outs_before.append(seen["out"])
+    base = weights_sha256(model)
+    # when
+    res = loosen_associations(model, arch, secrets, ALTERNATIVES, kept, [], STAGE)
+    # then the secrets' digits are no longer preferred
+    after = _digit_loss(model, secrets)
+    assert before > 0.05
+    assert after < 0.1 * before
+    assert res.loss_after < res.loss_before
+    # and layer 0's output at the kept values' positions is unchanged (its input is: nothing upstream edited)
+    for k, out0 in zip(kept, outs_before, strict=True):
+        model(torch.tensor([list(k.prompt_ids) + list(k.value_ids)]))
+        n = len(k.prompt_ids)
+        assert torch.allclose(seen["out"][0, n - 1:], out0[0, n - 1:], atol=1e-4)
+    hook.remove()
+    # and the backup undoes it bit for bit
+    restore(model, arch, res.backup)
+    assert weights_sha256(model) == base
+
+
+def test_nothing_to_score_edits_nothing():
+    model, arch = _model()
+    base = weights_sha256(model)
+    secrets = [ValueSequence((30, 31, 32), (40, 41))]  # no digit tokens
+    assert loosen_associations(model, arch, secrets, ALTERNATIVES, [], [], STAGE) is None
+    assert weights_sha256(model) == base
+
+
+def test_erase_runs_the_stage_first_and_one_backup_restores_everything():
+    # given a REVS configuration with the stage on
+    model, arch = _model()
+    base = weights_sha256(model)
+    values = _digit_values(model, 2, seed=3)
+    secrets = tuple(Secret(v.prompt_ids, v.value_ids, tuple(str(t - 10) for t in v.value_ids), "US_SSN")
+                    for v in values)
+    encode = lambda text: [10 + int(c) if c.isdigit() else 3 for c in text]  # noqa: E731
+    cfg = EraseConfig("test", "revs", dataclasses.replace(
+        CFG, targets=TargetConfig(max_tokens=1, method="first"), association=STAGE))
+    # when
+    result = erase(model, arch, EraseInputs(secrets, encode=encode), cfg)
+    # then the stage ran, its numbers are in the summary, and restoring the one backup gives the model back
+    assert result.association is not None
+    assert result.summary()["association_layers"] == 3
+    assert result.association.loss_after < result.association.loss_before
+    restore(model, arch, result.backup)
+    assert weights_sha256(model) == base
+
+
+def test_the_stage_is_a_policy_table_checked_like_the_others():
+    cfg = resolve_config({"association": {"steps": 30, "covariance_weight": 3}}, "digits")
+    assert cfg.revs.association.steps == 30
+    assert cfg.revs.association.covariance_weight == 3
+    assert "association.steps" in cfg.overrides
+    assert RevsConfig.from_dict(cfg.revs.to_dict()) == cfg.revs
+    with pytest.raises(ValueError, match="association.nope"):
+        resolve_config({"association": {"nope": 1}}, "digits")
+    with pytest.raises(ValueError, match="FT-L"):
+        resolve_config({"preset": "ftl", "association": {"steps": 1}}, "digits")
+    with pytest.raises(ValueError, match="layer_range"):
+        AssociationConfig(layer_range=(0.5, 0.2))
+    assert PRESETS["paper"].revs.association.steps == 0
