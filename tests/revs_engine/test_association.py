@@ -158,3 +158,4 @@ def test_the_stage_is_a_policy_table_checked_like_the_others():
     with pytest.raises(ValueError, match="layer_range"):
         AssociationConfig(layer_range=(0.5, 0.2))
     assert PRESETS["paper"].revs.association.steps == 0
+
