@@ -159,9 +159,10 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
     retain = [(torch.tensor([list(k.prompt_ids) + list(k.value_ids)], device=device),
                torch.arange(len(k.prompt_ids) - 1, len(k.prompt_ids) + len(k.value_ids) - 1, device=device),
                torch.tensor(list(k.value_ids), device=device)) for k in kept]
-    hooks = [arch.mlp_out[layer].register_forward_hook(
-        lambda mod, args, out, layer=layer: out + (args[0] @ bases[layer]).to(out.dtype) @ deltas[layer].T.to(
-            out.dtype)) for layer in layers if dims[layer]]
+    def add_change(layer: int):  # forward hook: FF2 output + the trained change (float32, weights' dtype out)
+        return lambda mod, args, out: out + ((args[0].float() @ bases[layer]) @ deltas[layer].T).to(out.dtype)
+
+    hooks = [arch.mlp_out[layer].register_forward_hook(add_change(layer)) for layer in layers if dims[layer]]
     frozen = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in frozen:
         p.requires_grad_(False)

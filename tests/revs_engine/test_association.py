@@ -159,3 +159,16 @@ def test_the_stage_is_a_policy_table_checked_like_the_others():
         AssociationConfig(layer_range=(0.5, 0.2))
     assert PRESETS["paper"].revs.association.steps == 0
 
+
+
+def test_half_precision_weights_train_in_float32_and_restore_bit_exactly():
+    model, arch = _model()
+    model.to(torch.bfloat16)
+    base = weights_sha256(model)
+    secrets = _digit_values(model, 2, seed=1)
+    res = loosen_associations(model, arch, secrets, ALTERNATIVES, _digit_values(model, 2, seed=2), [],
+                              dataclasses.replace(STAGE, steps=5))
+    assert arch.mlp_out[0].weight.dtype == torch.bfloat16
+    assert weights_sha256(model) != base
+    restore(model, arch, res.backup)
+    assert weights_sha256(model) == base
