@@ -122,10 +122,11 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
     for s in secrets:
         ids = list(s.prompt_ids) + list(s.value_ids)
         pos = [len(s.prompt_ids) + j - 1 for j, t in enumerate(s.value_ids) if alternatives.get(t)]
-        if pos:
+        if pos:  # each row: the true token, then its alternatives, padded with −1 (a two-digit token has more)
             sets = [[ids[p + 1], *alternatives[ids[p + 1]]] for p in pos]
+            width = max(map(len, sets))
             scored.append((torch.tensor([ids], device=device), torch.tensor(pos, device=device),
-                           torch.tensor(sets, device=device)))
+                           torch.tensor([r + [-1] * (width - len(r)) for r in sets], device=device)))
     if not scored:
         logger.info("association: no secret has a digit position; skipped")
         return None
@@ -175,8 +176,8 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
                 total = 0.0
                 for ids, pos, sets in scored:
                     logp = torch.log_softmax(model(ids).logits[0, pos].float(), -1)
-                    options = logp.gather(1, sets)  # [n, 1 + alternatives]; column 0: the true token
-                    mean = torch.logsumexp(options, 1) - torch.log(torch.tensor(float(sets.shape[1])))
+                    options = logp.gather(1, sets.clamp(min=0)).masked_fill(sets < 0, float("-inf"))
+                    mean = torch.logsumexp(options, 1) - torch.log((sets >= 0).sum(1).float())  # column 0: true
                     loss = torch.relu(options[:, 0] - mean).mean()
                     loss.backward()
                     total += float(loss.detach())

@@ -172,3 +172,16 @@ def test_half_precision_weights_train_in_float32_and_restore_bit_exactly():
     assert weights_sha256(model) != base
     restore(model, arch, res.backup)
     assert weights_sha256(model) == base
+
+
+def test_tokens_with_different_numbers_of_alternatives_are_scored_together():
+    # given a value mixing a one-digit token (9 alternatives) and a "two-digit" token (3 alternatives here)
+    model, arch = _model()
+    alternatives = {**ALTERNATIVES, 50: (51, 52, 53)}
+    value = _digit_values(model, 1, seed=5, length=2)[0]
+    secret = ValueSequence(value.prompt_ids, (*value.value_ids, 50))
+    base = weights_sha256(model)
+    res = loosen_associations(model, arch, [secret], alternatives, [], [], dataclasses.replace(STAGE, steps=3))
+    assert res is not None
+    restore(model, arch, res.backup)
+    assert weights_sha256(model) == base
