@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from revs_engine.arch import ModelArch, add_to_neurons
+from revs_engine.capture import hooks, model_forward, stream_hooks
 from revs_engine.config import AssociationConfig
 from revs_engine.edit import WeightBackup, snapshot
 
@@ -75,18 +76,13 @@ def association_layers(cfg: AssociationConfig, n_layers: int) -> list[int]:
 
 
 def _keys(model: nn.Module, arch: ModelArch, layers: Sequence[int], ids: Sequence[int]) -> dict[int, torch.Tensor]:
-    """FF2 inputs ``[len(ids), d_ff]`` (float64, CPU) of ``layers`` for one sequence."""
-    out: dict[int, torch.Tensor] = {}
-    hooks = [arch.mlp_out[layer].register_forward_pre_hook(
-        lambda mod, args, layer=layer: out.__setitem__(layer, args[0][0].detach().double().cpu()))
-        for layer in layers]
-    try:
-        with torch.no_grad():
-            model(torch.tensor([list(ids)], device=arch.unembed.weight.device))
-    finally:
-        for h in hooks:
-            h.remove()
-    return out
+    """FF2 inputs ``[len(ids), d_ff]`` (float64, CPU) of ``layers`` for one sequence (the base model only: no
+    logits are computed)."""
+    store: dict[str, dict[int, torch.Tensor]] = {"neuron_act": {}}
+    body = getattr(model, "base_model", model)
+    with torch.no_grad(), hooks(stream_hooks(arch, lambda x: x[0], store, list(layers))):
+        model_forward(body, torch.tensor([list(ids)], device=arch.unembed.weight.device))
+    return {layer: act.double().cpu() for layer, act in store["neuron_act"].items()}
 
 
 def edit_subspace(cov: torch.Tensor, kept_keys: torch.Tensor | None, tau: float) -> torch.Tensor:
@@ -100,6 +96,17 @@ def edit_subspace(cov: torch.Tensor, kept_keys: torch.Tensor | None, tau: float)
         rank = int((s > s.max() * HARD_NULL_RTOL).sum())
         basis = basis @ vh[rank:].T
     return basis.float()
+
+
+def _digit_hinge(model: nn.Module, ids: torch.Tensor, pos: torch.Tensor, sets: torch.Tensor) -> float:
+    """Back-propagate one secret's mean over its digit positions of relu(log p(true) − log mean p(option));
+    ``sets`` rows: the true token, then its alternatives, padded with −1. Return the loss."""
+    logp = torch.log_softmax(model(ids).logits[0, pos].float(), -1)
+    options = logp.gather(1, sets.clamp(min=0)).masked_fill(sets < 0, float("-inf"))
+    mean = torch.logsumexp(options, 1) - torch.log((sets >= 0).sum(1).float())
+    loss = torch.relu(options[:, 0] - mean).mean()
+    loss.backward()
+    return float(loss.detach())
 
 
 def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[ValueSequence],
@@ -163,25 +170,17 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
     def add_change(layer: int):  # forward hook: FF2 output + the trained change (float32, weights' dtype out)
         return lambda mod, args, out: out + ((args[0].float() @ bases[layer]) @ deltas[layer].T).to(out.dtype)
 
-    hooks = [arch.mlp_out[layer].register_forward_hook(add_change(layer)) for layer in layers if dims[layer]]
+    changes = [(arch.mlp_out[layer], "forward", add_change(layer)) for layer in layers if dims[layer]]
     frozen = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in frozen:
         p.requires_grad_(False)
     opt = torch.optim.Adam(list(deltas.values()), lr=cfg.lr)
     losses = []
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), hooks(changes):
             for _ in range(cfg.steps):
                 opt.zero_grad()
-                total = 0.0
-                for ids, pos, sets in scored:
-                    logp = torch.log_softmax(model(ids).logits[0, pos].float(), -1)
-                    options = logp.gather(1, sets.clamp(min=0)).masked_fill(sets < 0, float("-inf"))
-                    mean = torch.logsumexp(options, 1) - torch.log((sets >= 0).sum(1).float())  # column 0: true
-                    loss = torch.relu(options[:, 0] - mean).mean()
-                    loss.backward()
-                    total += float(loss.detach())
-                losses.append(total / len(scored))
+                losses.append(sum(_digit_hinge(model, *row) for row in scored) / len(scored))
                 if cfg.covariance_weight:
                     sum(((deltas[layer] @ penalties[layer]) * deltas[layer]).sum()
                         for layer in layers).mul(cfg.covariance_weight).backward()
@@ -191,8 +190,6 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
                         (-cfg.retain_weight * logp.gather(1, tgt[:, None]).mean()).backward()
                 opt.step()
     finally:
-        for h in hooks:
-            h.remove()
         for p, flag in frozen:
             p.requires_grad_(flag)
     backup = snapshot(arch, {layer: torch.arange(arch.d_ff) for layer in layers if dims[layer]})
