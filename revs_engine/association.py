@@ -16,7 +16,10 @@ digit, while the guard is kept:
 - Adam from ``D = 0`` for ``steps`` steps, one sequence at a time (deterministic), then ``W_l += D_l B_lᵀ``.
 
 The guard here is the retained items (prompt and value) and the benign texts, not the decoys: a decoy after the
-secret's own prompt shares its keys up to the first digit, and keeping those would keep the secret.
+secret's own prompt shares its keys up to the first digit, and keeping those would keep the secret. Optional
+*counterfactual* sequences — other people's prompts continued by values nobody has — add the covariance of the
+keys at their value positions (``counterfactual_weight``): the directions every person's number runs through,
+which an edit of one person's number must leave alone.
 
 Offers :func:`loosen_associations` → :class:`AssociationResult` (a :class:`~revs_engine.edit.WeightBackup` of
 the edited layers, so ``edit.restore`` undoes it and ``patch.make_patch`` records it). Measured in
@@ -85,12 +88,30 @@ def _keys(model: nn.Module, arch: ModelArch, layers: Sequence[int], ids: Sequenc
     return {layer: act.double().cpu() for layer, act in store["neuron_act"].items()}
 
 
+def _value_covariance(model: nn.Module, arch: ModelArch, layers: Sequence[int], seqs: Sequence[ValueSequence]
+                      ) -> dict[int, torch.Tensor]:
+    """Mean ``k kᵀ`` (float64) per layer over the keys that predict each value token of ``seqs`` ({} when
+    none)."""
+    if not seqs:
+        return {}
+    cov = {layer: torch.zeros(arch.d_ff, arch.d_ff, dtype=torch.float64) for layer in layers}
+    n = 0
+    for s in seqs:
+        keys = _keys(model, arch, layers, list(s.prompt_ids) + list(s.value_ids))
+        n += len(s.value_ids)
+        for layer in layers:
+            k = keys[layer][len(s.prompt_ids) - 1:-1]
+            cov[layer] += k.T @ k
+    return {layer: c / n for layer, c in cov.items()}
+
+
 def edit_subspace(cov: torch.Tensor, kept_keys: torch.Tensor | None, tau: float) -> torch.Tensor:
     """Return ``B`` ``[d_ff, r]`` (float32): orthonormal directions in which the guard's keys vary less than
     ``tau`` × the median eigenvalue of ``cov`` (at least its null space, when the guard has fewer positions than
     ``d_ff``), with every row of ``kept_keys`` ``[n, d_ff]`` projected out."""
     ev, vecs = torch.linalg.eigh(cov.double())  # ascending
-    basis = vecs[:, ev < max(tau * float(ev.median()), HARD_NULL_RTOL * float(ev.max()))]
+    # a covariance's eigenvalues are squared singular values: its null space is below HARD_NULL_RTOL² × the largest
+    basis = vecs[:, ev < max(tau * float(ev.median()), HARD_NULL_RTOL ** 2 * float(ev.max()))]
     if kept_keys is not None and kept_keys.shape[0] and basis.shape[1]:
         _, s, vh = torch.linalg.svd(kept_keys.double() @ basis, full_matrices=True)
         rank = int((s > s.max() * HARD_NULL_RTOL).sum())
@@ -111,7 +132,8 @@ def _digit_hinge(model: nn.Module, ids: torch.Tensor, pos: torch.Tensor, sets: t
 
 def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[ValueSequence],
                         alternatives: Mapping[int, Sequence[int]], kept: Sequence[ValueSequence],
-                        benign: Sequence[Sequence[int]], cfg: AssociationConfig) -> AssociationResult | None:
+                        benign: Sequence[Sequence[int]], cfg: AssociationConfig,
+                        counterfactual: Sequence[ValueSequence] = ()) -> AssociationResult | None:
     """Train and apply the middle-layer change (module docstring); None when no secret has a digit position.
 
     Args:
@@ -122,6 +144,8 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
         kept: the guarded retained items (their values keep their likelihood).
         benign: benign texts (every position guarded).
         cfg: the stage's settings (``cfg.steps`` > 0).
+        counterfactual: other contexts continued by values nobody has (their value positions' keys form a
+            covariance of their own, added with ``cfg.counterfactual_weight``).
     """
     start = time.perf_counter()
     device = arch.unembed.weight.device
@@ -149,11 +173,12 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
             cov[layer] += keys[layer].T @ keys[layer]
             if value_start is not None:
                 kept_keys[layer].append(keys[layer][value_start - 1:])
+    cf_cov = _value_covariance(model, arch, layers, counterfactual)
     bases, penalties = {}, {}
     for layer in layers:
-        c = cov[layer] / max(n, 1)
+        c = cov[layer] / max(n, 1) + (cfg.counterfactual_weight * cf_cov[layer] if cf_cov else 0)
         held = torch.cat(kept_keys[layer]) if kept_keys[layer] else None
-        b = edit_subspace(c, held, cfg.null_tau) if n else torch.eye(arch.d_ff)  # no guard: every direction
+        b = edit_subspace(c, held, cfg.null_tau) if n or cf_cov else torch.eye(arch.d_ff)  # no guard: all
         bases[layer] = b.to(device)
         penalties[layer] = (b.double().T @ c @ b.double()).float().to(device)
     dims = {layer: int(b.shape[1]) for layer, b in bases.items()}

@@ -42,6 +42,11 @@ class AssociationConfig:
         covariance_weight: weight of the mean squared output change over the guard's positions.
         retain_weight: weight of the guarded values' negative log-likelihood.
         null_tau: edit only key directions whose guard variance is below this × the median eigenvalue.
+        counterfactuals: look-alikes of the secrets (random digits of the same shape) after each guarded item's
+            prompt: their value positions are other people's contexts that continue into a number, so their keys
+            span the route every person's number shares; 0: none.
+        counterfactual_weight: weight of the counterfactual positions' key covariance (normalised over its own
+            positions) against the rest of the guard's.
     """
 
     steps: int = 0
@@ -50,14 +55,17 @@ class AssociationConfig:
     covariance_weight: float = 10.0
     retain_weight: float = 1.0
     null_tau: float = 1.0
+    counterfactuals: int = 0
+    counterfactual_weight: float = 1.0
 
     def __post_init__(self) -> None:
         lo, hi = self.layer_range
         if self.steps < 0 or self.lr <= 0 or self.covariance_weight < 0 or self.retain_weight < 0 \
-                or self.null_tau <= 0:
-            raise ValueError(f"association needs steps ≥ 0, lr > 0, covariance_weight ≥ 0, retain_weight ≥ 0 and "
-                             f"null_tau > 0; got {self.steps}, {self.lr}, {self.covariance_weight}, "
-                             f"{self.retain_weight}, {self.null_tau}")
+                or self.null_tau <= 0 or self.counterfactuals < 0 or self.counterfactual_weight < 0:
+            raise ValueError(f"association needs steps ≥ 0, lr > 0, covariance_weight ≥ 0, retain_weight ≥ 0, "
+                             f"null_tau > 0, counterfactuals ≥ 0 and counterfactual_weight ≥ 0; got {self.steps}, "
+                             f"{self.lr}, {self.covariance_weight}, {self.retain_weight}, {self.null_tau}, "
+                             f"{self.counterfactuals}, {self.counterfactual_weight}")
         if not 0 <= lo <= hi < 1:
             raise ValueError(f"association.layer_range must be fractions 0 ≤ first ≤ last < 1, got "
                              f"{self.layer_range!r}")

@@ -376,7 +376,8 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
 def _associate(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseConfig
                ) -> AssociationResult | None:
     """Run the association stage when ``config`` turns it on (REVS only), guarded by the retained items and
-    benign texts within the guard budget."""
+    benign texts within the guard budget, and by ``counterfactuals`` look-alikes of the secrets after each guarded
+    item's prompt."""
     cfg = config.revs.association
     if not cfg.steps or config.method != "revs":
         return None
@@ -384,11 +385,15 @@ def _associate(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: E
         raise ValueError("the association stage needs EraseInputs.encode (text → ids) to find each digit's "
                          "alternatives")
     cut = GUARD_PREFIX_TOKENS
+    kept = [ValueSequence(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]]
+    # the secrets' look-alikes in turn after the guarded items' prompts (as cross decoys do for REVS's guard)
+    counterfactual = [ValueSequence(k.prompt_ids, tuple(inputs.encode(d))) for j, k in enumerate(kept)
+                      for d in decoy_values(inputs.forget[j % len(inputs.forget)].text, cfg.counterfactuals,
+                                            seed=20_000 + j)] if cfg.counterfactuals and inputs.forget else []
     return loosen_associations(
         model, arch, [ValueSequence(s.prompt_ids, s.secret_ids) for s in inputs.forget],
-        format_alternatives(inputs.forget, inputs.encode),
-        [ValueSequence(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]],
-        [b[:ASSOCIATION_TEXT_TOKENS] for b in inputs.benign[:GUARD_BENIGN]], cfg)
+        format_alternatives(inputs.forget, inputs.encode), kept,
+        [b[:ASSOCIATION_TEXT_TOKENS] for b in inputs.benign[:GUARD_BENIGN]], cfg, counterfactual)
 
 
 def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseConfig, lens: VocabLens,

@@ -80,6 +80,16 @@ def test_the_edit_subspace_avoids_the_kept_keys_and_the_guards_busy_directions()
     assert float((q[:, :3].T @ b).abs().max()) < 1e-5
 
 
+def test_one_huge_eigenvalue_does_not_open_the_loud_directions():
+    # given a covariance with an outlier direction 10⁶ × the rest and two loud ones (regression: the null-space
+    # floor was 10⁻⁴ × the largest eigenvalue, which let directions 40–50 × the median in)
+    g = torch.Generator().manual_seed(1)
+    q, _ = torch.linalg.qr(torch.randn(12, 12, generator=g, dtype=torch.float64))
+    cov = q @ torch.diag(torch.tensor([1e6, 50.0, 40.0] + [1.0] * 9, dtype=torch.float64)) @ q.T
+    # when / then: only the nine quiet directions
+    assert edit_subspace(cov, None, tau=2.0).shape == (12, 9)
+
+
 def test_layer_range_names_layers_by_depth_fraction():
     assert association_layers(AssociationConfig(layer_range=(0.14, 0.42)), 30) == list(range(4, 13))
     assert association_layers(AssociationConfig(layer_range=(0.0, 0.5)), 4) == [0, 1, 2]
@@ -158,8 +168,8 @@ def test_the_stage_is_a_policy_table_checked_like_the_others():
     with pytest.raises(ValueError, match="layer_range"):
         AssociationConfig(layer_range=(0.5, 0.2))
     assert PRESETS["paper"].revs.association.steps == 0
-
-
+    with pytest.raises(ValueError, match="counterfactuals"):
+        AssociationConfig(counterfactuals=-1)
 
 def test_half_precision_weights_train_in_float32_and_restore_bit_exactly():
     model, arch = _model()
@@ -185,3 +195,57 @@ def test_tokens_with_different_numbers_of_alternatives_are_scored_together():
     assert res is not None
     restore(model, arch, res.backup)
     assert weights_sha256(model) == base
+
+
+def _layer0_outputs(model, arch, seqs):
+    """Layer 0's FF2 output at each sequence's value-predicting positions."""
+    seen, outs = {}, []
+    hook = arch.mlp_out[0].register_forward_hook(lambda m, a, out: seen.__setitem__("out", out.detach().clone()))
+    with torch.no_grad():
+        for s in seqs:
+            model(torch.tensor([list(s.prompt_ids) + list(s.value_ids)]))
+            outs.append(seen["out"][0, len(s.prompt_ids) - 1:-1])
+    hook.remove()
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("with_counterfactuals", [True, False])
+def test_counterfactual_contexts_keep_their_keys_out_of_the_edit(with_counterfactuals):
+    # given secrets and other prompts continued by random digits (values nobody has)
+    model, arch = _model()
+    secrets = _digit_values(model, 2, seed=1)
+    g = torch.Generator().manual_seed(7)
+    others = [ValueSequence(tuple(torch.randint(20, 64, (6,), generator=g).tolist()),
+                            tuple(DIGITS[int(i)] for i in torch.randint(0, 10, (4,), generator=g)))
+              for _ in range(4)]
+    before = _layer0_outputs(model, arch, others)
+    # when the stage runs with them as counterfactuals (or without)
+    res = loosen_associations(model, arch, secrets, ALTERNATIVES, [], [], STAGE,
+                              others if with_counterfactuals else ())
+    # then the secrets lose their preference either way, and layer 0 no longer changes at the counterfactual
+    # positions only when they were given (16 keys: the edit lives in their 32-wide null space)
+    assert res.loss_after < 0.5 * res.loss_before
+    change = float((_layer0_outputs(model, arch, others) - before).abs().max())
+    assert (change < 1e-4) == with_counterfactuals
+    assert res.dims[0] == (48 - 16 if with_counterfactuals else 48)
+
+
+def test_erase_builds_counterfactuals_after_the_guarded_items_prompts():
+    # given one secret and one guarded item, with and without look-alikes of the secret after the item's prompt
+    from revs_engine.probes import ProbeItem
+    model, arch = _model()
+    values = _digit_values(model, 2, seed=4)
+    secret = Secret(values[0].prompt_ids, values[0].value_ids,
+                    tuple(str(t - 10) for t in values[0].value_ids), "US_SSN")
+    keep = (ProbeItem(values[1].prompt_ids, values[1].value_ids),)
+    encode = lambda text: [10 + int(c) if c.isdigit() else 3 for c in text]  # noqa: E731
+    dims = {}
+    for n in (0, 3):
+        cfg = EraseConfig("test", "revs", dataclasses.replace(
+            CFG, targets=TargetConfig(max_tokens=1, method="first"),
+            association=dataclasses.replace(STAGE, counterfactuals=n)))
+        result = erase(model, arch, EraseInputs((secret,), keep, encode=encode), cfg)
+        dims[n] = result.association.dims[0]
+        restore(model, arch, result.backup)
+    # then the counterfactual keys take directions out of the edit's subspace
+    assert dims[3] < dims[0]
