@@ -174,6 +174,13 @@ EXTRA = {
                       {"preset": "digits", "association": {"steps": 30, "covariance_weight": 3.0}}),
     "association-1": ("digits + association, covariance weight 1",
                       {"preset": "digits", "association": {"steps": 30, "covariance_weight": 1.0}}),
+    # ... with 8 counterfactuals per guarded item (the secrets' look-alikes after other people's prompts)
+    "association-cf": ("digits + association, covariance weight 3, 8 counterfactuals",
+                       {"preset": "digits", "association": {"steps": 30, "covariance_weight": 3.0,
+                                                            "counterfactuals": 8}}),
+    "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
+                            {"preset": "digits", "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
+                                                                 "counterfactuals": 32}}),
 }
 
 
@@ -366,7 +373,9 @@ def entity_section(entity: str, seeds: list[int], n_forget: int, names: list[str
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(per_seed[-1], indent=1, default=str), encoding="utf-8")
     head = (f"SmolLM2-135M memorized on {len(rows)} {ENTITY_LABELS[entity]} sentences ({info['epochs']} epochs, "
-            f"{100 * info['fraction_memorized']:.0f}% exact). Per seed: forget {n_forget} values, generality = "
+            f"{100 * info['fraction_memorized']:.0f}% exact, final loss {info['history'][-1][1]:.4f}, weights sha256 "
+            f"{lm.weights_sha256[:12]}: the same seeded training gives another model on another CPU's kernels, "
+            "and the rows below move with it). Per seed: forget {n_forget} values, generality = "
             f"their other prompts, retain = the other values' sentences; seeds {seeds}; k = {K}. Every row is "
             "`revs_engine.erase.erase` with the row's preset, then `revs_engine.audit.audit` — the product's own "
             "entry points. Scores ×100, mean ± std over seeds; ppl Δ% = perplexity change on held-out prose + "
