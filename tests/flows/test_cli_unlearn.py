@@ -1,5 +1,7 @@
 """`revs unlearn` end to end on a tiny model, a two-document corpus and hand-made findings/probes."""
 
+import re
+
 import pyarrow as pa
 import pytest
 import torch
@@ -60,8 +62,8 @@ def test_unlearn_writes_a_loadable_model_and_its_patch_without_raw_values(setup,
     out = capsys.readouterr().out
     # then the command reports per-target ranks for the memorized finding only
     assert code in (0, 3)
-    assert "f0" in out
-    assert "f1" not in out
+    assert re.search(r"\bf0\b", out)
+    assert not re.search(r"\bf1\b", out)  # as a word: the weight hashes printed may contain "f1"
     assert "rank before" in out
     assert f"preset {preset or 'digits'} ({method}" in out  # the tiny tokenizer writes digits one per token
     assert all(s not in out for s in SECRETS)

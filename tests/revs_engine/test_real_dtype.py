@@ -40,7 +40,9 @@ pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 CACHE = Path(os.environ.get("REVS_TEST_CACHE") or Path(__file__).resolve().parents[2] / ".revs" / "cache")
 N_FORGET, N_KEEP, N_UNSEEN = 3, 2, 1  # erased; retained and guarded; retained, never seen by the guard
 THRESHOLDS = AuditThresholds(sampled_n=0, format_candidates=0)
-EFFICACY_TOLERANCE, PPL_TOLERANCE = 10.0, 1.0
+# perplexity change (points) on 8 short texts: bf16 rounding moved it by 1.06 points on an AVX-512/AMX CPU
+# (2026-12-05), under 1 before; the audit's threshold is 2 %, and the verdicts are compared exactly above
+EFFICACY_TOLERANCE, PPL_TOLERANCE = 10.0, 1.5
 
 
 @pytest.fixture(scope="module")
