@@ -378,8 +378,8 @@ def entity_section(entity: str, seeds: list[int], n_forget: int, names: list[str
         raw.write_text(json.dumps(per_seed[-1], indent=1, default=str), encoding="utf-8")
     head = (f"SmolLM2-135M memorized on {len(rows)} {ENTITY_LABELS[entity]} sentences ({info['epochs']} epochs, "
             f"{100 * info['fraction_memorized']:.0f}% exact, final loss {info['history'][-1][1]:.4f}, weights "
-            f"sha256 {lm.weights_sha256[:12]}: the same seeded training gives another model on another CPU's "
-            f"kernels, and the rows below move with it). Per seed: forget {n_forget} values, generality = "
+            f"sha256 {lm.weights_sha256[:12]}: the same seeded training gave another model on another machine, "
+            f"and the rows below move with it). Per seed: forget {n_forget} values, generality = "
             f"their other prompts, retain = the other values' sentences; seeds {seeds}; k = {K}. Every row is "
             "`revs_engine.erase.erase` with the row's preset, then `revs_engine.audit.audit` — the product's own "
             "entry points. Scores ×100, mean ± std over seeds; ppl Δ% = perplexity change on held-out prose + "
