@@ -88,19 +88,52 @@ def _keys(model: nn.Module, arch: ModelArch, layers: Sequence[int], ids: Sequenc
     return {layer: act.double().cpu() for layer, act in store["neuron_act"].items()}
 
 
+def _shared_prompt_value_keys(model: nn.Module, arch: ModelArch, layers: Sequence[int], prompt: Sequence[int],
+                              values: Sequence[Sequence[int]]) -> dict[int, torch.Tensor]:
+    """FF2 inputs ``[len(values), L, d_ff]`` (float64, CPU) of ``layers`` at the ``L`` positions that predict each
+    of ``values`` (all of length ``L``) after the same ``prompt``: the prompt but its last token runs once, its
+    key/value cache is repeated per value, and only the last prompt token and the values run per row (the same
+    keys as one full pass per sequence)."""
+    device = arch.unembed.weight.device
+    body = getattr(model, "base_model", model)
+    store: dict[str, dict[int, torch.Tensor]] = {"neuron_act": {}}
+    tail = torch.tensor([[prompt[-1], *v[:-1]] for v in values], device=device)
+    with torch.no_grad():
+        if len(prompt) > 1:
+            head = torch.tensor([list(prompt[:-1])], device=device)
+            cache = body(input_ids=head, use_cache=True).past_key_values
+            cache.batch_repeat_interleave(len(values))
+            start, width = len(prompt) - 1, len(prompt) - 1 + tail.shape[1]
+            positions = torch.arange(start, width, device=device).expand(len(values), -1)
+            mask = torch.ones(len(values), width, dtype=torch.long, device=device)
+            with hooks(stream_hooks(arch, lambda x: x, store, list(layers))):
+                body(input_ids=tail, past_key_values=cache, use_cache=True, position_ids=positions,
+                     attention_mask=mask)
+        else:
+            with hooks(stream_hooks(arch, lambda x: x, store, list(layers))):
+                model_forward(body, tail)
+    return {layer: act.double().cpu() for layer, act in store["neuron_act"].items()}
+
+
 def _value_covariance(model: nn.Module, arch: ModelArch, layers: Sequence[int], seqs: Sequence[ValueSequence]
                       ) -> dict[int, torch.Tensor]:
     """Mean ``k kᵀ`` (float64) per layer over the keys that predict each value token of ``seqs`` ({} when
-    none)."""
+    none). Consecutive sequences with the same prompt and value length share one run of the prompt."""
     if not seqs:
         return {}
     cov = {layer: torch.zeros(arch.d_ff, arch.d_ff, dtype=torch.float64) for layer in layers}
     n = 0
-    for s in seqs:
-        keys = _keys(model, arch, layers, list(s.prompt_ids) + list(s.value_ids))
-        n += len(s.value_ids)
+    groups: list[tuple[tuple[int, ...], list[tuple[int, ...]]]] = []
+    for s in (s for s in seqs if s.value_ids):
+        if groups and groups[-1][0] == s.prompt_ids and len(groups[-1][1][0]) == len(s.value_ids):
+            groups[-1][1].append(s.value_ids)
+        else:
+            groups.append((s.prompt_ids, [s.value_ids]))
+    for prompt, values in groups:
+        keys = _shared_prompt_value_keys(model, arch, layers, prompt, values)
+        n += sum(len(v) for v in values)
         for layer in layers:
-            k = keys[layer][len(s.prompt_ids) - 1:-1]
+            k = keys[layer].reshape(-1, arch.d_ff)
             cov[layer] += k.T @ k
     return {layer: c / n for layer, c in cov.items()}
 

@@ -9,6 +9,8 @@ import torch
 from revs_engine.arch import resolve_arch
 from revs_engine.association import (
     ValueSequence,
+    _keys,
+    _value_covariance,
     association_layers,
     edit_subspace,
     loosen_associations,
@@ -249,3 +251,26 @@ def test_erase_builds_counterfactuals_after_the_guarded_items_prompts():
         restore(model, arch, result.backup)
     # then the counterfactual keys take directions out of the edit's subspace
     assert dims[3] < dims[0]
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox", "gptj", "mistral"])
+def test_counterfactuals_sharing_a_prompt_give_the_keys_of_one_full_pass_each(family):
+    # given groups of values after the same prompt (one-token prompts and a value of another length among them)
+    model = tiny_model(family, layers=3)
+    arch = resolve_arch(model)
+    g = torch.Generator().manual_seed(3)
+    seqs = []
+    for prompt_len in (7, 1, 5):
+        prompt = tuple(torch.randint(20, 64, (prompt_len,), generator=g).tolist())
+        seqs += [ValueSequence(prompt, tuple(DIGITS[int(i)] for i in torch.randint(0, 10, (4,), generator=g)))
+                 for _ in range(3)]
+        seqs.append(ValueSequence(prompt, (DIGITS[2], DIGITS[5])))
+    # when their value keys' covariance is computed (the prompt run once per group)
+    layers = [0, 2]
+    cov = _value_covariance(model, arch, layers, seqs)
+    # then it equals the covariance of one full forward pass per sequence
+    n = sum(len(s.value_ids) for s in seqs)
+    for layer in layers:
+        want = sum(k.T @ k for k in (_keys(model, arch, layers, list(s.prompt_ids) + list(s.value_ids))[layer]
+                                     [len(s.prompt_ids) - 1:-1] for s in seqs)) / n
+        torch.testing.assert_close(cov[layer], want, rtol=1e-5, atol=1e-8)
