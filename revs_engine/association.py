@@ -13,7 +13,8 @@ digit, while the guard is kept:
 - the objective adds ``covariance_weight`` × the mean squared output change over all guard positions
   (``tr(D Bᵀ C B Dᵀ)``, ``C`` the guard's key covariance) and ``retain_weight`` × the guarded values' negative
   log-likelihood;
-- Adam from ``D = 0`` for ``steps`` steps, one sequence at a time (deterministic), then ``W_l += D_l B_lᵀ``.
+- Adam from ``D = 0`` for ``steps`` steps, full-batch (the secrets and kept items in padded, length-planned
+  batches of at most ``BATCH_ROWS``; deterministic), then ``W_l += D_l B_lᵀ``.
 
 The guard here is the retained items (prompt and value) and the benign texts, not the decoys: a decoy after the
 secret's own prompt shares its keys up to the first digit, and keeping those would keep the secret. Optional
@@ -40,8 +41,12 @@ from revs_engine.arch import ModelArch, add_to_neurons
 from revs_engine.capture import hooks, model_forward, stream_hooks
 from revs_engine.config import AssociationConfig
 from revs_engine.edit import WeightBackup, snapshot
+from revs_engine.probes import logits_at, plan_batches, teacher_forced_inputs
 
 logger = logging.getLogger(__name__)
+
+#: Most sequences per forward pass of the stage's training (length-planned, padded).
+BATCH_ROWS = 16
 
 #: Singular values below this fraction of the largest count as zero when removing the guarded values' keys.
 HARD_NULL_RTOL = 1e-4
@@ -152,15 +157,62 @@ def edit_subspace(cov: torch.Tensor, kept_keys: torch.Tensor | None, tau: float)
     return basis.float()
 
 
-def _digit_hinge(model: nn.Module, ids: torch.Tensor, pos: torch.Tensor, sets: torch.Tensor) -> float:
-    """Back-propagate one secret's mean over its digit positions of relu(log p(true) − log mean p(option));
-    ``sets`` rows: the true token, then its alternatives, padded with −1. Return the loss."""
-    logp = torch.log_softmax(model(ids).logits[0, pos].float(), -1)
-    options = logp.gather(1, sets.clamp(min=0)).masked_fill(sets < 0, float("-inf"))
-    mean = torch.logsumexp(options, 1) - torch.log((sets >= 0).sum(1).float())
-    loss = torch.relu(options[:, 0] - mean).mean()
+@dataclass(frozen=True)
+class _Batch:
+    """One padded batch of sequences for the stage's losses: ids, mask, the ``(row, position)`` of each scored
+    prediction, its owner row and, per scored prediction, its option set (the true token, then its alternatives,
+    padded with −1; the hinge) or its target token (the retained values' likelihood)."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    rows: torch.Tensor
+    positions: torch.Tensor
+    options: torch.Tensor  # [n, width]: true token first (the retain batches: width 1)
+    n_rows: int
+
+
+def _batches(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], scored: Sequence[Sequence[int]],
+             options: Sequence[Sequence[Sequence[int]]], device: torch.device) -> list[_Batch]:
+    """Length-planned padded batches (at most :data:`BATCH_ROWS` rows) of ``(prompt, value)`` ``pairs``; of pair
+    ``i`` the value positions ``scored[i]`` are scored with ``options[i][j]`` for its ``j``-th scored position."""
+    out = []
+    for batch in plan_batches([len(p) + len(v) - 1 for p, v in pairs], BATCH_ROWS):
+        ids, mask, rows, positions = teacher_forced_inputs([pairs[i] for i in batch])
+        starts = [0]
+        for i in batch:
+            starts.append(starts[-1] + len(pairs[i][1]))
+        pick = [starts[r] + j for r, i in enumerate(batch) for j in scored[i]]
+        sets = [list(o) for i in batch for o in options[i]]
+        width = max(map(len, sets))
+        out.append(_Batch(ids.to(device), mask.to(device), torch.tensor([rows[k] for k in pick], device=device),
+                          torch.tensor([positions[k] for k in pick], device=device),
+                          torch.tensor([r + [-1] * (width - len(r)) for r in sets], device=device), len(batch)))
+    return out
+
+
+def _per_row_mean(values: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """Mean of ``values`` per row index in ``rows`` → ``[n_rows]`` (rows without values: 0)."""
+    total = torch.zeros(n_rows, device=values.device).index_add(0, rows, values)
+    count = torch.zeros(n_rows, device=values.device).index_add(0, rows, torch.ones_like(values))
+    return total / count.clamp(min=1)
+
+
+def _digit_hinge(model: nn.Module, b: _Batch) -> float:
+    """Back-propagate the sum over the batch's secrets of each one's mean over its digit positions of
+    relu(log p(true) − log mean p(option)). Return that sum."""
+    logp = torch.log_softmax(logits_at(model, b.ids, b.mask, b.rows, b.positions)[0].float(), -1)
+    options = logp.gather(1, b.options.clamp(min=0)).masked_fill(b.options < 0, float("-inf"))
+    mean = torch.logsumexp(options, 1) - torch.log((b.options >= 0).sum(1).float())
+    loss = _per_row_mean(torch.relu(options[:, 0] - mean), b.rows, b.n_rows).sum()
     loss.backward()
     return float(loss.detach())
+
+
+def _retain_nll(model: nn.Module, b: _Batch, weight: float) -> None:
+    """Back-propagate ``weight`` × the sum over the batch's retained values of each one's mean negative
+    log-likelihood."""
+    logp = torch.log_softmax(logits_at(model, b.ids, b.mask, b.rows, b.positions)[0].float(), -1)
+    (-weight * _per_row_mean(logp.gather(1, b.options[:, :1])[:, 0], b.rows, b.n_rows).sum()).backward()
 
 
 def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[ValueSequence],
@@ -182,18 +234,14 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
     """
     start = time.perf_counter()
     device = arch.unembed.weight.device
-    scored = []
-    for s in secrets:
-        ids = list(s.prompt_ids) + list(s.value_ids)
-        pos = [len(s.prompt_ids) + j - 1 for j, t in enumerate(s.value_ids) if alternatives.get(t)]
-        if pos:  # each row: the true token, then its alternatives, padded with −1 (a two-digit token has more)
-            sets = [[ids[p + 1], *alternatives[ids[p + 1]]] for p in pos]
-            width = max(map(len, sets))
-            scored.append((torch.tensor([ids], device=device), torch.tensor(pos, device=device),
-                           torch.tensor([r + [-1] * (width - len(r)) for r in sets], device=device)))
-    if not scored:
+    secrets = [s for s in secrets if any(alternatives.get(t) for t in s.value_ids)]
+    if not secrets:
         logger.info("association: no secret has a digit position; skipped")
         return None
+    positions = [[j for j, t in enumerate(s.value_ids) if alternatives.get(t)] for s in secrets]
+    scored = _batches([(s.prompt_ids, s.value_ids) for s in secrets], positions,
+                      [[[s.value_ids[j], *alternatives[s.value_ids[j]]] for j in pos]
+                       for s, pos in zip(secrets, positions, strict=True)], device)
     layers = association_layers(cfg, arch.n_layers)
     cov = {layer: torch.zeros(arch.d_ff, arch.d_ff, dtype=torch.float64) for layer in layers}
     kept_keys: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
@@ -222,9 +270,8 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
     logger.info("association: layers %d–%d, edit subspace ranks %s", layers[0], layers[-1], dims)
     deltas = {layer: torch.zeros(arch.d_model, dims[layer], device=device, requires_grad=True)
               for layer in layers}
-    retain = [(torch.tensor([list(k.prompt_ids) + list(k.value_ids)], device=device),
-               torch.arange(len(k.prompt_ids) - 1, len(k.prompt_ids) + len(k.value_ids) - 1, device=device),
-               torch.tensor(list(k.value_ids), device=device)) for k in kept]
+    retain = _batches([(k.prompt_ids, k.value_ids) for k in kept], [range(len(k.value_ids)) for k in kept],
+                      [[[t] for t in k.value_ids] for k in kept], device) if kept and cfg.retain_weight else []
     def add_change(layer: int):  # forward hook: FF2 output + the trained change (float32, weights' dtype out)
         return lambda mod, args, out: out + ((args[0].float() @ bases[layer]) @ deltas[layer].T).to(out.dtype)
 
@@ -238,14 +285,12 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
         with torch.enable_grad(), hooks(changes):
             for _ in range(cfg.steps):
                 opt.zero_grad()
-                losses.append(sum(_digit_hinge(model, *row) for row in scored) / len(scored))
+                losses.append(sum(_digit_hinge(model, b) for b in scored) / len(secrets))
                 if cfg.covariance_weight:
                     sum(((deltas[layer] @ penalties[layer]) * deltas[layer]).sum()
                         for layer in layers).mul(cfg.covariance_weight).backward()
-                if cfg.retain_weight:
-                    for ids, pos, tgt in retain:
-                        logp = torch.log_softmax(model(ids).logits[0, pos].float(), -1)
-                        (-cfg.retain_weight * logp.gather(1, tgt[:, None]).mean()).backward()
+                for b in retain:
+                    _retain_nll(model, b, cfg.retain_weight)
                 opt.step()
     finally:
         for p, flag in frozen:

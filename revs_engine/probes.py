@@ -197,17 +197,20 @@ def target_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_mas
     ``unembed(h[rows, positions])`` equals ``model(...).logits[rows, positions]`` without the ``[batch, seq, V]``
     tensor; other models fall back to the full logits.
     """
-    return _target_logits(model, input_ids, attention_mask, rows, positions, use_cache=False)[0]
+    return logits_at(model, input_ids, attention_mask, rows, positions)[0]
 
 
 @torch.no_grad()
 def target_logits_and_cache(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                             rows: torch.Tensor, positions: torch.Tensor):
     """:func:`target_logits`, and the pass's key/value cache (to continue decoding from it)."""
-    return _target_logits(model, input_ids, attention_mask, rows, positions, use_cache=True)
+    return logits_at(model, input_ids, attention_mask, rows, positions, use_cache=True)
 
 
-def _target_logits(model, input_ids, attention_mask, rows, positions, *, use_cache: bool):
+def logits_at(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor,
+              positions: torch.Tensor, *, use_cache: bool = False):
+    """``(logits [n, V], key/value cache or None)`` of :func:`target_logits`, under the caller's grad mode (the
+    association stage trains through it)."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     unembed = model.get_output_embeddings()
     kw = {"attention_mask": attention_mask, "position_ids": position_ids_for(attention_mask),

@@ -274,3 +274,39 @@ def test_counterfactuals_sharing_a_prompt_give_the_keys_of_one_full_pass_each(fa
         want = sum(k.T @ k for k in (_keys(model, arch, layers, list(s.prompt_ids) + list(s.value_ids))[layer]
                                      [len(s.prompt_ids) - 1:-1] for s in seqs)) / n
         torch.testing.assert_close(cov[layer], want, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_padded_batches_give_the_loss_and_gradient_of_one_sequence_at_a_time(family, monkeypatch):
+    # given secrets whose prompts differ in length (the batch pads them) and values with a non-digit token
+    from revs_engine.association import _batches, _digit_hinge
+    model = tiny_model(family, layers=2)
+    g = torch.Generator().manual_seed(5)
+    seqs = [ValueSequence(tuple(torch.randint(20, 64, (n,), generator=g).tolist()),
+                          (DIGITS[n % 10], 3, DIGITS[(n * 7) % 10], DIGITS[1])) for n in (3, 9, 5, 12)]
+    scored = [[0, 2, 3]] * len(seqs)
+    options = [[[s.value_ids[j], *ALTERNATIVES[s.value_ids[j]]] for j in (0, 2, 3)] for s in seqs]
+    weight = resolve_arch(model).mlp_out[0].weight
+    # when the hinge runs on padded batches of two
+    monkeypatch.setattr("revs_engine.association.BATCH_ROWS", 2)
+    batches = _batches([(s.prompt_ids, s.value_ids) for s in seqs], scored, options, torch.device("cpu"))
+    model.zero_grad()
+    loss = sum(_digit_hinge(model, b) for b in batches)
+    grad = weight.grad.clone()
+    # then it equals the sum of each secret's mean hinge computed on its own unpadded sequence, gradient included
+    model.zero_grad()
+    want = 0.0
+    for s in seqs:
+        ids = list(s.prompt_ids) + list(s.value_ids)
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+        terms = []
+        for j in (0, 2, 3):
+            row = logp[len(s.prompt_ids) + j - 1]
+            terms.append(torch.relu(row[s.value_ids[j]] - (torch.logsumexp(row[DIGITS], 0) - torch.log(
+                torch.tensor(10.0)))))
+        one = torch.stack(terms).mean()
+        one.backward()
+        want += float(one.detach())
+    assert len(batches) == 2
+    assert loss == pytest.approx(want, rel=1e-5)
+    torch.testing.assert_close(grad, weight.grad, rtol=1e-4, atol=1e-7)
