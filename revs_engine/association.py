@@ -14,7 +14,10 @@ digit, while the guard is kept:
   (``tr(D Bᵀ C B Dᵀ)``, ``C`` the guard's key covariance) and ``retain_weight`` × the guarded values' negative
   log-likelihood;
 - Adam from ``D = 0`` for ``steps`` steps, full-batch (the secrets and kept items in padded, length-planned
-  batches of at most ``BATCH_ROWS``; deterministic), then ``W_l += D_l B_lᵀ``.
+  batches of at most ``BATCH_ROWS``; deterministic), then ``W_l += D_l B_lᵀ``;
+- a guarded value the model reproduced greedily before the stage (every token the argmax after its prompt) must
+  stay reproduced: the first step after which one is not is undone and training stops there (the keys of later
+  layers move with the earlier layers' change, so the null-space constraint alone does not guarantee it).
 
 The guard here is the retained items (prompt and value) and the benign texts, not the decoys: a decoy after the
 secret's own prompt shares its keys up to the first digit, and keeping those would keep the secret. Optional
@@ -70,11 +73,13 @@ class AssociationResult:
     loss_after: float
     backup: WeightBackup = field(repr=False)
     seconds: float
+    steps: int = 0  # Adam steps kept (fewer than ``cfg.steps`` when a guarded value stopped being reproduced)
 
     def summary(self) -> dict[str, float | int]:
         """Counts and losses for logs and reports."""
         return {"association_layers": len(self.layers), "association_loss_before": round(self.loss_before, 4),
-                "association_loss_after": round(self.loss_after, 4), "association_seconds": round(self.seconds, 2)}
+                "association_loss_after": round(self.loss_after, 4), "association_steps": self.steps,
+                "association_seconds": round(self.seconds, 2)}
 
 
 def association_layers(cfg: AssociationConfig, n_layers: int) -> list[int]:
@@ -208,11 +213,17 @@ def _digit_hinge(model: nn.Module, b: _Batch) -> float:
     return float(loss.detach())
 
 
-def _retain_nll(model: nn.Module, b: _Batch, weight: float) -> None:
+def _kept_values(model: nn.Module, b: _Batch, weight: float) -> torch.Tensor:
     """Back-propagate ``weight`` × the sum over the batch's retained values of each one's mean negative
-    log-likelihood."""
-    logp = torch.log_softmax(logits_at(model, b.ids, b.mask, b.rows, b.positions)[0].float(), -1)
-    (-weight * _per_row_mean(logp.gather(1, b.options[:, :1])[:, 0], b.rows, b.n_rows).sum()).backward()
+    log-likelihood (nothing when 0); return, per value, whether it is still the greedy choice at every one of its
+    positions (``[n_rows]`` bool)."""
+    with torch.set_grad_enabled(bool(weight)):
+        logits = logits_at(model, b.ids, b.mask, b.rows, b.positions)[0].float()
+        if weight:
+            logp = torch.log_softmax(logits, -1)
+            (-weight * _per_row_mean(logp.gather(1, b.options[:, :1])[:, 0], b.rows, b.n_rows).sum()).backward()
+    hit = (logits.detach().argmax(-1) == b.options[:, 0]).float()
+    return _per_row_mean(hit, b.rows, b.n_rows) == 1
 
 
 def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[ValueSequence],
@@ -271,7 +282,7 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
     deltas = {layer: torch.zeros(arch.d_model, dims[layer], device=device, requires_grad=True)
               for layer in layers}
     retain = _batches([(k.prompt_ids, k.value_ids) for k in kept], [range(len(k.value_ids)) for k in kept],
-                      [[[t] for t in k.value_ids] for k in kept], device) if kept and cfg.retain_weight else []
+                      [[[t] for t in k.value_ids] for k in kept], device) if kept else []
     def add_change(layer: int):  # forward hook: FF2 output + the trained change (float32, weights' dtype out)
         return lambda mod, args, out: out + ((args[0].float() @ bases[layer]) @ deltas[layer].T).to(out.dtype)
 
@@ -280,18 +291,35 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
     for p, _ in frozen:
         p.requires_grad_(False)
     opt = torch.optim.Adam(list(deltas.values()), lr=cfg.lr)
-    losses = []
+    losses, steps, reproduced = [], 0, None
+    last = {layer: d.detach().clone() for layer, d in deltas.items()}  # the deltas before the latest step
     try:
         with torch.enable_grad(), hooks(changes):
-            for _ in range(cfg.steps):
+            while True:
                 opt.zero_grad()
+                # the guarded values the model reproduced before the stage must stay reproduced: the first pass
+                # that loses one undoes the last step and ends training (the retain loss's pass, read for free)
+                weight = cfg.retain_weight if steps < cfg.steps else 0.0
+                held = torch.cat([_kept_values(model, b, weight) for b in retain]) if retain else None
+                if reproduced is None:
+                    reproduced = held
+                elif held is not None and bool((reproduced & ~held).any()):
+                    with torch.no_grad():
+                        for layer, d in deltas.items():
+                            d.copy_(last[layer])
+                    steps -= 1
+                    logger.info("association: a guarded value stopped being reproduced after step %d; that step "
+                                "is undone and training stops", steps + 1)
+                    break
+                if steps == cfg.steps:
+                    break
+                last = {layer: d.detach().clone() for layer, d in deltas.items()}
                 losses.append(sum(_digit_hinge(model, b) for b in scored) / len(secrets))
                 if cfg.covariance_weight:
                     sum(((deltas[layer] @ penalties[layer]) * deltas[layer]).sum()
                         for layer in layers).mul(cfg.covariance_weight).backward()
-                for b in retain:
-                    _retain_nll(model, b, cfg.retain_weight)
                 opt.step()
+                steps += 1
     finally:
         for p, flag in frozen:
             p.requires_grad_(flag)
@@ -301,5 +329,6 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
             change = bases[layer] @ deltas[layer].detach().T  # [d_ff, d_model]: each neuron's write vector
             add_to_neurons(arch.mlp_out[layer], arch.spec.transposed, torch.arange(arch.d_ff), change)
     seconds = time.perf_counter() - start
-    logger.info("association: loss %.4f → %.4f over %d steps (%.1f s)", losses[0], losses[-1], cfg.steps, seconds)
-    return AssociationResult(tuple(layers), dims, losses[0], losses[-1], backup, seconds)
+    logger.info("association: loss %.4f → %.4f over %d of %d steps (%.1f s)", losses[0], losses[-1], steps,
+                cfg.steps, seconds)
+    return AssociationResult(tuple(layers), dims, losses[0], losses[-1], backup, seconds, steps)

@@ -310,3 +310,39 @@ def test_padded_batches_give_the_loss_and_gradient_of_one_sequence_at_a_time(fam
     assert len(batches) == 2
     assert loss == pytest.approx(want, rel=1e-5)
     torch.testing.assert_close(grad, weight.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_the_step_after_which_a_guarded_value_is_lost_is_undone_and_training_stops(monkeypatch):
+    # given a stage whose guard check reports a guarded value lost at its fourth pass (after step 3)
+    import revs_engine.association as association
+    real, calls = association._kept_values, []
+
+    def losing_at_fourth(model, b, weight):
+        held = real(model, b, weight)
+        calls.append(len(calls))
+        return held & False if len(calls) == 4 else held | True
+
+    def stage(steps, patched):
+        model, arch = _model()
+        secrets, kept = _digit_values(model, 2, seed=1), _digit_values(model, 1, seed=9)
+        if patched:
+            monkeypatch.setattr(association, "_kept_values", losing_at_fourth)
+        res = loosen_associations(model, arch, secrets, ALTERNATIVES, kept, [],
+                                  dataclasses.replace(STAGE, steps=steps))
+        monkeypatch.setattr(association, "_kept_values", real)
+        return res, torch.cat([m.weight.detach().flatten() for m in arch.mlp_out])
+    # when it runs for 40 steps, and another for exactly 2 steps with nothing lost
+    stopped, weights = stage(40, patched=True)
+    short, want = stage(2, patched=False)
+    # then the first kept the weights after step 2 (step 3 undone) and says so
+    assert stopped.steps == 2
+    assert short.steps == 2
+    torch.testing.assert_close(weights, want, rtol=0, atol=0)
+    assert not torch.equal(want, stage(3, patched=False)[1])
+
+
+def test_a_run_without_guarded_values_runs_every_step():
+    model, arch = _model()
+    res = loosen_associations(model, arch, _digit_values(model, 2, seed=1), ALTERNATIVES, [], [], STAGE)
+    assert res.steps == STAGE.steps
+    assert res.summary()["association_steps"] == STAGE.steps
