@@ -165,8 +165,8 @@ def edit_subspace(cov: torch.Tensor, kept_keys: torch.Tensor | None, tau: float)
 @dataclass(frozen=True)
 class _Batch:
     """One padded batch of sequences for the stage's losses: ids, mask, the ``(row, position)`` of each scored
-    prediction, its owner row and, per scored prediction, its option set (the true token, then its alternatives,
-    padded with −1; the hinge) or its target token (the retained values' likelihood)."""
+    prediction (its row is the sequence it belongs to) and its option set (the true token, then its alternatives,
+    padded with −1: the hinge; the true token alone: the retained values' likelihood)."""
 
     ids: torch.Tensor
     mask: torch.Tensor
