@@ -182,6 +182,12 @@ EXTRA = {
                          {"preset": "digits",
                           "association": {"steps": 30, "covariance_weight": 3.0, "counterfactuals": 8,
                                           "counterfactual_weight": 10.0}}),
+    # ... in layers 4–6 of 30 only (fractions 0.14–0.2): layers 7–9 carried the stage's collateral on phone seed 1
+    "association-cf10-early": ("digits + association in layers 4–6, covariance weight 3, 8 counterfactuals at "
+                               "weight 10",
+                               {"preset": "digits",
+                                "association": {"steps": 30, "covariance_weight": 3.0, "counterfactuals": 8,
+                                                "counterfactual_weight": 10.0, "layer_range": (0.14, 0.2)}}),
     "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
                             {"preset": "digits", "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
                                                                  "counterfactuals": 32}}),
