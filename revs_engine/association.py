@@ -108,20 +108,17 @@ def _shared_prompt_value_keys(model: nn.Module, arch: ModelArch, layers: Sequenc
     body = getattr(model, "base_model", model)
     store: dict[str, dict[int, torch.Tensor]] = {"neuron_act": {}}
     tail = torch.tensor([[prompt[-1], *v[:-1]] for v in values], device=device)
+    start, width = len(prompt) - 1, len(prompt) - 1 + tail.shape[1]
+    cache = None
     with torch.no_grad():
-        if len(prompt) > 1:
+        if start:
             head = torch.tensor([list(prompt[:-1])], device=device)
             cache = body(input_ids=head, use_cache=True).past_key_values
             cache.batch_repeat_interleave(len(values))
-            start, width = len(prompt) - 1, len(prompt) - 1 + tail.shape[1]
-            positions = torch.arange(start, width, device=device).expand(len(values), -1)
-            mask = torch.ones(len(values), width, dtype=torch.long, device=device)
-            with hooks(stream_hooks(arch, lambda x: x, store, list(layers))):
-                body(input_ids=tail, past_key_values=cache, use_cache=True, position_ids=positions,
-                     attention_mask=mask)
-        else:
-            with hooks(stream_hooks(arch, lambda x: x, store, list(layers))):
-                model_forward(body, tail)
+        with hooks(stream_hooks(arch, lambda x: x, store, list(layers))):
+            body(input_ids=tail, past_key_values=cache, use_cache=cache is not None,
+                 position_ids=torch.arange(start, width, device=device).expand(len(values), -1),
+                 attention_mask=torch.ones(len(values), width, dtype=torch.long, device=device))
     return {layer: act.double().cpu() for layer, act in store["neuron_act"].items()}
 
 
@@ -292,7 +289,7 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
         p.requires_grad_(False)
     opt = torch.optim.Adam(list(deltas.values()), lr=cfg.lr)
     losses, steps, reproduced = [], 0, None
-    last = {layer: d.detach().clone() for layer, d in deltas.items()}  # the deltas before the latest step
+    last: dict[int, torch.Tensor] = {}  # the deltas before the latest step (kept only when there is a check)
     try:
         with torch.enable_grad(), hooks(changes):
             while True:
@@ -313,7 +310,8 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
                     break
                 if steps == cfg.steps:
                     break
-                last = {layer: d.detach().clone() for layer, d in deltas.items()}
+                if retain:
+                    last = {layer: d.detach().clone() for layer, d in deltas.items()}
                 losses.append(sum(_digit_hinge(model, b) for b in scored) / len(secrets))
                 if cfg.covariance_weight:
                     sum(((deltas[layer] @ penalties[layer]) * deltas[layer]).sum()
