@@ -47,6 +47,9 @@ class AssociationConfig:
             span the route every person's number shares; 0: none.
         counterfactual_weight: weight of the counterfactual positions' key covariance (normalised over its own
             positions) against the rest of the guard's.
+        min_guard_fraction: the stage runs only when the guard holds at least this × ``d_ff`` positions (retained
+            items, benign texts and counterfactual values): a smaller guard's covariance leaves key directions it
+            never saw free and unpenalised. 0 runs it with any guard, an empty one included (no constraint).
     """
 
     steps: int = 0
@@ -57,15 +60,18 @@ class AssociationConfig:
     null_tau: float = 1.0
     counterfactuals: int = 0
     counterfactual_weight: float = 1.0
+    min_guard_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         lo, hi = self.layer_range
         if self.steps < 0 or self.lr <= 0 or self.covariance_weight < 0 or self.retain_weight < 0 \
-                or self.null_tau <= 0 or self.counterfactuals < 0 or self.counterfactual_weight < 0:
+                or self.null_tau <= 0 or self.counterfactuals < 0 or self.counterfactual_weight < 0 \
+                or not self.min_guard_fraction >= 0:
             raise ValueError(f"association needs steps ≥ 0, lr > 0, covariance_weight ≥ 0, retain_weight ≥ 0, "
-                             f"null_tau > 0, counterfactuals ≥ 0 and counterfactual_weight ≥ 0; got {self.steps}, "
-                             f"{self.lr}, {self.covariance_weight}, {self.retain_weight}, {self.null_tau}, "
-                             f"{self.counterfactuals}, {self.counterfactual_weight}")
+                             f"null_tau > 0, counterfactuals ≥ 0, counterfactual_weight ≥ 0 and "
+                             f"min_guard_fraction ≥ 0; got {self.steps}, {self.lr}, {self.covariance_weight}, "
+                             f"{self.retain_weight}, {self.null_tau}, {self.counterfactuals}, "
+                             f"{self.counterfactual_weight}, {self.min_guard_fraction}")
         if not 0 <= lo <= hi < 1:
             raise ValueError(f"association.layer_range must be fractions 0 ≤ first ≤ last < 1, got "
                              f"{self.layer_range!r}")

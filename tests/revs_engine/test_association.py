@@ -26,7 +26,9 @@ from tests.revs_engine.tiny import tiny_model
 
 DIGITS = list(range(10, 20))  # the tiny vocabulary's "digit" tokens
 ALTERNATIVES = {d: tuple(x for x in DIGITS if x != d) for d in DIGITS}
-STAGE = AssociationConfig(steps=40, layer_range=(0.0, 0.5), lr=1e-1, covariance_weight=0.0, retain_weight=0.0)
+# the tests' guards are a few sequences on purpose: the stage runs whatever the guard's size
+STAGE = AssociationConfig(steps=40, layer_range=(0.0, 0.5), lr=1e-1, covariance_weight=0.0, retain_weight=0.0,
+                          min_guard_fraction=0.0)
 
 
 def _model(family="llama"):
@@ -346,3 +348,23 @@ def test_a_run_without_guarded_values_runs_every_step():
     res = loosen_associations(model, arch, _digit_values(model, 2, seed=1), ALTERNATIVES, [], [], STAGE)
     assert res.steps == STAGE.steps
     assert res.summary()["association_steps"] == STAGE.steps
+
+
+@pytest.mark.parametrize(("benign_tokens", "runs"), [(47, False), (48, True)])
+def test_a_guard_that_cannot_see_every_key_direction_skips_the_stage(benign_tokens, runs):
+    # given the product's threshold (the guard must hold d_ff = 48 positions) and a benign text of n tokens
+    model, arch = _model()
+    base = weights_sha256(model)
+    cfg = dataclasses.replace(STAGE, min_guard_fraction=1.0, steps=2)
+    benign = [list(range(20, 20 + benign_tokens % 40)) + list(range(20, 20 + benign_tokens - benign_tokens % 40))]
+    # when
+    res = loosen_associations(model, arch, _digit_values(model, 2, seed=1), ALTERNATIVES, [], benign, cfg)
+    # then one position short skips it and leaves the weights alone; enough positions run it
+    assert (res is not None) == runs
+    assert (weights_sha256(model) != base) == runs
+
+
+def test_the_stage_needs_a_full_guard_by_default_and_refuses_a_negative_fraction():
+    assert AssociationConfig().min_guard_fraction == 1.0
+    with pytest.raises(ValueError, match="min_guard_fraction"):
+        AssociationConfig(min_guard_fraction=-1.0)
