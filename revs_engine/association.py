@@ -254,6 +254,13 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
     scored = _batches([(s.prompt_ids, s.value_ids) for s in secrets], positions,
                       [[[s.value_ids[j], *alternatives[s.value_ids[j]]] for j in pos]
                        for s, pos in zip(secrets, positions, strict=True)], device)
+    seen = sum(len(k.prompt_ids) + len(k.value_ids) for k in kept) + sum(map(len, benign)) \
+        + sum(len(s.value_ids) for s in counterfactual)
+    if seen < cfg.min_guard_fraction * arch.d_ff:
+        logger.info("association: the guard has %d positions, fewer than the %g × d_ff = %d it needs to see every "
+                    "key direction (those it never saw would be free and unpenalised); skipped", seen,
+                    cfg.min_guard_fraction, cfg.min_guard_fraction * arch.d_ff)
+        return None
     layers = association_layers(cfg, arch.n_layers)
     cov = {layer: torch.zeros(arch.d_ff, arch.d_ff, dtype=torch.float64) for layer in layers}
     kept_keys: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
@@ -267,12 +274,6 @@ def loosen_associations(model: nn.Module, arch: ModelArch, secrets: Sequence[Val
             if value_start is not None:
                 kept_keys[layer].append(keys[layer][value_start - 1:])
     cf_cov = _value_covariance(model, arch, layers, counterfactual)
-    seen, needed = n + sum(len(s.value_ids) for s in counterfactual), cfg.min_guard_fraction * arch.d_ff
-    if seen < needed:
-        logger.info("association: the guard has %d positions, fewer than the %d it needs to see every key "
-                    "direction (%g × d_ff; those it never saw would be free and unpenalised); skipped", seen,
-                    needed, cfg.min_guard_fraction)
-        return None
     bases, penalties = {}, {}
     for layer in layers:
         c = cov[layer] / max(n, 1) + (cfg.counterfactual_weight * cf_cov[layer] if cf_cov else 0)
