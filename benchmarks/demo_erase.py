@@ -1,13 +1,15 @@
 """The demo sweep's erase under several ``[revs]`` tables, side by side, scored by the product's audit.
 
-A finished ``revs sweep`` (``make demo``) leaves its inputs in its run directory: the findings, the probes of the
-findings it erased (``forget_probes.parquet``), the findings it erased (``forget.parquet``) and kept
-(``retain.parquet``) and its guard. For each ``[revs]`` table this re-runs the product's edit step on them
-(:func:`tasks.unlearning.unlearn`, as the sweep calls it: guard texts from the corpus) and audits the edit with the
-product's audit step (:func:`tasks.auditing.audit_model`, as the sweep calls it: erased targets at the edited
-positions, Specificity on the kept findings, perplexity on the corpus's audit half), read back with
-:func:`revs_engine.audit.verdict_metrics`. Sampled extraction and the format-aware attacks are left out
-(:data:`TRIAGE`): a triage of configurations; ``make demo`` gives the verdict.
+A finished ``revs sweep`` or deletion request (``make demo``) leaves its inputs in its run directory: the
+findings, the probes of the findings it erased (``forget_probes.parquet``), the findings it erased
+(``forget.parquet``) and kept (``retain.parquet``) and its guard — or, when the run split a memorization inventory
+(a deletion request), the inventory's guard part and the audit's retained set (``inventory_guard.parquet``,
+``inventory_audit.parquet``), which this then reads as the flow did. For each ``[revs]`` table this re-runs the
+product's edit step on them (:func:`tasks.unlearning.unlearn`, as the sweep calls it: guard texts from the
+corpus) and audits the edit with the product's audit step (:func:`tasks.auditing.audit_model`, as the sweep
+calls it: erased targets at the edited positions, Specificity on the kept findings, perplexity on the corpus's
+audit half), read back with :func:`revs_engine.audit.verdict_metrics`. Sampled extraction and the format-aware
+attacks are left out (:data:`TRIAGE`): a triage of configurations; ``make demo`` gives the verdict.
 
 Rows are grouped by masked value (never the value); the demo's policy passes at Efficacy ≥ 95 on every record,
 0 extractions and perplexity ≤ +2 %.
@@ -59,8 +61,10 @@ def run(run_dir: Path, model: str, corpus: list[Path], tables: dict[str, dict]) 
     forget = pq.read_table(run_dir / "forget.parquet", schema=FINDINGS_SCHEMA)
     preview = dict(zip(forget.column("finding_id").to_pylist(), forget.column("masked_preview").to_pylist(),
                        strict=True))
-    guard = run_dir / "guard.parquet"
-    guard = guard if guard.is_file() else None
+    # what the run's flow read: a run that split an inventory guarded with its guard part and audited Specificity
+    # on guard + held-out slice (a deletion request); otherwise the run's own guard and retained findings
+    guard = _first(run_dir, "inventory_guard.parquet", "guard.parquet")
+    retain = _first(run_dir, "inventory_audit.parquet", "retain.parquet")
     rows = []
     with tempfile.TemporaryDirectory(prefix="demo-erase-") as tmp:
         for name, table in tables.items():
@@ -71,7 +75,7 @@ def run(run_dir: Path, model: str, corpus: list[Path], tables: dict[str, dict]) 
                                         run_dir / "findings.parquet", out, table, guard, corpus)
             seconds = time.perf_counter() - t0
             audit = pq.read_table(auditing.audit_model.fn(
-                Path(model), out, run_dir / "forget.parquet", run_dir / "retain.parquet", corpus,
+                Path(model), out, run_dir / "forget.parquet", retain, corpus,
                 Path(tmp) / "audit.parquet", [K], TRIAGE, guard))
             m = verdict_metrics(audit, K)
             per_value = defaultdict(list)
@@ -90,6 +94,11 @@ def run(run_dir: Path, model: str, corpus: list[Path], tables: dict[str, dict]) 
                          "ppl_delta_pct": round(100 * (m["perplexity_after"] / m["perplexity_before"] - 1), 2)})
             shutil.rmtree(out, ignore_errors=True)
     return rows
+
+
+def _first(run_dir: Path, *names: str) -> Path | None:
+    """The first of ``names`` the run directory holds (None when it holds none)."""
+    return next((run_dir / n for n in names if (run_dir / n).is_file()), None)
 
 
 def main(argv: list[str] | None = None) -> None:
