@@ -1,4 +1,5 @@
-"""The demo sweep's erase under several ``[revs]`` tables, side by side, scored by the product's audit.
+"""The demo's erase (its sweep or its deletion request) under several ``[revs]`` tables, side by side, scored by
+the product's audit.
 
 A finished ``revs sweep`` or deletion request (``make demo``) leaves its inputs in its run directory: the
 findings, the probes of the findings it erased (``forget_probes.parquet``), the findings it erased
@@ -103,8 +104,10 @@ def _first(run_dir: Path, *names: str) -> Path | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="a finished sweep's run directory")
-    parser.add_argument("--model", default=None, help="the swept model (default: the demo's cached model)")
+    parser.add_argument("--run", type=Path, required=True,
+                        help="a finished sweep's or deletion request's run directory")
+    parser.add_argument("--model", default=None, help="the model the run started from (default: the demo's cached "
+                        "model; a request's is the version it edited)")
     parser.add_argument("--corpus", type=Path, nargs="+", default=None, help="default: REVS_HOME/demo/corpus")
     parser.add_argument("--table", action="append", default=[], metavar="NAME=JSON",
                         help="a [revs] table to compare (default: the shipped preset and the demo policy's table)")
