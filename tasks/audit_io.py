@@ -12,6 +12,7 @@ guard), :func:`benign_tail_pairs`, :func:`edited_positions` (an edit's ``targets
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -41,12 +42,30 @@ def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: in
     ``half`` = 0 or 1 keeps only the even or odd ones of those documents: the guard of an edit reads half 0
     (:data:`GUARD_HALF`), the audit half 1 (:data:`AUDIT_HALF`), so that perplexity and benign Specificity are
     measured on text the edit never saw, however small the corpus.
+
+    Documents and findings are matched by resolved file path (a corpus given through a symlink or a relative
+    path is the same corpus). Raises ValueError when there are findings and not one of their source files lies
+    in ``corpus``: a copy of the corpus elsewhere would otherwise read the documents holding them as benign text.
     """
-    used = {(s, k) for t in findings for s, k in zip(t.column("source").to_pylist(), t.column("doc_key")
-                                                      .to_pylist(), strict=True)}
+    real: dict[str, str] = {}
+
+    def resolved(source: str) -> str:
+        if source not in real:
+            real[source] = os.path.realpath(source)
+        return real[source]
+
+    used = {(resolved(s), k) for t in findings for s, k in zip(t.column("source").to_pylist(),
+                                                                 t.column("doc_key").to_pylist(), strict=True)}
+    roots = [os.path.realpath(c) for c in corpus]
+    if used and not any(s == r or s.startswith(r.rstrip(os.sep) + os.sep) for s, _ in used for r in roots):
+        first = min(s for s, _ in used)
+        raise ValueError(f"none of the findings' {len({s for s, _ in used})} source file(s) lies in the corpus "
+                         f"given ({', '.join(roots)}; first source: {first}): pass the corpus the findings were "
+                         f"scanned from, at the path they were scanned at — a copy elsewhere would read the "
+                         f"documents holding them as benign text")
     out, seen = [], 0
     for doc in iter_documents(corpus, None, IssueLog()):
-        if (doc.source, doc.doc_key) not in used and len(doc.text.split()) > BENIGN_TAIL_WORDS:
+        if (resolved(doc.source), doc.doc_key) not in used and len(doc.text.split()) > BENIGN_TAIL_WORDS:
             seen += 1
             if half is None or (seen - 1) % 2 == half:
                 out.append(doc.text)
