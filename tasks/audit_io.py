@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pii_detect.readers import IssueLog, iter_documents
+from pii_detect.readers.base import doc_sha256
 from revs_engine import probes
 from revs_engine.arch import resolve_arch
 from revs_engine.audit import AuditConfig, AuditInputs, audit, audit_units, reproduced
@@ -37,15 +38,16 @@ BENIGN_TAIL_WORDS = 2
 
 def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: int = MAX_BENIGN,
                  half: int | None = None) -> list[str]:
-    """Return up to ``limit`` corpus documents that hold none of the findings' locations (raw; memory only).
+    """Return up to ``limit`` corpus documents that hold none of the findings (raw; memory only).
 
     ``half`` = 0 or 1 keeps only the even or odd ones of those documents: the guard of an edit reads half 0
     (:data:`GUARD_HALF`), the audit half 1 (:data:`AUDIT_HALF`), so that perplexity and benign Specificity are
     measured on text the edit never saw, however small the corpus.
 
-    Documents and findings are matched by resolved file path (a corpus given through a symlink or a relative
-    path is the same corpus). Raises ValueError when there are findings and not one of their source files lies
-    in ``corpus``: a copy of the corpus elsewhere would otherwise read the documents holding them as benign text.
+    A document holds a finding when it is at the finding's location (resolved file path and document key, so a
+    corpus reached through a symlink or a relative path is the same corpus) or has the content the finding was
+    read from (``doc_sha256``, so a copy of the corpus at another path, or the same document stored twice, is
+    never read as benign text).
     """
     real: dict[str, str] = {}
 
@@ -56,21 +58,17 @@ def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: in
 
     used = {(resolved(s), k) for t in findings for s, k in zip(t.column("source").to_pylist(),
                                                                  t.column("doc_key").to_pylist(), strict=True)}
-    roots = [os.path.realpath(c) for c in corpus]
-    if used and not any(s == r or s.startswith(r.rstrip(os.sep) + os.sep) for s, _ in used for r in roots):
-        first = min(s for s, _ in used)
-        raise ValueError(f"none of the findings' {len({s for s, _ in used})} source file(s) lies in the corpus "
-                         f"given ({', '.join(roots)}; first source: {first}): pass the corpus the findings were "
-                         f"scanned from, at the path they were scanned at — a copy elsewhere would read the "
-                         f"documents holding them as benign text")
+    hashes = {h for t in findings if "doc_sha256" in t.column_names for h in t.column("doc_sha256").to_pylist()}
     out, seen = [], 0
     for doc in iter_documents(corpus, None, IssueLog()):
-        if (resolved(doc.source), doc.doc_key) not in used and len(doc.text.split()) > BENIGN_TAIL_WORDS:
-            seen += 1
-            if half is None or (seen - 1) % 2 == half:
-                out.append(doc.text)
-                if len(out) >= limit:
-                    break
+        if (resolved(doc.source), doc.doc_key) in used or len(doc.text.split()) <= BENIGN_TAIL_WORDS \
+                or (hashes and doc_sha256(doc.text) in hashes):
+            continue
+        seen += 1
+        if half is None or (seen - 1) % 2 == half:
+            out.append(doc.text)
+            if len(out) >= limit:
+                break
     return out
 
 
