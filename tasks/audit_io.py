@@ -11,6 +11,7 @@ guard), :func:`benign_tail_pairs`, :func:`edited_positions` (an edit's ``targets
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Collection, Sequence
@@ -50,13 +51,7 @@ def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: in
     read from (``doc_sha256``, so a copy of the corpus at another path, or the same document stored twice, is
     never read as benign text).
     """
-    real: dict[str, str] = {}
-
-    def resolved(source: str) -> str:
-        if source not in real:
-            real[source] = os.path.realpath(source)
-        return real[source]
-
+    resolved = functools.cache(os.path.realpath)  # a corpus's documents share a few source files
     used = {(resolved(s), k) for t in findings for s, k in zip(t.column("source").to_pylist(),
                                                                  t.column("doc_key").to_pylist(), strict=True)}
     hashes = {h for t in findings if "doc_sha256" in t.column_names for h in t.column("doc_sha256").to_pylist()}
