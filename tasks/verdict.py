@@ -228,7 +228,10 @@ def evaluate_audit(metrics: Mapping[str, Any], thresholds: AuditThresholds | Map
 
     before, after = _number(metrics.get("perplexity_before")), _number(metrics.get("perplexity_after"))
     increase = None
-    if before is None or after is None or before <= 0:
+    if before is None and after is None:
+        failures.append("perplexity: not measured — the audit had no held-out benign text (corpus documents "
+                        "holding no finding, outside the edit guard's half); add ordinary documents to the corpus")
+    elif before is None or after is None or before <= 0:
         failures.append("perplexity: perplexity_before/perplexity_after missing or not positive numbers")
     else:
         increase = 100.0 * (after - before) / before

@@ -33,7 +33,8 @@ def test_passing_metrics_pass():
     ({"efficacy": {"t1": float("nan")}}, "efficacy@100[t1]: missing or not a number"),
     ({"specificity": None}, "specificity: missing"),
     ({"exact_extractions": None}, "exact_extractions.plain: missing"),
-    ({"perplexity_before": 0}, "perplexity: "),
+    ({"perplexity_before": 0}, "perplexity: perplexity_before/perplexity_after missing or not positive"),
+    ({"perplexity_before": None, "perplexity_after": None}, "perplexity: not measured — the audit had no"),
 ])
 def test_each_criterion_fails_on_its_own(change, expected):
     verdict = evaluate_audit({**GOOD, **change}, AuditThresholds())
