@@ -41,10 +41,9 @@ def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: in
                  half: int | None = None) -> list[str]:
     """Return up to ``limit`` corpus documents that hold none of the findings (raw; memory only).
 
-    ``half`` = 0 or 1 keeps only the documents whose content hash is even or odd: the guard of an edit reads half
-    0 (:data:`GUARD_HALF`), the audit half 1 (:data:`AUDIT_HALF`), so that perplexity and benign Specificity are
-    measured on text the edit never saw, whatever findings each side leaves out (a document's half depends on its
-    text alone; counting the documents left after each side's exclusions let the halves overlap).
+    ``half`` = 0 or 1 keeps only the even or odd ones of those documents: the guard of an edit reads half 0
+    (:data:`GUARD_HALF`), the audit half 1 (:data:`AUDIT_HALF`). The halves are counted after each side's own
+    exclusions, so when the two sides leave out different findings (a deletion request) they can overlap.
 
     A document holds a finding when it is at the finding's location (resolved file path and document key, so a
     corpus reached through a symlink or a relative path is the same corpus) or has the content the finding was
@@ -55,16 +54,16 @@ def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: in
     used = {(resolved(s), k) for t in findings for s, k in zip(t.column("source").to_pylist(),
                                                                  t.column("doc_key").to_pylist(), strict=True)}
     hashes = {h for t in findings if "doc_sha256" in t.column_names for h in t.column("doc_sha256").to_pylist()}
-    out = []
+    out, seen = [], 0
     for doc in iter_documents(corpus, None, IssueLog()):
-        if (resolved(doc.source), doc.doc_key) in used or len(doc.text.split()) <= BENIGN_TAIL_WORDS:
+        if (resolved(doc.source), doc.doc_key) in used or len(doc.text.split()) <= BENIGN_TAIL_WORDS \
+                or (hashes and doc_sha256(doc.text) in hashes):
             continue
-        digest = doc_sha256(doc.text)
-        if digest in hashes or (half is not None and int(digest[:8], 16) % 2 != half):
-            continue
-        out.append(doc.text)
-        if len(out) >= limit:
-            break
+        seen += 1
+        if half is None or (seen - 1) % 2 == half:
+            out.append(doc.text)
+            if len(out) >= limit:
+                break
     return out
 
 
