@@ -41,9 +41,10 @@ def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: in
                  half: int | None = None) -> list[str]:
     """Return up to ``limit`` corpus documents that hold none of the findings (raw; memory only).
 
-    ``half`` = 0 or 1 keeps only the even or odd ones of those documents: the guard of an edit reads half 0
-    (:data:`GUARD_HALF`), the audit half 1 (:data:`AUDIT_HALF`). The halves are counted after each side's own
-    exclusions, so when the two sides leave out different findings (a deletion request) they can overlap.
+    ``half`` = 0 or 1 keeps only the documents whose content hash is even or odd: the guard of an edit reads half
+    0 (:data:`GUARD_HALF`), the audit half 1 (:data:`AUDIT_HALF`). A document's half depends on its text alone, so
+    the two never share a text, whatever findings each side leaves out and whichever files each side reads. Each
+    distinct text is returned once: a corpus that repeats a short note many times gives it one vote, not many.
 
     A document holds a finding when it is at the finding's location (resolved file path and document key, so a
     corpus reached through a symlink or a relative path is the same corpus) or has the content the finding was
@@ -54,16 +55,17 @@ def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: in
     used = {(resolved(s), k) for t in findings for s, k in zip(t.column("source").to_pylist(),
                                                                  t.column("doc_key").to_pylist(), strict=True)}
     hashes = {h for t in findings if "doc_sha256" in t.column_names for h in t.column("doc_sha256").to_pylist()}
-    out, seen = [], 0
+    out, emitted = [], set()
     for doc in iter_documents(corpus, None, IssueLog()):
-        if (resolved(doc.source), doc.doc_key) in used or len(doc.text.split()) <= BENIGN_TAIL_WORDS \
-                or (hashes and doc_sha256(doc.text) in hashes):
+        if (resolved(doc.source), doc.doc_key) in used or len(doc.text.split()) <= BENIGN_TAIL_WORDS:
             continue
-        seen += 1
-        if half is None or (seen - 1) % 2 == half:
-            out.append(doc.text)
-            if len(out) >= limit:
-                break
+        digest = doc_sha256(doc.text)
+        if digest in hashes or digest in emitted or (half is not None and int(digest[:8], 16) % 2 != half):
+            continue
+        emitted.add(digest)
+        out.append(doc.text)
+        if len(out) >= limit:
+            break
     return out
 
 

@@ -30,8 +30,10 @@ DOCS = (
 #: A tiny vocabulary makes rank windows coarse: fractions chosen for V≈300 (see tests/revs_engine/test_revs.py).
 #: Measured on this world (tests/flows), values tokenised as in their documents (tasks.probing_io.split_finding):
 #: 10 neurons on the SSNs' 2 rarest tokens give Efficacy@5 100 / Specificity 100 (20 neurons: Specificity 0,
-#: 5: Efficacy 20); a subject's name + email take 3 tokens each and 8 neurons (Jane after the sweep: Efficacy@5
-#: 60 / Specificity 100; Mark: 100 / 100; 10 neurons broke Jane's Specificity, 2 tokens left Mark extractable).
+#: 5: Efficacy 20); a subject's name + email take 3 tokens each and 9 neurons (8 left one of Jane's values
+#: extractable when her request ran on the model Mark's request had edited, with the guard's benign half chosen by
+#: content hash; 9 and 10 passed both orders; earlier, 10 broke Jane's Specificity after the sweep and 2 tokens
+#: left Mark extractable).
 REVS_WINDOWS = """
 [revs]
 act_top_k = 96
@@ -40,7 +42,7 @@ mlp_rank_window = [0.1, 0.9]
 residual_rank_window = [0.3, 0.6]
 """
 SWEEP_REVS = REVS_WINDOWS + "n_neurons = 10\n\n[revs.targets]\nmax_tokens = 2\n"
-REQUEST_REVS = REVS_WINDOWS + "n_neurons = 8\n\n[revs.targets]\nmax_tokens = 3\n"
+REQUEST_REVS = REVS_WINDOWS + "n_neurons = 9\n\n[revs.targets]\nmax_tokens = 3\n"
 
 #: Lenient for a 2-layer random model: its inventory's held-out slice is one or two values, and an erasure breaks
 #: one of them about as often as not (Mark's request on v1: 0 of 1), so no unseen-Specificity minimum here; the

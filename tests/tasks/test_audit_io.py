@@ -13,14 +13,48 @@ def test_the_audit_measures_benign_text_the_guard_never_saw(tmp_path):
     found = pa.table({"source": [str(tmp_path / "doc-1.txt")], "doc_key": ["file"]})
     everything = benign_texts([tmp_path], [found], limit=100)
     # when the guard and the audit read their halves
-    guard = benign_texts([tmp_path], [found], limit=2, half=0)
+    guard = benign_texts([tmp_path], [found], limit=100, half=0)
     audit = benign_texts([tmp_path], [found], limit=100, half=1)
-    # then the document with a finding is in neither, and the two never overlap
+    # then the document with a finding is in neither, the two never overlap and together they are everything
     assert len(everything) == 7
     assert not any("number 1 " in t for t in everything)
-    assert guard == everything[0:4:2]
-    assert audit == everything[1::2]
+    assert guard and audit
     assert not set(guard) & set(audit)
+    assert sorted(guard + audit) == sorted(everything)
+    assert benign_texts([tmp_path], [found], limit=1, half=0) == guard[:1]
+
+
+def test_the_halves_stay_apart_when_the_guard_and_the_audit_leave_out_different_findings(tmp_path):
+    # given forty documents; the edit's guard leaves out the ones with the request's findings (documents 0-9),
+    # the audit only those with the findings it audits (documents 0-4): a deletion request's two sides
+    for i in range(40):
+        (tmp_path / f"doc-{i:02d}.txt").write_text(f"plain note number {i} about the weekly meeting\n")
+
+    def findings(n):
+        return pa.table({"source": [str(tmp_path / f"doc-{i:02d}.txt") for i in range(n)],
+                         "doc_key": ["file"] * n})
+    # when each reads its half (counting the documents each side had left made the halves overlap)
+    guard = benign_texts([tmp_path], [findings(10)], limit=100, half=0)
+    audit = benign_texts([tmp_path], [findings(5)], limit=100, half=1)
+    # then the audit never measures a text the guard held, even reading only some of the files
+    assert guard and audit
+    assert not set(guard) & set(audit)
+    some = benign_texts([tmp_path / f"doc-{i:02d}.txt" for i in range(20, 40, 3)], [findings(5)], limit=100, half=1)
+    assert some and not set(guard) & set(some)
+
+
+def test_a_text_the_corpus_repeats_is_counted_once(tmp_path):
+    # given a short note stored thirty times and three other documents
+    for i in range(30):
+        (tmp_path / f"copy-{i:02d}.txt").write_text("call the office about the weekly meeting\n")
+    for i in range(3):
+        (tmp_path / f"doc-{i}.txt").write_text(f"plain note number {i} about the weekly meeting\n")
+    none = pa.table({"source": pa.array([], pa.string()), "doc_key": pa.array([], pa.string())})
+    # when the benign texts are read
+    texts = benign_texts([tmp_path], [none], limit=100)
+    # then the note is there once, next to the others
+    assert len(texts) == 4
+    assert texts.count("call the office about the weekly meeting\n") == 1
 
 
 def _corpus(root):
