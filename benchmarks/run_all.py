@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 BENCHMARKS = ("scan_bench", "probe_bench", "revs_bench", "audit_bench", "scale_bench", "incremental_bench",
-              "demo_seeds")
+              "demo_seeds", "perplexity_sample")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

@@ -32,14 +32,17 @@ from tasks.format_hints import EmailHints, email_hints
 from tasks.progress import StepProgress
 
 logger = logging.getLogger(__name__)
-MAX_BENIGN = 64
+#: The audit's benign sample: up to this many texts and words (the perplexity check's 2 % threshold needs
+#: thousands of tokens; 64 short notes, about 1,200 tokens, moved an edit's measured change by ±2 points).
+MAX_BENIGN, MAX_BENIGN_WORDS = 256, 4096
 GUARD_HALF, AUDIT_HALF = 0, 1  # the guard and the audit read disjoint halves of the benign documents
 BENIGN_TAIL_WORDS = 2
 
 
 def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: int = MAX_BENIGN,
-                 half: int | None = None) -> list[str]:
-    """Return up to ``limit`` corpus documents that hold none of the findings (raw; memory only).
+                 half: int | None = None, max_words: int | None = None) -> list[str]:
+    """Return up to ``limit`` corpus documents that hold none of the findings (raw; memory only), stopping once
+    they hold ``max_words`` words (None: no word budget).
 
     ``half`` = 0 or 1 keeps only the documents whose content hash is even or odd: the guard of an edit reads half
     0 (:data:`GUARD_HALF`), the audit half 1 (:data:`AUDIT_HALF`). A document's half depends on its text alone, so
@@ -55,16 +58,18 @@ def benign_texts(corpus: Sequence[Path], findings: Sequence[pa.Table], limit: in
     used = {(resolved(s), k) for t in findings for s, k in zip(t.column("source").to_pylist(),
                                                                  t.column("doc_key").to_pylist(), strict=True)}
     hashes = {h for t in findings if "doc_sha256" in t.column_names for h in t.column("doc_sha256").to_pylist()}
-    out, emitted = [], set()
+    out, emitted, words = [], set(), 0
     for doc in iter_documents(corpus, None, IssueLog()):
-        if (resolved(doc.source), doc.doc_key) in used or len(doc.text.split()) <= BENIGN_TAIL_WORDS:
+        n_words = len(doc.text.split())
+        if (resolved(doc.source), doc.doc_key) in used or n_words <= BENIGN_TAIL_WORDS:
             continue
         digest = doc_sha256(doc.text)
         if digest in hashes or digest in emitted or (half is not None and int(digest[:8], 16) % 2 != half):
             continue
         emitted.add(digest)
         out.append(doc.text)
-        if len(out) >= limit:
+        words += n_words
+        if len(out) >= limit or (max_words is not None and words >= max_words):
             break
     return out
 

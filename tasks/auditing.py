@@ -40,7 +40,8 @@ def audit_model(before_dir: Path, after_dir: Path, forget: Path, retain: Path, c
     from revs_engine.audit_formats import FormatAuditConfig
 
     forget_t, retain_t = _io.read_table(forget, FINDINGS_SCHEMA), _io.read_table(retain, FINDINGS_SCHEMA)
-    benign = audit_io.benign_texts(corpus, [forget_t, retain_t], half=audit_io.AUDIT_HALF)  # not the guard's
+    benign = audit_io.benign_texts(corpus, [forget_t, retain_t], half=audit_io.AUDIT_HALF,  # not the guard's
+                                   max_words=audit_io.MAX_BENIGN_WORDS)
     held = _io.read_table(guarded, FINDINGS_SCHEMA).column("finding_id").to_pylist()[:GUARD_ITEMS] \
         if guarded else ()
     settings = dict(settings or {})

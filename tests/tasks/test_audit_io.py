@@ -18,7 +18,8 @@ def test_the_audit_measures_benign_text_the_guard_never_saw(tmp_path):
     # then the document with a finding is in neither, the two never overlap and together they are everything
     assert len(everything) == 7
     assert not any("number 1 " in t for t in everything)
-    assert guard and audit
+    assert guard
+    assert audit
     assert not set(guard) & set(audit)
     assert sorted(guard + audit) == sorted(everything)
     assert benign_texts([tmp_path], [found], limit=1, half=0) == guard[:1]
@@ -37,10 +38,13 @@ def test_the_halves_stay_apart_when_the_guard_and_the_audit_leave_out_different_
     guard = benign_texts([tmp_path], [findings(10)], limit=100, half=0)
     audit = benign_texts([tmp_path], [findings(5)], limit=100, half=1)
     # then the audit never measures a text the guard held, even reading only some of the files
-    assert guard and audit
+    assert guard
+    assert audit
     assert not set(guard) & set(audit)
-    some = benign_texts([tmp_path / f"doc-{i:02d}.txt" for i in range(20, 40, 3)], [findings(5)], limit=100, half=1)
-    assert some and not set(guard) & set(some)
+    files = [tmp_path / f"doc-{i:02d}.txt" for i in range(20, 40, 3)]
+    some = benign_texts(files, [findings(5)], limit=100, half=1)
+    assert some
+    assert not set(guard) & set(some)
 
 
 def test_a_text_the_corpus_repeats_is_counted_once(tmp_path):
@@ -88,3 +92,15 @@ def test_a_copy_of_the_corpus_elsewhere_still_leaves_out_the_documents_with_find
     # then the copy of the document holding the finding is not benign either (it has the finding's content)
     assert len(texts) == 3
     assert not any("number 1 " in t for t in texts)
+
+
+def test_the_audit_sample_stops_at_its_word_budget(tmp_path):
+    # given twenty documents of eight words each
+    for i in range(20):
+        (tmp_path / f"doc-{i:02d}.txt").write_text(f"plain note number {i} about the weekly meeting\n")
+    none = pa.table({"source": pa.array([], pa.string()), "doc_key": pa.array([], pa.string())})
+    # when the texts are read with a budget of 20 words
+    texts = benign_texts([tmp_path], [none], limit=100, max_words=20)
+    # then reading stops at the first text that reaches it (three texts: 24 words)
+    assert len(texts) == 3
+    assert texts == benign_texts([tmp_path], [none], limit=100)[:3]

@@ -1,0 +1,121 @@
+"""How much the audit's perplexity sample moves an edit's measured change: the demo's edits scored on their whole
+audit half against the sample the audit reads.
+
+For every audited run of the workspace (``REVS_HOME``) on a demo model (``make demo``: the sweep and the request;
+``python -m benchmarks.demo_seeds``: each seed's sweep), the audit's benign texts are read as the audit reads them
+(:func:`tasks.audit_io.benign_texts`, the audit's half, the run's forgotten and retained findings left out) but
+without a limit, and each text's perplexity is measured on the run's model before and after the edit
+(:func:`revs_engine.metrics.perplexity`, one text at a time). Reported: the change of the pooled perplexity on the
+audit's own sample (:data:`~tasks.audit_io.MAX_BENIGN` texts, :data:`~tasks.audit_io.MAX_BENIGN_WORDS` words), on
+the first 64 texts (the audit's sample until 2026-12-05), on every text, and over random 64-text draws.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from revs_engine.metrics import perplexity
+from tasks._models import load_cached
+from tasks._workspace import workspace_root
+from tasks.audit_io import AUDIT_HALF, MAX_BENIGN, MAX_BENIGN_WORDS, benign_texts
+
+#: Texts per draw in the random-draw column: the size of the audit's sample until 2026-12-05.
+OLD_SAMPLE = 64
+
+
+def demo_corpus(home: Path, model_name: str) -> Path | None:
+    """The corpus a demo model's runs read: ``make demo``'s, or a demo_seeds seed's (None for other models)."""
+    if model_name.startswith("smollm2-135m-demo-"):
+        return home / "demo" / "corpus"
+    if model_name.startswith("demo-seed"):
+        return home / "demo-seeds" / model_name.split("-")[1] / "corpus"
+    return None
+
+
+def audited_runs(home: Path) -> list[tuple[str, dict, Path, Path]]:
+    """``(label, model record, run dir, corpus)`` of every audited run on a demo model, oldest first."""
+    out = []
+    for data in sorted((home / "runs").glob("*/report_data.json"), key=lambda p: p.stat().st_mtime):
+        report = json.loads(data.read_text(encoding="utf-8"))
+        model = report["model"]
+        corpus = demo_corpus(home, model["name"])
+        if corpus is None or not corpus.is_dir() or not (data.parent / "forget.parquet").is_file():
+            continue
+        out.append((f"{model['name']} v{model['base_version']}→v{model['new_version']} ({report['kind']})", model,
+                    data.parent, corpus))
+    return out
+
+
+def per_text(model_dir: Path, texts: list[list[int]]) -> list[tuple[float, int]]:
+    """``(summed NLL, predicted tokens)`` of each text on the model at ``model_dir``."""
+    lm = load_cached(model_dir)
+    out = []
+    for ids in texts:
+        r = perplexity(lm.model, [ids])
+        out.append((r.mean_nll * r.n_tokens, r.n_tokens))
+    return out
+
+
+def change(before: list[tuple[float, int]], after: list[tuple[float, int]], idx: list[int]) -> float:
+    """Relative change (%) of the pooled perplexity over texts ``idx``."""
+    n = sum(before[i][1] for i in idx)
+    return 100 * (math.exp(sum(after[i][0] - before[i][0] for i in idx) / n) - 1)
+
+
+def measure(home: Path, model: dict, run: Path, corpus: Path, draws: int, seed: int) -> dict:
+    """One row: the run's edit scored on the audit's sample, the old sample, every text and random draws."""
+    forget, retain = pq.read_table(run / "forget.parquet"), pq.read_table(run / "retain.parquet")
+    every = benign_texts([corpus], [forget, retain], limit=10 ** 9, half=AUDIT_HALF)
+    sample = benign_texts([corpus], [forget, retain], half=AUDIT_HALF, max_words=MAX_BENIGN_WORDS)
+    versions = home / "models" / model["name"]
+    tok = load_cached(versions / f"v{model['base_version']}").tokenizer
+    ids = [tok(t)["input_ids"] for t in every]
+    keep = [i for i, s in enumerate(ids) if len(s) >= 2]
+    before = per_text(versions / f"v{model['base_version']}", ids)
+    after = per_text(versions / f"v{model['new_version']}", ids)
+    rng = random.Random(seed)
+    spread = sorted(change(before, after, rng.sample(keep, min(OLD_SAMPLE, len(keep)))) for _ in range(draws))
+    pct = lambda q: spread[min(len(spread) - 1, int(q * len(spread)))]  # noqa: E731
+    return {"texts": len(keep), "tokens": sum(before[i][1] for i in keep),
+            "sample": change(before, after, [i for i in keep if i < len(sample)]), "sample_texts": len(sample),
+            "first64": change(before, after, [i for i in keep if i < OLD_SAMPLE]),
+            "all": change(before, after, keep),
+            "p5": pct(0.05), "p50": pct(0.5), "p95": pct(0.95)}
+
+
+def markdown(rows: list[tuple[str, dict]], draws: int) -> str:
+    lines = [f"| edit | texts in the audit half (tokens) | the audit's sample (≤ {MAX_BENIGN} texts, "
+             f"{MAX_BENIGN_WORDS} words) | first {OLD_SAMPLE} | all | {draws} random draws of {OLD_SAMPLE}: "
+             "p5 / p50 / p95 |", "|---|---|---|---|---|---|"]
+    for label, r in rows:
+        lines.append(f"| {label} | {r['texts']} ({r['tokens']:,}) | {r['sample']:+.2f} % "
+                     f"({r['sample_texts']} texts) | {r['first64']:+.2f} % | {r['all']:+.2f} % | "
+                     f"{r['p5']:+.2f} / {r['p50']:+.2f} / {r['p95']:+.2f} % |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="the first audited run only")
+    args = parser.parse_args(argv)
+    home = workspace_root()
+    runs = audited_runs(home)[:1 if args.quick else None]
+    if not runs:
+        return f"No audited run on a demo model in {home}: run `make demo` (or benchmarks.demo_seeds) first.\n"
+    rows = []
+    for label, model, run, corpus in runs:
+        rows.append((label, measure(home, model, run, corpus, args.draws, args.seed)))
+        print(label, json.dumps(rows[-1][1]), flush=True)
+    return markdown(rows, args.draws)
+
+
+if __name__ == "__main__":
+    print(main())
