@@ -3,7 +3,7 @@ audit half against the sample the audit reads.
 
 For every audited run of the workspace (``REVS_HOME``) on a demo model (``make demo``: the sweep and the request;
 ``python -m benchmarks.demo_seeds``: each seed's sweep), the audit's benign texts are read as the audit reads them
-(:func:`tasks.audit_io.benign_texts`, the audit's half, the run's forgotten and retained findings left out) but
+(:func:`tasks.audit_io.benign_texts`, the audit's half, the findings the run's audit read left out) but
 without a limit, and each text's perplexity is measured on the run's model before and after the edit
 (:func:`revs_engine.metrics.perplexity`, one text at a time). Reported: the change of the pooled perplexity on the
 audit's own sample (:data:`~tasks.audit_io.MAX_BENIGN` texts, :data:`~tasks.audit_io.MAX_BENIGN_WORDS` words), on
@@ -24,6 +24,7 @@ from revs_engine.metrics import perplexity
 from tasks._models import load_cached
 from tasks._workspace import workspace_root
 from tasks.audit_io import AUDIT_HALF, MAX_BENIGN, MAX_BENIGN_WORDS, benign_texts
+from tasks.probing_io import encoder
 
 #: Texts per draw in the random-draw column: the size of the audit's sample until 2026-12-05.
 OLD_SAMPLE = 64
@@ -70,12 +71,16 @@ def change(before: list[tuple[float, int]], after: list[tuple[float, int]], idx:
 
 def measure(home: Path, model: dict, run: Path, corpus: Path, draws: int, seed: int) -> dict:
     """One row: the run's edit scored on the audit's sample, the old sample, every text and random draws."""
-    forget, retain = pq.read_table(run / "forget.parquet"), pq.read_table(run / "retain.parquet")
+    # what the flow's audit leaves out: the forgotten findings and the retained ones it audits (the inventory's
+    # guard + held-out slices when the run split an inventory, else every retained finding)
+    audited = run / "inventory_audit.parquet"
+    forget = pq.read_table(run / "forget.parquet")
+    retain = pq.read_table(audited if audited.is_file() else run / "retain.parquet")
     every = benign_texts([corpus], [forget, retain], limit=10 ** 9, half=AUDIT_HALF)
     sample = benign_texts([corpus], [forget, retain], half=AUDIT_HALF, max_words=MAX_BENIGN_WORDS)
     versions = home / "models" / model["name"]
-    tok = load_cached(versions / f"v{model['base_version']}").tokenizer
-    ids = [tok(t)["input_ids"] for t in every]
+    encode = encoder(load_cached(versions / f"v{model['base_version']}").tokenizer)  # as the audit encodes
+    ids = [encode(t) for t in every]
     keep = [i for i, s in enumerate(ids) if len(s) >= 2]
     before = per_text(versions / f"v{model['base_version']}", ids)
     after = per_text(versions / f"v{model['new_version']}", ids)
