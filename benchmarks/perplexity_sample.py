@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from revs_engine.loading import load_model
 from revs_engine.metrics import perplexity
-from tasks._models import load_cached
-from tasks._workspace import workspace_root
 from tasks.audit_io import AUDIT_HALF, MAX_BENIGN, MAX_BENIGN_WORDS, benign_texts
 from tasks.probing_io import encoder
 
@@ -53,12 +53,14 @@ def audited_runs(home: Path) -> list[tuple[str, dict, Path, Path]]:
     return out
 
 
-def per_text(model_dir: Path, texts: list[list[int]]) -> list[tuple[float, int]]:
-    """``(summed NLL, predicted tokens)`` of each text on the model at ``model_dir``."""
-    lm = load_cached(model_dir)
+def per_text(model, texts: list[list[int]]) -> list[tuple[float, int]]:
+    """``(summed NLL, predicted tokens)`` of each text on ``model`` (``(0, 0)`` for a text under two tokens)."""
     out = []
     for ids in texts:
-        r = perplexity(lm.model, [ids])
+        if len(ids) < 2:
+            out.append((0.0, 0))
+            continue
+        r = perplexity(model, [ids])
         out.append((r.mean_nll * r.n_tokens, r.n_tokens))
     return out
 
@@ -79,11 +81,13 @@ def measure(home: Path, model: dict, run: Path, corpus: Path, draws: int, seed: 
     every = benign_texts([corpus], [forget, retain], limit=10 ** 9, half=AUDIT_HALF)
     sample = benign_texts([corpus], [forget, retain], half=AUDIT_HALF, max_words=MAX_BENIGN_WORDS)
     versions = home / "models" / model["name"]
-    encode = encoder(load_cached(versions / f"v{model['base_version']}").tokenizer)  # as the audit encodes
+    base, edited = (versions / f"v{model[k]}" for k in ("base_version", "new_version"))
+    unedited = load_model(base, cache_dir=base)  # a directory: nothing to materialize
+    encode = encoder(unedited.tokenizer)  # as the audit encodes
     ids = [encode(t) for t in every]
     keep = [i for i, s in enumerate(ids) if len(s) >= 2]
-    before = per_text(versions / f"v{model['base_version']}", ids)
-    after = per_text(versions / f"v{model['new_version']}", ids)
+    before = per_text(unedited.model, ids)
+    after = per_text(load_model(edited, cache_dir=edited).model, ids)
     rng = random.Random(seed)
     spread = sorted(change(before, after, rng.sample(keep, min(OLD_SAMPLE, len(keep)))) for _ in range(draws))
     pct = lambda q: spread[min(len(spread) - 1, int(q * len(spread)))]  # noqa: E731
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="the first audited run only")
     args = parser.parse_args(argv)
-    home = workspace_root()
+    home = Path(os.environ.get("REVS_HOME", ".revs")).resolve()  # the workspace, as the product resolves it
     runs = audited_runs(home)[:1 if args.quick else None]
     if not runs:
         return f"No audited run on a demo model in {home}: run `make demo` (or benchmarks.demo_seeds) first.\n"
