@@ -8,6 +8,10 @@ without a limit, and each text's perplexity is measured on the run's model befor
 (:func:`revs_engine.metrics.perplexity`, one text at a time). Reported: the change of the pooled perplexity on the
 audit's own sample (:data:`~tasks.audit_io.MAX_BENIGN` texts, :data:`~tasks.audit_io.MAX_BENIGN_WORDS` words), on
 the first 64 texts (the audit's sample until 2026-12-05), on every text, and over random 64-text draws.
+
+``--bench-seeds`` adds the same question for revs_bench's own perplexity texts (40 prose paragraphs + 40
+number-heavy sentences, :func:`benchmarks.benign_text.benign_texts`): the product default's erase of each seed's 20
+SSNs (as revs_bench runs it), the change on all 80 texts, on each half, and a bootstrap of the 80.
 """
 
 from __future__ import annotations
@@ -98,6 +102,41 @@ def measure(home: Path, model: dict, run: Path, corpus: Path, draws: int, seed: 
             "p5": pct(0.05), "p50": pct(0.5), "p95": pct(0.95)}
 
 
+def bench_row(lm, rows, seed: int, draws: int) -> dict:
+    """revs_bench's product default on ``seed`` (20 SSNs forgotten), scored per text on its 80 perplexity texts."""
+    from benchmarks import benign_text, revs_bench
+    from revs_engine.arch import resolve_arch
+    from revs_engine.edit import restore
+    from revs_engine.erase import erase, guard_stats_for
+    from revs_engine.lens import VocabLens
+
+    model, arch = lm.model, resolve_arch(lm.model)
+    data = revs_bench.prepare(lm.tokenizer, rows, seed, 20)
+    texts = [data.erase.encode(t) for t in benign_text.benign_texts()]
+    prose = len(benign_text.prose_paragraphs())
+    before = per_text(model, texts)
+    _, cfg = revs_bench.variant("default", data.erase.encode)  # guard statistics as revs_bench computes them
+    stats = guard_stats_for(model, arch, data.erase, cfg, complete=True) if cfg.uses_guard else None
+    result = erase(model, arch, data.erase, cfg, lens=VocabLens(model, arch), guard_stats=stats)
+    after = per_text(model, texts)
+    restore(model, arch, result.backup)
+    every = list(range(len(texts)))
+    rng = random.Random(seed)
+    boot = sorted(change(before, after, [rng.choice(every) for _ in every]) for _ in range(draws))
+    return {"tokens": sum(n for _, n in before), "all": change(before, after, every),
+            "prose": change(before, after, every[:prose]), "numeric": change(before, after, every[prose:]),
+            "p5": boot[int(0.05 * draws)], "p95": boot[int(0.95 * draws)]}
+
+
+def bench_markdown(rows: list[tuple[int, dict]], draws: int) -> str:
+    lines = ["| revs_bench seed (product default, 20 SSNs) | tokens | all 80 texts | 40 prose | 40 number-heavy | "
+             f"bootstrap of the 80 ({draws}): p5 / p95 |", "|---|---|---|---|---|---|"]
+    for seed, r in rows:
+        lines.append(f"| {seed} | {r['tokens']:,} | {r['all']:+.2f} % | {r['prose']:+.2f} % | "
+                     f"{r['numeric']:+.2f} % | {r['p5']:+.2f} / {r['p95']:+.2f} % |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(rows: list[tuple[str, dict]], draws: int) -> str:
     lines = [f"| edit | texts in the audit half (tokens) | the audit's sample (≤ {MAX_BENIGN} texts, "
              f"{MAX_BENIGN_WORDS} words) | first {OLD_SAMPLE} | all | {draws} random draws of {OLD_SAMPLE}: "
@@ -114,16 +153,25 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="the first audited run only")
+    parser.add_argument("--bench-seeds", type=int, nargs="*", default=[],
+                        help="also revs_bench's perplexity texts on these SSN seeds")
     args = parser.parse_args(argv)
+    extra = ""
+    if args.bench_seeds:
+        from benchmarks.ssn_model import memorized_model
+
+        lm, ssn_rows, _ = memorized_model(progress=False)
+        found = [(seed, bench_row(lm, ssn_rows, seed, args.draws)) for seed in args.bench_seeds]
+        extra = "\n" + bench_markdown(found, args.draws)
     home = Path(os.environ.get("REVS_HOME", ".revs")).resolve()  # the workspace, as the product resolves it
     runs = audited_runs(home)[:1 if args.quick else None]
     if not runs:
-        return f"No audited run on a demo model in {home}: run `make demo` (or benchmarks.demo_seeds) first.\n"
+        return f"No audited demo run in {home}: run `make demo` or benchmarks.demo_seeds first.\n{extra}"
     rows = []
     for label, model, run, corpus in runs:
         rows.append((label, measure(home, model, run, corpus, args.draws, args.seed)))
         print(label, json.dumps(rows[-1][1]), flush=True)
-    return markdown(rows, args.draws)
+    return markdown(rows, args.draws) + extra
 
 
 if __name__ == "__main__":
