@@ -3,7 +3,7 @@ audit half against the sample the audit reads.
 
 For every audited run of the workspace (``REVS_HOME``) on a demo model (``make demo``: the sweep and the request;
 ``python -m benchmarks.demo_seeds``: each seed's sweep), the audit's benign texts are read as the audit reads them
-(:func:`tasks.audit_io.benign_texts`, the audit's half, the findings the run's audit read left out) but
+(:func:`tasks.auditing.audit_benign`, which the audit task itself calls) but
 without a limit, and each text's perplexity is measured on the run's model before and after the edit
 (:func:`revs_engine.metrics.perplexity`, one text at a time). Reported: the change of the pooled perplexity on the
 audit's own sample (:data:`~tasks.audit_io.MAX_BENIGN` texts, :data:`~tasks.audit_io.MAX_BENIGN_WORDS` words), on
@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from revs_engine.loading import load_model
 from revs_engine.metrics import perplexity
-from tasks.audit_io import AUDIT_HALF, MAX_BENIGN, MAX_BENIGN_WORDS, benign_texts
+from tasks.auditing import audit_benign
 from tasks.probing_io import encoder
 
 #: Texts per draw in the random-draw column: the size of the audit's sample until 2026-12-05.
@@ -82,8 +82,8 @@ def measure(home: Path, model: dict, run: Path, corpus: Path, draws: int, seed: 
     audited = run / "inventory_audit.parquet"
     forget = pq.read_table(run / "forget.parquet")
     retain = pq.read_table(audited if audited.is_file() else run / "retain.parquet")
-    every = benign_texts([corpus], [forget, retain], limit=10 ** 9, half=AUDIT_HALF)
-    sample = benign_texts([corpus], [forget, retain], half=AUDIT_HALF, max_words=MAX_BENIGN_WORDS)
+    every = audit_benign([corpus], forget, retain, limit=None)
+    sample = audit_benign([corpus], forget, retain)
     versions = home / "models" / model["name"]
     base, edited = (versions / f"v{model[k]}" for k in ("base_version", "new_version"))
     unedited = load_model(base, cache_dir=base)  # a directory: nothing to materialize
@@ -138,8 +138,8 @@ def bench_markdown(rows: list[tuple[int, dict]], draws: int) -> str:
 
 
 def markdown(rows: list[tuple[str, dict]], draws: int) -> str:
-    lines = [f"| edit | texts in the audit half (tokens) | the audit's sample (≤ {MAX_BENIGN} texts, "
-             f"{MAX_BENIGN_WORDS} words) | first {OLD_SAMPLE} | all | {draws} random draws of {OLD_SAMPLE}: "
+    lines = [f"| edit | texts in the audit half (tokens) | the audit's sample | first {OLD_SAMPLE} | all | "
+             f"{draws} random draws of {OLD_SAMPLE}: "
              "p5 / p50 / p95 |", "|---|---|---|---|---|---|"]
     for label, r in rows:
         lines.append(f"| {label} | {r['texts']} ({r['tokens']:,}) | {r['sample']:+.2f} % "

@@ -1,14 +1,17 @@
 """Prefect tasks for the audit: score an edit before/after, and judge it against the policy thresholds.
 
-Offers :func:`audit_model` (unedited + edited model directories → audit Parquet, cached on the weights and inputs)
-and :func:`evaluate_audit` (audit Parquet + thresholds → verdict, metrics before/after, per-layer ranks, attacks).
+Offers :func:`audit_model` (unedited + edited model directories → audit Parquet, cached on the weights and inputs),
+:func:`audit_benign` (the held-out benign texts it measures perplexity on) and :func:`evaluate_audit` (audit
+Parquet + thresholds → verdict, metrics before/after, per-layer ranks, attacks).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from prefect import task
 
 from pii_detect.schema import FINDINGS_SCHEMA
@@ -40,8 +43,7 @@ def audit_model(before_dir: Path, after_dir: Path, forget: Path, retain: Path, c
     from revs_engine.audit_formats import FormatAuditConfig
 
     forget_t, retain_t = _io.read_table(forget, FINDINGS_SCHEMA), _io.read_table(retain, FINDINGS_SCHEMA)
-    benign = audit_io.benign_texts(corpus, [forget_t, retain_t], half=audit_io.AUDIT_HALF,  # not the guard's
-                                   max_words=audit_io.MAX_BENIGN_WORDS)
+    benign = audit_benign(corpus, forget_t, retain_t)
     held = _io.read_table(guarded, FINDINGS_SCHEMA).column("finding_id").to_pylist()[:GUARD_ITEMS] \
         if guarded else ()
     settings = dict(settings or {})
@@ -51,6 +53,18 @@ def audit_model(before_dir: Path, after_dir: Path, forget: Path, retain: Path, c
                                 audit_io.edited_positions(after_dir), held)
     run_logger().info("audit: %d rows, %d benign texts", table.num_rows, len(benign))
     return _io.write_table(table, out, AUDIT_SCHEMA)
+
+
+def audit_benign(corpus: list[Path], forget: pa.Table, retain: pa.Table, *,
+                 limit: int | None = audit_io.MAX_BENIGN) -> list[str]:
+    """Return the held-out benign texts :func:`audit_model` measures perplexity on (raw; memory only): the audit's
+    half of the corpus's documents (never the guard's), those holding a forgotten or retained finding left out,
+    each text once, up to ``limit`` texts and :data:`~tasks.audit_io.MAX_BENIGN_WORDS` words (``limit=None``:
+    every such text, no budget)."""
+    if limit is None:
+        return audit_io.benign_texts(corpus, [forget, retain], limit=sys.maxsize, half=audit_io.AUDIT_HALF)
+    return audit_io.benign_texts(corpus, [forget, retain], limit=limit, half=audit_io.AUDIT_HALF,
+                                 max_words=audit_io.MAX_BENIGN_WORDS)
 
 
 @task(name="evaluate-audit")
