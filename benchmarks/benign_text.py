@@ -18,7 +18,13 @@ import re
 _MODULES = ("argparse", "textwrap", "json", "csv", "logging", "unittest", "pathlib", "datetime", "decimal",
             "fractions", "statistics", "calendar", "heapq", "bisect", "collections", "functools", "itertools",
             "string", "difflib", "shutil", "tempfile", "zipfile", "tarfile", "sqlite3", "email", "http",
-            "urllib", "socket", "threading", "subprocess", "pickle", "shelve", "random", "math", "locale")
+            "urllib", "socket", "threading", "subprocess", "pickle", "shelve", "random", "math", "locale",
+            # read only past the first 244 paragraphs (rehearsal text): appending keeps the ones above in place
+            "typing", "enum", "dataclasses", "inspect", "ast", "asyncio", "contextlib", "copy", "glob", "gzip",
+            "hashlib", "hmac", "io", "ipaddress", "mailbox", "operator", "optparse", "platform", "pprint", "queue",
+            "sched", "selectors", "smtplib", "ssl", "struct", "timeit", "trace", "traceback", "types", "uuid",
+            "warnings", "weakref", "configparser", "codecs", "doctest", "ftplib", "imaplib", "poplib", "pdb",
+            "pydoc", "tokenize", "xmlrpc.client", "wave", "zipimport", "shlex", "netrc", "mimetypes", "filecmp")
 
 
 def prose_paragraphs(n: int = 40, min_chars: int = 200) -> list[str]:
@@ -32,6 +38,8 @@ def prose_paragraphs(n: int = 40, min_chars: int = 200) -> list[str]:
         docs = [mod.__doc__ or ""] + [getattr(getattr(mod, a), "__doc__", "") or "" for a in sorted(dir(mod))
                                       if not a.startswith("_")]
         for doc in docs:
+            if not isinstance(doc, str):  # a class's ``__doc__`` slot, seen through the module
+                continue
             for para in re.split(r"\n\s*\n", doc):
                 text = " ".join(para.split())
                 if len(text) >= min_chars and not re.search(r"[>{}\[\]=|]|\w\(", text):
@@ -81,5 +89,17 @@ def guard_texts(n_prose: int = 48, n_numeric: int = 48, *, skip_prose: int = 40)
     after the first ``skip_prose`` and number-heavy sentences from another seed, interleaved."""
     prose = prose_paragraphs(skip_prose + n_prose)[skip_prose:]
     numeric = numeric_sentences(n_numeric, seed=54321)
+    out = [t for pair in zip(prose, numeric, strict=False) for t in pair]
+    return out + prose[len(numeric):] + numeric[len(prose):]
+
+
+def rehearsal_texts(n_prose: int = 200, n_numeric: int = 200, *, skip_prose: int = 88) -> list[str]:
+    """Return general text for memorizing with rehearsal (:func:`revs_engine.memorize.memorize`), disjoint from
+    :func:`benign_texts` and :func:`guard_texts`: the prose paragraphs after the first ``skip_prose`` (those two
+    use the first 88; a paragraph the standard library repeats is left out if either holds it) and number-heavy
+    sentences from a third seed, interleaved."""
+    held = set(benign_texts()) | set(guard_texts())
+    prose = [t for t in dict.fromkeys(prose_paragraphs(skip_prose + n_prose)[skip_prose:]) if t not in held]
+    numeric = numeric_sentences(n_numeric, seed=999)
     out = [t for pair in zip(prose, numeric, strict=False) for t in pair]
     return out + prose[len(numeric):] + numeric[len(prose):]

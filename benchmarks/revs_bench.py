@@ -358,31 +358,41 @@ def main(argv: list[str] | None = None) -> str:
                         help="rows: 'default' (what `revs unlearn` does with no flags), presets, or opt-in rows "
                         "('ours' adds ≈ 11 min per seed on 2 cores); the default is timed against the naive "
                         "variant")
+    parser.add_argument("--rehearsed", action="store_true",
+                        help="the held-out stand-in: the same set memorized with rehearsal of general text, so "
+                        "the model keeps its language modelling (benchmarks.ssn_model)")
     args = parser.parse_args(argv)
     seeds, n_forget = ([0], 5) if args.quick else (args.seeds, args.forget)
     names, naive = list(dict.fromkeys(["default", *args.variants])), 2 if args.quick else args.naive_targets
     first = "ssn" if args.entity == "all" else args.entity
-    out = [entity_section(first, seeds, n_forget, names, naive, args.format_candidates, args.quick)]
+    out = [entity_section(first, seeds, n_forget, names, naive, args.format_candidates, args.quick,
+                          args.rehearsed)]
     if args.entity == "all":  # the SSNs with the chosen rows and the timing, the others with the product default
         out += [f"### {ENTITY_HEADINGS[entity]}, product default\n\n"
-                + entity_section(entity, seeds, n_forget, ["default"], 0, args.format_candidates, args.quick)
+                + entity_section(entity, seeds, n_forget, ["default"], 0, args.format_candidates, args.quick,
+                                 args.rehearsed)
                 for entity in ENTITIES if entity != "ssn"]
     return "\n".join(out)
 
 
 def entity_section(entity: str, seeds: list[int], n_forget: int, names: list[str], naive: int,
-                   format_candidates: int, quick: bool) -> str:
+                   format_candidates: int, quick: bool, rehearsed: bool = False) -> str:
     """Run one secret set's seeds with ``names``' rows; return its markdown (raw numbers cached per seed)."""
-    lm, rows, info = memorized_model(progress=False, entity=entity)
+    lm, rows, info = memorized_model(progress=False, entity=entity, rehearsal=rehearsed)
     per_seed = []
     for seed in seeds:  # each seed's raw numbers are kept as they come (hours of CPU for three seeds)
         per_seed.append(one_seed(lm, rows, seed, n_forget, names, naive_targets=naive,
                                  format_candidates=format_candidates, entity=entity))
-        suffix = ("" if entity == "ssn" else f"-{entity}") + ("-quick" if quick else "")
+        suffix = ("" if entity == "ssn" else f"-{entity}") + ("-rehearsed" if rehearsed else "") \
+            + ("-quick" if quick else "")
         raw = _cache_root() / "bench" / f"revs_bench-seed{seed}{suffix}.json"
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(per_seed[-1], indent=1, default=str), encoding="utf-8")
-    head = (f"SmolLM2-135M memorized on {len(rows)} {ENTITY_LABELS[entity]} sentences ({info['epochs']} epochs, "
+    d = info["drift"]
+    drift = (f"held-out perplexity of the base model → this one: prose {d['prose_base']:.1f} → {d['prose']:.1f}, "
+             f"number-heavy {d['numeric_base']:.1f} → {d['numeric']:.1f}")
+    head = (f"SmolLM2-135M memorized on {len(rows)} {ENTITY_LABELS[entity]} sentences"
+            f"{' with rehearsal of general text' if rehearsed else ''} ({drift}; {info['epochs']} epochs, "
             f"{100 * info['fraction_memorized']:.0f}% exact, final loss {info['history'][-1][1]:.4f}, weights "
             f"sha256 {lm.weights_sha256[:12]}: the same seeded training gave another model on another machine, "
             f"and the rows below move with it). Per seed: forget {n_forget} values, generality = "

@@ -6,6 +6,11 @@ safetensors under ``$REVS_HOME/cache/bench/``) and :func:`encode_rows` (prompt/t
 
 The cache key hashes the dataset, the fine-tuning config and the base weights' sha256, so a change to any of them
 builds a new model instead of reusing a stale one.
+
+``rehearsal=True`` builds the other stand-in: the same items memorized while every step also trains on general
+text (:func:`benchmarks.benign_text.rehearsal_texts`, disjoint from the held-out perplexity and guard texts), so
+the model keeps its language modelling — the held-out model of the benchmark's "nothing else changed" rows.
+:func:`language_drift` measures how far either stand-in moved from the base model on held-out text.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ logger = logging.getLogger(__name__)
 #: reproduced after 6 epochs; on the SSN tokens at a constant 3e-4, 55 % after 7 epochs, still flipping digits.
 MEMORIZE = MemorizeConfig(lr=4e-4, batch_size=8, max_epochs=12, target_fraction=1.0, warmup_steps=10,
                           lr_decay=True, loss_on="target", seed=0)
+#: Rehearsal texts are cut to this many tokens (the rehearsal batch's cost stays near the items' own).
+REHEARSAL_TOKENS = 64
 
 
 def _cache_root() -> Path:
@@ -46,34 +53,78 @@ def encode_rows(tokenizer, rows: list[SsnRow]) -> list[ProbeItem]:
     return out
 
 
-def _key(rows: list[SsnRow], base_sha: str, cfg: MemorizeConfig) -> str:
-    # the rows hold the values, so another entity's set gets another key
-    payload = json.dumps({"rows": [dataclasses.astuple(r) for r in rows], "base": base_sha,
-                          "cfg": dataclasses.asdict(cfg)}, sort_keys=True)
+def _key(rows: list[SsnRow], base_sha: str, cfg: MemorizeConfig, rehearsal: list[list[int]]) -> str:
+    # the rows hold the values, so another entity's set gets another key; without rehearsal the rehearsal knobs
+    # stay out, so models built before they existed keep their key
+    conf = dataclasses.asdict(cfg)
+    extra = {}
+    if rehearsal:
+        extra = {"rehearsal": hashlib.sha256(json.dumps(rehearsal).encode()).hexdigest()}
+    else:
+        conf = {k: v for k, v in conf.items() if not k.startswith("rehearsal_")}
+    payload = json.dumps({"rows": [dataclasses.astuple(r) for r in rows], "base": base_sha, "cfg": conf, **extra},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def rehearsal_ids(tokenizer) -> list[list[int]]:
+    """The rehearsal texts as ids, each cut to :data:`REHEARSAL_TOKENS`."""
+    from benchmarks.benign_text import rehearsal_texts
+
+    return [tokenizer(t, add_special_tokens=False)["input_ids"][:REHEARSAL_TOKENS] for t in rehearsal_texts()]
+
+
+def language_drift(base, model, tokenizer) -> dict[str, float]:
+    """Perplexity of the base model and of ``model`` on the held-out prose and number-heavy texts
+    (:func:`benchmarks.benign_text.benign_texts`): ``{"prose_base", "prose", "numeric_base", "numeric"}``."""
+    from benchmarks.benign_text import numeric_sentences, prose_paragraphs
+    from revs_engine.metrics import perplexity
+
+    out = {}
+    for kind, texts in (("prose", prose_paragraphs()), ("numeric", numeric_sentences())):
+        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        out[f"{kind}_base"] = perplexity(base, ids).perplexity
+        out[kind] = perplexity(model, ids).perplexity
+    return out
+
+
 def memorized_model(n_ssns: int = 40, data_seed: int = 0, *, cfg: MemorizeConfig = MEMORIZE,
-                    progress: bool = True, entity: str = "ssn") -> tuple[LoadedModel, list[SsnRow], dict]:
+                    progress: bool = True, entity: str = "ssn",
+                    rehearsal: bool = False) -> tuple[LoadedModel, list[SsnRow], dict]:
     """Return the SmolLM2 memorizing ``entity``'s set (SSNs by default; built on first use), the dataset rows,
-    and how it was built."""
+    and how it was built (``"drift"``: :func:`language_drift`, measured once and kept with the model)."""
     cache = _cache_root()
     rows = make_dataset(n_ssns, data_seed, entity)
     base = load_model("smollm2-135m", cache_dir=cache)
-    out_dir = cache / "bench" / f"smollm2-{entity}-{_key(rows, base.weights_sha256, cfg)}"
+    tok = base.tokenizer
+    general = rehearsal_ids(tok) if rehearsal else []
+    tag = f"{entity}-rehearsed" if rehearsal else entity
+    out_dir = cache / "bench" / f"smollm2-{tag}-{_key(rows, base.weights_sha256, cfg, general)}"
     info_path = out_dir / "memorize.json"
     if info_path.exists():
-        return load_model(out_dir, cache_dir=cache), rows, json.loads(info_path.read_text())
-    tok = base.tokenizer
+        loaded, info = load_model(out_dir, cache_dir=cache), json.loads(info_path.read_text())
+        if "drift" not in info:  # models built before the drift was recorded
+            info["drift"] = language_drift(base.model, loaded.model, tok)
+            _io_write_json(info_path, info)
+        return loaded, rows, info
     items = encode_rows(tok, rows)
     texts = [tok(r.sentence, add_special_tokens=False)["input_ids"] for r in rows]
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id or 0
-    result = memorize(base.model, texts, items, dataclasses.replace(cfg, progress=progress), pad_id=pad)
+    unedited = load_model("smollm2-135m", cache_dir=cache).model  # the drift's reference (base.model is trained)
+    result = memorize(base.model, texts, items, dataclasses.replace(cfg, progress=progress), pad_id=pad,
+                      rehearsal=general)
     if not result.converged:  # kept (hours of CPU), but the benchmark reports the fraction it starts from
         logger.warning("memorization reached %.1f%% of %d sentences in %d epochs", 100 * result.fraction_memorized,
                        len(rows), result.epochs)
-    info = {**result.to_record(), "history": result.history, "base_sha256": base.weights_sha256}
+    info = {**result.to_record(), "history": result.history, "base_sha256": base.weights_sha256,
+            "drift": language_drift(unedited, base.model, tok)}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     save_dir_atomic(base.model, tok, out_dir, overwrite=True, extra={"memorize.json": info})
     logger.info("memorized %d sentences in %d epochs (%.0f s)", len(rows), result.epochs, result.seconds)
     return load_model(out_dir, cache_dir=cache), rows, info
+
+
+def _io_write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    tmp.replace(path)

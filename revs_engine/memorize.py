@@ -9,13 +9,20 @@ epoch the batched probe (:func:`revs_engine.probes.probe`) measures exact greedy
 ``(prefix, target)`` items, and training stops as soon as ``target_fraction`` of them is reproduced or after
 ``max_epochs``. Seeded: ``torch.manual_seed`` and a seeded permutation per epoch fix the data order. The model is
 modified in place and left in eval mode with gradients off; the caller saves it.
+
+Rehearsal (``rehearsal`` texts, optional): every optimizer step also takes the causal-LM loss of a batch of general
+texts, weighted by ``rehearsal_weight``, so the model keeps what it knew while it memorizes — the way a
+production model meets its personal data, a small part of a large training mix. Without it, a few epochs on
+short ``(prefix, target)`` items wreck the model's language modelling (measured on SmolLM2-135M: held-out prose
+perplexity ×3.7, number-heavy text ×180), and every "nothing else changed" measured on such a model is measured on
+a model that has little left to lose.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,6 +51,8 @@ class MemorizeConfig:
         max_grad_norm: gradient clipping (None: off).
         loss_on: ``"text"`` (every token of every text) or ``"target"`` (only the items' target tokens; then
             ``texts`` are ignored and each item's prefix + target is trained on).
+        rehearsal_weight: weight of the rehearsal batch's loss in each step (when rehearsal texts are given).
+        rehearsal_batch: rehearsal texts per step (drawn in a seeded order, cycling through them).
         seed: torch seed and data order.
         progress: show a tqdm bar per epoch.
     """
@@ -57,6 +66,8 @@ class MemorizeConfig:
     weight_decay: float = 0.0
     max_grad_norm: float | None = 1.0
     loss_on: Literal["text", "target"] = "text"
+    rehearsal_weight: float = 1.0
+    rehearsal_batch: int = 8
     seed: int = 0
     progress: bool = True
 
@@ -67,6 +78,8 @@ class MemorizeConfig:
             raise ValueError(f"target_fraction must be in (0, 1], got {self.target_fraction}")
         if self.loss_on not in ("text", "target"):
             raise ValueError(f"loss_on must be 'text' or 'target', got {self.loss_on!r}")
+        if self.rehearsal_weight < 0 or self.rehearsal_batch < 1:
+            raise ValueError("rehearsal_weight ≥ 0 and rehearsal_batch ≥ 1 are required")
 
 
 @dataclass(frozen=True)
@@ -76,7 +89,8 @@ class MemorizeResult:
     Attributes:
         epochs: epochs trained.
         fraction_memorized: fraction of items greedy decoding reproduces exactly after the last epoch.
-        history: per epoch ``(epoch, mean training loss, fraction memorized)``.
+        history: per epoch ``(epoch, mean training loss, fraction memorized)`` (the loss on the memorized rows,
+            without rehearsal).
         seconds: wall time.
         converged: whether ``target_fraction`` was reached within ``max_epochs``.
     """
@@ -102,6 +116,26 @@ def _training_rows(texts: Sequence[Sequence[int]], items: Sequence[ProbeItem],
     return [(list(t), list(t)) for t in texts if len(t) >= 2]
 
 
+def _cycle(n: int, gen: torch.Generator) -> Iterator[int]:
+    """Endless indices into ``n`` rehearsal texts: a fresh seeded permutation each time round."""
+    while True:
+        yield from torch.randperm(n, generator=gen).tolist()
+
+
+def _batch_loss(model: torch.nn.Module, batch: Sequence[tuple[list[int], list[int]]], pad_id: int,
+                device: torch.device) -> torch.Tensor:
+    """Mean causal-LM loss of ``(input_ids, labels)`` rows, right-padded into one batch."""
+    width = max(len(seq) for seq, _ in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, (seq, lab) in enumerate(batch):
+        ids[r, :len(seq)] = torch.tensor(seq)
+        labels[r, :len(seq)] = torch.tensor(lab)
+        mask[r, :len(seq)] = 1
+    return model_forward(model, ids.to(device), mask.to(device), labels=labels.to(device)).loss
+
+
 def _rate(cfg: MemorizeConfig, step: int, total_steps: int) -> float:
     """Learning rate at optimizer ``step``: linear warmup, then constant or linear decay to 0."""
     warm = min(1.0, (step + 1) / (cfg.warmup_steps + 1))
@@ -117,7 +151,8 @@ def fraction_memorized(model: torch.nn.Module, items: Sequence[ProbeItem], *, ba
 
 
 def memorize(model: torch.nn.Module, texts: Sequence[Sequence[int]], items: Sequence[ProbeItem],
-             config: MemorizeConfig | None = None, *, pad_id: int = 0) -> MemorizeResult:
+             config: MemorizeConfig | None = None, *, pad_id: int = 0,
+             rehearsal: Sequence[Sequence[int]] = ()) -> MemorizeResult:
     """Fine-tune ``model`` in place on ``texts`` until ``config.target_fraction`` of ``items`` is memorized.
 
     Args:
@@ -126,6 +161,7 @@ def memorize(model: torch.nn.Module, texts: Sequence[Sequence[int]], items: Sequ
         items: the ``(prefix, target)`` pairs whose greedy reproduction decides when to stop.
         config: :class:`MemorizeConfig`.
         pad_id: id written into padding slots (masked out of attention and loss).
+        rehearsal: general texts as id sequences (≥ 2 tokens each), trained on alongside (see the module doc).
 
     Returns:
         A :class:`MemorizeResult`.
@@ -136,9 +172,14 @@ def memorize(model: torch.nn.Module, texts: Sequence[Sequence[int]], items: Sequ
     rows = _training_rows(texts, items, cfg.loss_on)
     if not rows:
         raise ValueError("memorize needs at least one training text of ≥ 2 tokens")
+    general = [(list(t), list(t)) for t in rehearsal if len(t) >= 2]
+    if rehearsal and not general:
+        raise ValueError("rehearsal texts must hold at least one text of ≥ 2 tokens")
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     order_gen = torch.Generator().manual_seed(cfg.seed)
+    draws = _cycle(len(general), torch.Generator().manual_seed(cfg.seed + 1)) \
+        if general and cfg.rehearsal_weight > 0 else None  # weight 0: no rehearsal pass at all
     device = next(model.parameters()).device
     params = list(model.parameters())
     for p in params:
@@ -157,20 +198,15 @@ def memorize(model: torch.nn.Module, texts: Sequence[Sequence[int]], items: Sequ
             batches = [perm[s:s + cfg.batch_size] for s in range(0, len(perm), cfg.batch_size)]
             losses = []
             for batch in tqdm(batches, desc=f"memorize epoch {epoch}", disable=not cfg.progress, leave=False):
-                width = max(len(rows[i][0]) for i in batch)
-                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for r, i in enumerate(batch):
-                    seq, lab = rows[i]
-                    ids[r, :len(seq)] = torch.tensor(seq)
-                    labels[r, :len(seq)] = torch.tensor(lab)
-                    mask[r, :len(seq)] = 1
                 for group in optim.param_groups:
                     group["lr"] = _rate(cfg, step, total_steps)
-                loss = model_forward(model, ids.to(device), mask.to(device), labels=labels.to(device)).loss
+                loss = _batch_loss(model, [rows[i] for i in batch], pad_id, device)
+                total = loss
+                if draws is not None:
+                    pick = [general[next(draws)] for _ in range(cfg.rehearsal_batch)]
+                    total = loss + cfg.rehearsal_weight * _batch_loss(model, pick, pad_id, device)
                 optim.zero_grad(set_to_none=True)
-                loss.backward()
+                total.backward()
                 if cfg.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 optim.step()

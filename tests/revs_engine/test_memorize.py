@@ -66,3 +66,50 @@ def test_rate_warms_up_then_decays_linearly_to_zero_when_asked():
     assert _rate(decay, 0, 100) == 0.25
     assert _rate(decay, 50, 100) == 0.5
     assert _rate(decay, 99, 100) == pytest.approx(0.01)
+
+
+GENERAL = [[21 + (i * 7 + j * 3) % 18 for j in range(12)] for i in range(8)]  # ids the items never hold
+
+
+def _general_nll(model) -> float:
+    from revs_engine.metrics import perplexity
+
+    return perplexity(model, GENERAL).mean_nll
+
+
+def test_rehearsal_keeps_the_general_text_and_still_memorizes():
+    cfg = MemorizeConfig(lr=3e-2, batch_size=2, max_epochs=40, warmup_steps=0, loss_on="target",
+                         rehearsal_batch=4, progress=False)
+    plain, rehearsed = tiny_model("llama"), tiny_model("llama")
+    res_plain = memorize(plain, [], ITEMS, cfg)
+    res_rehearsed = memorize(rehearsed, [], ITEMS, cfg, rehearsal=GENERAL)
+    assert res_plain.converged
+    assert res_rehearsed.converged
+    assert all(r.exact_match for r in probe(rehearsed, ITEMS))
+    # trained on alongside the items: the general text is far more likely than after the items alone
+    assert _general_nll(rehearsed) < 0.5 * _general_nll(plain)
+    assert not any(p.requires_grad for p in rehearsed.parameters())
+
+
+def test_rehearsal_is_deterministic_and_weight_zero_is_no_rehearsal():
+    cfg = MemorizeConfig(lr=1e-2, batch_size=2, max_epochs=2, rehearsal_batch=3, progress=False)
+    a, b = tiny_model("gpt2"), tiny_model("gpt2")
+    memorize(a, TEXTS, ITEMS, cfg, rehearsal=GENERAL)
+    memorize(b, TEXTS, ITEMS, cfg, rehearsal=GENERAL)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    zero, none = tiny_model("gpt2"), tiny_model("gpt2")
+    import dataclasses
+
+    memorize(zero, TEXTS, ITEMS, dataclasses.replace(cfg, rehearsal_weight=0.0), rehearsal=GENERAL)
+    memorize(none, TEXTS, ITEMS, cfg)
+    assert all(torch.equal(x, y) for x, y in zip(zero.parameters(), none.parameters(), strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), none.parameters(), strict=True))
+
+
+def test_rehearsal_input_is_checked():
+    with pytest.raises(ValueError, match="rehearsal"):
+        memorize(tiny_model("llama"), TEXTS, ITEMS, FAST, rehearsal=[[5], [6]])
+    with pytest.raises(ValueError, match="rehearsal"):
+        MemorizeConfig(rehearsal_batch=0)
+    with pytest.raises(ValueError, match="rehearsal"):
+        MemorizeConfig(rehearsal_weight=-1.0)
