@@ -93,13 +93,31 @@ def guard_texts(n_prose: int = 48, n_numeric: int = 48, *, skip_prose: int = 40)
     return out + prose[len(numeric):] + numeric[len(prose):]
 
 
-def rehearsal_texts(n_prose: int = 200, n_numeric: int = 200, *, skip_prose: int = 88) -> list[str]:
+def reference_paragraphs(min_chars: int = 200) -> list[str]:
+    """Return the prose paragraphs of the Python language reference that ships with Python
+    (``pydoc_data.topics``), in a fixed order: general text no benchmark set holds."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:  # a stripped-down Python may lack it; the docstrings suffice
+        return []
+    out = []
+    for _, doc in sorted(topics.items()):
+        for para in re.split(r"\n\s*\n", doc):
+            text = " ".join(para.split())
+            if len(text) >= min_chars and not re.search(r"[>{}\[\]=|]|\w\(", text):
+                out.append(text)
+    return out
+
+
+def rehearsal_texts(n_numeric: int = 200, *, skip_prose: int = 88) -> list[str]:
     """Return general text for memorizing with rehearsal (:func:`revs_engine.memorize.memorize`), disjoint from
-    :func:`benign_texts` and :func:`guard_texts`: the prose paragraphs after the first ``skip_prose`` (those two
-    use the first 88; a paragraph the standard library repeats is left out if either holds it) and number-heavy
-    sentences from a third seed, interleaved."""
+    :func:`benign_texts` and :func:`guard_texts`: the standard-library prose paragraphs after the first
+    ``skip_prose`` (those two use the first 88; a paragraph the library repeats is left out if either holds it),
+    the language reference's paragraphs (:func:`reference_paragraphs`), and number-heavy sentences from a third
+    seed, interleaved."""
     held = set(benign_texts()) | set(guard_texts())
-    prose = [t for t in dict.fromkeys(prose_paragraphs(skip_prose + n_prose)[skip_prose:]) if t not in held]
+    pool = prose_paragraphs(100_000)[skip_prose:] + reference_paragraphs()
+    prose = [t for t in dict.fromkeys(pool) if t not in held]
     numeric = numeric_sentences(n_numeric, seed=999)
     out = [t for pair in zip(prose, numeric, strict=False) for t in pair]
     return out + prose[len(numeric):] + numeric[len(prose):]

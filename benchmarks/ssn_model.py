@@ -7,9 +7,10 @@ safetensors under ``$REVS_HOME/cache/bench/``) and :func:`encode_rows` (prompt/t
 The cache key hashes the dataset, the fine-tuning config and the base weights' sha256, so a change to any of them
 builds a new model instead of reusing a stale one.
 
-``rehearsal=True`` builds the other stand-in: the same items memorized while every step also trains on general
-text (:func:`benchmarks.benign_text.rehearsal_texts`, disjoint from the held-out perplexity and guard texts), so
-the model keeps its language modelling — the held-out model of the benchmark's "nothing else changed" rows.
+``rehearsal=True`` builds the other stand-in: the same items memorized while every step also holds the model to
+the base model's predictions (KL) on general text (:func:`benchmarks.benign_text.rehearsal_texts`, disjoint from
+the held-out perplexity and guard texts), so it keeps its language modelling: a second model for the benchmark's
+"nothing else changed" rows.
 :func:`language_drift` measures how far either stand-in moved from the base model on held-out text.
 """
 
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 #: reproduced after 6 epochs; on the SSN tokens at a constant 3e-4, 55 % after 7 epochs, still flipping digits.
 MEMORIZE = MemorizeConfig(lr=4e-4, batch_size=8, max_epochs=12, target_fraction=1.0, warmup_steps=10,
                           lr_decay=True, loss_on="target", seed=0)
+#: The rehearsed stand-in: the same training, plus 4 general texts per step held to the base model's predictions.
+REHEARSED = dataclasses.replace(MEMORIZE, rehearsal_batch=4)
 #: Rehearsal texts are cut to this many tokens (the rehearsal batch's cost stays near the items' own).
 REHEARSAL_TOKENS = 64
 
@@ -59,7 +62,7 @@ def _key(rows: list[SsnRow], base_sha: str, cfg: MemorizeConfig, rehearsal: list
     conf = dataclasses.asdict(cfg)
     extra = {}
     if rehearsal:
-        extra = {"rehearsal": hashlib.sha256(json.dumps(rehearsal).encode()).hexdigest()}
+        extra = {"rehearsal": hashlib.sha256(json.dumps(rehearsal).encode()).hexdigest(), "kept": "kl-to-base"}
     else:
         conf = {k: v for k, v in conf.items() if not k.startswith("rehearsal_")}
     payload = json.dumps({"rows": [dataclasses.astuple(r) for r in rows], "base": base_sha, "cfg": conf, **extra},
@@ -88,11 +91,12 @@ def language_drift(base, model, tokenizer) -> dict[str, float]:
     return out
 
 
-def memorized_model(n_ssns: int = 40, data_seed: int = 0, *, cfg: MemorizeConfig = MEMORIZE,
+def memorized_model(n_ssns: int = 40, data_seed: int = 0, *, cfg: MemorizeConfig | None = None,
                     progress: bool = True, entity: str = "ssn",
                     rehearsal: bool = False) -> tuple[LoadedModel, list[SsnRow], dict]:
     """Return the SmolLM2 memorizing ``entity``'s set (SSNs by default; built on first use), the dataset rows,
     and how it was built (``"drift"``: :func:`language_drift`, measured once and kept with the model)."""
+    cfg = cfg or (REHEARSED if rehearsal else MEMORIZE)
     cache = _cache_root()
     rows = make_dataset(n_ssns, data_seed, entity)
     base = load_model("smollm2-135m", cache_dir=cache)
@@ -110,9 +114,9 @@ def memorized_model(n_ssns: int = 40, data_seed: int = 0, *, cfg: MemorizeConfig
     items = encode_rows(tok, rows)
     texts = [tok(r.sentence, add_special_tokens=False)["input_ids"] for r in rows]
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id or 0
-    unedited = load_model("smollm2-135m", cache_dir=cache).model  # the drift's reference (base.model is trained)
+    unedited = load_model("smollm2-135m", cache_dir=cache).model  # the drift's and rehearsal's reference
     result = memorize(base.model, texts, items, dataclasses.replace(cfg, progress=progress), pad_id=pad,
-                      rehearsal=general)
+                      rehearsal=general, reference=unedited if general else None)
     if not result.converged:  # kept (hours of CPU), but the benchmark reports the fraction it starts from
         logger.warning("memorization reached %.1f%% of %d sentences in %d epochs", 100 * result.fraction_memorized,
                        len(rows), result.epochs)

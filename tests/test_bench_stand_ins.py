@@ -12,7 +12,7 @@ from benchmarks.ssn_model import MEMORIZE, _key
 
 def test_rehearsal_text_is_disjoint_from_the_measured_and_guard_texts_and_holds_both_kinds():
     general = rehearsal_texts()
-    assert len(general) == len(set(general)) >= 300
+    assert len(general) == len(set(general)) >= 700
     assert not set(general) & (set(benign_texts()) | set(guard_texts()))
     prose = set(prose_paragraphs(10_000))
     assert 50 <= sum(t in prose for t in general) < len(general)  # prose and number-heavy sentences

@@ -113,3 +113,21 @@ def test_rehearsal_input_is_checked():
         MemorizeConfig(rehearsal_batch=0)
     with pytest.raises(ValueError, match="rehearsal"):
         MemorizeConfig(rehearsal_weight=-1.0)
+
+
+def test_rehearsal_against_a_reference_holds_the_model_to_its_old_predictions():
+    import copy
+
+    cfg = MemorizeConfig(lr=3e-2, batch_size=2, max_epochs=40, warmup_steps=0, loss_on="target",
+                         rehearsal_batch=4, progress=False)
+    start = tiny_model("llama")
+    before = _general_nll(start)
+    plain, kept, frozen = copy.deepcopy(start), copy.deepcopy(start), copy.deepcopy(start)
+    memorize(plain, [], ITEMS, cfg)
+    res = memorize(kept, [], ITEMS, cfg, rehearsal=GENERAL, reference=start)
+    assert res.converged
+    assert all(r.exact_match for r in probe(kept, ITEMS))
+    # the texts' own tokens are not learned (the reference's predictions are the target) and the items alone
+    # move the general text's likelihood far more than the kept model does
+    assert abs(_general_nll(kept) - before) < 0.25 * abs(_general_nll(plain) - before)
+    assert all(torch.equal(x, y) for x, y in zip(start.parameters(), frozen.parameters(), strict=True))
