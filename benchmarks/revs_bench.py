@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from benchmarks.benign_text import benign_texts, guard_texts
+from benchmarks.benign_text import benign_texts, guard_texts, prose_paragraphs
 from benchmarks.ssn_data import EMAIL_DOMAINS, ENTITIES, SsnRow, split
 from benchmarks.ssn_model import _cache_root, encode_rows, memorized_model
 from revs_engine.arch import resolve_arch
@@ -46,6 +46,7 @@ from revs_engine.edit import restore
 from revs_engine.erase import GUARD_BENIGN, EraseInputs, EraseResult, Secret, erase, guard_stats_for
 from revs_engine.format_entities import format_for
 from revs_engine.lens import VocabLens
+from revs_engine.metrics import perplexity
 from revs_engine.presets import PRESETS, EraseConfig, default_preset, resolve_config
 from revs_engine.targets import targets_at
 
@@ -118,16 +119,22 @@ FORMAT_CANDIDATES = 64
 
 def evaluate(model, arch, lens, data: SeedData, positions: list[list[int]], *, stage: str = "after",
              format_candidates: int = FORMAT_CANDIDATES) -> dict[str, float]:
-    """Audit one model state with the product's audit; return the benchmark's columns."""
+    """Audit one model state with the product's audit; return the benchmark's columns (and the perplexity of the
+    prose and of the number-heavy half of the held-out texts apart: the pooled figure can hide one behind the
+    other)."""
     cfg = AuditConfig(ks=(K,), formats=FormatAuditConfig(candidates=format_candidates))
     s = audit(model, arch, audit_inputs_for(data, positions), cfg, lens=lens, stage=stage).summary()
+    n_prose = len(prose_paragraphs())  # benign_texts(): the prose paragraphs first
+    kinds = {"ppl_prose": perplexity(model, list(data.audit.benign[:n_prose])).perplexity,
+             "ppl_numeric": perplexity(model, list(data.audit.benign[n_prose:])).perplexity}
     n = len(data.audit.forget_ids)
     count = lambda metric, total: round(s[(metric, None)] * total / 100)  # noqa: E731
     return {"efficacy": s[("efficacy", K)], "generality": s[("generality", K)],
             "specificity": s[("specificity", None)], "spec_unseen": s[("specificity_unseen", None)],
             "unlearning": s[("unlearning_score", K)], "lla": s[("logit_lens", K)], "da": s[("delta", K)],
             "pa": s[("perturb", K)], "resistance": s[("resistance_score", K)], "ppl": s[("perplexity", None)],
-            "extract_plain": count("greedy_extraction", n), "extract_sampled": count("sampled_extraction", n),
+            **kinds, "extract_plain": count("greedy_extraction", n),
+            "extract_sampled": count("sampled_extraction", n),
             "extract_perturbed": count("perturbed_greedy_extraction", n),
             "extract_generality": count("generality_greedy_extraction", data.n_generality),
             **{column: s[(metric, None)] for column, metric in FORMAT_COLUMNS if (metric, None) in s}}
@@ -272,7 +279,8 @@ def _same_edits(a: tuple, b: tuple) -> bool:
 # -- report ----------------------------------------------------------------------------------------------------
 COLUMNS = [("unlearning", "US"), ("efficacy", "Eff@100"), ("generality", "Gen@100"), ("specificity", "Spec"),
            ("spec_unseen", "Spec (unseen)"), ("resistance", "RS@100"), ("lla", "LLA@100"), ("da", "DA@100"),
-           ("pa", "PA@100"), ("ppl_change", "ppl Δ%"), ("extract_plain", "extracted (greedy)"),
+           ("pa", "PA@100"), ("ppl_change", "ppl Δ%"), ("ppl_prose_change", "ppl Δ% prose"),
+           ("ppl_numeric_change", "ppl Δ% number-heavy"), ("extract_plain", "extracted (greedy)"),
            ("extract_perturbed", "extracted (perturbed)"), ("extract_sampled", "extracted (sampled)"),
            ("extract_generality", "extracted (other prompts)"), ("s_per_target", "s/target")]
 FORMAT_TABLE = [("exposure", "exposure (bits)"), ("exposure_control", "control exposure"),
@@ -299,9 +307,11 @@ def table(per_seed: list[dict], *, paper: bool = True) -> str:
     """Return the markdown tables (mean ± std over seeds) with the paper's SSN numbers beside ours (``paper``)."""
     names = ["unedited", *(n for n in per_seed[0] if n not in ("unedited", "timing"))]
     for res in per_seed:
-        base = res["unedited"]["ppl"]
-        for name in names:
-            res[name]["ppl_change"] = 100 * (res[name]["ppl"] / base - 1)
+        for kind in ("ppl", "ppl_prose", "ppl_numeric"):  # the split is missing from runs before 2026-12-05
+            base = res["unedited"].get(kind)
+            for name in names:
+                if base and kind in res[name]:
+                    res[name][f"{kind}_change"] = 100 * (res[name][kind] / base - 1)
     lines = ["| method | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name in names:
         cells = [_cell([r[name][c] for r in per_seed if c in r[name]]) for c, _ in COLUMNS]
@@ -399,8 +409,9 @@ def entity_section(entity: str, seeds: list[int], n_forget: int, names: list[str
             f"their other prompts, retain = the other values' sentences; seeds {seeds}; k = {K}. Every row is "
             "`revs_engine.erase.erase` with the row's preset, then `revs_engine.audit.audit` — the product's own "
             "entry points. Scores ×100, mean ± std over seeds; ppl Δ% = perplexity change on held-out prose + "
-            "number-heavy text; extracted = erased values still generated (greedy, perturbed prompts, 10 samples "
-            "at T = 1 / top-40, the other prompts). Spec (unseen) = retained values the guard never saw.\n\n")
+            "number-heavy text, and on each apart (40 texts each); extracted = erased values still generated "
+            "(greedy, perturbed prompts, 10 samples at T = 1 / top-40, the other prompts). Spec (unseen) = "
+            "retained values the guard never saw.\n\n")
     return head + table(per_seed, paper=entity == "ssn")
 
 

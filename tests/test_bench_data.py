@@ -80,6 +80,22 @@ def test_the_table_of_a_run_without_timing_has_no_timing_section():
     assert "paper" not in body
 
 
+def test_the_table_splits_the_perplexity_change_by_text_kind_and_leaves_old_runs_blank():
+    from benchmarks.revs_bench import COLUMNS, table
+
+    new = {"unedited": {"ppl": 10.0, "ppl_prose": 20.0, "ppl_numeric": 5.0},
+           "d": {"ppl": 10.0, "ppl_prose": 21.0, "ppl_numeric": 4.5, "converged": 50.0}}
+    old = {"unedited": {"ppl": 10.0}, "d": {"ppl": 11.0, "converged": 50.0}}
+    row = next(line for line in table([new], paper=False).splitlines() if line.startswith("| d "))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    by = dict(zip([c for c, _ in COLUMNS], cells, strict=False))
+    assert (by["ppl_change"], by["ppl_prose_change"], by["ppl_numeric_change"]) == ("0.00", "5.00", "-10.00")
+    row = next(line for line in table([old], paper=False).splitlines() if line.startswith("| d "))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    by = dict(zip([c for c, _ in COLUMNS], cells, strict=False))
+    assert (by["ppl_change"], by["ppl_prose_change"]) == ("10.00", "–")
+
+
 @pytest.mark.parametrize("name", ["default", "paper", "ftl", *EXTRA])
 def test_every_row_resolves_and_the_extra_rows_build_on_their_preset(name):
     # given a digit-level tokenizer (one token per digit)
