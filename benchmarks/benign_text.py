@@ -79,6 +79,36 @@ def numeric_sentences(n: int = 40, seed: int = 12345) -> list[str]:
     return out
 
 
+#: Number-heavy sentences of templates neither the guard's nor the measured set uses (both draw on ``_NUMERIC``):
+#: perplexity on text whose very shape the guard never held.
+_NUMERIC_UNSEEN = [
+    "Parcel {a}-{b} weighed {f}.{c} kg and was scanned at {h}:{m:02d} in depot {q}.",
+    "The {y} census lists {a} households on {b} streets, {c} of them new since {y0}.",
+    "Meeting {f} of {c} moved from {mon} {d} to {mon} {d2}, room {q}, {h} pm.",
+    "Lot {q} sold for {a},{b:03d} euros after {c} bids; the reserve was {p} hundred.",
+    "Patch {f}.{c} raised the limit from {a} to {b} requests per {h} minutes.",
+    "Bus {c} runs every {f} minutes from {h}:{m:02d}; the fare rose to {p}.{c2:02d} on {d} {mon}.",
+    "Between {y0} and {y} the river rose {f}.{c} metres at gauge {a}.",
+    "Shelf {f}{c} holds {a} folders, {b} binders and {q} loose pages.",
+    "Test run {a} passed {b} of {s} checks in {c}.{f} seconds on {d}/{mm}/{y}.",
+    "The thermostat reads {c} degrees at {h}:{m:02d}; the target is {f}{c2:02d} tenths higher.",
+]
+
+
+def numeric_sentences_unseen(n: int = 40, seed: int = 24680) -> list[str]:
+    """Return ``n`` seeded number-heavy sentences of templates no other set here uses (:data:`_NUMERIC_UNSEEN`)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        a, b, f = rng.randint(10, 999), rng.randint(10, 999), rng.randint(1, 9)
+        values = dict(a=a, b=b, c=rng.randint(1, 99), f=f, q=rng.randint(100, 999), p=rng.randint(1, 500),
+                      c2=rng.randint(0, 99), h=rng.randint(1, 12), m=rng.randint(0, 59), d=rng.randint(1, 28),
+                      d2=rng.randint(1, 28), mm=rng.randint(1, 12), y=rng.randint(1990, 2024),
+                      y0=rng.randint(1950, 1989), mon=rng.choice(_MONTHS), s=a + b)
+        out.append(_NUMERIC_UNSEEN[i % len(_NUMERIC_UNSEEN)].format(**values))
+    return out
+
+
 def benign_texts(n_prose: int = 40, n_numeric: int = 40) -> list[str]:
     """Return prose paragraphs followed by number-heavy sentences (held-out text for perplexity)."""
     return prose_paragraphs(n_prose) + numeric_sentences(n_numeric)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from benchmarks.benign_text import benign_texts, guard_texts, prose_paragraphs
+from benchmarks.benign_text import benign_texts, guard_texts, numeric_sentences_unseen, prose_paragraphs
 from benchmarks.ssn_data import EMAIL_DOMAINS, ENTITIES, SsnRow, split
 from benchmarks.ssn_model import _cache_root, encode_rows, memorized_model
 from revs_engine.arch import resolve_arch
@@ -126,7 +126,9 @@ def evaluate(model, arch, lens, data: SeedData, positions: list[list[int]], *, s
     s = audit(model, arch, audit_inputs_for(data, positions), cfg, lens=lens, stage=stage).summary()
     n_prose = len(prose_paragraphs())  # benign_texts(): the prose paragraphs first
     kinds = {"ppl_prose": perplexity(model, list(data.audit.benign[:n_prose])).perplexity,
-             "ppl_numeric": perplexity(model, list(data.audit.benign[n_prose:])).perplexity}
+             "ppl_numeric": perplexity(model, list(data.audit.benign[n_prose:])).perplexity,
+             "ppl_numeric_unseen": perplexity(model, [data.erase.encode(t) for t in numeric_sentences_unseen()]
+                                              ).perplexity}
     n = len(data.audit.forget_ids)
     count = lambda metric, total: round(s[(metric, None)] * total / 100)  # noqa: E731
     return {"efficacy": s[("efficacy", K)], "generality": s[("generality", K)],
@@ -280,7 +282,9 @@ def _same_edits(a: tuple, b: tuple) -> bool:
 COLUMNS = [("unlearning", "US"), ("efficacy", "Eff@100"), ("generality", "Gen@100"), ("specificity", "Spec"),
            ("spec_unseen", "Spec (unseen)"), ("resistance", "RS@100"), ("lla", "LLA@100"), ("da", "DA@100"),
            ("pa", "PA@100"), ("ppl_change", "ppl Δ%"), ("ppl_prose_change", "ppl Δ% prose"),
-           ("ppl_numeric_change", "ppl Δ% number-heavy"), ("extract_plain", "extracted (greedy)"),
+           ("ppl_numeric_change", "ppl Δ% number-heavy"),
+           ("ppl_numeric_unseen_change", "ppl Δ% number-heavy, unseen templates"),
+           ("extract_plain", "extracted (greedy)"),
            ("extract_perturbed", "extracted (perturbed)"), ("extract_sampled", "extracted (sampled)"),
            ("extract_generality", "extracted (other prompts)"), ("s_per_target", "s/target")]
 FORMAT_TABLE = [("exposure", "exposure (bits)"), ("exposure_control", "control exposure"),
@@ -307,7 +311,8 @@ def table(per_seed: list[dict], *, paper: bool = True) -> str:
     """Return the markdown tables (mean ± std over seeds) with the paper's SSN numbers beside ours (``paper``)."""
     names = ["unedited", *(n for n in per_seed[0] if n not in ("unedited", "timing"))]
     for res in per_seed:
-        for kind in ("ppl", "ppl_prose", "ppl_numeric"):  # the split is missing from runs before 2026-12-05
+        # the split is missing from runs before 2026-12-05: those cells stay blank
+        for kind in ("ppl", "ppl_prose", "ppl_numeric", "ppl_numeric_unseen"):
             base = res["unedited"].get(kind)
             for name in names:
                 if base and kind in res[name]:
@@ -409,7 +414,8 @@ def entity_section(entity: str, seeds: list[int], n_forget: int, names: list[str
             f"their other prompts, retain = the other values' sentences; seeds {seeds}; k = {K}. Every row is "
             "`revs_engine.erase.erase` with the row's preset, then `revs_engine.audit.audit` — the product's own "
             "entry points. Scores ×100, mean ± std over seeds; ppl Δ% = perplexity change on held-out prose + "
-            "number-heavy text, and on each apart (40 texts each); extracted = erased values still generated "
+            "number-heavy text, on each apart (40 texts each), and on 40 number-heavy sentences of templates "
+            "neither the guard nor the measured set uses; extracted = erased values still generated "
             "(greedy, perturbed prompts, 10 samples at T = 1 / top-40, the other prompts). Spec (unseen) = "
             "retained values the guard never saw.\n\n")
     return head + table(per_seed, paper=entity == "ssn")

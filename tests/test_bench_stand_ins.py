@@ -26,3 +26,15 @@ def test_a_stand_in_without_rehearsal_keeps_the_key_it_had_before_rehearsal_exis
     assert _key(rows, "sha", MEMORIZE, []) == hashlib.sha256(payload.encode()).hexdigest()[:16]
     assert _key(rows, "sha", MEMORIZE, [[1, 2, 3]]) != _key(rows, "sha", MEMORIZE, [])
     assert _key(rows, "sha", MEMORIZE, [[1, 2, 3]]) != _key(rows, "sha", MEMORIZE, [[1, 2, 4]])
+
+
+def test_the_unseen_number_templates_share_no_template_with_the_guard_or_the_measured_set():
+    import re
+
+    from benchmarks.benign_text import numeric_sentences, numeric_sentences_unseen
+
+    shape = lambda t: re.sub(r"\d+", "#", re.sub(r"January|February|March|April|May|June|July|August|September"  # noqa: E731
+                                                r"|October|November|December", "M", t))
+    unseen = {shape(t) for t in numeric_sentences_unseen()}
+    assert len(unseen) == 10
+    assert not unseen & {shape(t) for t in numeric_sentences(40) + numeric_sentences(48, seed=54321)}
