@@ -169,6 +169,12 @@ EXTRA = {
     # the digits preset as it was before cross decoys and spread 512 became its default (2026-12-03)
     "spread256": ("digits without cross decoys, spread 256", {"preset": "digits", "cross_decoys": 0,
                                                               "guard_spread": 256}),
+    # the digits preset demoting only just past the audit's k: residual window 0.4–2 % of the vocabulary (about
+    # ranks 200–1,000 on SmolLM2) instead of 5–25 % — less push on the digit other people share
+    "shallow": ("digits, residual window 0.4–2 %", {"preset": "digits", "residual_rank_window": [0.004, 0.02]}),
+    # the digits preset with each digit demoted relative to the other digits and the shallow window
+    "relative-shallow": ("digits + relative demotion, residual window 0.4–2 %",
+                         {"preset": "digits", "relative_demotion": True, "residual_rank_window": [0.004, 0.02]}),
     # the digits preset with two targets per value instead of one (deeper on e-mail addresses, at a Specificity
     # cost: RESULTS.md "E-mail addresses: what was tried")
     "two-targets": ("digits, two targets per value", {"preset": "digits", "targets": {"max_tokens": 2}}),
