@@ -175,6 +175,10 @@ EXTRA = {
     # the digits preset with each digit demoted relative to the other digits and the shallow window
     "relative-shallow": ("digits + relative demotion, residual window 0.4–2 %",
                          {"preset": "digits", "relative_demotion": True, "residual_rank_window": [0.004, 0.02]}),
+    # the digits preset with a stronger guard projection (ridge 0.005 instead of 0.02) or a wider spread (1,024
+    # neurons instead of 512): the change at guarded positions held smaller
+    "projection-strong": ("digits, guard projection ridge 0.005", {"preset": "digits", "guard_projection": 0.005}),
+    "spread1024": ("digits, guard spread 1,024", {"preset": "digits", "guard_spread": 1024}),
     # the digits preset with two targets per value instead of one (deeper on e-mail addresses, at a Specificity
     # cost: RESULTS.md "E-mail addresses: what was tried")
     "two-targets": ("digits, two targets per value", {"preset": "digits", "targets": {"max_tokens": 2}}),
