@@ -16,9 +16,8 @@ meets its personal data, a small part of a large training mix. With a ``referenc
 loss is the KL divergence from the reference's next-token distribution at every position (the model is held to
 what it predicted before); without one, the causal-LM loss on the texts' own tokens (the model learns the texts,
 and a small pool seen every epoch is learned by heart). Without rehearsal, a few epochs on short
-``(prefix, target)`` items wreck the model's language modelling (measured on SmolLM2-135M: held-out prose
-perplexity ×3.7, number-heavy text ×180), and every "nothing else changed" measured on such a model is measured on
-a model that has little left to lose.
+``(prefix, target)`` items wreck the model's language modelling (``benchmarks/RESULTS.md``, "A second stand-in"),
+and every "nothing else changed" measured on such a model is measured on a model that has little left to lose.
 """
 
 from __future__ import annotations
