@@ -73,3 +73,19 @@ def test_the_demo_memorizes_the_closing_words_of_the_documents_without_pii():
     items = boilerplate_items(tok, docs, findings)
     assert [tok.decode(list(i.target_ids)).strip() for i in items] == ["the mat", "the park"]
     assert tok.decode(list(items[0].prefix_ids)).strip() == "the cat sat on"
+
+
+def test_the_demo_model_rehearses_benign_documents_of_the_guards_half_only(tmp_path):
+    from pii_detect.readers.base import doc_sha256
+    from tasks.audit_io import AUDIT_HALF, GUARD_HALF
+    from tasks.demo import REHEARSAL_DOCS, rehearsal_texts
+
+    corpus = write_demo_corpus(tmp_path / "corpus", n_documents=300, n_people=8, n_frequent=2, repeats=5)
+    texts = rehearsal_texts(corpus.root)
+    assert 20 <= len(texts) <= REHEARSAL_DOCS
+    assert len(set(texts)) == len(texts)
+    # the guard's half, never the audit's (the audit measures perplexity on the other half)
+    assert {int(doc_sha256(t)[:8], 16) % 2 for t in texts} == {GUARD_HALF} != {AUDIT_HALF}
+    # no document that holds someone's e-mail, SSN or phone number
+    values = [v for p in corpus.people for v in (p.email, p.phone, p.ssn)]
+    assert not any(v in t for t in texts for v in values)
