@@ -109,7 +109,7 @@ def memorized_model(n_ssns: int = 40, data_seed: int = 0, *, cfg: MemorizeConfig
         loaded, info = load_model(out_dir, cache_dir=cache), json.loads(info_path.read_text())
         if "drift" not in info:  # models built before the drift was recorded
             info["drift"] = language_drift(base.model, loaded.model, tok)
-            _io_write_json(info_path, info)
+            _write_json_atomic(info_path, info)
         return loaded, rows, info
     items = encode_rows(tok, rows)
     texts = [tok(r.sentence, add_special_tokens=False)["input_ids"] for r in rows]
@@ -128,7 +128,7 @@ def memorized_model(n_ssns: int = 40, data_seed: int = 0, *, cfg: MemorizeConfig
     return load_model(out_dir, cache_dir=cache), rows, info
 
 
-def _io_write_json(path: Path, data: dict) -> None:
+def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
     tmp.replace(path)
