@@ -27,6 +27,16 @@ _MODULES = ("argparse", "textwrap", "json", "csv", "logging", "unittest", "pathl
             "pydoc", "tokenize", "xmlrpc.client", "wave", "zipimport", "shlex", "netrc", "mimetypes", "filecmp")
 
 
+def _prose(doc: str, min_chars: int) -> list[str]:
+    """The paragraphs of ``doc`` that read as prose: whitespace collapsed, at least ``min_chars`` long, no code."""
+    out = []
+    for para in re.split(r"\n\s*\n", doc):
+        text = " ".join(para.split())
+        if len(text) >= min_chars and not re.search(r"[>{}\[\]=|]|\w\(", text):
+            out.append(text)
+    return out
+
+
 def prose_paragraphs(n: int = 40, min_chars: int = 200) -> list[str]:
     """Return up to ``n`` prose paragraphs (≥ ``min_chars``) from standard-library docstrings, in a fixed order."""
     out: list[str] = []
@@ -40,12 +50,10 @@ def prose_paragraphs(n: int = 40, min_chars: int = 200) -> list[str]:
         for doc in docs:
             if not isinstance(doc, str):  # a class's ``__doc__`` slot, seen through the module
                 continue
-            for para in re.split(r"\n\s*\n", doc):
-                text = " ".join(para.split())
-                if len(text) >= min_chars and not re.search(r"[>{}\[\]=|]|\w\(", text):
-                    out.append(text)
-                    if len(out) >= n:
-                        return out
+            for text in _prose(doc, min_chars):
+                out.append(text)
+                if len(out) >= n:
+                    return out
     return out
 
 
@@ -130,13 +138,7 @@ def reference_paragraphs(min_chars: int = 200) -> list[str]:
         from pydoc_data.topics import topics
     except ImportError:  # a stripped-down Python may lack it; the docstrings suffice
         return []
-    out = []
-    for _, doc in sorted(topics.items()):
-        for para in re.split(r"\n\s*\n", doc):
-            text = " ".join(para.split())
-            if len(text) >= min_chars and not re.search(r"[>{}\[\]=|]|\w\(", text):
-                out.append(text)
-    return out
+    return [text for _, doc in sorted(topics.items()) for text in _prose(doc, min_chars)]
 
 
 def rehearsal_texts(n_numeric: int = 200, *, skip_prose: int = 88) -> list[str]:
