@@ -179,6 +179,13 @@ EXTRA = {
     # neurons instead of 512): the change at guarded positions held smaller
     "projection-strong": ("digits, guard projection ridge 0.005", {"preset": "digits", "guard_projection": 0.005}),
     "spread1024": ("digits, guard spread 1,024", {"preset": "digits", "guard_spread": 1024}),
+    # the digits preset with the guard check: each secret's edit verified on the guard's retained items and redone
+    # stricter (contrast weight doubled, projection ridge quartered) up to 3 times when one of them broke
+    "checked": ("digits + guard check, 3 retries", {"preset": "digits", "guard_check": True, "guard_retries": 3}),
+    # relative demotion with the stronger guard projection and the wider spread
+    "relative-strong": ("digits + relative demotion, ridge 0.005, spread 1,024",
+                        {"preset": "digits", "relative_demotion": True, "guard_projection": 0.005,
+                         "guard_spread": 1024}),
     # the digits preset with two targets per value instead of one (deeper on e-mail addresses, at a Specificity
     # cost: RESULTS.md "E-mail addresses: what was tried")
     "two-targets": ("digits, two targets per value", {"preset": "digits", "targets": {"max_tokens": 2}}),

@@ -220,8 +220,8 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
     greedy, captured = _greedy_attacks(model, arch, inputs, cfg, pad_id, {
         "plain": list(inputs.forget), "perturbed": moved, "generality": list(inputs.generality)})
     acts, pert_acts, gen_acts = captured["plain"], captured["perturbed"], captured.get("generality")
-    secrets, ranks = acts.secrets(), stream_ranks(acts, lens)
-    positions = delta_attack.delta_positions(acts, lens, top=cfg.delta_top)
+    secrets = acts.secrets()
+    positions, ranks = delta_attack.positions_and_ranks(acts, lens, top=cfg.delta_top)
     pert_ranks = stream_ranks(pert_acts, lens)
     gen_ranks = stream_ranks(gen_acts, lens) if gen_acts is not None else None
     tick(1)

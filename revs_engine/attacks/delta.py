@@ -1,6 +1,7 @@
 """Delta attack (DA@k, reference/revs-method.md §2.6): tokens whose logit moves most between consecutive layers.
 
-Offers :func:`delta_positions` (the target's place in each candidate list), :func:`score_delta` and :func:`run`.
+Offers :func:`delta_positions` (the target's place in each candidate list), :func:`positions_and_ranks` (those and
+the residual ranks, from one projection), :func:`score_delta` and :func:`run`.
 
 For each evaluated token, consecutive layer pair ``(l, l+1)`` and stream (residual output, attention output, MLP
 output): ``Δ = proj(h_{l+1}) − proj(h_l)`` (logit lens, final norm applied to each vector); the candidate list is
@@ -21,7 +22,7 @@ import torch
 
 from revs_engine.arch import ModelArch
 from revs_engine.attacks.logit_lens import STREAMS, AttackResult, TargetActivations, capture_targets
-from revs_engine.lens import VocabLens
+from revs_engine.lens import VocabLens, rank_of
 from revs_engine.targets import TokenTarget
 
 ABSENT = 10**6
@@ -30,17 +31,29 @@ ABSENT = 10**6
 @torch.no_grad()
 def delta_positions(acts: TargetActivations, lens: VocabLens, *, top: int = 500) -> torch.Tensor:
     """Return the target's place in each |Δ| candidate list ``[n_tok, 3, L-1]`` (``ABSENT`` when not listed)."""
+    return positions_and_ranks(acts, lens, top=top)[0]
+
+
+@torch.no_grad()
+def positions_and_ranks(acts: TargetActivations, lens: VocabLens, *, top: int = 500
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return :func:`delta_positions` and, read from the same residual projections, each target token's rank at
+    every layer ``[n_tok, L]`` (what :func:`~revs_engine.attacks.logit_lens.stream_ranks` returns): the audit
+    needs both, and the residual stream then passes through the unembedding once instead of twice."""
     n_tok, L = acts.resid_post.shape[:2]
     out = torch.full((n_tok, len(STREAMS), max(L - 1, 0)), ABSENT, dtype=torch.long)
+    ranks = torch.empty((n_tok, L), dtype=torch.long)
     w = lens.W
     for i in range(n_tok):
         t = int(acts.token_ids[i])
         for s, stream in enumerate(STREAMS):
             logits = lens.project(getattr(acts, stream)[i].to(w.device, w.dtype))  # [L, V]
+            if stream == "resid_post":
+                ranks[i] = rank_of(logits, t).cpu()
             delta = (logits[1:] - logits[:-1]).abs()  # [L-1, V]
             place = (delta > delta[:, t:t + 1]).sum(-1).cpu()
             out[i, s] = torch.where(place < top, place, torch.full_like(place, ABSENT))
-    return out
+    return out, ranks
 
 
 def score_delta(positions: torch.Tensor, secret_index: Sequence[int], k: int) -> AttackResult:

@@ -9,6 +9,7 @@ from revs_engine.attacks import ATTACKS, delta, generation, logit_lens, perturb,
 from revs_engine.attacks.logit_lens import capped_scores, capture_targets
 from revs_engine.capture import capture_activations
 from revs_engine.errors import ShapeError
+from revs_engine.lens import VocabLens
 from revs_engine.probes import ProbeItem
 from revs_engine.targets import TokenTarget
 from tests.revs_engine._tokenizer import make_tiny_tokenizer
@@ -102,6 +103,22 @@ def test_one_forward_per_batch_of_secrets_gives_the_per_target_activations():
         alone = capture_activations(model, arch, torch.tensor([t.prefix_ids]))
         torch.testing.assert_close(acts.resid_post[i], alone.resid_post[0, 0], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(acts.mlp_out[i], alone.mlp_out[0, 0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["llama", "gptj"])
+def test_delta_positions_and_residual_ranks_from_one_projection_equal_the_two_attacks_apart(family):
+    # given the activations of nested targets on a random model (targets at varied ranks, not ties)
+    model = tiny_model(family, vocab_size=V, layers=3)
+    arch = resolve_arch(model)
+    lens = VocabLens(model, arch)
+    acts = capture_targets(model, arch, forget_targets(positions=(0, 1, 2)), batch_size=16)
+    # when
+    positions, ranks = delta.positions_and_ranks(acts, lens, top=50)
+    # then: exactly what the Delta attack and the Logit-Lens ranks compute on their own
+    assert torch.equal(positions, delta.delta_positions(acts, lens, top=50))
+    assert torch.equal(ranks, logit_lens.stream_ranks(acts, lens))
+    assert ranks.shape == (6, 3)
+    assert len(set(ranks.flatten().tolist())) > 3
 
 
 def test_delta_scores_min_over_secrets_and_reports_the_mean():
