@@ -38,7 +38,7 @@ from revs_engine.attacks import delta as delta_attack
 from revs_engine.attacks import perturb as perturb_attack
 from revs_engine.attacks.generation import ExtractionResult, greedy_extractions, sampled_extraction
 from revs_engine.attacks.logit_lens import TargetActivations, capture_targets, score_logit_lens, stream_ranks
-from revs_engine.attacks.resumed_greedy import Taps
+from revs_engine.attacks.resumed_greedy import Kept, Taps
 from revs_engine.audit_formats import FormatAuditConfig, format_rows
 from revs_engine.formats import SecretFormat
 from revs_engine.lens import VocabLens
@@ -137,7 +137,9 @@ class AuditConfig:
             reproduces it, nothing left to generate) and generate only the rest; every continuation, greedy or
             sampled, stops once its verdict is settled (it holds the target, or can no longer hold it:
             :mod:`revs_engine.attacks.containment`); sampled extraction runs each prompt through the model once
-            for all its samples; perplexity batches texts of similar length.
+            for all its samples, reading the greedy attacks' teacher-forced pass (no pass of its own); the Delta
+            attack and the rank attacks share one projection of the residual stream; perplexity batches texts of
+            similar length.
             False runs the audit without them (every continuation generated from its prompt, every sample
             prefilled on its own, texts batched in input order): the slower path they replace.
         formats: the format-aware attacks' settings (run when the inputs carry formats).
@@ -217,8 +219,9 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
     out = _Rows(stage)
     moved = perturb_attack.perturbed_targets(list(inputs.forget), list(inputs.prompts), inputs.encode,
                                              n_spaces=cfg.n_spaces, seed=cfg.perturb_seed)
+    kept = _kept_for_sampling(inputs, cfg, arch.vocab_size)
     greedy, captured = _greedy_attacks(model, arch, inputs, cfg, pad_id, {
-        "plain": list(inputs.forget), "perturbed": moved, "generality": list(inputs.generality)})
+        "plain": list(inputs.forget), "perturbed": moved, "generality": list(inputs.generality)}, kept)
     acts, pert_acts, gen_acts = captured["plain"], captured["perturbed"], captured.get("generality")
     secrets = acts.secrets()
     positions, ranks = delta_attack.positions_and_ranks(acts, lens, top=cfg.delta_top)
@@ -254,7 +257,7 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
     if spec is not None:
         _specificity_rows(out, inputs, spec.per_secret, spec.score)
     tick(1)
-    _extraction_rows(model, inputs, cfg, out, pad_id, greedy)
+    _extraction_rows(model, inputs, cfg, out, pad_id, greedy, kept)
     tick(1)
     if inputs.benign:
         out.add(ALL_TARGETS, "perplexity", None, perplexity(model, list(inputs.benign), batch_size=bs,
@@ -282,15 +285,30 @@ def _specificity_rows(out: _Rows, inputs: AuditInputs, per_item: Sequence[float]
                 out.add(ALL_TARGETS, metric, None, statistics.fmean(part))
 
 
+#: The most bytes of teacher-forced logits the greedy pass keeps for sampled extraction (one ``[len(value), V]``
+#: float32 block per erased secret); more erased secrets than fit run the sampled attack's own pass.
+KEPT_LOGITS_BYTES = 256 * 2**20
+
+
+def _kept_for_sampling(inputs: AuditInputs, cfg: AuditConfig, vocab_size: int) -> Kept | None:
+    """What the greedy pass keeps for sampled extraction: the erased secrets' teacher-forced results (the first
+    set's items), when the fast audit samples and they fit :data:`KEPT_LOGITS_BYTES`."""
+    size = sum(len(it.target_ids) for it in inputs.forget_items) * vocab_size * 4
+    if not (cfg.fast and cfg.n_samples) or size > KEPT_LOGITS_BYTES:
+        return None
+    return Kept(frozenset(range(len(inputs.forget_items))))
+
+
 def _greedy_attacks(model, arch: ModelArch, inputs: AuditInputs, cfg: AuditConfig, pad_id: int,
-                    targets: dict[str, list[TokenTarget]]) -> tuple[dict[str, ExtractionResult],
-                                                                  dict[str, TargetActivations]]:
+                    targets: dict[str, list[TokenTarget]], kept: Kept | None = None
+                    ) -> tuple[dict[str, ExtractionResult], dict[str, TargetActivations]]:
     """Every greedy continuation the audit judges, in one call (one batch plan, one decoding loop): the erased
     secrets after their prompts (``plain``), after the Perturbation attack's prompts (``perturbed``), after their
     other prompts (``generality``), and the retained items (``retain``, Specificity's longer window); and the
     streams at the evaluated tokens of the same three sets (``targets``, for the rank attacks), captured in that
     pass where a continuation's teacher-forced sequence holds the token's prefix (``cfg.fast``), else in a pass
-    of their own (:func:`~revs_engine.attacks.logit_lens.capture_targets`)."""
+    of their own (:func:`~revs_engine.attacks.logit_lens.capture_targets`). ``kept``: the plain set's
+    teacher-forced results to keep (for sampled extraction)."""
     moved = [ProbeItem(tuple(inputs.encode(perturb_attack.perturb_text(p, n_spaces=cfg.n_spaces,
                                                                        seed=cfg.perturb_seed))), it.target_ids)
              for p, it in zip(inputs.prompts, inputs.forget_items, strict=True)]
@@ -302,7 +320,7 @@ def _greedy_attacks(model, arch: ModelArch, inputs: AuditInputs, cfg: AuditConfi
     targets = {name: t for name, t in targets.items() if t}
     taps, where = _taps(arch, sets, targets) if cfg.fast else (None, {})
     results = greedy_extractions(model, list(sets.values()), decode=inputs.decode, batch_size=cfg.batch_size,
-                                 pad_id=pad_id, probe_first=cfg.fast, taps=taps)
+                                 pad_id=pad_id, probe_first=cfg.fast, taps=taps, keep=kept)
     captured = {}
     for name, tt in targets.items():
         if name in where:
@@ -342,7 +360,7 @@ def _taps(arch: ModelArch, sets: dict[str, tuple[list[ProbeItem], int | None]],
 
 
 def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, pad_id: int,
-                     greedy: dict[str, ExtractionResult]) -> None:
+                     greedy: dict[str, ExtractionResult], kept: Kept | None = None) -> None:
     ids, dec = inputs.forget_ids, inputs.decode
     out.extraction("greedy_extraction", ids, greedy["plain"].extracted)
     out.extraction("perturbed_greedy_extraction", ids, greedy["perturbed"].extracted)
@@ -353,7 +371,7 @@ def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, p
                                      temperature=cfg.temperature, top_k=cfg.top_k, seed=cfg.sample_seed,
                                      decode=dec, batch_size=max(1, cfg.batch_size // 2), pad_id=pad_id,
                                      shared_prefill=cfg.fast, stop_settled=cfg.fast,
-                                     resume=cfg.fast)
+                                     resume=cfg.fast, teacher_forced=kept.found if kept else None)
         out.extraction("sampled_extraction", ids, sampled.extracted)
 
 

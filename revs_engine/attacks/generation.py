@@ -14,14 +14,14 @@ inside ``torch.random.fork_rng`` so the caller's global RNG state is left untouc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from revs_engine.attacks.containment import Containment, contains, digits_per_token
-from revs_engine.attacks.resumed_greedy import Taps, greedy_continuations
+from revs_engine.attacks.resumed_greedy import Kept, Taps, greedy_continuations
 from revs_engine.attacks.resumed_sampling import plain_sampling, sampled_continuations
 from revs_engine.attacks.scoring import vocab_size_of
 from revs_engine.capture import position_ids_for
@@ -207,23 +207,25 @@ def greedy_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, max
 
 def greedy_extractions(model: torch.nn.Module, sets: Sequence[tuple[Sequence[ProbeItem], int | None]], *,
                        decode: Callable[[list[int]], str] | None = None, batch_size: int = 16, pad_id: int = 0,
-                       probe_first: bool = True, taps: Taps | None = None) -> list[ExtractionResult]:
+                       probe_first: bool = True, taps: Taps | None = None,
+                       keep: Kept | None = None) -> list[ExtractionResult]:
     """:func:`greedy_extraction` of several ``(items, max_new_tokens)`` sets at once, one result per set.
 
     With ``probe_first`` all sets share one teacher-forced batch plan and one decoding loop (fewer, fuller forward
     passes than one call per set), a row stops as soon as its verdict is settled
     (:class:`~revs_engine.attacks.containment.Containment`), and ``taps`` (item indices counted over the sets in
-    order) are captured in that pass; without it each set is generated on its own to its full length (``taps``
-    must be None).
+    order) are captured in that pass, and ``keep``'s items' results kept
+    (:class:`~revs_engine.attacks.resumed_greedy.Kept`, for :func:`sampled_extraction`); without it each set is
+    generated on its own to its full length (``taps`` and ``keep`` must be None).
     """
-    if taps is not None and not probe_first:
-        raise ValueError("taps are captured in the teacher-forced pass: they need probe_first=True")
+    if (taps is not None or keep is not None) and not probe_first:
+        raise ValueError("taps and keep come from the teacher-forced pass: they need probe_first=True")
     sets = [(list(items), n or max(len(i.target_ids) for i in items)) for items, n in sets]
     if probe_first:
         every = [it for items, _ in sets for it in items]
         limits = [n for items, n in sets for _ in items]
         flat = greedy_continuations(model, every, limits, eos_ids=_eos_ids(model), pad_id=pad_id, taps=taps,
-                                    settled=containment(model, every, decode).settled)
+                                    keep=keep, settled=containment(model, every, decode).settled)
         parts, start = [], 0
         for items, _ in sets:
             parts.append([[c] for c in flat[start:start + len(items)]])
@@ -239,14 +241,16 @@ def sampled_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, n_
                        temperature: float = 1.0, top_k: int | None = 40, max_new_tokens: int | None = None,
                        seed: int = 0, decode: Callable[[list[int]], str] | None = None, batch_size: int = 8,
                        pad_id: int = 0, shared_prefill: bool = True, stop_settled: bool = True,
-                       resume: bool = True) -> ExtractionResult:
+                       resume: bool = True, teacher_forced: Mapping[int, tuple] | None = None) -> ExtractionResult:
     """Sample ``n_samples`` continuations per prefix (temperature, top-k, seeded); any hit counts.
     ``shared_prefill``: see :func:`generate_continuations` (False prefills every sample on its own).
     ``stop_settled``: a sample stops once its verdict is settled
     (:class:`~revs_engine.attacks.containment.Containment`; the same verdicts, the same draws for the rest).
     ``resume``: samples still on their target read the teacher-forced pass's logits, the others resume from its
     cache (:func:`~revs_engine.attacks.resumed_sampling.sampled_continuations`: the same batches, seeds and draws
-    as ``generate``); models it does not cover, and ``resume=False``, sample with ``generate``."""
+    as ``generate``); models it does not cover, and ``resume=False``, sample with ``generate``. ``teacher_forced``:
+    that pass as another attack already ran it over the same items
+    (:class:`~revs_engine.attacks.resumed_greedy.Kept`'s ``found``), so it is not run again."""
     if n_samples < 1 or temperature <= 0:
         raise ValueError("n_samples must be ≥ 1 and temperature > 0")
     n = max_new_tokens or max(len(i.target_ids) for i in items)
@@ -256,7 +260,7 @@ def sampled_extraction(model: torch.nn.Module, items: Sequence[ProbeItem], *, n_
         seeds = [_batch_seed(seed, start) for start in range(0, len(items), batch_size)]
         conts = sampled_continuations(model, items, n_samples, n, temperature=temperature, top_k=top_k,
                                       seeds=seeds, batch_size=batch_size, eos_ids=_eos_ids(model), pad_id=pad_id,
-                                      settled=settled)
+                                      settled=settled, teacher_forced=teacher_forced)
     if conts is None:
         conts = generate_continuations(model, [i.prefix_ids for i in items], max_new_tokens=n, n_samples=n_samples,
                                        do_sample=True, temperature=temperature, top_k=top_k, seed=seed,

@@ -2,7 +2,8 @@
 
 Offers :func:`greedy_continuations`: per ``(prefix, target)`` item, the greedy continuation of up to ``n`` tokens
 after its prefix (cut before the first EOS) — what ``model.generate(do_sample=False)`` returns from the prefix —
-and :class:`Taps`: residual streams captured in the same pass (the rank attacks' inputs).
+:class:`Taps` (residual streams captured in the same pass: the rank attacks' inputs) and :class:`Kept` (that pass's
+results for chosen items: the sampled attack's).
 
 How: one teacher-forced pass over ``prefix + target[:-1]`` per length-planned batch (as
 :func:`revs_engine.probes.probe` runs) tells how each continuation starts — the whole target when greedy
@@ -23,6 +24,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -58,6 +60,24 @@ class Taps:
     found: dict[tuple[int, int], dict[str, torch.Tensor]] = field(default_factory=dict)
 
 
+@dataclass
+class Kept:
+    """Teacher-forced results to keep for a later pass over the same items (the sampled attack reads them instead
+    of running those sequences again).
+
+    Args:
+        items: the item indices to keep.
+
+    After :func:`greedy_continuations`, ``found[item]`` is ``(logits, cache, mask, row)``: the next-token logits at
+    the item's target positions ``[len(target), V]``, and its teacher-forced batch's key/value cache, attention
+    mask and the item's row in them (what :meth:`~revs_engine.attacks.row_cache.RowCache.from_rows` resumes from;
+    the batch's cache is left as the pass made it).
+    """
+
+    items: frozenset[int]
+    found: dict[int, tuple[torch.Tensor, Any, torch.Tensor, int]] = field(default_factory=dict)
+
+
 #: ``(item, continuation so far, tokens still allowed) → verdict known`` (see ``settled`` below).
 Settled = Callable[[int, Sequence[int], int], bool]
 
@@ -69,7 +89,8 @@ GATHER_BATCHES = 4
 @torch.no_grad()
 def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: int | Sequence[int], *,
                          eos_ids: Collection[int], batch_size: int = CPU_BATCH, pad_id: int = 0,
-                         taps: Taps | None = None, settled: Settled | None = None) -> list[tuple[int, ...]]:
+                         taps: Taps | None = None, settled: Settled | None = None,
+                         keep: Kept | None = None) -> list[tuple[int, ...]]:
     """Return, per item, the greedy continuation after its prefix: its first ``n`` tokens (``n``: one for all, or
     one per item), cut before the first EOS, and cut after the target when greedy reproduces the whole target (the
     continuation contains it, whatever follows). Items are batched by length
@@ -77,7 +98,7 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
     to :data:`GATHER_BATCHES` batches' worth at a time). ``taps``: streams captured in the same pass.
     ``settled(item, tokens so far, tokens still allowed)``: True stops the row there (its "contains the target"
     verdict is known, :meth:`~revs_engine.attacks.containment.Containment.settled`): the continuation returned
-    is then cut at that point."""
+    is then cut at that point. ``keep``: the items whose teacher-forced results are kept (:class:`Kept`)."""
     limits = [n] * len(items) if isinstance(n, int) else list(n)
     if len(limits) != len(items) or any(m < 1 for m in limits):
         raise ValueError(f"n must be ≥ 1, one for all items or one per item; got {n}")
@@ -106,6 +127,8 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
         for r, i in enumerate(batch):
             target = items[i].target_ids
             emitted = greedy[cursor:cursor + len(target)]
+            if keep is not None and i in keep.items:
+                keep.found[i] = (logits[cursor:cursor + len(target)], cache, mask, r)
             cursor += len(target)
             j = next((j for j, (g, t) in enumerate(zip(emitted, target, strict=True)) if g != t), None)
             head = list(target) if j is None else [*target[:j], emitted[j]]

@@ -25,7 +25,8 @@ adds logits processors of its own (repetition penalty, minimum length, ...) are 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,37 +65,81 @@ def _processed(logits: torch.Tensor, temperature: float, top_k: int | None) -> t
 @torch.no_grad()
 def sampled_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n_samples: int, n: int, *,
                           temperature: float, top_k: int | None, seeds: Sequence[int], batch_size: int,
-                          eos_ids: Collection[int], pad_id: int = 0,
-                          settled: Settled | None = None) -> list[list[tuple[int, ...]]] | None:
+                          eos_ids: Collection[int], pad_id: int = 0, settled: Settled | None = None,
+                          teacher_forced: Mapping[int, tuple[torch.Tensor, Any, torch.Tensor, int]] | None = None,
+                          ) -> list[list[tuple[int, ...]]] | None:
     """Return ``n_samples`` continuations of at most ``n`` tokens per item (cut before EOS, or where ``settled``
     stops them), batches of ``batch_size`` items each seeded with ``seeds[batch]``; None when the model's cache
-    cannot be cut and joined per row (e.g. sliding-window layers): use ``generate`` then."""
+    cannot be cut and joined per row (e.g. sliding-window layers): use ``generate`` then.
+
+    ``teacher_forced``: per item, the teacher-forced pass another attack already ran over the same sequences
+    (:class:`~revs_engine.attacks.resumed_greedy.Kept`: logits at the target positions, the batch's cache and mask,
+    the item's row); when it holds every item no teacher-forced pass is run here (the same draws: the logits are
+    those of the same sequences, equal up to float rounding across batches)."""
     device = next(model.parameters()).device
     out: list[list[tuple[int, ...]]] = []
+    reuse = teacher_forced is not None and all(i in teacher_forced for i in range(len(items)))
+    if reuse and not all(joinable_cache(teacher_forced[i][1]) for i in range(len(items))):
+        return None
     for b, start in enumerate(range(0, len(items), batch_size)):
         chunk = list(items[start:start + batch_size])
-        pairs = [(it.prefix_ids, it.target_ids) for it in chunk]
-        ids, mask, rows, positions = teacher_forced_inputs(pairs, pad_id)
-        logits, cache = target_logits_and_cache(model, ids.to(device), mask.to(device),
-                                                torch.tensor(rows, device=device),
-                                                torch.tensor(positions, device=device))
-        if not joinable_cache(cache):
-            return None
-        starts = [0]
-        for it in chunk:
-            starts.append(starts[-1] + len(it.target_ids))
-        tf = [logits[starts[i]:starts[i + 1]].float() for i in range(len(chunk))]
+        if reuse:
+            found = [teacher_forced[start + k] for k in range(len(chunk))]
+            tf = [f[0].float() for f in found]
+            sources = [(cache, mask, row) for _, cache, mask, row in found]
+        else:
+            tf, sources = _teacher_forced(model, chunk, pad_id, device)
+            if sources is None:
+                return None
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seeds[b])
-            out += _sample_chunk(model, chunk, tf, cache, mask.to(device), n_samples, n, temperature, top_k,
-                                 set(eos_ids), settled, start)
+            out += _sample_chunk(model, chunk, tf, sources, n_samples, n, temperature, top_k, set(eos_ids),
+                                 settled, start)
     return out
 
 
-def _sample_chunk(model, chunk: list[ProbeItem], tf: list[torch.Tensor], tf_cache, tf_mask: torch.Tensor,
-                  n_samples: int, n: int, temperature: float, top_k: int | None, eos: set[int],
-                  settled: Settled | None, first_item: int) -> list[list[tuple[int, ...]]]:
-    """Sample one batch (rows item-major, ``n_samples`` per item) as ``generate`` would (module docstring)."""
+def _teacher_forced(model, chunk: list[ProbeItem], pad_id: int, device: torch.device):
+    """One teacher-forced pass over the chunk: per item its target positions' logits ``[len(target), V]`` and its
+    ``(cache, mask, row)``; ``(…, None)`` when the cache cannot be cut and joined per row."""
+    pairs = [(it.prefix_ids, it.target_ids) for it in chunk]
+    ids, mask, rows, positions = teacher_forced_inputs(pairs, pad_id)
+    mask = mask.to(device)
+    logits, cache = target_logits_and_cache(model, ids.to(device), mask, torch.tensor(rows, device=device),
+                                            torch.tensor(positions, device=device))
+    if not joinable_cache(cache):
+        return [], None
+    starts = [0]
+    for it in chunk:
+        starts.append(starts[-1] + len(it.target_ids))
+    tf = [logits[starts[i]:starts[i + 1]].float() for i in range(len(chunk))]
+    return tf, [(cache, mask, i) for i in range(len(chunk))]
+
+
+def _resumed_rows(sources: list[tuple[Any, torch.Tensor, int]], joins: list[tuple[int, int, int]]
+                  ) -> tuple[RowCache, list[tuple[int, int, int]]]:
+    """The rows ``joins`` (``(sample row, item, position of its next token)``) cut out of their items'
+    teacher-forced batches and joined, with ``joins`` in the order of the joined rows (grouped by batch)."""
+    groups: dict[int, list[tuple[int, int, int]]] = {}
+    for j in joins:
+        groups.setdefault(id(sources[j[1]][0]), []).append(j)
+    joined, ordered = None, []
+    for group in groups.values():
+        cache, mask, _ = sources[group[0][1]]
+        part = RowCache.from_rows(cache, mask, [sources[i][2] for _, i, _ in group], [p for _, _, p in group])
+        if joined is None:
+            joined = part
+        else:
+            joined.extend(part)
+        ordered += group
+    return joined, ordered
+
+
+def _sample_chunk(model, chunk: list[ProbeItem], tf: list[torch.Tensor],
+                  sources: list[tuple[Any, torch.Tensor, int]], n_samples: int, n: int, temperature: float,
+                  top_k: int | None, eos: set[int], settled: Settled | None,
+                  first_item: int) -> list[list[tuple[int, ...]]]:
+    """Sample one batch (rows item-major, ``n_samples`` per item) as ``generate`` would (module docstring); item
+    ``k``'s samples resume from ``sources[k]`` (its teacher-forced batch's cache and mask, and its row there)."""
     n_rows = len(chunk) * n_samples
     item_of = [r // n_samples for r in range(n_rows)]
     tokens: list[list[int]] = [[] for _ in range(n_rows)]
@@ -136,7 +181,7 @@ def _sample_chunk(model, chunk: list[ProbeItem], tf: list[torch.Tensor], tf_cach
             off.keep([k for k, r in enumerate(off_rows) if not finished[r]])
             off_rows = [r for r in off_rows if not finished[r]]
         if joins:  # their teacher-forced entries from the divergence on are masked out
-            new = RowCache.from_rows(tf_cache, tf_mask, [i for _, i, _ in joins], [p for _, _, p in joins])
+            new, joins = _resumed_rows(sources, joins)
             if off is None or not off_rows:
                 off = new
             else:

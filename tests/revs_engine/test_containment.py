@@ -162,6 +162,33 @@ def test_resumed_sampling_draws_what_generate_draws(family):
     assert 0 < sum(followed) < len(followed)
 
 
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_samples_resumed_from_the_greedy_pass_draw_what_generate_draws(family):
+    # given the greedy pass over other items and the sampled items, in one length plan (batches mix them), keeping
+    # the sampled items' teacher-forced results
+    model = tiny_model(family)
+    model.generation_config.eos_token_id = None
+    items = _drawn_items(model)
+    others = [ProbeItem(tuple(range(9, 12 + i)), (20 + i, 21)) for i in range(4)]
+    kept = resumed_greedy.Kept(frozenset(range(2, 2 + len(items))))
+    resumed_greedy.greedy_continuations(model, others[:2] + items + others[2:], 6, eos_ids=(), batch_size=3,
+                                        keep=kept)
+    found = {i - 2: v for i, v in kept.found.items()}
+    assert len({id(cache) for _, cache, _, _ in found.values()}) > 1  # the items sit in several batches
+    # when sampling reads those results instead of a pass of its own
+    seeds = [generation._batch_seed(9, s) for s in range(0, len(items), 2)]
+    resumed = resumed_sampling.sampled_continuations(model, items, 5, 6, temperature=1.3, top_k=3, seeds=seeds,
+                                                     batch_size=2, eos_ids=(), teacher_forced=found)
+    # then every row is the one generate() draws from the prefix, and the one its own pass gives
+    assert resumed == generation.generate_continuations(model, [it.prefix_ids for it in items], max_new_tokens=6,
+                                                        n_samples=5, do_sample=True, temperature=1.3, top_k=3,
+                                                        seed=9, batch_size=2)
+    assert resumed == resumed_sampling.sampled_continuations(model, items, 5, 6, temperature=1.3, top_k=3,
+                                                             seeds=seeds, batch_size=2, eos_ids=())
+    followed = [c[:2] == it.target_ids[:2] for conts, it in zip(resumed, items, strict=True) for c in conts]
+    assert 0 < sum(followed) < len(followed)
+
+
 def test_resumed_sampling_cuts_before_eos_as_generate_does():
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
