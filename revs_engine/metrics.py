@@ -43,7 +43,6 @@ import torch.nn.functional as F
 from revs_engine.arch import ModelArch
 from revs_engine.attacks.generation import ExtractionResult, greedy_extraction
 from revs_engine.attacks.logit_lens import capture_targets, secret_layer_scores, stream_ranks
-from revs_engine.attacks.stems import run_stems, stem_groups, stem_rows
 from revs_engine.capture import model_forward
 from revs_engine.lens import VocabLens
 from revs_engine.probes import ProbeItem, plan_batches
@@ -147,10 +146,8 @@ def perplexity(model: torch.nn.Module, texts: Sequence[Sequence[int] | str], *,
     Args:
         texts: id sequences, or strings together with ``encode``.
         max_tokens: each text is cut to its first ``max_tokens`` tokens.
-        planned: texts that start alike share one pass over their first tokens
-            (:mod:`~revs_engine.attacks.stems`), and texts of similar length are batched together
-            (:func:`~revs_engine.probes.plan_batches`, little padding); False batches every text whole in input
-            order (the slower path; the same value up to float rounding).
+        planned: batch texts of similar length together (:func:`~revs_engine.probes.plan_batches`, little
+            padding); False batches them in input order (the slower path; the same value up to float rounding).
     """
     seqs = []
     for t in texts:
@@ -164,13 +161,9 @@ def perplexity(model: torch.nn.Module, texts: Sequence[Sequence[int] | str], *,
     if not seqs:
         raise ValueError("perplexity needs at least one text of ≥ 2 tokens")
     device = next(model.parameters()).device
-    total, count, whole = 0.0, 0, list(range(len(seqs)))
-    if planned:
-        total, count, whole = _stemmed_nll(model, seqs, batch_size, pad_id)
-    if planned:
-        order = [[whole[k] for k in plan] for plan in plan_batches([len(seqs[i]) for i in whole], batch_size)]
-    else:
-        order = [list(range(i, min(i + batch_size, len(seqs)))) for i in range(0, len(seqs), batch_size)]
+    total, count = 0.0, 0
+    order = (plan_batches([len(s) for s in seqs], batch_size) if planned
+             else [list(range(i, min(i + batch_size, len(seqs)))) for i in range(0, len(seqs), batch_size)])
     for batch in order:
         chunk = [seqs[i] for i in batch]
         width = max(len(s) for s in chunk)
@@ -187,47 +180,6 @@ def perplexity(model: torch.nn.Module, texts: Sequence[Sequence[int] | str], *,
         count += int(keep.sum())
     mean = total / count
     return PerplexityResult(len(seqs), count, mean, math.exp(mean) if mean < 700 else math.inf)
-
-
-def _stemmed_nll(model: torch.nn.Module, seqs: list[list[int]], batch_size: int, pad_id: int
-                 ) -> tuple[float, int, list[int]]:
-    """Summed next-token NLL and token count of the texts that share a stem with others
-    (:mod:`~revs_engine.attacks.stems`): each stem runs once (its own tokens' NLL counted once per text that
-    starts with it), each text's rest continues from the stem's cache. Returns the sums and the texts left to run
-    whole."""
-    groups = stem_groups(seqs, [len(s) - 1 for s in seqs])
-    stems = run_stems(model, seqs, groups, batch_size=batch_size, pad_id=pad_id, logits=True) if groups else None
-    if stems is None:
-        return 0.0, 0, list(range(len(seqs)))
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for g, (length, members) in enumerate(groups):
-        logits = stems.logits[g].float()  # [length, V]: the stem's tokens after its first, then each text's next
-        stem = torch.tensor(seqs[members[0]][1:length], device=device)
-        total += len(members) * float(F.cross_entropy(logits[:-1], stem, reduction="sum"))
-        nxt = torch.tensor([seqs[i][length] for i in members], device=device)
-        total += float(F.cross_entropy(logits[-1:].expand(len(members), -1), nxt, reduction="sum"))
-        count += len(members) * length
-    stemmed = sorted(stems.length)
-    for plan in plan_batches([len(seqs[i]) - stems.length[i] for i in stemmed], batch_size):
-        batch, kv = stem_rows(stems, [stemmed[k] for k in plan])
-        rests = [seqs[i][stems.length[i]:] for i in batch]
-        width = max(len(r) for r in rests)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, rest in enumerate(rests):
-            ids[r, :len(rest)] = torch.tensor(rest)
-            mask[r, :len(rest)] = 1
-        rows = [r for r, rest in enumerate(rests) for _ in range(len(rest) - 1)]
-        cols = [c for rest in rests for c in range(len(rest) - 1)]
-        if not rows:
-            continue
-        logits = kv.forward(model, ids.to(device), mask.to(device), torch.tensor(rows, device=device),
-                            torch.tensor(cols, device=device)).float()
-        nxt = torch.tensor([rest[c + 1] for rest in rests for c in range(len(rest) - 1)], device=device)
-        total += float(F.cross_entropy(logits, nxt, reduction="sum"))
-        count += len(rows)
-    return total, count, [i for i in range(len(seqs)) if i not in stems.length]
 
 
 # -- aggregate scores ------------------------------------------------------------------------------------------

@@ -70,20 +70,17 @@ def stem_groups(seqs: Sequence[Sequence[int]], limits: Sequence[int], *, min_len
 
 @dataclass
 class Stems:
-    """The stems' pass: per member sequence, its stem's length and ``(cache, mask, row)`` in the stem batch; with
-    ``logits``, per group the next-token logits at every stem position ``[stem length, V]``."""
+    """The stems' pass: per member sequence, its stem's length and ``(cache, mask, row)`` in the stem batch."""
 
     length: dict[int, int] = field(default_factory=dict)
     source: dict[int, tuple[Any, torch.Tensor, int]] = field(default_factory=dict)
-    logits: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 @torch.no_grad()
 def run_stems(model: torch.nn.Module, seqs: Sequence[Sequence[int]], groups: list[tuple[int, list[int]]], *,
-              batch_size: int, pad_id: int = 0, logits: bool = False) -> Stems | None:
-    """Run every group's stem through the model once (right-padded, length-planned batches), keeping the caches
-    (and with ``logits`` every stem position's logits); None when the model's cache cannot be cut and joined per
-    row (e.g. sliding-window layers)."""
+              batch_size: int, pad_id: int = 0) -> Stems | None:
+    """Run every group's stem through the model once (right-padded, length-planned batches), keeping the caches;
+    None when the model's cache cannot be cut and joined per row (e.g. sliding-window layers)."""
     device = next(model.parameters()).device
     stems = [tuple(seqs[members[0]][:length]) for length, members in groups]
     out = Stems()
@@ -95,18 +92,12 @@ def run_stems(model: torch.nn.Module, seqs: Sequence[Sequence[int]], groups: lis
             ids[r, :len(stems[g])] = torch.tensor(stems[g])
             mask[r, :len(stems[g])] = 1
         ids, mask = ids.to(device), mask.to(device)
-        rows = [r for r, g in enumerate(batch) for _ in range(len(stems[g]) if logits else 1)]
-        cols = [c for g in batch for c in range(len(stems[g]) if logits else 1)]
-        found, cache = logits_at(model, ids, mask, torch.tensor(rows, device=device),
-                                 torch.tensor(cols, device=device), use_cache=True)
+        zero = torch.zeros(1, dtype=torch.long, device=device)
+        _, cache = logits_at(model, ids, mask, zero, zero, use_cache=True)
         if not joinable_cache(cache):
             return None
-        start = 0
         for r, g in enumerate(batch):
             length, members = groups[g]
-            if logits:
-                out.logits[g] = found[start:start + length]
-                start += length
             for i in members:
                 out.length[i], out.source[i] = length, (cache, mask, r)
     return out

@@ -17,7 +17,6 @@ from revs_engine.metrics import (
     unlearning_score,
 )
 from revs_engine.probes import ProbeItem
-from tests.revs_engine.conftest import FAMILIES
 from tests.revs_engine.test_attacks import MEMORIZED, forget_targets, lens_model
 from tests.revs_engine.tiny import tiny_model
 
@@ -102,27 +101,6 @@ def test_perplexity_is_the_token_weighted_mean_nll_and_batching_does_not_change_
         in_order = perplexity(model, texts, batch_size=size, planned=False)
         assert in_order.mean_nll == pytest.approx(perplexity(model, texts, batch_size=size).mean_nll, rel=1e-5)
         assert in_order.n_tokens == n
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_perplexity_of_texts_sharing_their_first_tokens_equals_each_text_run_whole(family):
-    # given texts on two templates (stems of 7 and 5 tokens), one ending right after its stem, and one alone
-    model = tiny_model(family)
-    form, visit = (30, 31, 32, 33, 34, 35, 36), (50, 51, 52, 53, 54)
-    texts = [list(form + (8 + i, 20, 21 + i)) for i in range(3)]
-    texts += [list(visit + (9 + i,) * (1 + i)) for i in range(3)] + [list(form + (40,)), [5, 9, 11, 13]]
-    total = 0.0
-    for t in texts:
-        ids = torch.tensor([t])
-        with torch.no_grad():
-            total += float(F.cross_entropy(model(ids).logits[0, :-1], ids[0, 1:], reduction="sum"))
-    n = sum(len(t) - 1 for t in texts)
-    # when perplexity shares the stems (planned) or runs every text whole in input order
-    for planned in (True, False):
-        res = perplexity(model, texts, batch_size=3, planned=planned)
-        # then the same tokens are counted and the same mean NLL comes out
-        assert res.n_tokens == n
-        assert res.mean_nll == pytest.approx(total / n, rel=1e-5)
 
 
 def test_harmonic_scores_match_the_published_means():
