@@ -208,18 +208,13 @@ def target_logits_and_cache(model: torch.nn.Module, input_ids: torch.Tensor, att
 
 
 def logits_at(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor,
-              positions: torch.Tensor, *, use_cache: bool = False, past_key_values=None,
-              position_ids: torch.Tensor | None = None):
+              positions: torch.Tensor, *, use_cache: bool = False):
     """``(logits [n, V], key/value cache or None)`` of :func:`target_logits`, under the caller's grad mode (the
-    association stage trains through it). With ``past_key_values`` the ids continue that cache (``attention_mask``
-    covers the cache's columns and the ids', ``position_ids`` the ids' positions) and ``(rows, positions)`` index
-    the ids."""
+    association stage trains through it)."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     unembed = model.get_output_embeddings()
-    kw = {"attention_mask": attention_mask, "use_cache": use_cache,
-          "position_ids": position_ids_for(attention_mask) if position_ids is None else position_ids}
-    if past_key_values is not None:
-        kw["past_key_values"] = past_key_values
+    kw = {"attention_mask": attention_mask, "position_ids": position_ids_for(attention_mask),
+          "use_cache": use_cache}
     if model_type in ARCH_SPECS and unembed is not None and model.base_model is not model:
         out = model.base_model(input_ids=input_ids, **kw)
         return unembed(out.last_hidden_state[rows, positions]), out.past_key_values  # [b, seq, d] -> [n, V]

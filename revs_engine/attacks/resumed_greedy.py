@@ -30,7 +30,6 @@ import torch
 
 from revs_engine.arch import ModelArch
 from revs_engine.attacks.row_cache import RowCache, joinable_cache
-from revs_engine.attacks.stems import run_stems, stem_groups, stem_rows
 from revs_engine.capture import hooks, stream_hooks
 from revs_engine.errors import ShapeError
 from revs_engine.probes import (
@@ -69,15 +68,14 @@ class Kept:
     Args:
         items: the item indices to keep.
 
-    After :func:`greedy_continuations`, ``found[item]`` is ``(logits, cache, mask, row, shift)``: the next-token
-    logits at the item's target positions ``[len(target), V]``, and its teacher-forced batch's key/value cache,
-    attention mask, the item's row in them and the cache column of its position 0 (what
-    :meth:`~revs_engine.attacks.row_cache.RowCache.from_rows` resumes from; the batch's cache is left as the pass
-    made it).
+    After :func:`greedy_continuations`, ``found[item]`` is ``(logits, cache, mask, row)``: the next-token logits at
+    the item's target positions ``[len(target), V]``, and its teacher-forced batch's key/value cache, attention
+    mask and the item's row in them (what :meth:`~revs_engine.attacks.row_cache.RowCache.from_rows` resumes from;
+    the batch's cache is left as the pass made it).
     """
 
     items: frozenset[int]
-    found: dict[int, tuple[torch.Tensor, Any, torch.Tensor, int, int]] = field(default_factory=dict)
+    found: dict[int, tuple[torch.Tensor, Any, torch.Tensor, int]] = field(default_factory=dict)
 
 
 #: ``(item, continuation so far, tokens still allowed) → verdict known`` (see ``settled`` below).
@@ -92,7 +90,7 @@ GATHER_BATCHES = 4
 def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: int | Sequence[int], *,
                          eos_ids: Collection[int], batch_size: int = CPU_BATCH, pad_id: int = 0,
                          taps: Taps | None = None, settled: Settled | None = None,
-                         keep: Kept | None = None, stems: bool = True) -> list[tuple[int, ...]]:
+                         keep: Kept | None = None) -> list[tuple[int, ...]]:
     """Return, per item, the greedy continuation after its prefix: its first ``n`` tokens (``n``: one for all, or
     one per item), cut before the first EOS, and cut after the target when greedy reproduces the whole target (the
     continuation contains it, whatever follows). Items are batched by length
@@ -100,13 +98,13 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
     to :data:`GATHER_BATCHES` batches' worth at a time). ``taps``: streams captured in the same pass.
     ``settled(item, tokens so far, tokens still allowed)``: True stops the row there (its "contains the target"
     verdict is known, :meth:`~revs_engine.attacks.containment.Containment.settled`): the continuation returned
-    is then cut at that point. ``keep``: the items whose teacher-forced results are kept (:class:`Kept`).
-    ``stems``: items whose sequences start alike share one pass over their first tokens
-    (:mod:`~revs_engine.attacks.stems`; the same continuations up to float rounding)."""
+    is then cut at that point. ``keep``: the items whose teacher-forced results are kept (:class:`Kept`)."""
     limits = [n] * len(items) if isinstance(n, int) else list(n)
     if len(limits) != len(items) or any(m < 1 for m in limits):
         raise ValueError(f"n must be ≥ 1, one for all items or one per item; got {n}")
+    device = next(model.parameters()).device
     out: list[tuple[int, ...]] = [()] * len(items)
+    lengths = [len(it.prefix_ids) + len(it.target_ids) - 1 for it in items]
     limit = max_positions(model)
     after = [max(len(it.target_ids) - 1, m) for it, m in zip(items, limits, strict=True)]
     too_long = [i for i, it in enumerate(items) if limit is not None and len(it.prefix_ids) + after[i] > limit]
@@ -116,7 +114,13 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
                          f"{len(items[i].prefix_ids)} tokens + up to {after[i]} after it); keep only the last "
                          "prefix tokens or ask for fewer new tokens")
     pending: list[_Resume] = []
-    for batch, logits, cache, mask, shift in _passes(model, items, taps, batch_size, pad_id, stems):
+    for batch in plan_batches(lengths, batch_size):
+        ids, mask, rows, positions = teacher_forced_inputs([(items[i].prefix_ids, items[i].target_ids)
+                                                            for i in batch], pad_id)
+        ids, mask = ids.to(device), mask.to(device)
+        with _tapped(taps, batch, device):
+            logits, cache = target_logits_and_cache(model, ids, mask, torch.tensor(rows, device=device),
+                                                    torch.tensor(positions, device=device))
         greedy = logits.argmax(-1).tolist()  # lowest index among ties, like greedy generate
         resume: list[tuple[int, int, int, list[int]]] = []  # (item, batch row, emitted token position, head)
         cursor = 0
@@ -124,7 +128,7 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
             target = items[i].target_ids
             emitted = greedy[cursor:cursor + len(target)]
             if keep is not None and i in keep.items:
-                keep.found[i] = (logits[cursor:cursor + len(target)], cache, mask, r, shift[r])
+                keep.found[i] = (logits[cursor:cursor + len(target)], cache, mask, r)
             cursor += len(target)
             j = next((j for j, (g, t) in enumerate(zip(emitted, target, strict=True)) if g != t), None)
             head = list(target) if j is None else [*target[:j], emitted[j]]
@@ -135,8 +139,7 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
             else:
                 resume.append((i, r, len(items[i].prefix_ids) + j, head))
         if resume:  # the teacher-forced tokens after each divergence are masked out
-            rows = RowCache.from_rows(cache, mask, [r for _, r, _, _ in resume], [p for _, _, p, _ in resume],
-                                      [p + shift[r] for _, r, p, _ in resume])
+            rows = RowCache.from_rows(cache, mask, [r for _, r, _, _ in resume], [p for _, _, p, _ in resume])
             pending.append(_Resume(rows, [(i, head) for i, _, _, head in resume]))
         if sum(len(p.rows) for p in pending) >= GATHER_BATCHES * batch_size:
             _flush(model, pending, limits, eos_ids, out, settled)
@@ -144,57 +147,15 @@ def greedy_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n: 
     return out
 
 
-def _passes(model, items: Sequence[ProbeItem], taps: Taps | None, batch_size: int, pad_id: int, stems: bool
-            ) -> Iterator[tuple[list[int], torch.Tensor, Any, torch.Tensor, list[int]]]:
-    """The teacher-forced pass, batch by batch: ``(items, logits at their target positions, cache, mask, shift)``,
-    ``shift[r]`` = the cache column of row ``r``'s position 0 (its position ``p`` sits in column ``p + shift``).
-    With ``stems``, sequences sharing their first tokens (:func:`~revs_engine.attacks.stems.stem_groups`, never
-    past a prefix's last token or a tapped position) continue from one pass over those tokens; the others run
-    whole, in length-planned batches."""
-    device = next(model.parameters()).device
-    seqs = [it.prefix_ids + it.target_ids[:-1] for it in items]
-    shared = None
-    if stems:
-        tapped = {} if taps is None else taps.positions
-        cap = [min([len(it.prefix_ids) - 1, *tapped.get(i, ())]) for i, it in enumerate(items)]
-        groups = stem_groups(seqs, cap)
-        shared = run_stems(model, seqs, groups, batch_size=batch_size, pad_id=pad_id) if groups else None
-    whole = [i for i in range(len(items)) if shared is None or i not in shared.length]
-    for plan in plan_batches([len(seqs[i]) for i in whole], batch_size):
-        batch = [whole[k] for k in plan]
-        ids, mask, rows, positions = teacher_forced_inputs([(items[i].prefix_ids, items[i].target_ids)
-                                                            for i in batch], pad_id)
-        ids, mask = ids.to(device), mask.to(device)
-        with _tapped(taps, batch, device):
-            logits, cache = target_logits_and_cache(model, ids, mask, torch.tensor(rows, device=device),
-                                                    torch.tensor(positions, device=device))
-        yield batch, logits, cache, mask, [0] * len(batch)
-    if shared is None:
-        return
-    stemmed = sorted(shared.length)
-    for plan in plan_batches([len(seqs[i]) - shared.length[i] for i in stemmed], batch_size):
-        batch, kv = stem_rows(shared, [stemmed[k] for k in plan])
-        starts = [shared.length[i] for i in batch]
-        ids, mask, rows, positions = teacher_forced_inputs([(items[i].prefix_ids[n:], items[i].target_ids)
-                                                            for i, n in zip(batch, starts, strict=True)], pad_id)
-        width = kv.mask.shape[1]
-        with _tapped(taps, batch, device, starts):
-            logits = kv.forward(model, ids.to(device), mask.to(device), torch.tensor(rows, device=device),
-                                torch.tensor(positions, device=device))
-        yield batch, logits, kv.cache, kv.mask, [width - n for n in starts]
-
-
 @contextlib.contextmanager
-def _tapped(taps: Taps | None, batch: list[int], device: torch.device,
-            starts: Sequence[int] | None = None) -> Iterator[None]:
-    """Capture ``taps``' positions of the batch's items during the block's forward pass (nothing without taps);
-    ``starts[r]``: the position row ``r``'s fed tokens start at (after its stem)."""
+def _tapped(taps: Taps | None, batch: list[int], device: torch.device) -> Iterator[None]:
+    """Capture ``taps``' positions of the batch's items during the block's forward pass (nothing without taps)."""
     wanted = [] if taps is None else [(r, i, p) for r, i in enumerate(batch) for p in taps.positions.get(i, ())]
     if not wanted:
         yield
         return
     rows = torch.tensor([r for r, _, _ in wanted], device=device)
-    cols = torch.tensor([p - (starts[r] if starts else 0) for r, _, p in wanted], device=device)
+    cols = torch.tensor([p for _, _, p in wanted], device=device)
     store: dict[str, dict[int, torch.Tensor]] = {s: {} for s in taps.streams}
     layers = list(range(taps.arch.n_layers))
     with hooks(stream_hooks(taps.arch, lambda x: x[rows, cols], store, layers)):

@@ -66,17 +66,16 @@ def _processed(logits: torch.Tensor, temperature: float, top_k: int | None) -> t
 def sampled_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n_samples: int, n: int, *,
                           temperature: float, top_k: int | None, seeds: Sequence[int], batch_size: int,
                           eos_ids: Collection[int], pad_id: int = 0, settled: Settled | None = None,
-                          teacher_forced: Mapping[int, tuple] | None = None,
+                          teacher_forced: Mapping[int, tuple[torch.Tensor, Any, torch.Tensor, int]] | None = None,
                           ) -> list[list[tuple[int, ...]]] | None:
     """Return ``n_samples`` continuations of at most ``n`` tokens per item (cut before EOS, or where ``settled``
     stops them), batches of ``batch_size`` items each seeded with ``seeds[batch]``; None when the model's cache
     cannot be cut and joined per row (e.g. sliding-window layers): use ``generate`` then.
 
     ``teacher_forced``: per item, the teacher-forced pass another attack already ran over the same sequences
-    (:class:`~revs_engine.attacks.resumed_greedy.Kept`'s ``found``: logits at the target positions, the batch's
-    cache and mask, the item's row and the cache column of its position 0); when it holds every item no
-    teacher-forced pass is run here (the same draws: the logits are those of the same sequences, equal up to float
-    rounding across batches)."""
+    (:class:`~revs_engine.attacks.resumed_greedy.Kept`: logits at the target positions, the batch's cache and mask,
+    the item's row); when it holds every item no teacher-forced pass is run here (the same draws: the logits are
+    those of the same sequences, equal up to float rounding across batches)."""
     device = next(model.parameters()).device
     out: list[list[tuple[int, ...]]] = []
     reuse = teacher_forced is not None and all(i in teacher_forced for i in range(len(items)))
@@ -87,7 +86,7 @@ def sampled_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n_
         if reuse:
             found = [teacher_forced[start + k] for k in range(len(chunk))]
             tf = [f[0].float() for f in found]
-            sources = [(cache, mask, row, shift) for _, cache, mask, row, shift in found]
+            sources = [(cache, mask, row) for _, cache, mask, row in found]
         else:
             tf, sources = _teacher_forced(model, chunk, pad_id, device)
             if sources is None:
@@ -101,7 +100,7 @@ def sampled_continuations(model: torch.nn.Module, items: Sequence[ProbeItem], n_
 
 def _teacher_forced(model, chunk: list[ProbeItem], pad_id: int, device: torch.device):
     """One teacher-forced pass over the chunk: per item its target positions' logits ``[len(target), V]`` and its
-    ``(cache, mask, row, shift 0)``; ``(…, None)`` when the cache cannot be cut and joined per row."""
+    ``(cache, mask, row)``; ``(…, None)`` when the cache cannot be cut and joined per row."""
     pairs = [(it.prefix_ids, it.target_ids) for it in chunk]
     ids, mask, rows, positions = teacher_forced_inputs(pairs, pad_id)
     mask = mask.to(device)
@@ -113,10 +112,10 @@ def _teacher_forced(model, chunk: list[ProbeItem], pad_id: int, device: torch.de
     for it in chunk:
         starts.append(starts[-1] + len(it.target_ids))
     tf = [logits[starts[i]:starts[i + 1]].float() for i in range(len(chunk))]
-    return tf, [(cache, mask, i, 0) for i in range(len(chunk))]
+    return tf, [(cache, mask, i) for i in range(len(chunk))]
 
 
-def _resumed_rows(sources: list[tuple[Any, torch.Tensor, int, int]], joins: list[tuple[int, int, int]]
+def _resumed_rows(sources: list[tuple[Any, torch.Tensor, int]], joins: list[tuple[int, int, int]]
                   ) -> tuple[RowCache, list[tuple[int, int, int]]]:
     """The rows ``joins`` (``(sample row, item, position of its next token)``) cut out of their items'
     teacher-forced batches and joined, with ``joins`` in the order of the joined rows (grouped by batch)."""
@@ -125,9 +124,8 @@ def _resumed_rows(sources: list[tuple[Any, torch.Tensor, int, int]], joins: list
         groups.setdefault(id(sources[j[1]][0]), []).append(j)
     joined, ordered = None, []
     for group in groups.values():
-        cache, mask, _, _ = sources[group[0][1]]
-        part = RowCache.from_rows(cache, mask, [sources[i][2] for _, i, _ in group], [p for _, _, p in group],
-                                  [p + sources[i][3] for _, i, p in group])
+        cache, mask, _ = sources[group[0][1]]
+        part = RowCache.from_rows(cache, mask, [sources[i][2] for _, i, _ in group], [p for _, _, p in group])
         if joined is None:
             joined = part
         else:
@@ -137,12 +135,11 @@ def _resumed_rows(sources: list[tuple[Any, torch.Tensor, int, int]], joins: list
 
 
 def _sample_chunk(model, chunk: list[ProbeItem], tf: list[torch.Tensor],
-                  sources: list[tuple[Any, torch.Tensor, int, int]], n_samples: int, n: int, temperature: float,
+                  sources: list[tuple[Any, torch.Tensor, int]], n_samples: int, n: int, temperature: float,
                   top_k: int | None, eos: set[int], settled: Settled | None,
                   first_item: int) -> list[list[tuple[int, ...]]]:
     """Sample one batch (rows item-major, ``n_samples`` per item) as ``generate`` would (module docstring); item
-    ``k``'s samples resume from ``sources[k]`` (its teacher-forced batch's cache and mask, its row there, and the
-    cache column of its position 0)."""
+    ``k``'s samples resume from ``sources[k]`` (its teacher-forced batch's cache and mask, and its row there)."""
     n_rows = len(chunk) * n_samples
     item_of = [r // n_samples for r in range(n_rows)]
     tokens: list[list[int]] = [[] for _ in range(n_rows)]

@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from transformers.cache_utils import DynamicLayer
 
-from revs_engine.probes import logits_at
-
 
 def joinable_cache(cache) -> bool:
     """True when every layer of ``cache`` is a plain :class:`DynamicLayer` (rows can be cut, padded and joined;
@@ -34,19 +32,16 @@ class RowCache:
         self.cache, self.mask, self.pos = cache, mask, pos
 
     @classmethod
-    def from_rows(cls, cache: Any, mask: torch.Tensor, rows: Sequence[int], positions: Sequence[int],
-                  columns: Sequence[int] | None = None) -> RowCache:
+    def from_rows(cls, cache: Any, mask: torch.Tensor, rows: Sequence[int], positions: Sequence[int]) -> RowCache:
         """Rows ``rows`` of a teacher-forced batch (``cache`` and ``mask`` are left as they are), row ``k`` to feed
-        its next token at ``positions[k]``: its cached entries from that position's column on are masked out
-        (``columns[k]``; the position itself when the batch's columns are its positions, i.e. no stem,
-        :mod:`~revs_engine.attacks.stems`)."""
+        its next token at ``positions[k]``: its cached entries from that position on are masked out."""
         idx = torch.tensor(list(rows), dtype=torch.long, device=mask.device)
         picked = copy.copy(cache)
         picked.layers = [copy.copy(layer) for layer in cache.layers]
         picked.batch_select_indices(idx)  # sets new tensors on the copied layers
         mask = mask[idx].clone()
-        for k, c in enumerate(positions if columns is None else columns):
-            mask[k, c:] = 0
+        for k, p in enumerate(positions):
+            mask[k, p:] = 0
         return cls(picked, mask, torch.tensor(list(positions), dtype=torch.long, device=mask.device))
 
     def __len__(self) -> int:
@@ -71,18 +66,6 @@ class RowCache:
         if len(keep):
             self.cache.batch_select_indices(sel)
         self.mask, self.pos = self.mask[sel], self.pos[sel]
-
-    def forward(self, model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor,
-                positions: torch.Tensor) -> torch.Tensor:
-        """Feed each row the tokens ``ids`` ``[rows, L]`` (right-padded, ``mask``) from its next position on;
-        return the next-token logits at ``(rows[i], positions[i])`` of the fed tokens ``[n, V]``. The fed tokens
-        join the cache (their columns follow the current ones); the positions move past them."""
-        self.mask = torch.cat([self.mask, mask.to(self.mask.dtype)], dim=1)
-        offsets = torch.arange(ids.shape[1], device=ids.device)
-        logits, _ = logits_at(model, ids, self.mask, rows, positions, use_cache=True, past_key_values=self.cache,
-                              position_ids=self.pos[:, None] + offsets)
-        self.pos = self.pos + ids.shape[1]
-        return logits
 
     def step(self, model: torch.nn.Module, tokens: Sequence[int]) -> torch.Tensor:
         """Feed each row its token at its position; return the next-token logits ``[rows, V]``."""
