@@ -5,7 +5,7 @@ import pytest
 
 from revs_engine import audit as audit_module
 from revs_engine.arch import resolve_arch
-from revs_engine.attacks import generation
+from revs_engine.attacks import generation, resumed_sampling
 from revs_engine.audit import (
     ALL_TARGETS,
     AuditConfig,
@@ -79,14 +79,24 @@ def test_the_audits_shortcuts_give_the_verdicts_of_the_audit_without_them(monkey
                   retain_ids=("r0", "r1", "r2"), retain_guarded=(True, False, True))
     passes, capture = [], audit_module.capture_targets
     monkeypatch.setattr(audit_module, "capture_targets", lambda *a, **kw: passes.append(1) or capture(*a, **kw))
+    sampling_passes, own_pass = [], resumed_sampling._teacher_forced
+    monkeypatch.setattr(resumed_sampling, "_teacher_forced",
+                        lambda *a, **kw: sampling_passes.append(1) or own_pass(*a, **kw))
     # when audited with and without the shortcuts
     fast = audit(model, arch, data, AuditConfig(ks=(10,), n_samples=3))
-    # (the shortcuts capture the rank attacks' streams in the continuations' pass: no capture pass of their own)
+    # (the shortcuts capture the rank attacks' streams in the continuations' pass: no capture pass of their own;
+    # sampled extraction reads that pass too)
     assert passes == []
+    assert sampling_passes == []
     slow = audit(model, arch, data, AuditConfig(ks=(10,), n_samples=3, fast=False))
     assert len(passes) == 2
     # then every row and flag agree, and the verdicts are the ones the items were built for
     assert same_verdicts(fast.table(), slow.table())
+    # and when the kept logits would not fit their bound, sampling runs its own pass, with the same verdicts
+    monkeypatch.setattr(audit_module, "KEPT_LOGITS_BYTES", 0)
+    bounded = audit(model, arch, data, AuditConfig(ks=(10,), n_samples=3))
+    assert sampling_passes
+    assert same_verdicts(bounded.table(), slow.table())
     rows = {(r.target_id, r.metric): r.score for r in fast.rows}
     assert (rows[("f0", "greedy_extraction")], rows[("f1", "greedy_extraction")]) == (100.0, 0.0)
     assert [rows[(r, "specificity")] for r in ("r0", "r1", "r2")] == [100.0, 100.0, 0.0]
