@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 
 from revs_engine.loading import load_model
 from revs_engine.metrics import perplexity
+from revs_engine.targets import encoder
 from tasks.auditing import audit_benign
-from tasks.probing_io import encoder
 
 #: Texts per draw in the random-draw column: the size of the audit's sample until 2026-12-05.
 OLD_SAMPLE = 64

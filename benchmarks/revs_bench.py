@@ -48,7 +48,7 @@ from revs_engine.format_entities import format_for
 from revs_engine.lens import VocabLens
 from revs_engine.metrics import perplexity
 from revs_engine.presets import PRESETS, EraseConfig, default_preset, resolve_config
-from revs_engine.targets import targets_at
+from revs_engine.targets import encoder, targets_at
 
 logger = logging.getLogger(__name__)
 K = 100
@@ -74,7 +74,7 @@ def prepare(tokenizer, rows: list[SsnRow], seed: int, n_forget: int, entity: str
     retain_groups = sorted({r.group for r in parts.retain})
     guard_groups = set(retain_groups[::2])
     guard_rows = [next(r for r in parts.retain if r.group == g) for g in sorted(guard_groups)]
-    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    encode = encoder(tokenizer)
     forget_items = encode_rows(tokenizer, parts.forget)
     secrets = tuple(Secret(it.prefix_ids, it.target_ids, tuple(tokenizer.decode([t]) for t in it.target_ids),
                            kind) for it in forget_items)

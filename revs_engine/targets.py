@@ -1,7 +1,7 @@
 """Which tokens of a secret are edited and evaluated (reference/revs-method.md §1.1, §2.1).
 
 Offers :class:`TokenTarget` (one teacher-forced ``(prefix, token)`` pair — an edit request and an evaluation
-point), :class:`TargetConfig` and :func:`select_targets`.
+point), :class:`TargetConfig`, :func:`select_targets` and :func:`encoder` (text → ids by the convention below).
 
 Tokenisation convention, used by probes, metrics and REVS alike: the prompt and the secret are encoded
 *separately* without special tokens and concatenated (``prompt_ids + secret_ids``); the secret keeps its leading
@@ -11,7 +11,7 @@ space when the text has one (``" 545-71-4735"``). Working in ids avoids the pape
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -201,9 +201,15 @@ def targets_at(prompt_ids: Sequence[int], secret_ids: Sequence[int], positions: 
             for p in sorted(set(positions))]
 
 
+def encoder(tokenizer) -> Callable[[str], list[int]]:
+    """Return text → ids without special tokens (the module's convention): the one way every stage encodes
+    prompts, values and texts."""
+    return lambda text: list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
 def encode_pair(tokenizer, prompt: str, secret: str) -> tuple[list[int], list[int], list[str]]:
     """Encode ``prompt`` and ``secret`` separately (no special tokens); return ids and per-token texts."""
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
-    secret_ids = tokenizer(secret, add_special_tokens=False)["input_ids"]
+    encode = encoder(tokenizer)
+    prompt_ids, secret_ids = encode(prompt), encode(secret)
     texts = [tokenizer.decode([t]) for t in secret_ids]
-    return list(prompt_ids), list(secret_ids), texts
+    return prompt_ids, secret_ids, texts

@@ -26,7 +26,14 @@ from revs_engine import probes
 from revs_engine.arch import resolve_arch
 from revs_engine.audit import AuditConfig, AuditInputs, audit, audit_units, reproduced
 from revs_engine.format_entities import format_for
-from revs_engine.targets import TargetConfig, config_for_entity, eligible_positions, order_positions, targets_at
+from revs_engine.targets import (
+    TargetConfig,
+    config_for_entity,
+    eligible_positions,
+    encoder,
+    order_positions,
+    targets_at,
+)
 from tasks import probing_io
 from tasks.format_hints import EmailHints, email_hints
 from tasks.progress import StepProgress
@@ -113,7 +120,7 @@ def audit_inputs(tokenizer, forget: pa.Table, *, positions: dict[str, list[int]]
     (:func:`tasks.format_hints.email_hints`) make an e-mail's format the subject's name variants at the corpus's
     domains (a document without a found name keeps the address's shape).
     """
-    encode = probing_io.encoder(tokenizer)
+    encode = encoder(tokenizer)
     hmac_of = dict(zip(forget.column("finding_id").to_pylist(), forget.column("value_hmac").to_pylist(),
                        strict=True))
     by_value = {hmac_of[f]: p for f, p in (positions or {}).items() if f in hmac_of}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -29,6 +29,7 @@ from pii_detect.readers import read_documents
 from pii_detect.readers.base import doc_sha256
 from revs_engine import probes
 from revs_engine.erase import Secret
+from revs_engine.targets import encoder
 
 logger = logging.getLogger(__name__)
 
@@ -118,11 +119,6 @@ def _remember(key: tuple[str, str, str], text: str) -> None:
         _cached_chars += len(text)
         while _cached_chars > DOC_CACHE_CHARS and len(_DOC_CACHE) > 1:
             _cached_chars -= len(_DOC_CACHE.popitem(last=False)[1])
-
-
-def encoder(tokenizer) -> Callable[[str], list[int]]:
-    """Return text → ids without special tokens: the one way every stage encodes prompts and values."""
-    return lambda text: list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
 
 def finding_secrets(tokenizer, findings: pa.Table, *, max_prefix_tokens: int | Mapping[str, int] | None = None,

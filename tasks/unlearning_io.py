@@ -34,9 +34,10 @@ from revs_engine.loading import load_model
 from revs_engine.patch import PatchManifest, edits_table, make_patch, save_patch
 from revs_engine.presets import EraseConfig, default_preset, resolve_config
 from revs_engine.schema import PROBES_SCHEMA, TARGETS_SCHEMA
+from revs_engine.targets import encoder
 from tasks._io import read_table, write_table
 from tasks._models import model_runtime
-from tasks.probing_io import encoder, finding_secrets, probe_items, read_probe_texts
+from tasks.probing_io import finding_secrets, probe_items, read_probe_texts
 
 logger = logging.getLogger(__name__)
 
