@@ -181,6 +181,9 @@ EXTRA = {
     "spread1024": ("digits, guard spread 1,024", {"preset": "digits", "guard_spread": 1024}),
     # the digits preset with the guard check: each secret's edit verified on the guard's retained items and redone
     # stricter (contrast weight doubled, projection ridge quartered) up to 3 times when one of them broke
+    "values10": ("digits, guard value weight 10", {"preset": "digits", "guard_value_weight": 10.0}),
+    "values100": ("digits, guard value weight 100", {"preset": "digits", "guard_value_weight": 100.0}),
+    "first": ("digits, first digit", {"preset": "digits", "targets": {"method": "first"}}),
     "checked": ("digits + guard check, 3 retries", {"preset": "digits", "guard_check": True, "guard_retries": 3}),
     # relative demotion with the stronger guard projection and the wider spread
     "relative-strong": ("digits + relative demotion, ridge 0.005, spread 1,024",
@@ -242,7 +245,7 @@ def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targ
     out, positions = {}, None
     for name in names:
         label, cfg = variant(name, data.erase.encode)
-        key = (cfg.revs.decoys, cfg.revs.cross_decoys, cfg.revs.targets)
+        key = (cfg.revs.decoys, cfg.revs.cross_decoys, cfg.revs.targets, cfg.revs.guard_value_weight)
         if cfg.uses_guard and key not in stats:
             stats[key] = guard_stats_for(model, arch, data.erase, cfg, complete=True)
         result = erase(model, arch, data.erase, cfg, lens=lens, guard_stats=stats.get(key))

@@ -118,6 +118,10 @@ class RevsConfig:
             the ``k`` REVS chose (those most specific to the secret's context: activation there relative to their
             RMS activation on the guard): the same change at the secret spread over neurons the guard sees
             little of. 0 projects over the chosen neurons only.
+        guard_value_weight: with the guard projection on, weigh the guard's value positions (the retained items'
+            and look-alikes' target positions: other people's digits) by this much in the projection's
+            covariance, ``C_all + w·C_values`` (:func:`~revs_engine.guard_stats.guard_statistics`); 0 averages
+            them with every benign position, where a few hundred are lost among thousands.
         decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that
             :func:`revs_engine.erase.erase` adds to the guard's benign texts; :func:`~revs_engine.revs.unlearn`
             takes the guard as given.
@@ -160,6 +164,7 @@ class RevsConfig:
     guard_retries: int = 0
     guard_projection: float = 0.0
     guard_spread: int = 0
+    guard_value_weight: float = 0.0
     decoys: int = 0
     cross_decoys: int = 0
     relative_demotion: bool = False
@@ -204,6 +209,8 @@ class RevsConfig:
             raise ValueError(f"neuron_score must be 'rank' or 'contrast', got {self.neuron_score!r}")
         if not isinstance(self.relative_demotion, bool):
             raise ValueError(f"relative_demotion must be true or false, got {self.relative_demotion!r}")
+        if self.guard_value_weight < 0:
+            raise ValueError(f"guard_value_weight must be ≥ 0, got {self.guard_value_weight}")
         if self.guard_spread < 0 or self.decoys < 0 or self.cross_decoys < 0:
             raise ValueError(f"guard_spread, decoys and cross_decoys must be ≥ 0, got {self.guard_spread}, "
                              f"{self.decoys}, {self.cross_decoys}")
@@ -220,6 +227,9 @@ class RevsConfig:
         if self.guard_spread and not self.guard_projection:
             inert.append(f"guard_spread = {self.guard_spread} only acts through the guard projection: set "
                          "guard_projection > 0 (e.g. 0.02) or drop guard_spread")
+        if self.guard_value_weight and not self.guard_projection:
+            inert.append(f"guard_value_weight = {self.guard_value_weight} only acts through the guard projection: "
+                         "set guard_projection > 0 (e.g. 0.02) or drop guard_value_weight")
         if self.contrast_weight != 1.0 and self.neuron_score != "contrast":
             inert.append(f"contrast_weight = {self.contrast_weight} only weighs the contrast score: set "
                          "neuron_score = 'contrast' or drop contrast_weight")

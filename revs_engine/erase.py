@@ -253,7 +253,8 @@ def guard_stats_for(model: nn.Module, arch: ModelArch, inputs: EraseInputs, conf
                for s, e in zip(inputs.forget, _eligible(inputs.forget, config), strict=True)]
     return guard_statistics(model, arch, guard, covariance=covariance or complete,
                             collateral=collateral or complete, tokens=_tokens(inputs),
-                            queries=queries if distinct or complete else [], pad_id=pad_id)
+                            queries=queries if distinct or complete else [], pad_id=pad_id,
+                            value_weight=config.revs.guard_value_weight)
 
 
 def _stats_needed(config: EraseConfig, guard: RetainGuard) -> tuple[bool, bool, bool]:
@@ -339,7 +340,8 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     else:
         covariance, collateral, _ = _stats_needed(config, guard)
         guard_stats.check(covariance=covariance, collateral=collateral, tokens=_tokens(inputs),
-                          query_positions=_eligible(inputs.forget, config) if distinct else None)
+                          query_positions=_eligible(inputs.forget, config) if distinct else None,
+                          value_weight=config.revs.guard_value_weight)
     ranked = ranked_positions_of(inputs.forget, config, guard_stats, inputs.decode)
     n_first = config.revs.targets.max_tokens
     targets = _targets(inputs.forget, [r[:n_first] for r in ranked])

@@ -61,6 +61,7 @@ class GuardStats:
     n_positions: int
     tokens: frozenset[int]
     query_positions: tuple[tuple[int, ...], ...]
+    value_weight: float = 0.0
     _cov: tuple[torch.Tensor, ...] | None = field(default=None, repr=False)
     _coll_all: torch.Tensor | None = field(default=None, repr=False)  # [L, d_ff]
     _coll_tok: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)  # token -> [L, d_ff]
@@ -107,10 +108,12 @@ class GuardStats:
         return self._overlap[query]
 
     def check(self, *, covariance: bool = False, collateral: bool = False, tokens: Iterable[int] = (),
-              query_positions: Sequence[Sequence[int]] | None = None) -> None:
+              query_positions: Sequence[Sequence[int]] | None = None, value_weight: float | None = None) -> None:
         """Raise ValueError unless these statistics hold what an edit needs (reused objects must fit)."""
         wanted = (("covariance", covariance, self.has_covariance), ("collateral", collateral, self.has_collateral))
         missing = [name for name, need, has in wanted if need and not has]
+        if covariance and value_weight is not None and value_weight != self.value_weight:
+            missing.append(f"a covariance with value weight {value_weight} (it has {self.value_weight})")
         untracked = sorted(set(tokens) - self.tokens) if collateral else []
         if untracked:
             missing.append(f"collateral of {len(untracked)} target token(s)")
@@ -164,10 +167,12 @@ class _Accumulator:
         for k, m in enumerate(self.masks):
             self.seen[k] |= bool(m.any())
 
-    def layer(self, layer: int, a: torch.Tensor) -> None:
-        """Add one batch's activations ``[n_valid, d_ff]`` (float32) at ``layer``."""
+    def layer(self, layer: int, a: torch.Tensor, scale: torch.Tensor | None = None) -> None:
+        """Add one batch's activations ``[n_valid, d_ff]`` (float32) at ``layer``; ``scale`` ``[n_valid]``
+        multiplies each position's activations in the covariance only (the square root of its weight)."""
         if self.cov is not None:
-            self.cov[layer] += (a.T @ a).to(self.cov_device)
+            w = a if scale is None else a * scale[:, None]
+            self.cov[layer] += (w.T @ w).to(self.cov_device)
         if self.coll_all is not None:
             mag = a.abs()
             torch.maximum(self.coll_all[layer], mag.amax(0), out=self.coll_all[layer])
@@ -182,11 +187,16 @@ class _Accumulator:
 @torch.no_grad()
 def guard_statistics(model: torch.nn.Module, arch: ModelArch, guard: RetainGuard, *, covariance: bool = True,
                      collateral: bool = True, tokens: Iterable[int] = (), queries: Sequence[OverlapQuery] = (),
-                     batch_size: int = 16, pad_id: int = 0) -> GuardStats:
+                     batch_size: int = 16, pad_id: int = 0, value_weight: float = 0.0) -> GuardStats:
     """Stream the guard through the (unedited) model once and return its :class:`GuardStats`.
 
     Args:
         covariance / collateral: which statistics to keep (module docstring).
+        value_weight: ``w`` ≥ 0: the covariance becomes ``C_all + w·C_values``, where ``C_values`` is ``AᵀA``
+            averaged over the value positions alone (the retained items' and look-alikes' target positions) and
+            ``C_all`` over every guarded position as before. Without it a few hundred digit positions of other
+            people's values are averaged with thousands of benign-text positions, and the guard projection barely
+            sees them. 0 keeps the plain average.
         tokens: the next tokens whose collateral is tracked (every token an edit may target).
         queries: the secrets' positions whose overlap with the guard is wanted.
         batch_size, pad_id: guarded sequences per forward pass (right-padded with ``pad_id``).
@@ -197,13 +207,17 @@ def guard_statistics(model: torch.nn.Module, arch: ModelArch, guard: RetainGuard
     rows = guarded_rows(guard)
     if not rows:
         raise ValueError("the retain guard is empty")
+    if value_weight < 0:
+        raise ValueError(f"value_weight must be ≥ 0, got {value_weight}")
     device = arch.unembed.weight.device
+    scales = _value_scales(rows, len(guard.items) + len(guard.lookalikes), value_weight)
     queries = list(queries)
     q = [query_activations(model, arch, query) for query in queries]
     acc = _Accumulator(arch, device, covariance, collateral, sorted(set(tokens)), torch.cat(q, 1) if q else None)
     m = 0
     for start in range(0, len(rows), batch_size):
-        m += _stream_batch(model, arch, acc, rows[start:start + batch_size], pad_id)
+        m += _stream_batch(model, arch, acc, rows[start:start + batch_size], pad_id,
+                           scales[start:start + batch_size])
     cov = None if acc.cov is None else tuple(c / max(m, 1) for c in acc.cov)
     coll_tok = {t: acc.coll_tok[k] for k, t in enumerate(acc.tokens) if acc.seen[k]}
     overlap: list[torch.Tensor] = []
@@ -213,14 +227,27 @@ def guard_statistics(model: torch.nn.Module, arch: ModelArch, guard: RetainGuard
             n = part.shape[1]
             overlap.append(acc.best[:, start:start + n].contiguous().mean(0).cpu())
             start += n
-    return GuardStats(m, frozenset(acc.tokens), tuple(tuple(query.positions) for query in queries), cov,
-                      acc.coll_all, coll_tok, tuple(overlap))
+    return GuardStats(m, frozenset(acc.tokens), tuple(tuple(query.positions) for query in queries),
+                      float(value_weight), cov, acc.coll_all, coll_tok, tuple(overlap))
+
+
+def _value_scales(rows: list[tuple[list[int], list[int]]], n_value_rows: int, value_weight: float) -> list[float]:
+    """Per guarded row, the factor its activations take in the covariance: ``√(1 + w·m/m_v)`` for the first
+    ``n_value_rows`` rows (``m`` positions in all, ``m_v`` of them value positions), 1 for the rest — so that
+    ``Σ (s·a)(s·a)ᵀ / m = C_all + w·C_values``."""
+    m = sum(len(p) for _, p in rows)
+    m_v = sum(len(p) for _, p in rows[:n_value_rows])
+    if value_weight == 0 or m_v == 0:
+        return [1.0] * len(rows)
+    s = (1.0 + value_weight * m / m_v) ** 0.5
+    return [s] * n_value_rows + [1.0] * (len(rows) - n_value_rows)
 
 
 def _stream_batch(model: torch.nn.Module, arch: ModelArch, acc: _Accumulator,
-                  chunk: list[tuple[list[int], list[int]]], pad_id: int) -> int:
+                  chunk: list[tuple[list[int], list[int]]], pad_id: int, scales: list[float]) -> int:
     """Run one right-padded batch of guarded rows; the FF2 hooks add each layer's activations at the guarded
-    positions to ``acc`` during the pass. Return the number of guarded positions."""
+    positions to ``acc`` during the pass (each row's scaled by its factor in ``scales`` in the covariance).
+    Return the number of guarded positions."""
     device = arch.unembed.weight.device
     width = max(len(ids) for ids, _ in chunk)
     n_pos = max(len(p) for _, p in chunk)
@@ -236,11 +263,13 @@ def _stream_batch(model: torch.nn.Module, arch: ModelArch, acc: _Accumulator,
     acc.batch(ids.gather(1, (pos + 1).clamp(max=width - 1))[valid].to(device))
     rows = torch.arange(len(chunk), device=device).unsqueeze(1)
     pos, valid = pos.to(device), valid.to(device)
+    scale = None if all(s == 1.0 for s in scales) else \
+        torch.tensor(scales, device=device).unsqueeze(1).expand(-1, n_pos)[valid]
 
     def ff2_pre(layer):
         def hook(module, args, kwargs):
             x = args[0] if args else kwargs["input"]
-            acc.layer(layer, x[rows, pos][valid].float())
+            acc.layer(layer, x[rows, pos][valid].float(), scale)
         return hook
 
     with hooks([(arch.mlp_out[layer], "pre", ff2_pre(layer)) for layer in range(arch.n_layers)]):

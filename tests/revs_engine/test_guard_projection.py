@@ -8,6 +8,7 @@ from revs_engine.guard import RetainGuard
 from revs_engine.guard_projection import project_edit
 from revs_engine.guard_stats import guard_statistics
 from revs_engine.lens import VocabLens
+from revs_engine.probes import ProbeItem
 from revs_engine.resume import LayerWalker
 from revs_engine.revs import edit_layer, unlearn
 from tests.revs_engine.guard_reference import at_risk, full_activations
@@ -135,6 +136,34 @@ def test_the_cached_covariance_gives_the_projection_of_the_activations():
             m = acts[layer].double()
             torch.testing.assert_close(stats.covariance(layer).double(), m.T @ m / m.shape[0], rtol=1e-5,
                                        atol=1e-6)
+
+
+def test_value_weight_adds_the_value_positions_own_covariance():
+    # given a guard of retained items, one look-alike and a long benign text (most of its positions)
+    model, arch = _model("llama")
+    items = _greedy_items(model, 3, seed=7)
+    look = [ProbeItem(items[0].prefix_ids, (9, 8, 9))]
+    guard = RetainGuard.from_items(items, [tuple(range(2, 60))], look)
+    acts = full_activations(model, arch, guard)[0]  # [L, m, d_ff]: items, look-alike, then benign positions
+    m_v = sum(len(it.target_ids) for it in (*items, *look))
+    assert m_v < acts.shape[1] / 4
+    for batch_size in (1, 16):
+        # when the covariance weighs the value positions by 10
+        stats = guard_statistics(model, arch, guard, collateral=False, batch_size=batch_size, value_weight=10.0)
+        # then it is the plain average plus 10 times the value positions' own average
+        assert stats.value_weight == 10.0
+        for layer in range(arch.n_layers):
+            a = acts[layer].double()
+            v = a[:m_v]
+            want = a.T @ a / a.shape[0] + 10.0 * v.T @ v / m_v
+            torch.testing.assert_close(stats.covariance(layer).double(), want, rtol=1e-5, atol=1e-6)
+    # and statistics built with another weight are refused by an erase that wants this one
+    with pytest.raises(ValueError, match="value weight 10"):
+        guard_statistics(model, arch, guard, collateral=False).check(covariance=True, value_weight=10.0)
+    with pytest.raises(ValueError, match="value_weight"):
+        guard_statistics(model, arch, guard, value_weight=-1.0)
+    with pytest.raises(ValueError, match="guard_value_weight = 5.0 only acts through the guard projection"):
+        dataclasses.replace(CFG, guard_value_weight=5.0)
 
 
 def test_spread_unlearn_with_decoys_edits_and_is_reversible():
