@@ -182,7 +182,11 @@ EXTRA = {
     # the digits preset with the guard check: each secret's edit verified on the guard's retained items and redone
     # stricter (contrast weight doubled, projection ridge quartered) up to 3 times when one of them broke
     "values10": ("digits, guard value weight 10", {"preset": "digits", "guard_value_weight": 10.0}),
-    "values100": ("digits, guard value weight 100", {"preset": "digits", "guard_value_weight": 100.0}),
+    "values3": ("digits, guard value weight 3", {"preset": "digits", "guard_value_weight": 3.0}),
+    "values10-strong": ("digits, guard value weight 10, ridge 0.005",
+                        {"preset": "digits", "guard_value_weight": 10.0, "guard_projection": 0.005}),
+    "values10-wide": ("digits, guard value weight 10, spread 1,024",
+                      {"preset": "digits", "guard_value_weight": 10.0, "guard_spread": 1024}),
     "first": ("digits, first digit", {"preset": "digits", "targets": {"method": "first"}}),
     "checked": ("digits + guard check, 3 retries", {"preset": "digits", "guard_check": True, "guard_retries": 3}),
     # relative demotion with the stronger guard projection and the wider spread

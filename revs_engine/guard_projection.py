@@ -23,7 +23,7 @@ import torch
 
 @torch.no_grad()
 def project_edit(secret_act: torch.Tensor, delta: torch.Tensor, guard_act: torch.Tensor | None, lam: float, *,
-                 cov: torch.Tensor | None = None) -> torch.Tensor:
+                 cov: torch.Tensor | None = None, scale: float | None = None) -> torch.Tensor:
     """Return ``Δ'`` ``[k, d]`` (dtype of ``delta``): same MLP-output change at the secret, least at the guard.
 
     Args:
@@ -33,6 +33,8 @@ def project_edit(secret_act: torch.Tensor, delta: torch.Tensor, guard_act: torch
         lam: ridge weight λ > 0 (relative to the mean squared guard activation).
         cov: ``[k, k]`` ``AᵀA / m`` of those activations when the caller has it
             (:meth:`~revs_engine.guard_stats.GuardStats.covariance`).
+        scale: ``s``, the ridge's unit, when it is not ``cov``'s mean diagonal (a covariance with weighted value
+            positions keeps the unit of the plain one, :meth:`~revs_engine.guard_stats.GuardStats.plain_variance`).
     """
     if lam <= 0:
         raise ValueError(f"lam must be > 0, got {lam}")
@@ -45,7 +47,7 @@ def project_edit(secret_act: torch.Tensor, delta: torch.Tensor, guard_act: torch
     a = secret_act.double()
     d = delta.double()
     k = a.numel()
-    scale = float(torch.diagonal(cov).mean())
+    scale = float(torch.diagonal(cov).mean()) if scale is None else float(scale)
     if scale <= 0:  # the edited neurons never fire on the guard: nothing to protect
         return delta
     ridge = lam * scale

@@ -66,6 +66,7 @@ class GuardStats:
     _coll_all: torch.Tensor | None = field(default=None, repr=False)  # [L, d_ff]
     _coll_tok: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)  # token -> [L, d_ff]
     _overlap: tuple[torch.Tensor, ...] = field(default=(), repr=False)  # per query [n]
+    _plain_var: torch.Tensor | None = field(default=None, repr=False)  # [L, d_ff], with a value weight only
 
     @property
     def has_covariance(self) -> bool:
@@ -83,6 +84,14 @@ class GuardStats:
         if self._cov is None:
             raise ValueError("these guard statistics hold no covariance: build them with covariance=True")
         return self._cov[layer]
+
+    def plain_variance(self, layer: int) -> torch.Tensor:
+        """Return ``[d_ff]``: each neuron's mean squared activation over every guarded position, unweighted (the
+        diagonal of the covariance without the value weight; the guard projection's ridge is scaled by it, so
+        that the weight adds protection of the values without loosening the rest)."""
+        if self._cov is None:
+            raise ValueError("these guard statistics hold no covariance: build them with covariance=True")
+        return torch.diagonal(self._cov[layer]) if self._plain_var is None else self._plain_var[layer]
 
     def collateral(self, layer: int, token_id: int | None = None) -> torch.Tensor:
         """Return ``[d_ff]``: the largest |activation| of each neuron at ``layer`` over the guarded positions that
@@ -149,10 +158,11 @@ class _Accumulator:
     """The running statistics of one pass (see :func:`guard_statistics`)."""
 
     def __init__(self, arch: ModelArch, device: torch.device, covariance: bool, collateral: bool,
-                 tokens: list[int], queries: torch.Tensor | None) -> None:
+                 tokens: list[int], queries: torch.Tensor | None, weighted: bool = False) -> None:
         L, d_ff = arch.n_layers, arch.d_ff
         self.cov_device = device if d_ff <= COVARIANCE_MAX_DFF else torch.device("cpu")
         self.cov = [torch.zeros(d_ff, d_ff, device=self.cov_device) for _ in range(L)] if covariance else None
+        self.plain_var = torch.zeros(L, d_ff, device=device) if covariance and weighted else None
         self.coll_all = torch.zeros(L, d_ff, device=device) if collateral else None
         self.tokens = tokens if collateral else []
         self.coll_tok = torch.zeros(len(self.tokens), L, d_ff, device=device)
@@ -173,6 +183,8 @@ class _Accumulator:
         if self.cov is not None:
             w = a if scale is None else a * scale[:, None]
             self.cov[layer] += (w.T @ w).to(self.cov_device)
+            if self.plain_var is not None:
+                self.plain_var[layer] += (a * a).sum(0)
         if self.coll_all is not None:
             mag = a.abs()
             torch.maximum(self.coll_all[layer], mag.amax(0), out=self.coll_all[layer])
@@ -213,7 +225,8 @@ def guard_statistics(model: torch.nn.Module, arch: ModelArch, guard: RetainGuard
     scales = _value_scales(rows, len(guard.items) + len(guard.lookalikes), value_weight)
     queries = list(queries)
     q = [query_activations(model, arch, query) for query in queries]
-    acc = _Accumulator(arch, device, covariance, collateral, sorted(set(tokens)), torch.cat(q, 1) if q else None)
+    acc = _Accumulator(arch, device, covariance, collateral, sorted(set(tokens)), torch.cat(q, 1) if q else None,
+                       weighted=any(s != 1.0 for s in scales))
     m = 0
     for start in range(0, len(rows), batch_size):
         m += _stream_batch(model, arch, acc, rows[start:start + batch_size], pad_id,
@@ -227,8 +240,9 @@ def guard_statistics(model: torch.nn.Module, arch: ModelArch, guard: RetainGuard
             n = part.shape[1]
             overlap.append(acc.best[:, start:start + n].contiguous().mean(0).cpu())
             start += n
+    plain_var = None if acc.plain_var is None else acc.plain_var / max(m, 1)
     return GuardStats(m, frozenset(acc.tokens), tuple(tuple(query.positions) for query in queries),
-                      float(value_weight), cov, acc.coll_all, coll_tok, tuple(overlap))
+                      float(value_weight), cov, acc.coll_all, coll_tok, tuple(overlap), plain_var)
 
 
 def _value_scales(rows: list[tuple[list[int], list[int]]], n_value_rows: int, value_weight: float) -> list[float]:

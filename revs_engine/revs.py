@@ -162,14 +162,17 @@ def _spread(neuron_act: torch.Tensor, neurons: torch.Tensor, delta: torch.Tensor
 def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, token_id: int, cfg: RevsConfig,
                bounds: dict[str, tuple[int, int]], gate_ranks: tuple[int, int],
                collateral: torch.Tensor | None = None, guard_act: torch.Tensor | None = None,
-               guard_cov: torch.Tensor | None = None, *, gate_logits: torch.Tensor | None = None,
+               guard_cov: torch.Tensor | None = None, *, guard_var: torch.Tensor | None = None,
+               gate_logits: torch.Tensor | None = None,
                naive: bool = False) -> tuple[NeuronEdit, LayerResult] | None:
     """Compute (do not apply) the edit of one layer for one target (§1.4–§1.7); None when no neuron qualifies.
 
     ``guard_act`` ``[m, d_ff]`` (the guard's activations at this layer) with ``cfg.guard_projection > 0``
     re-weights the chosen neurons' changes (:func:`~revs_engine.guard_projection.project_edit`); ranks are
     unchanged. ``guard_cov`` ``[d_ff, d_ff]`` (their ``AᵀA / m``, :meth:`~revs_engine.guard_stats.GuardStats.
-    covariance`, on any device) replaces ``guard_act`` when given. Everything is computed in float32 or wider
+    covariance`, on any device) replaces ``guard_act`` when given; ``guard_var`` ``[d_ff]`` (the unweighted mean
+    squared activations, :meth:`~revs_engine.guard_stats.GuardStats.plain_variance`) sets the ridge's unit when
+    the covariance weighs the value positions, and then also ranks the spread's neurons. Everything is computed in float32 or wider
     (``acts`` as the walker gives them, cast here; the weights may be bf16/fp16); the delta is float32.
     ``gate_logits``: the gate's ``rank_logits`` of the two streams, reused by the outer loop. ``naive``: run the
     outer loop as the §1.8 pseudocode does (:func:`~revs_engine.outer.choose_k_naive`; same edit, slower).
@@ -187,12 +190,16 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
     neurons, delta = order[:k].clone(), choice.delta
     if (guard_act is not None or guard_cov is not None) and cfg.guard_projection > 0:
         if cfg.guard_spread > 0:  # the guard's per-neuron variance only when spreading (free with the cache)
-            var = (torch.diagonal(guard_cov).to(neurons.device) if guard_cov is not None
-                   else guard_act.double().pow(2).mean(0))
+            if guard_var is not None:  # unweighted: specific to the secret against every guarded position alike
+                var = guard_var.to(neurons.device)
+            else:
+                var = (torch.diagonal(guard_cov).to(neurons.device) if guard_cov is not None
+                       else guard_act.double().pow(2).mean(0))
             neurons, delta = _spread(acts.neuron_act, neurons, delta, cfg.guard_spread, var)
         cov = None if guard_cov is None else _block(guard_cov, neurons)
+        unit = None if guard_var is None else float(guard_var[neurons.to(guard_var.device)].double().mean())
         delta = project_edit(acts.neuron_act[neurons], delta, None if cov is not None else guard_act[:, neurons],
-                             cfg.guard_projection, cov=cov)
+                             cfg.guard_projection, cov=cov, scale=unit)
     edit = NeuronEdit(layer, neurons, delta)
     result = LayerResult(layer, k, gate_ranks[0], gate_ranks[1], choice.rank_mlp, choice.rank_residual,
                          choice.accepted, choice.iterations, choice.neurons_converged, choice.neuron_iterations)
@@ -249,8 +256,10 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
             # that do not predict t itself (number-heavy text), which the per-token collateral does not see
             project = guard_stats is not None and cfg.guard_projection > 0
             guard_cov = guard_stats.covariance(layer) if project else None
+            weighted = project and guard_stats.value_weight > 0
             done = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual),
-                              collateral, None, guard_cov, gate_logits=gate.logits, naive=naive)
+                              collateral, None, guard_cov, gate_logits=gate.logits, naive=naive,
+                              guard_var=guard_stats.plain_variance(layer) if weighted else None)
         if done is not None:
             edit, res = done
             edit = NeuronEdit(edit.layer, edit.neurons, edit.delta, target_index)

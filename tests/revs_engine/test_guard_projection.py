@@ -157,6 +157,8 @@ def test_value_weight_adds_the_value_positions_own_covariance():
             v = a[:m_v]
             want = a.T @ a / a.shape[0] + 10.0 * v.T @ v / m_v
             torch.testing.assert_close(stats.covariance(layer).double(), want, rtol=1e-5, atol=1e-6)
+            # and the ridge's unit stays the plain average's diagonal
+            torch.testing.assert_close(stats.plain_variance(layer).double(), (a * a).mean(0), rtol=1e-5, atol=1e-6)
     # and statistics built with another weight are refused by an erase that wants this one
     with pytest.raises(ValueError, match="value weight 10"):
         guard_statistics(model, arch, guard, collateral=False).check(covariance=True, value_weight=10.0)
