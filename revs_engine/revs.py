@@ -172,8 +172,9 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
     unchanged. ``guard_cov`` ``[d_ff, d_ff]`` (their ``AᵀA / m``, :meth:`~revs_engine.guard_stats.GuardStats.
     covariance`, on any device) replaces ``guard_act`` when given; ``guard_var`` ``[d_ff]`` (the unweighted mean
     squared activations, :meth:`~revs_engine.guard_stats.GuardStats.plain_variance`) sets the ridge's unit when
-    the covariance weighs the value positions, and then also ranks the spread's neurons. Everything is computed in float32 or wider
-    (``acts`` as the walker gives them, cast here; the weights may be bf16/fp16); the delta is float32.
+    the covariance weighs the value positions, and then also ranks the spread's neurons. Everything is computed
+    in float32 or wider (``acts`` as the walker gives them, cast here; the weights may be bf16/fp16); the delta
+    is float32.
     ``gate_logits``: the gate's ``rank_logits`` of the two streams, reused by the outer loop. ``naive``: run the
     outer loop as the §1.8 pseudocode does (:func:`~revs_engine.outer.choose_k_naive`; same edit, slower).
     """
