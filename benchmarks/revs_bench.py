@@ -187,6 +187,9 @@ EXTRA = {
                         {"preset": "digits", "guard_value_weight": 10.0, "guard_projection": 0.005}),
     "values10-wide": ("digits, guard value weight 10, spread 1,024",
                       {"preset": "digits", "guard_value_weight": 10.0, "guard_spread": 1024}),
+    "settle": ("digits, 2 settle rounds", {"preset": "digits", "settle_rounds": 2}),
+    "shallow-settle": ("digits, residual window 0.4–2 %, 2 settle rounds",
+                       {"preset": "digits", "residual_rank_window": [0.004, 0.02], "settle_rounds": 2}),
     "first": ("digits, first digit", {"preset": "digits", "targets": {"method": "first"}}),
     "checked": ("digits + guard check, 3 retries", {"preset": "digits", "guard_check": True, "guard_retries": 3}),
     # relative demotion with the stronger guard projection and the wider spread

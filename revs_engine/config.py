@@ -137,6 +137,11 @@ class RevsConfig:
             direction ``pinv(W_U)·e_t`` lowers every token whose unembedding resembles the target's with it (on a
             digit-level tokenizer all ten digits fall together and the secret's digit stays the likeliest digit,
             which format-constrained decoding reads back). Tokens without alternatives keep the paper's direction.
+        settle_rounds: after the first pass, measure every target's final-layer rank on the edited model and
+            edit again, the same way, the targets that later edits pulled back below the residual window (or
+            that stopped short of it), up to this many rounds (:func:`revs_engine.erase.erase`; 0: one pass, the
+            paper). Secrets edited together share their few digit tokens, so one secret's edit can re-promote
+            another's digit.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
         association: the middle-layer stage :func:`revs_engine.erase.erase` runs before REVS (off with
@@ -168,6 +173,7 @@ class RevsConfig:
     decoys: int = 0
     cross_decoys: int = 0
     relative_demotion: bool = False
+    settle_rounds: int = 0
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
@@ -209,6 +215,8 @@ class RevsConfig:
             raise ValueError(f"neuron_score must be 'rank' or 'contrast', got {self.neuron_score!r}")
         if not isinstance(self.relative_demotion, bool):
             raise ValueError(f"relative_demotion must be true or false, got {self.relative_demotion!r}")
+        if self.settle_rounds < 0:
+            raise ValueError(f"settle_rounds must be ≥ 0, got {self.settle_rounds}")
         if self.guard_value_weight < 0:
             raise ValueError(f"guard_value_weight must be ≥ 0, got {self.guard_value_weight}")
         if self.guard_spread < 0 or self.decoys < 0 or self.cross_decoys < 0:

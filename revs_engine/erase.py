@@ -45,7 +45,7 @@ from revs_engine.lens import VocabLens
 from revs_engine.positions import ranked_positions
 from revs_engine.presets import EraseConfig
 from revs_engine.probes import ProbeItem
-from revs_engine.revs import RevsResult, guard_needs, unlearn
+from revs_engine.revs import RevsResult, final_ranks, guard_needs, settled, unlearn, with_final
 from revs_engine.targets import (
     TokenTarget,
     config_for_entity,
@@ -375,6 +375,13 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
                                seconds=result.seconds + assoc.seconds, association=assoc)
 
 
+def _renumbered(edits: Sequence[NeuronEdit], index: Sequence[int]) -> list[NeuronEdit]:
+    """A later call's edits with their target indices mapped from the call's targets to the erase's
+    (``index[i]``: the erase's index of the call's target ``i``)."""
+    return [dataclasses.replace(e, target_index=index[e.target_index]) if e.target_index >= 0 else e
+            for e in edits]
+
+
 def _associate(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseConfig
                ) -> AssociationResult | None:
     """Run the association stage when ``config`` turns it on (REVS only), guarded by the retained items and
@@ -410,6 +417,18 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
     results, edits = list(first.targets), list(first.edits)
     backup, seconds = first.backup, first.seconds
     low = config.revs.bounds(arch.vocab_size)["residual"][0]
+    for _ in range(config.revs.settle_rounds):
+        lagging = [j for j, r in enumerate(results) if r.rank_final < low]
+        if not lagging:
+            break
+        logger.info("settle: %d target(s) below the residual window after the pass; editing them again",
+                    len(lagging))
+        again = unlearn(model, arch, [targets[j] for j in lagging], config.revs, **kw)
+        for j, r in zip(lagging, again.targets, strict=True):
+            results[j] = settled(results[j], r)
+        edits += _renumbered(again.edits, lagging)
+        backup, seconds = backup.merged(again.backup), seconds + again.seconds
+        results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
     used = [set(r[:n_first]) for r in ranked]
     for _ in range(config.revs.targets.fallback):
         done = {t.secret_index for t, r in zip(targets, results, strict=True) if r.rank_final >= low}
@@ -425,9 +444,9 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         # edits of a position that did not converge are kept: on the demo they add up (README: fallback)
         logger.info("%d secret(s) with no converged target: editing one more position of each", len(extra))
         more = unlearn(model, arch, extra, config.revs, **kw)
+        edits += _renumbered(more.edits, range(len(targets), len(targets) + len(extra)))
         targets += extra
         results += more.targets
-        edits += more.edits
         backup, seconds = backup.merged(more.backup), seconds + more.seconds
     cover = config.revs.targets.cover_ranks
     if cover:
@@ -435,9 +454,9 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         if extra:
             more = unlearn(model, arch, extra, cover_config(config.revs, arch.vocab_size), **kw)
             logger.info("cover: %d more positions edited to ranks %d–%d", len(extra), *cover)
+            edits += _renumbered(more.edits, range(len(targets), len(targets) + len(extra)))
             targets += extra
             results += more.targets
-            edits += more.edits
             backup, seconds = backup.merged(more.backup), seconds + more.seconds
     outcomes = [TargetOutcome(r.secret_index, r.position, r.rank_before, r.rank_after, r.rank_final, r.converged)
                 for r in results]

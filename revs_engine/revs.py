@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -419,16 +420,16 @@ def unlearn(model: nn.Module, arch: ModelArch, targets: list[TokenTarget], cfg: 
         guard_ok = kept.guard_ok
         backup = backup.merged(kept.backup)
         bar.update(len(group))
-    ranks = _final_ranks(model, arch, targets)  # later edits may re-promote earlier targets
+    ranks = final_ranks(model, arch, targets)  # later edits may re-promote earlier targets
     bar.close()
-    finals = [_with_final(res, rank) for res, rank in zip(results, ranks, strict=True)]
+    finals = [with_final(res, rank) for res, rank in zip(results, ranks, strict=True)]
     out = RevsResult(tuple(finals), tuple(edits), backup, time.perf_counter() - start, calls)
     logger.info("REVS: %s", out.summary())
     return out
 
 
 @torch.no_grad()
-def _final_ranks(model: nn.Module, arch: ModelArch, targets: list[TokenTarget]) -> list[int]:
+def final_ranks(model: nn.Module, arch: ModelArch, targets: Sequence[TokenTarget]) -> list[int]:
     """Return each target's rank in the model's output at its prefix, on the current weights."""
     out = []
     for target in targets:
@@ -438,7 +439,18 @@ def _final_ranks(model: nn.Module, arch: ModelArch, targets: list[TokenTarget]) 
     return out
 
 
-def _with_final(res: TargetResult, rank_final: int) -> TargetResult:
+def settled(first: TargetResult, again: TargetResult) -> TargetResult:
+    """One target edited twice (``RevsConfig.settle_rounds``): ranks before the first edit, after the
+    second; both edits' layers, iterations and time."""
+    return TargetResult(first.target_index, first.secret_index, first.position, first.rank_before,
+                        again.rank_after, again.rank_final, first.residual_ranks_before,
+                        again.residual_ranks_after, first.layer_results + again.layer_results, again.converged,
+                        first.iterations + again.iterations, first.seconds + again.seconds,
+                        first.guard_broken + again.guard_broken, first.attempts)
+
+
+def with_final(res: TargetResult, rank_final: int) -> TargetResult:
+    """Return ``res`` with its ``rank_final`` replaced."""
     fields = {name: getattr(res, name) for name in TargetResult.__slots__}
     fields["rank_final"] = rank_final
     return TargetResult(**fields)

@@ -138,6 +138,53 @@ def test_fallbacks_stop_after_the_configured_rounds_and_not_at_all_when_converge
     assert [t.position for t in _run(fallback=3, first_ranks=(LOW,)).targets] == [0]
 
 
+def _target_result(i, secret, rank, before=0):
+    from revs_engine.revs import TargetResult
+
+    return TargetResult(i, secret, 0, before, rank, rank, (), (), (), rank >= LOW, 1, 1.0)
+
+
+def test_settle_edits_again_the_targets_later_edits_pulled_back_until_all_hold(monkeypatch):
+    # given three secrets; after the first pass secret 1 stopped short, and editing it again pulls secret 2 back
+    from revs_engine.edit import NeuronEdit
+
+    calls, finals = [], iter([[2 * LOW, 2 * LOW, LOW - 1], [2 * LOW, 2 * LOW, 2 * LOW]])
+
+    def unlearn(model, arch, targets, cfg, **kw):
+        calls.append([t.secret_index for t in targets])
+        first = len(calls) == 1
+        ranks = [2 * LOW, 5, 2 * LOW] if first else [2 * LOW] * len(targets)
+        res = [_target_result(i, t.secret_index, r, before=7 if first else r - 1)
+               for i, (t, r) in enumerate(zip(targets, ranks, strict=True))]
+        edits = [NeuronEdit(len(calls), torch.tensor([0]), torch.zeros(1, 4), i) for i in range(len(targets))]
+        backup = WeightBackup({len(calls): torch.tensor([0])}, {len(calls): torch.zeros(1, 4)})
+        return SimpleNamespace(targets=res, edits=edits, backup=backup, seconds=1.0)
+
+    monkeypatch.setattr(erase_module, "unlearn", unlearn)
+    monkeypatch.setattr(erase_module, "final_ranks", lambda model, arch, targets: next(finals))
+    cfg = EraseConfig(revs=RevsConfig(settle_rounds=3, targets=TargetConfig(max_tokens=1, method="first")))
+    # when
+    result = erase(None, SimpleNamespace(vocab_size=V), EraseInputs(tuple(_secret() for _ in range(3))), cfg,
+                   lens=object())
+    # then the lagging target is edited again, then the one it pulled back, and the rounds stop once all hold
+    assert calls == [[0, 1, 2], [1], [2]]
+    assert [o.rank_final for o in result.outcomes] == [2 * LOW] * 3
+    assert [o.rank_before for o in result.outcomes] == [7, 7, 7]  # before the first edit
+    assert all(o.converged for o in result.outcomes)
+    assert [e.target_index for e in result.edits] == [0, 1, 2, 1, 2]  # the erase's target indices
+    assert sorted(result.backup.layers) == [1, 2, 3]
+    assert result.seconds == 3.0
+    # and without settle rounds the first pass is all there is
+    finals = iter([])
+    calls.clear()
+    one = erase(None, SimpleNamespace(vocab_size=V), EraseInputs(tuple(_secret() for _ in range(3))),
+                dataclasses.replace(cfg, revs=dataclasses.replace(cfg.revs, settle_rounds=0)), lens=object())
+    assert calls == [[0, 1, 2]]
+    assert [o.rank_final for o in one.outcomes] == [2 * LOW, 5, 2 * LOW]
+    with pytest.raises(ValueError, match="settle_rounds"):
+        RevsConfig(settle_rounds=-1)
+
+
 def test_cover_edits_every_other_eligible_position_to_the_shallow_window(fake_revs, monkeypatch):
     # given one secret of four eligible positions, one deep target and a cover window of ranks 4-8
     seen = []
