@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import torch
 
 from benchmarks.benign_text import benign_texts, guard_texts, numeric_sentences_unseen, prose_paragraphs
+from benchmarks.revs_bench_rows import EXTRA, variant
 from benchmarks.ssn_data import EMAIL_DOMAINS, ENTITIES, SsnRow, split
 from benchmarks.ssn_model import _cache_root, encode_rows, memorized_model
 from revs_engine.arch import resolve_arch
@@ -47,7 +48,7 @@ from revs_engine.erase import GUARD_BENIGN, EraseInputs, EraseResult, Secret, er
 from revs_engine.format_entities import format_for
 from revs_engine.lens import VocabLens
 from revs_engine.metrics import perplexity
-from revs_engine.presets import PRESETS, EraseConfig, default_preset, resolve_config
+from revs_engine.presets import PRESETS, EraseConfig
 from revs_engine.targets import encoder, targets_at
 
 logger = logging.getLogger(__name__)
@@ -152,94 +153,6 @@ FORMAT_COLUMNS = (("exposure", "exposure_bits"), ("exposure_control", "control_e
 
 ENTITY_LABELS = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail", "surname": "surname"}
 ENTITY_HEADINGS = {"phone": "Phone numbers", "email": "E-mail addresses", "surname": "Surnames after a first name"}
-
-
-# -- rows ------------------------------------------------------------------------------------------------------
-#: Opt-in rows that show what the knobs no preset uses are for (each is a policy [revs] table on a preset).
-EXTRA = {
-    # contrast scoring + verify-and-redo (the guard check), distinct positions, narrow residual window
-    "ours": ("REVS, contrast + check (opt-in)",
-             {"preset": "paper", "neuron_score": "contrast", "guard_check": True, "guard_retries": 3,
-              "residual_rank_window": [0.006, 0.03], "mlp_rank_window": [0.006, 0.9],
-              "targets": {"method": "distinct"}}),
-    # the digits preset, then every other digit of each SSN to final ranks 4-8 (format-aware erasure, #17)
-    "cover": ("digits + cover 4-8", {"preset": "digits", "targets": {"cover_ranks": [4, 8]}}),
-    # the digits preset with each digit demoted relative to the other digits (their logits held, #17)
-    "relative": ("digits + relative demotion", {"preset": "digits", "relative_demotion": True}),
-    # the digits preset as it was before cross decoys and spread 512 became its default (2026-12-03)
-    "spread256": ("digits without cross decoys, spread 256", {"preset": "digits", "cross_decoys": 0,
-                                                              "guard_spread": 256}),
-    # the digits preset demoting only just past the audit's k: residual window 0.4–2 % of the vocabulary (about
-    # ranks 200–1,000 on SmolLM2) instead of 5–25 % — less push on the digit other people share
-    "shallow": ("digits, residual window 0.4–2 %", {"preset": "digits", "residual_rank_window": [0.004, 0.02]}),
-    # the digits preset with each digit demoted relative to the other digits and the shallow window
-    "relative-shallow": ("digits + relative demotion, residual window 0.4–2 %",
-                         {"preset": "digits", "relative_demotion": True, "residual_rank_window": [0.004, 0.02]}),
-    # the digits preset with a stronger guard projection (ridge 0.005 instead of 0.02) or a wider spread (1,024
-    # neurons instead of 512): the change at guarded positions held smaller
-    "projection-strong": ("digits, guard projection ridge 0.005", {"preset": "digits", "guard_projection": 0.005}),
-    "spread1024": ("digits, guard spread 1,024", {"preset": "digits", "guard_spread": 1024}),
-    # the digits preset with the guard check: each secret's edit verified on the guard's retained items and redone
-    # stricter (contrast weight doubled, projection ridge quartered) up to 3 times when one of them broke
-    "values10": ("digits, guard value weight 10", {"preset": "digits", "guard_value_weight": 10.0}),
-    "values3": ("digits, guard value weight 3", {"preset": "digits", "guard_value_weight": 3.0}),
-    "values10-strong": ("digits, guard value weight 10, ridge 0.005",
-                        {"preset": "digits", "guard_value_weight": 10.0, "guard_projection": 0.005}),
-    "values10-wide": ("digits, guard value weight 10, spread 1,024",
-                      {"preset": "digits", "guard_value_weight": 10.0, "guard_spread": 1024}),
-    "settle": ("digits, 2 settle rounds", {"preset": "digits", "settle_rounds": 2}),
-    "shallow-settle": ("digits, residual window 0.4–2 %, 2 settle rounds",
-                       {"preset": "digits", "residual_rank_window": [0.004, 0.02], "settle_rounds": 2}),
-    "first": ("digits, first digit", {"preset": "digits", "targets": {"method": "first"}}),
-    "checked": ("digits + guard check, 3 retries", {"preset": "digits", "guard_check": True, "guard_retries": 3}),
-    # relative demotion with the stronger guard projection and the wider spread
-    "relative-strong": ("digits + relative demotion, ridge 0.005, spread 1,024",
-                        {"preset": "digits", "relative_demotion": True, "guard_projection": 0.005,
-                         "guard_spread": 1024}),
-    # the digits preset with two targets per value instead of one (deeper on e-mail addresses, at a Specificity
-    # cost: RESULTS.md "E-mail addresses: what was tried")
-    "two-targets": ("digits, two targets per value", {"preset": "digits", "targets": {"max_tokens": 2}}),
-    # the digits preset with each digit demoted relative to the other digits, and every other digit of each SSN
-    # too, to final ranks 30-300
-    "relative-cover": ("digits + relative + cover 30-300",
-                       {"preset": "digits", "relative_demotion": True, "targets": {"cover_ranks": [30, 300]}}),
-    # the digits preset after the middle-layer association stage (every digit of each value, #17): the
-    # covariance weight trades depth against Specificity (RESULTS.md "association")
-    "association": ("digits + association", {"preset": "digits", "association": {"steps": 30}}),
-    "association-3": ("digits + association, covariance weight 3",
-                      {"preset": "digits", "association": {"steps": 30, "covariance_weight": 3.0}}),
-    "association-1": ("digits + association, covariance weight 1",
-                      {"preset": "digits", "association": {"steps": 30, "covariance_weight": 1.0}}),
-    # ... with 8 counterfactuals per guarded item (the secrets' look-alikes after other people's prompts)
-    "association-cf": ("digits + association, covariance weight 3, 8 counterfactuals",
-                       {"preset": "digits", "association": {"steps": 30, "covariance_weight": 3.0,
-                                                            "counterfactuals": 8}}),
-    "association-cf10": ("digits + association, covariance weight 3, 8 counterfactuals at weight 10",
-                         {"preset": "digits",
-                          "association": {"steps": 30, "covariance_weight": 3.0, "counterfactuals": 8,
-                                          "counterfactual_weight": 10.0}}),
-    # ... in layers 4–6 of 30 only (fractions 0.14–0.2): layers 7–9 carried the stage's collateral on phone seed 1
-    "association-cf10-early": ("digits + association in layers 4–6, covariance weight 3, 8 counterfactuals at "
-                               "weight 10",
-                               {"preset": "digits",
-                                "association": {"steps": 30, "covariance_weight": 3.0, "counterfactuals": 8,
-                                                "counterfactual_weight": 10.0, "layer_range": (0.14, 0.2)}}),
-    "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
-                            {"preset": "digits", "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
-                                                                 "counterfactuals": 32}}),
-}
-
-
-def variant(name: str, encode) -> tuple[str, EraseConfig]:
-    """Return a row's label and configuration: ``default`` (what `revs unlearn` does with no flags), a preset
-    name, or an :data:`EXTRA` row."""
-    if name == "default":
-        preset = default_preset(encode)
-        return f"product default ({preset})", PRESETS[preset]
-    if name in PRESETS:
-        return {"paper": "REVS, paper rules", "ftl": "FT-L"}.get(name, name), PRESETS[name]
-    label, overrides = EXTRA[name]
-    return label, resolve_config(overrides, "paper")
 
 
 def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targets: int,

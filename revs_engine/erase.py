@@ -1,8 +1,9 @@
 """The one erase entry point: "these secrets must go, these items must stay" → the edits.
 
-Offers :class:`Secret`, :class:`EraseInputs`, :class:`TargetOutcome`, :class:`EraseResult`, :func:`build_guard`
-and :func:`erase`. ``revs unlearn``, both flows, the demo and ``revs_bench`` call :func:`erase` with an
-:class:`~revs_engine.presets.EraseConfig`; nothing else assembles guards, positions or fallbacks.
+Offers :func:`build_guard` and :func:`erase`, with its inputs and results (:class:`Secret`, :class:`EraseInputs`,
+:class:`TargetOutcome`, :class:`EraseResult`, defined in :mod:`revs_engine.erase_types`). ``revs unlearn``, both
+flows, the demo and ``revs_bench`` call :func:`erase` with an :class:`~revs_engine.presets.EraseConfig`; nothing
+else assembles guards, positions or fallbacks.
 
 What happens, in order (each step only when the configuration uses it):
 0. the association stage (``revs.association``, :mod:`revs_engine.association`): the middle layers stop
@@ -14,6 +15,8 @@ What happens, in order (each step only when the configuration uses it):
 2. the target positions of each secret: skip/stop rules per entity type, then the ``distinct`` rule (positions
    least like the guard's contexts, :mod:`revs_engine.positions`) or a token-id rule (:mod:`revs_engine.targets`);
 3. REVS (:func:`revs_engine.revs.unlearn`) or FT-L (:func:`revs_engine.ftl.unlearn_ftl`) on those targets;
+   settle rounds (``revs.settle_rounds``): targets that later edits pulled back below the residual window (or
+   that stopped short of it) are edited again, until every final rank holds or the rounds run out;
 4. fallback rounds (``targets.fallback``): a secret none of whose targets left the top ranks gets its next
    position edited, one per round;
    With ``revs.relative_demotion`` each digit token is demoted relative to the other digits
@@ -28,8 +31,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from torch import nn
 
@@ -37,7 +38,8 @@ from revs_engine.arch import ModelArch
 from revs_engine.association import AssociationResult, ValueSequence, loosen_associations
 from revs_engine.config import RevsConfig
 from revs_engine.decoys import decoy_sequences, decoy_values
-from revs_engine.edit import NeuronEdit, WeightBackup
+from revs_engine.edit import NeuronEdit
+from revs_engine.erase_types import EraseInputs, EraseResult, Secret, TargetOutcome
 from revs_engine.ftl import unlearn_ftl
 from revs_engine.guard import RetainGuard
 from revs_engine.guard_stats import GuardStats, OverlapQuery, guard_statistics
@@ -45,7 +47,8 @@ from revs_engine.lens import VocabLens
 from revs_engine.positions import ranked_positions
 from revs_engine.presets import EraseConfig
 from revs_engine.probes import ProbeItem
-from revs_engine.revs import RevsResult, final_ranks, guard_needs, settled, unlearn, with_final
+from revs_engine.revs import final_ranks, guard_needs, unlearn
+from revs_engine.revs_results import settled, with_final
 from revs_engine.targets import (
     TokenTarget,
     config_for_entity,
@@ -74,111 +77,6 @@ GUARD_CROSS_ITEMS = 128
 #: A token's format alternatives are listed only while there are at most this many (every other digit string of
 #: its length: one- and two-digit tokens); longer number tokens keep the paper's demotion direction.
 MAX_ALTERNATIVES = 99
-
-
-@dataclass(frozen=True)
-class Secret:
-    """One value to erase in one context, as token ids (prompt and value encoded separately, no special tokens).
-
-    Attributes:
-        prompt_ids: the text before the value.
-        secret_ids: the value, with its leading space when the text has one (``" 545-71-4735"``).
-        token_texts: the decoded text of each of ``secret_ids`` (for skip/stop rules and decoys).
-        entity_type: e.g. ``US_SSN`` (adds that type's rules, :data:`revs_engine.targets.ENTITY_RULES`).
-    """
-
-    prompt_ids: tuple[int, ...] = field(repr=False)
-    secret_ids: tuple[int, ...] = field(repr=False)
-    token_texts: tuple[str, ...] = field(repr=False)
-    entity_type: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.prompt_ids or not self.secret_ids:
-            raise ValueError("a Secret needs at least one prompt token and one value token")
-        if len(self.token_texts) != len(self.secret_ids):
-            raise ValueError("token_texts must hold one text per value token")
-
-    @property
-    def text(self) -> str:
-        """The value as written after the prompt (raw: keep in memory only)."""
-        return "".join(self.token_texts)
-
-
-@dataclass(frozen=True)
-class EraseInputs:
-    """What must go and what must stay.
-
-    Attributes:
-        forget: the secrets to erase, in the order they are edited.
-        keep: retained ``(prefix, target)`` items the model reproduces and must keep reproducing.
-        benign: benign texts as ids (every position guarded).
-        encode: text → ids, needed when the configuration asks for decoys.
-        decode: ids → text, needed by ``targets.copied_last`` (the prompt's text); without it that rule is off.
-    """
-
-    forget: tuple[Secret, ...] = field(repr=False)
-    keep: tuple[ProbeItem, ...] = field(default=(), repr=False)
-    benign: tuple[tuple[int, ...], ...] = field(default=(), repr=False)
-    encode: Callable[[str], list[int]] | None = field(default=None, repr=False, compare=False)
-    decode: Callable[[list[int]], str] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class TargetOutcome:
-    """One edited token: final-layer rank before, right after its own edit, and after the whole erase."""
-
-    secret_index: int
-    position: int
-    rank_before: int
-    rank_after: int
-    rank_final: int
-    converged: bool
-
-
-@dataclass(frozen=True)
-class EraseResult:
-    """Everything :func:`erase` did.
-
-    Attributes:
-        config: the configuration used.
-        targets: every edited token (fallback positions included), in edit order.
-        outcomes: one per target.
-        edits: REVS's per-layer neuron edits (empty for FT-L, whose change is in ``backup``).
-        backup: the original weights of everything changed (``edit.restore`` undoes the erase;
-            ``patch.make_patch`` records it).
-        seconds: wall time of the edits (guard and position choice excluded).
-        guard: counts of what guarded the edit (``items``, ``benign``, ``decoys``).
-        revs: REVS's own results of the first pass (None for FT-L), for per-layer detail.
-        association: what the association stage did (None when off or without digit positions).
-    """
-
-    config: EraseConfig
-    targets: tuple[TokenTarget, ...] = field(repr=False)
-    outcomes: tuple[TargetOutcome, ...]
-    edits: tuple[NeuronEdit, ...] = field(repr=False)
-    backup: WeightBackup = field(repr=False)
-    seconds: float
-    guard: dict[str, int]
-    revs: RevsResult | None = field(default=None, repr=False)
-    association: AssociationResult | None = field(default=None, repr=False)
-
-    @property
-    def n_converged(self) -> int:
-        """Targets whose final-layer rank left the top ranks (REVS: the residual window's bottom)."""
-        return sum(o.converged for o in self.outcomes)
-
-    def positions(self, n_secrets: int) -> list[list[int]]:
-        """Return the edited positions of each of ``n_secrets`` secrets (sorted; empty when none)."""
-        out: list[list[int]] = [[] for _ in range(n_secrets)]
-        for t in self.targets:
-            out[t.secret_index].append(t.position)
-        return [sorted(p) for p in out]
-
-    def summary(self) -> dict[str, Any]:
-        """Return counts for logs and reports (no values)."""
-        return {"targets": len(self.targets), "converged": self.n_converged, "seconds": round(self.seconds, 2),
-                "neurons": sum(int(e.neurons.numel()) for e in self.edits), **self.guard,
-                **(self.association.summary() if self.association else {})}
 
 
 def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0) -> tuple[RetainGuard | None, int]:

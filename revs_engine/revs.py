@@ -1,7 +1,9 @@
 """The REVS driver: unlearn target tokens by rank editing in vocabulary space (revs-method.md §1.2, §1.7).
 
-Offers :func:`unlearn` → :class:`RevsResult` (typed per-target :class:`TargetResult` s, per-layer
-:class:`LayerResult` s, every :class:`~revs_engine.edit.NeuronEdit`, and a backup of the original weights).
+Offers :func:`unlearn` → :class:`~revs_engine.revs_results.RevsResult` (typed per-target
+:class:`~revs_engine.revs_results.TargetResult` s, per-layer :class:`~revs_engine.revs_results.LayerResult` s,
+every :class:`~revs_engine.edit.NeuronEdit`, and a backup of the original weights), :func:`edit_layer` and
+:func:`final_ranks` (every target's final-layer rank on the current weights).
 
 For every target (in list order) and every layer l = 0..L−1: gate the layer (§1.3), select neurons (§1.4), demote
 the target in each neuron's projection (§1.5), choose how many neurons to edit from the MLP / residual rank windows
@@ -24,7 +26,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -40,105 +42,11 @@ from revs_engine.guard_stats import GuardStats, guard_statistics
 from revs_engine.lens import VocabLens, rank_of
 from revs_engine.outer import choose_k, choose_k_naive
 from revs_engine.resume import LayerActs, LayerWalker
+from revs_engine.revs_results import LayerResult, RevsResult, TargetResult, with_final
 from revs_engine.select import gate_layer, select_neurons
 from revs_engine.targets import TokenTarget
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class LayerResult:
-    """One edited layer of one target (§1.7)."""
-
-    layer: int
-    n_neurons: int
-    rank_mlp_before: int
-    rank_residual_before: int
-    rank_mlp_after: int
-    rank_residual_after: int
-    accepted: bool  # both rank windows met
-    outer_iterations: int
-    neurons_converged: int  # neurons whose own rank reached the neuron window (§1.5)
-    neuron_iterations: int
-
-
-@dataclass(frozen=True, slots=True)
-class TargetResult:
-    """Outcome for one target token.
-
-    Attributes:
-        target_index, secret_index, position: which target (``position`` within its secret).
-        rank_before / rank_after: final-layer rank (the model's next-token logits) before / right after this
-            target's edits; ``rank_final``: after all targets of the call were edited (later edits can re-promote).
-        residual_ranks_before / _after: per-layer residual (logit-lens) rank, ``[n_layers]``.
-        layers: edited layers, with per-layer details in ``layer_results``.
-        converged: ``rank_after ≥`` the residual bottom margin.
-        iterations: outer (§1.7) iterations over all layers.
-        seconds: wall time for this target.
-    """
-
-    target_index: int
-    secret_index: int
-    position: int
-    rank_before: int
-    rank_after: int
-    rank_final: int
-    residual_ranks_before: tuple[int, ...]
-    residual_ranks_after: tuple[int, ...]
-    layer_results: tuple[LayerResult, ...]
-    converged: bool
-    iterations: int
-    seconds: float
-    guard_broken: int = 0
-    attempts: int = 1
-
-    @property
-    def layers(self) -> tuple[int, ...]:
-        """Edited layers."""
-        return tuple(r.layer for r in self.layer_results)
-
-    def to_record(self) -> dict[str, str | int | float | bool]:
-        """Return a flat row (lists as comma-joined strings) for Parquet / metrics."""
-        return {
-            "target_index": self.target_index, "secret_index": self.secret_index, "position": self.position,
-            "rank_before": self.rank_before, "rank_after": self.rank_after, "rank_final": self.rank_final,
-            "converged": self.converged, "iterations": self.iterations, "seconds": self.seconds,
-            "guard_broken": self.guard_broken, "attempts": self.attempts,
-            "layers": ",".join(map(str, self.layers)),
-            "neurons_per_layer": ",".join(str(r.n_neurons) for r in self.layer_results),
-            "residual_ranks_before": ",".join(map(str, self.residual_ranks_before)),
-            "residual_ranks_after": ",".join(map(str, self.residual_ranks_after)),
-        }
-
-
-@dataclass(frozen=True)
-class RevsResult:
-    """Everything :func:`unlearn` did.
-
-    Attributes:
-        targets: one :class:`TargetResult` per input target, in order.
-        edits: every weight change, in application order.
-        backup: original vectors of every touched neuron (``edit.restore`` undoes the call; ``patch.make_patch``
-            turns it into a patch).
-        seconds: total wall time. ``block_calls``: transformer-block evaluations (the speed comparison).
-    """
-
-    targets: tuple[TargetResult, ...]
-    edits: tuple[NeuronEdit, ...] = field(repr=False)
-    backup: WeightBackup = field(repr=False)
-    seconds: float
-    block_calls: int
-
-    @property
-    def n_converged(self) -> int:
-        """Targets that reached the residual bottom margin."""
-        return sum(t.converged for t in self.targets)
-
-    def summary(self) -> dict[str, int | float]:
-        """Return counts for a manifest / log line."""
-        return {"targets": len(self.targets), "converged": self.n_converged,
-                "edits": len(self.edits), "neurons": sum(int(e.neurons.numel()) for e in self.edits),
-                "seconds": round(self.seconds, 3)}
 
 
 def _spread(neuron_act: torch.Tensor, neurons: torch.Tensor, delta: torch.Tensor, n_more: int,
@@ -437,20 +345,3 @@ def final_ranks(model: nn.Module, arch: ModelArch, targets: Sequence[TokenTarget
         logits = model(input_ids=ids, use_cache=False, **last_logits_only(model)).logits[0, -1]
         out.append(int(rank_of(logits, target.token_id)))
     return out
-
-
-def settled(first: TargetResult, again: TargetResult) -> TargetResult:
-    """One target edited twice (``RevsConfig.settle_rounds``): ranks before the first edit, after the
-    second; both edits' layers, iterations and time."""
-    return TargetResult(first.target_index, first.secret_index, first.position, first.rank_before,
-                        again.rank_after, again.rank_final, first.residual_ranks_before,
-                        again.residual_ranks_after, first.layer_results + again.layer_results, again.converged,
-                        first.iterations + again.iterations, first.seconds + again.seconds,
-                        first.guard_broken + again.guard_broken, first.attempts)
-
-
-def with_final(res: TargetResult, rank_final: int) -> TargetResult:
-    """Return ``res`` with its ``rank_final`` replaced."""
-    fields = {name: getattr(res, name) for name in TargetResult.__slots__}
-    fields["rank_final"] = rank_final
-    return TargetResult(**fields)

@@ -5,7 +5,8 @@ import dataclasses
 
 import pytest
 
-from benchmarks.revs_bench import EXTRA, _format, variant
+from benchmarks.revs_bench import _format
+from benchmarks.revs_bench_rows import EXTRA, variant
 from benchmarks.ssn_data import ENTITIES, make_dataset, split
 from revs_engine.format_entities import format_for
 from revs_engine.presets import PRESETS

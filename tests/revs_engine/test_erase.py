@@ -139,7 +139,7 @@ def test_fallbacks_stop_after_the_configured_rounds_and_not_at_all_when_converge
 
 
 def _target_result(i, secret, rank, before=0):
-    from revs_engine.revs import TargetResult
+    from revs_engine.revs_results import TargetResult
 
     return TargetResult(i, secret, 0, before, rank, rank, (), (), (), rank >= LOW, 1, 1.0)
 
