@@ -7,7 +7,8 @@ Offers :class:`OverlapQuery` (a secret's candidate target positions), :class:`Gu
 Per layer, over every guarded position (:func:`revs_engine.guard.guarded_rows`) of the unedited model:
 
 - ``covariance``: ``AᵀA / m`` of the FF2 input activations ``[d_ff, d_ff]`` (the guard projection,
-  :mod:`revs_engine.guard_projection`), a running float32 sum of each batch's ``AᵀA``;
+  :mod:`revs_engine.guard_projection`), a running float32 sum of each batch's ``AᵀA``; with a value weight ``w``,
+  ``C_all + w·C_values`` (the value positions' own average added), and the unweighted diagonal kept beside it;
 - ``collateral``: the largest |activation| of each neuron over the positions whose next token is ``t``, for every
   token ``t`` an edit may target (the secrets' tokens, known up front), and over all positions (contrast scoring,
   :func:`revs_engine.select.contrast_scores`);
