@@ -307,7 +307,7 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
                 guard: RetainGuard | None, guard_stats: GuardStats | None, targets: list[TokenTarget],
                 ranked: list[list[int]], counts: dict[str, int], *, progress: bool, pad_id: int, resume: bool,
                 naive: bool) -> EraseResult:
-    """REVS's part of :func:`erase`: the first pass, the fallback rounds and the cover pass."""
+    """REVS's part of :func:`erase`: the first pass, the settle rounds, the fallback rounds and the cover pass."""
     n_first = config.revs.targets.max_tokens
     kw = {"lens": lens, "progress": progress, "guard": guard, "pad_id": pad_id, "guard_stats": guard_stats,
           "resume": resume, "naive": naive}
