@@ -185,6 +185,25 @@ def test_settle_edits_again_the_targets_later_edits_pulled_back_until_all_hold(m
         RevsConfig(settle_rounds=-1)
 
 
+def test_fallback_edits_record_the_erases_target_index(monkeypatch):
+    # given REVS that leaves secret 0 unconverged at its first position and writes one edit per target
+    from revs_engine.edit import NeuronEdit
+
+    def unlearn(model, arch, targets, cfg, **kw):
+        res = _fake_result([(t.secret_index, t.position, 2 * LOW if t.position == 1 or t.secret_index else 3)
+                            for t in targets])
+        res.edits = [NeuronEdit(0, torch.tensor([0]), torch.zeros(1, 4), i) for i in range(len(targets))]
+        return res
+
+    monkeypatch.setattr(erase_module, "unlearn", unlearn)
+    cfg = EraseConfig(revs=RevsConfig(targets=TargetConfig(max_tokens=1, method="first", fallback=2)))
+    # when secret 0 gets its next position in a second call
+    result = erase(None, SimpleNamespace(vocab_size=V), EraseInputs((_secret(), _secret())), cfg, lens=object())
+    # then that call's edit points at the erase's third target, not at its own call's first
+    assert [(t.secret_index, t.position) for t in result.targets] == [(0, 0), (1, 0), (0, 1)]
+    assert [e.target_index for e in result.edits] == [0, 1, 2]
+
+
 def test_cover_edits_every_other_eligible_position_to_the_shallow_window(fake_revs, monkeypatch):
     # given one secret of four eligible positions, one deep target and a cover window of ranks 4-8
     seen = []
