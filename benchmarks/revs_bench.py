@@ -81,7 +81,7 @@ def prepare(tokenizer, rows: list[SsnRow], seed: int, n_forget: int, entity: str
                            kind) for it in forget_items)
     guard_benign = guard_texts(GUARD_BENIGN // 2, GUARD_BENIGN - GUARD_BENIGN // 2)
     inputs = EraseInputs(secrets, tuple(encode_rows(tokenizer, guard_rows)),
-                         tuple(tuple(encode(t)) for t in guard_benign), encode)
+                         tuple(tuple(encode(t)) for t in guard_benign), encode, tokenizer.decode)
     retain = encode_rows(tokenizer, parts.retain)
     gen_items = encode_rows(tokenizer, parts.generality)
     placeholder = tuple(targets_at(it.prefix_ids, it.target_ids, [0], secret_index=i)[0]

@@ -43,6 +43,10 @@ EXTRA = {
     "settle": ("digits, 2 settle rounds", {"preset": "digits", "settle_rounds": 2}),
     "shallow-settle": ("digits, residual window 0.4–2 %, 2 settle rounds",
                        {"preset": "digits", "residual_rank_window": [0.004, 0.02], "settle_rounds": 2}),
+    # shallow-settle, then edited again after perturbed prompts where the token comes back (2 prompts, 2 rounds)
+    "shallow-perturb": ("digits, residual window 0.4–2 %, 2 settle rounds, 2 perturbation rounds",
+                        {"preset": "digits", "residual_rank_window": [0.004, 0.02], "settle_rounds": 2,
+                         "perturb_rounds": 2}),
     "first": ("digits, first digit", {"preset": "digits", "targets": {"method": "first"}}),
     "checked": ("digits + guard check, 3 retries", {"preset": "digits", "guard_check": True, "guard_retries": 3}),
     # relative demotion with the stronger guard projection and the wider spread

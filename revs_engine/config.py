@@ -142,6 +142,13 @@ class RevsConfig:
             that stopped short of it), up to this many rounds (:func:`revs_engine.erase.erase`; 0: one pass, the
             paper). Secrets edited together share their few digit tokens, so one secret's edit can re-promote
             another's digit.
+        perturb_rounds: after the settle rounds, measure every target after ``perturb_prompts`` perturbed
+            versions of its prompt (spaces inserted, as the Perturbation attack does, with seeds other than the
+            audit's; :mod:`revs_engine.perturb_rounds`) and edit again, after the perturbed prompt where its
+            logit-lens rank at some layer is lowest, the targets that come back below the residual window there,
+            up to this many rounds (0: off). A shallow window stops the push with little margin, and a perturbed
+            prompt lifts the token back into the top ranks.
+        perturb_prompts: perturbed prompts per target in each perturbation round.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
         association: the middle-layer stage :func:`revs_engine.erase.erase` runs before REVS (off with
@@ -174,6 +181,8 @@ class RevsConfig:
     cross_decoys: int = 0
     relative_demotion: bool = False
     settle_rounds: int = 0
+    perturb_rounds: int = 0
+    perturb_prompts: int = 2
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
@@ -217,6 +226,9 @@ class RevsConfig:
             raise ValueError(f"relative_demotion must be true or false, got {self.relative_demotion!r}")
         if self.settle_rounds < 0:
             raise ValueError(f"settle_rounds must be ≥ 0, got {self.settle_rounds}")
+        if self.perturb_rounds < 0 or self.perturb_prompts < 1:
+            raise ValueError(f"need perturb_rounds ≥ 0 and perturb_prompts ≥ 1, got {self.perturb_rounds}, "
+                             f"{self.perturb_prompts}")
         if self.guard_value_weight < 0:
             raise ValueError(f"guard_value_weight must be ≥ 0, got {self.guard_value_weight}")
         if self.guard_spread < 0 or self.decoys < 0 or self.cross_decoys < 0:

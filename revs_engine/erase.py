@@ -17,6 +17,8 @@ What happens, in order (each step only when the configuration uses it):
 3. REVS (:func:`revs_engine.revs.unlearn`) or FT-L (:func:`revs_engine.ftl.unlearn_ftl`) on those targets;
    settle rounds (``revs.settle_rounds``): targets that later edits pulled back below the residual window (or
    that stopped short of it) are edited again, until every final rank holds or the rounds run out;
+   perturbation rounds (``revs.perturb_rounds``, :mod:`revs_engine.perturb_rounds`): targets whose rank comes
+   back below the window after a perturbed prompt are edited again after that prompt;
 4. fallback rounds (``targets.fallback``): a secret none of whose targets left the top ranks gets its next
    position edited, one per round;
    With ``revs.relative_demotion`` each digit token is demoted relative to the other digits
@@ -44,6 +46,7 @@ from revs_engine.ftl import unlearn_ftl
 from revs_engine.guard import RetainGuard
 from revs_engine.guard_stats import GuardStats, OverlapQuery, guard_statistics
 from revs_engine.lens import VocabLens
+from revs_engine.perturb_rounds import lagging_after_perturbation, perturbed_variants
 from revs_engine.positions import ranked_positions
 from revs_engine.presets import EraseConfig
 from revs_engine.probes import ProbeItem
@@ -307,7 +310,8 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
                 guard: RetainGuard | None, guard_stats: GuardStats | None, targets: list[TokenTarget],
                 ranked: list[list[int]], counts: dict[str, int], *, progress: bool, pad_id: int, resume: bool,
                 naive: bool) -> EraseResult:
-    """REVS's part of :func:`erase`: the first pass, the settle rounds, the fallback rounds and the cover pass."""
+    """REVS's part of :func:`erase`: the first pass, the settle and perturbation rounds, the fallback rounds and
+    the cover pass."""
     n_first = config.revs.targets.max_tokens
     kw = {"lens": lens, "progress": progress, "guard": guard, "pad_id": pad_id, "guard_stats": guard_stats,
           "resume": resume, "naive": naive}
@@ -325,6 +329,24 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         for j, r in zip(lagging, again.targets, strict=True):
             results[j] = settled(results[j], r)
         edits += _renumbered(again.edits, lagging)
+        backup, seconds = backup.merged(again.backup), seconds + again.seconds
+        results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
+    if config.revs.perturb_rounds:
+        if inputs.encode is None or inputs.decode is None:
+            raise ValueError("revs.perturb_rounds needs EraseInputs.encode and .decode (the prompts are perturbed "
+                             "as text)")
+        variants = perturbed_variants(targets, [s.prompt_ids for s in inputs.forget], inputs.decode,
+                                      inputs.encode, config.revs.perturb_prompts)
+    for _ in range(config.revs.perturb_rounds):
+        lagging = lagging_after_perturbation(model, arch, lens, variants, low)
+        if not lagging:
+            break
+        logger.info("perturbation round: %d target(s) below the residual window after a perturbed prompt; "
+                    "editing them again there", len(lagging))
+        again = unlearn(model, arch, [t for _, t, _ in lagging], config.revs, **kw)
+        for (j, _, _), r in zip(lagging, again.targets, strict=True):
+            results[j] = settled(results[j], r)
+        edits += _renumbered(again.edits, [j for j, _, _ in lagging])
         backup, seconds = backup.merged(again.backup), seconds + again.seconds
         results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
     used = [set(r[:n_first]) for r in ranked]

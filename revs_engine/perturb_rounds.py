@@ -1,0 +1,65 @@
+"""Perturbation rounds (``RevsConfig.perturb_rounds``): the edit checked, and redone, after perturbed prompts.
+
+REVS stops pushing a target once its final-layer rank after the secret's prompt reaches the residual window. A
+shallow window leaves little margin: the Perturbation attack (spaces inserted into the prompt,
+:mod:`revs_engine.attacks.perturb`) moves the activations enough to lift the token back into the top ranks at the
+last layers. A perturbation round measures each target after ``perturb_prompts`` perturbed versions of its
+prompt, as that attack does (the logit-lens rank at every layer, the lowest one counts), and edits again, after
+the perturbed prompt where it is lowest, every target whose rank there falls below the residual window.
+
+The perturbations use seeds :data:`FIRST_SEED` onwards; the audit's Perturbation attack uses seed 0 by default,
+so the attack it reports is one the edit never saw.
+
+Offers :func:`perturbed_variants` and :func:`lagging_after_perturbation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+from revs_engine.arch import ModelArch
+from revs_engine.attacks.logit_lens import capture_targets, stream_ranks
+from revs_engine.attacks.perturb import perturbed_targets
+from revs_engine.lens import VocabLens
+from revs_engine.targets import TokenTarget
+
+#: The first perturbation seed the edit trains on (the audit's Perturbation attack uses ``perturb_seed`` = 0).
+FIRST_SEED = 1
+
+
+def perturbed_variants(targets: Sequence[TokenTarget], prompt_ids: Sequence[Sequence[int]],
+                       decode: Callable[[list[int]], str], encode: Callable[[str], list[int]], n: int
+                       ) -> list[list[TokenTarget]]:
+    """Return ``n`` perturbed copies of ``targets`` (one list per perturbation seed, in target order).
+
+    Args:
+        targets: the erase's targets; ``prefix_ids`` start with ``prompt_ids[secret_index]``.
+        prompt_ids: each secret's prompt as ids (decoded to text, perturbed, encoded again).
+        decode, encode: the tokenizer.
+        n: perturbed prompts per target.
+    """
+    prompts = [decode(list(p)) for p in prompt_ids]
+    # the targets' prefixes hold the prompt's ids; rebuilding them needs the prompt's length in ids, which
+    # perturbed_targets takes from encode(prompt): re-prefix each target with its prompt's encoding first
+    base = [dataclasses.replace(t, prefix_ids=tuple(encode(prompts[t.secret_index]))
+                                + t.prefix_ids[len(prompt_ids[t.secret_index]):]) for t in targets]
+    return [perturbed_targets(base, prompts, encode, seed=FIRST_SEED + v) for v in range(n)]
+
+
+def lagging_after_perturbation(model: nn.Module, arch: ModelArch, lens: VocabLens,
+                               variants: Sequence[Sequence[TokenTarget]], floor: int, *, batch_size: int = 16
+                               ) -> list[tuple[int, TokenTarget, int]]:
+    """Return ``(target index, perturbed target, rank)`` for every target whose lowest logit-lens rank over the
+    layers, after its worst perturbed prompt, is below ``floor``; the perturbed target is that worst one."""
+    if not variants:
+        return []
+    worst: dict[int, tuple[int, TokenTarget]] = {}
+    for moved in variants:
+        ranks = stream_ranks(capture_targets(model, arch, list(moved), batch_size=batch_size), lens)
+        for j, (target, rank) in enumerate(zip(moved, ranks.min(1).values.tolist(), strict=True)):
+            if rank < floor and (j not in worst or rank < worst[j][0]):
+                worst[j] = (int(rank), target)
+    return [(j, worst[j][1], worst[j][0]) for j in sorted(worst)]
