@@ -175,10 +175,10 @@ def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targ
                "converged": 100 * result.n_converged / len(result.targets), **_revs_stats(result)}
         restore(model, arch, result.backup)
         out[label] = row
-        if name == "default":
+        if name == "default" or positions is None:  # the unedited model is audited at the default's positions
             positions = pos
         logger.info("seed %d %s: %s", seed, label, {k: round(x, 2) for k, x in row.items()})
-    out["unedited"] = evaluate(model, arch, lens, data, positions, stage="before",  # the default's positions
+    out["unedited"] = evaluate(model, arch, lens, data, positions, stage="before",  # (or the first row's)
                                format_candidates=format_candidates)
     if naive_targets:
         label, cfg = variant("default", data.erase.encode)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from revs_engine.presets import PRESETS, EraseConfig, default_preset, resolve_config
 
+#: The ``digits`` preset's settings before 2026-12-05 (residual window 5–25 %, no settle or perturbation rounds):
+#: the rows measured on it keep them, so that ``benchmarks/RESULTS.md``'s rows stay reproducible.
+DEEP = {"preset": "digits", "residual_rank_window": [0.05, 0.25], "settle_rounds": 0, "perturb_rounds": 0}
+
 #: Opt-in rows that show what the knobs no preset uses are for (each is a policy [revs] table on a preset).
 EXTRA = {
     # contrast scoring + verify-and-redo (the guard check), distinct positions, narrow residual window
@@ -16,73 +20,72 @@ EXTRA = {
               "residual_rank_window": [0.006, 0.03], "mlp_rank_window": [0.006, 0.9],
               "targets": {"method": "distinct"}}),
     # the digits preset, then every other digit of each SSN to final ranks 4-8 (format-aware erasure, #17)
-    "cover": ("digits + cover 4-8", {"preset": "digits", "targets": {"cover_ranks": [4, 8]}}),
+    "cover": ("digits + cover 4-8", {**DEEP, "targets": {"cover_ranks": [4, 8]}}),
     # the digits preset with each digit demoted relative to the other digits (their logits held, #17)
-    "relative": ("digits + relative demotion", {"preset": "digits", "relative_demotion": True}),
+    "relative": ("digits + relative demotion", {**DEEP, "relative_demotion": True}),
     # the digits preset as it was before cross decoys and spread 512 became its default (2026-12-03)
-    "spread256": ("digits without cross decoys, spread 256", {"preset": "digits", "cross_decoys": 0,
+    "spread256": ("digits without cross decoys, spread 256", {**DEEP, "cross_decoys": 0,
                                                               "guard_spread": 256}),
     # the digits preset demoting only just past the audit's k: residual window 0.4–2 % of the vocabulary (about
     # ranks 200–1,000 on SmolLM2) instead of 5–25 % — less push on the digit other people share
-    "shallow": ("digits, residual window 0.4–2 %", {"preset": "digits", "residual_rank_window": [0.004, 0.02]}),
+    "shallow": ("digits, residual window 0.4–2 %", {**DEEP, "residual_rank_window": [0.004, 0.02]}),
     # the digits preset with each digit demoted relative to the other digits and the shallow window
     "relative-shallow": ("digits + relative demotion, residual window 0.4–2 %",
-                         {"preset": "digits", "relative_demotion": True, "residual_rank_window": [0.004, 0.02]}),
+                         {**DEEP, "relative_demotion": True, "residual_rank_window": [0.004, 0.02]}),
     # the digits preset with a stronger guard projection (ridge 0.005 instead of 0.02) or a wider spread (1,024
     # neurons instead of 512): the change at guarded positions held smaller
-    "projection-strong": ("digits, guard projection ridge 0.005", {"preset": "digits", "guard_projection": 0.005}),
-    "spread1024": ("digits, guard spread 1,024", {"preset": "digits", "guard_spread": 1024}),
+    "projection-strong": ("digits, guard projection ridge 0.005", {**DEEP, "guard_projection": 0.005}),
+    "spread1024": ("digits, guard spread 1,024", {**DEEP, "guard_spread": 1024}),
     # the digits preset with the guard check: each secret's edit verified on the guard's retained items and redone
     # stricter (contrast weight doubled, projection ridge quartered) up to 3 times when one of them broke
-    "values10": ("digits, guard value weight 10", {"preset": "digits", "guard_value_weight": 10.0}),
-    "values3": ("digits, guard value weight 3", {"preset": "digits", "guard_value_weight": 3.0}),
+    "values10": ("digits, guard value weight 10", {**DEEP, "guard_value_weight": 10.0}),
+    "values3": ("digits, guard value weight 3", {**DEEP, "guard_value_weight": 3.0}),
     "values10-strong": ("digits, guard value weight 10, ridge 0.005",
-                        {"preset": "digits", "guard_value_weight": 10.0, "guard_projection": 0.005}),
+                        {**DEEP, "guard_value_weight": 10.0, "guard_projection": 0.005}),
     "values10-wide": ("digits, guard value weight 10, spread 1,024",
-                      {"preset": "digits", "guard_value_weight": 10.0, "guard_spread": 1024}),
-    "settle": ("digits, 2 settle rounds", {"preset": "digits", "settle_rounds": 2}),
+                      {**DEEP, "guard_value_weight": 10.0, "guard_spread": 1024}),
+    "settle": ("digits, 2 settle rounds", {**DEEP, "settle_rounds": 2}),
     "shallow-settle": ("digits, residual window 0.4–2 %, 2 settle rounds",
-                       {"preset": "digits", "residual_rank_window": [0.004, 0.02], "settle_rounds": 2}),
+                       {**DEEP, "residual_rank_window": [0.004, 0.02], "settle_rounds": 2}),
     # shallow-settle, then edited again after perturbed prompts where the token comes back (2 prompts, 2 rounds)
-    "shallow-perturb": ("digits, residual window 0.4–2 %, 2 settle rounds, 2 perturbation rounds",
-                        {"preset": "digits", "residual_rank_window": [0.004, 0.02], "settle_rounds": 2,
-                         "perturb_rounds": 2}),
-    "first": ("digits, first digit", {"preset": "digits", "targets": {"method": "first"}}),
-    "checked": ("digits + guard check, 3 retries", {"preset": "digits", "guard_check": True, "guard_retries": 3}),
+    # the digits preset as it was until 2026-12-05 (the default's rounds and window undone)
+    "deep": ("digits until 2026-12-05: residual window 5–25 %, no rounds", DEEP),
+    "first": ("digits, first digit", {**DEEP, "targets": {"method": "first"}}),
+    "checked": ("digits + guard check, 3 retries", {**DEEP, "guard_check": True, "guard_retries": 3}),
     # relative demotion with the stronger guard projection and the wider spread
     "relative-strong": ("digits + relative demotion, ridge 0.005, spread 1,024",
-                        {"preset": "digits", "relative_demotion": True, "guard_projection": 0.005,
+                        {**DEEP, "relative_demotion": True, "guard_projection": 0.005,
                          "guard_spread": 1024}),
     # the digits preset with two targets per value instead of one (deeper on e-mail addresses, at a Specificity
     # cost: RESULTS.md "E-mail addresses: what was tried")
-    "two-targets": ("digits, two targets per value", {"preset": "digits", "targets": {"max_tokens": 2}}),
+    "two-targets": ("digits, two targets per value", {**DEEP, "targets": {"max_tokens": 2}}),
     # the digits preset with each digit demoted relative to the other digits, and every other digit of each SSN
     # too, to final ranks 30-300
     "relative-cover": ("digits + relative + cover 30-300",
-                       {"preset": "digits", "relative_demotion": True, "targets": {"cover_ranks": [30, 300]}}),
+                       {**DEEP, "relative_demotion": True, "targets": {"cover_ranks": [30, 300]}}),
     # the digits preset after the middle-layer association stage (every digit of each value, #17): the
     # covariance weight trades depth against Specificity (RESULTS.md "association")
-    "association": ("digits + association", {"preset": "digits", "association": {"steps": 30}}),
+    "association": ("digits + association", {**DEEP, "association": {"steps": 30}}),
     "association-3": ("digits + association, covariance weight 3",
-                      {"preset": "digits", "association": {"steps": 30, "covariance_weight": 3.0}}),
+                      {**DEEP, "association": {"steps": 30, "covariance_weight": 3.0}}),
     "association-1": ("digits + association, covariance weight 1",
-                      {"preset": "digits", "association": {"steps": 30, "covariance_weight": 1.0}}),
+                      {**DEEP, "association": {"steps": 30, "covariance_weight": 1.0}}),
     # ... with 8 counterfactuals per guarded item (the secrets' look-alikes after other people's prompts)
     "association-cf": ("digits + association, covariance weight 3, 8 counterfactuals",
-                       {"preset": "digits", "association": {"steps": 30, "covariance_weight": 3.0,
+                       {**DEEP, "association": {"steps": 30, "covariance_weight": 3.0,
                                                             "counterfactuals": 8}}),
     "association-cf10": ("digits + association, covariance weight 3, 8 counterfactuals at weight 10",
-                         {"preset": "digits",
+                         {**DEEP,
                           "association": {"steps": 30, "covariance_weight": 3.0, "counterfactuals": 8,
                                           "counterfactual_weight": 10.0}}),
     # ... in layers 4–6 of 30 only (fractions 0.14–0.2): layers 7–9 carried the stage's collateral on phone seed 1
     "association-cf10-early": ("digits + association in layers 4–6, covariance weight 3, 8 counterfactuals at "
                                "weight 10",
-                               {"preset": "digits",
+                               {**DEEP,
                                 "association": {"steps": 30, "covariance_weight": 3.0, "counterfactuals": 8,
                                                 "counterfactual_weight": 10.0, "layer_range": (0.14, 0.2)}}),
     "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
-                            {"preset": "digits", "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
+                            {**DEEP, "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
                                                                  "counterfactuals": 32}}),
 }
 

@@ -110,7 +110,7 @@ def make_inputs(model, tok, n_secrets: int, n_keep: int, n_texts: int):
             keep.append(ProbeItem(tuple(p), tuple(value)))
     prose = prose_paragraphs(40 + n_texts // 4)[40:]
     texts = prose + numeric_sentences(n_texts - len(prose), seed=777)
-    return EraseInputs(tuple(secrets), tuple(keep), tuple(tuple(encode(t)) for t in texts), encode)
+    return EraseInputs(tuple(secrets), tuple(keep), tuple(tuple(encode(t)) for t in texts), encode, tok.decode)
 
 
 def _vm(field: str) -> int:

@@ -33,13 +33,18 @@ DOCS = (
 #: 5: Efficacy 20); a subject's name + email take 3 tokens each and 9 neurons (8 left one of Jane's values
 #: extractable when her request ran on the model Mark's request had edited, with the guard's benign half chosen by
 #: content hash; 9 and 10 passed both orders; earlier, 10 broke Jane's Specificity after the sweep and 2 tokens
-#: left Mark extractable).
+#: left Mark extractable). The preset's settle and perturbation rounds are off here: on this 2-layer model most
+#: targets stop short of the coarse window, so the rounds edit nearly every target again and the extra edits broke
+#: the world's one guarded value (Specificity 0 on the sweep, measured 2026-12-05); the rounds are tested in
+#: tests/revs_engine (test_erase.py, test_perturb_rounds.py) and run in `make demo`.
 REVS_WINDOWS = """
 [revs]
 act_top_k = 96
 neuron_rank_window = [0.5, 0.7]
 mlp_rank_window = [0.1, 0.9]
 residual_rank_window = [0.3, 0.6]
+perturb_rounds = 0
+settle_rounds = 0
 """
 SWEEP_REVS = REVS_WINDOWS + "n_neurons = 10\n\n[revs.targets]\nmax_tokens = 2\n"
 REQUEST_REVS = REVS_WINDOWS + "n_neurons = 9\n\n[revs.targets]\nmax_tokens = 3\n"

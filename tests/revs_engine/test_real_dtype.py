@@ -78,7 +78,7 @@ def _inputs(tok, rows, items):
         return tok(text, add_special_tokens=False)["input_ids"]
 
     erase_in = EraseInputs(secrets, tuple(items[N_FORGET:N_FORGET + N_KEEP]),
-                           tuple(tuple(encode(t)) for t in guard_texts(4, 4)), encode)
+                           tuple(tuple(encode(t)) for t in guard_texts(4, 4)), encode, tok.decode)
     return erase_in, encode
 
 
