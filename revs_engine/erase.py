@@ -225,6 +225,9 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     """
     if not inputs.forget:
         raise ValueError("nothing to erase: EraseInputs.forget is empty")
+    if config.method == "revs" and config.revs.perturb_rounds and (inputs.encode is None or inputs.decode is None):
+        raise ValueError("revs.perturb_rounds needs EraseInputs.encode and .decode (the prompts are perturbed as "
+                         "text): pass the tokenizer both ways, or set perturb_rounds = 0")
     assoc = _associate(model, arch, inputs, config)
     if assoc is not None and guard_stats is not None:  # taken on the model before the association stage
         logger.info("association stage changed the model: the guard statistics are taken again")
@@ -331,10 +334,7 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         edits += _renumbered(again.edits, lagging)
         backup, seconds = backup.merged(again.backup), seconds + again.seconds
         results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
-    if config.revs.perturb_rounds:
-        if inputs.encode is None or inputs.decode is None:
-            raise ValueError("revs.perturb_rounds needs EraseInputs.encode and .decode (the prompts are perturbed "
-                             "as text)")
+    if config.revs.perturb_rounds:  # erase checked encode and decode before the first edit
         variants = perturbed_variants(targets, [s.prompt_ids for s in inputs.forget], inputs.decode,
                                       inputs.encode, config.revs.perturb_prompts)
     for _ in range(config.revs.perturb_rounds):

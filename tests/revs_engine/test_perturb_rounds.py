@@ -119,9 +119,11 @@ def test_erase_edits_lagging_targets_again_after_their_perturbed_prompt_until_no
     assert [e.target_index for e in result.edits] == [0, 1, 1]  # the perturbed edit is target 1's
     assert [(t.secret_index, t.prefix_ids) for t in result.targets] == [(0, (1, 2)), (1, (3, 4))]
     assert result.seconds == 2.0
-    # and the rounds need the tokenizer both ways
+    # and the rounds need the tokenizer both ways, which is checked before anything is edited
+    calls.clear()
     with pytest.raises(ValueError, match="perturb_rounds needs"):
         erase(None, SimpleNamespace(vocab_size=V), EraseInputs(secrets, encode=_encode), cfg, lens=object())
+    assert calls == []
 
 
 def test_perturbation_settings_are_checked():
