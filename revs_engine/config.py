@@ -147,7 +147,7 @@ class RevsConfig:
             audit's; :mod:`revs_engine.perturb_rounds`) and edit again, after the perturbed prompt where its
             logit-lens rank at some layer is lowest, the targets that come back below the residual window there,
             up to this many rounds (0: off). A shallow window stops the push with little margin, and a perturbed
-            prompt lifts the token back into the top ranks.
+            prompt lifts the token back into the top ranks. Needs the tokenizer both ways in the erase's inputs.
         perturb_prompts: perturbed prompts per target in each perturbation round.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
