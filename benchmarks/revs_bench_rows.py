@@ -47,7 +47,6 @@ EXTRA = {
     "settle": ("digits, 2 settle rounds", {**DEEP, "settle_rounds": 2}),
     "shallow-settle": ("digits, residual window 0.4–2 %, 2 settle rounds",
                        {**DEEP, "residual_rank_window": [0.004, 0.02], "settle_rounds": 2}),
-    # shallow-settle, then edited again after perturbed prompts where the token comes back (2 prompts, 2 rounds)
     # the digits preset as it was until 2026-12-05 (the default's rounds and window undone)
     "deep": ("digits until 2026-12-05: residual window 5–25 %, no rounds", DEEP),
     "first": ("digits, first digit", {**DEEP, "targets": {"method": "first"}}),
