@@ -83,6 +83,10 @@ EXTRA = {
                                {**DEEP,
                                 "association": {"steps": 30, "covariance_weight": 3.0, "counterfactuals": 8,
                                                 "counterfactual_weight": 10.0, "layer_range": (0.14, 0.2)}}),
+    # the product default with more perturbed prompts per perturbation round, or a third round (the Perturbation
+    # attack is what keeps phone and surname Resistance under 99.5; chosen on phone seed 0)
+    "perturb4": ("digits, 4 perturbed prompts per round", {"preset": "digits", "perturb_prompts": 4}),
+    "perturb-rounds3": ("digits, 3 perturbation rounds", {"preset": "digits", "perturb_rounds": 3}),
     "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
                             {**DEEP, "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
                                                                  "counterfactuals": 32}}),

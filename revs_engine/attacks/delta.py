@@ -21,7 +21,13 @@ from collections.abc import Sequence
 import torch
 
 from revs_engine.arch import ModelArch
-from revs_engine.attacks.logit_lens import STREAMS, AttackResult, TargetActivations, capture_targets
+from revs_engine.attacks.logit_lens import (
+    STREAMS,
+    AttackResult,
+    TargetActivations,
+    capture_targets,
+    token_chunks,
+)
 from revs_engine.lens import VocabLens, rank_of
 from revs_engine.targets import TokenTarget
 
@@ -44,15 +50,17 @@ def positions_and_ranks(acts: TargetActivations, lens: VocabLens, *, top: int = 
     out = torch.full((n_tok, len(STREAMS), max(L - 1, 0)), ABSENT, dtype=torch.long)
     ranks = torch.empty((n_tok, L), dtype=torch.long)
     w = lens.W
-    for i in range(n_tok):
-        t = int(acts.token_ids[i])
+    for chunk in token_chunks(n_tok, L):
+        ids = acts.token_ids[chunk].to(w.device)  # [c]
         for s, stream in enumerate(STREAMS):
-            logits = lens.project(getattr(acts, stream)[i].to(w.device, w.dtype))  # [L, V]
+            logits = lens.project(getattr(acts, stream)[chunk].to(w.device, w.dtype))  # [c, L, V]
             if stream == "resid_post":
-                ranks[i] = rank_of(logits, t).cpu()
-            delta = (logits[1:] - logits[:-1]).abs()  # [L-1, V]
-            place = (delta > delta[:, t:t + 1]).sum(-1).cpu()
-            out[i, s] = torch.where(place < top, place, torch.full_like(place, ABSENT))
+                ranks[chunk] = rank_of(logits, ids[:, None].expand(-1, L)).cpu()
+            delta = (logits[:, 1:] - logits[:, :-1]).abs()  # [c, L-1, V]
+            del logits
+            at = delta.gather(-1, ids[:, None, None].expand(-1, L - 1, 1))  # [c, L-1, 1]
+            place = (delta > at).sum(-1, dtype=torch.int32).long().cpu()
+            out[chunk, s] = torch.where(place < top, place, torch.full_like(place, ABSENT))
     return out, ranks
 
 

@@ -148,9 +148,24 @@ def stream_ranks(acts: TargetActivations, lens: VocabLens, stream: str = "resid_
     h = getattr(acts, stream)
     ranks = torch.empty(h.shape[:2], dtype=torch.long)
     w = lens.W
-    for i in range(h.shape[0]):  # one token at a time keeps memory at L × V
-        ranks[i] = lens.ranks(h[i].to(w.device, w.dtype), int(acts.token_ids[i])).cpu()
+    for chunk in token_chunks(*h.shape[:2]):  # a few tokens at a time keep memory at LENS_ROWS × V
+        ids = acts.token_ids[chunk, None].to(w.device).expand(-1, h.shape[1])  # [c, L]
+        ranks[chunk] = lens.ranks(h[chunk].to(w.device, w.dtype), ids).cpu()
     return ranks
+
+
+#: Rows (tokens × layers) projected onto the vocabulary in one product: one token's layers at a time read the
+#: whole unembedding per ~30 rows; a few tokens together read it once for all of them (measured on 2 CPU cores
+#: with SmolLM2's 49k × 576 unembedding: 160 tokens × 30 layers took 3.4 s one token at a time, 2.0 s four at
+#: a time). The ranks agree either way up to float rounding in a product of another shape (a rank moves only
+#: where two logits tie to within it).
+LENS_ROWS = 128
+
+
+def token_chunks(n_tok: int, n_layers: int) -> list[slice]:
+    """Slices of ``range(n_tok)`` of about :data:`LENS_ROWS` rows of ``n_layers`` each (one token at least)."""
+    step = max(1, LENS_ROWS // max(n_layers, 1))
+    return [slice(i, min(i + step, n_tok)) for i in range(0, n_tok, step)]
 
 
 def capped_scores(ranks: torch.Tensor, vocab_size: int, k: int, *,

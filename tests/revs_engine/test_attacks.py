@@ -121,6 +121,34 @@ def test_delta_positions_and_residual_ranks_from_one_projection_equal_the_two_at
     assert len(set(ranks.flatten().tolist())) > 3
 
 
+@pytest.mark.parametrize("rows", [1, 4, 7, 1000])
+def test_lens_chunks_of_several_tokens_give_the_ranks_and_places_of_one_token_at_a_time(monkeypatch, rows):
+    # given 6 targets of 3 layers on a random model, and a reference computed token by token, by hand
+    model = tiny_model("llama", vocab_size=V, layers=3)
+    arch = resolve_arch(model)
+    lens = VocabLens(model, arch)
+    acts = capture_targets(model, arch, forget_targets(positions=(0, 1, 2)), batch_size=16)
+    want_ranks, want_places = [], []
+    for i, t in enumerate(acts.token_ids.tolist()):
+        logits = {s: lens.project(getattr(acts, s)[i]) for s in logit_lens.STREAMS}  # [L, V]
+        want_ranks.append((logits["resid_post"] > logits["resid_post"][:, t:t + 1]).sum(-1))
+        places = []
+        for s in logit_lens.STREAMS:
+            d = (logits[s][1:] - logits[s][:-1]).abs()
+            p = (d > d[:, t:t + 1]).sum(-1)
+            places.append(torch.where(p < 50, p, torch.full_like(p, delta.ABSENT)))
+        want_places.append(torch.stack(places))
+    # when the lens projects `rows` rows at a time (1, 2 or all 6 tokens per product; 1 row: still a token)
+    monkeypatch.setattr(logit_lens, "LENS_ROWS", rows)
+    positions, ranks = delta.positions_and_ranks(acts, lens, top=50)
+    # then
+    assert torch.equal(ranks, torch.stack(want_ranks))
+    assert torch.equal(logit_lens.stream_ranks(acts, lens), torch.stack(want_ranks))
+    assert torch.equal(positions, torch.stack(want_places))
+    assert [len(range(6)[c]) for c in logit_lens.token_chunks(6, 3)] == {1: [1] * 6, 4: [1] * 6, 7: [2, 2, 2],
+                                                                          1000: [6]}[rows]
+
+
 def test_delta_scores_min_over_secrets_and_reports_the_mean():
     pos = torch.zeros(4, 3, 2, dtype=torch.long)
     pos[2:] = 10**6  # secret 1 fully hidden, secret 0 at the top of every list
