@@ -45,7 +45,7 @@ from revs_engine.attacks.generation import ExtractionResult, greedy_extraction
 from revs_engine.attacks.logit_lens import capture_targets, secret_layer_scores, stream_ranks
 from revs_engine.capture import model_forward
 from revs_engine.lens import VocabLens
-from revs_engine.probes import ProbeItem, plan_batches
+from revs_engine.probes import ProbeItem, logits_at, plan_batches
 from revs_engine.targets import TokenTarget
 
 
@@ -147,7 +147,9 @@ def perplexity(model: torch.nn.Module, texts: Sequence[Sequence[int] | str], *,
         texts: id sequences, or strings together with ``encode``.
         max_tokens: each text is cut to its first ``max_tokens`` tokens.
         planned: batch texts of similar length together (:func:`~revs_engine.probes.plan_batches`, little
-            padding); False batches them in input order (the slower path; the same value up to float rounding).
+            padding) and unembed only the positions that predict a real token
+            (:func:`~revs_engine.probes.logits_at`); False batches them in input order and takes the model's full
+            logits (the slower path; the same value up to float rounding).
     """
     seqs = []
     for t in texts:
@@ -173,6 +175,12 @@ def perplexity(model: torch.nn.Module, texts: Sequence[Sequence[int] | str], *,
             ids[r, :len(s)] = torch.tensor(s)
             mask[r, :len(s)] = 1
         ids, mask = ids.to(device), mask.to(device)
+        if planned:  # unembed only the positions whose next token is a real one
+            rows, cols = mask[:, 1:].nonzero(as_tuple=True)
+            logits = logits_at(model, ids, mask, rows, cols)[0].float()  # [n, V]
+            total += float(F.cross_entropy(logits, ids[rows, cols + 1], reduction="sum"))
+            count += len(rows)
+            continue
         logits = model_forward(model, ids, mask).logits[:, :-1].float()
         nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
         keep = mask[:, 1:].reshape(-1).bool()

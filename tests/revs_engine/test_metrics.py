@@ -17,6 +17,7 @@ from revs_engine.metrics import (
     unlearning_score,
 )
 from revs_engine.probes import ProbeItem
+from tests.revs_engine.conftest import FAMILIES
 from tests.revs_engine.test_attacks import MEMORIZED, forget_targets, lens_model
 from tests.revs_engine.tiny import tiny_model
 
@@ -82,8 +83,10 @@ def test_specificity_counts_retained_targets_still_generated():
     assert res.score <= 75.0
 
 
-def test_perplexity_is_the_token_weighted_mean_nll_and_batching_does_not_change_it():
-    model = tiny_model("gpt_neox")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_perplexity_is_the_token_weighted_mean_nll_and_batching_does_not_change_it(family):
+    # every family: the planned path unembeds only the real positions (base model + unembedding, or the fallback)
+    model = tiny_model(family)
     texts = [[5, 6, 7, 8, 9], [10, 11, 12], [3, 4, 5, 6, 7, 8, 9, 10]]
     total, n = 0.0, 0
     for t in texts:
