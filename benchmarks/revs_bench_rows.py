@@ -87,6 +87,9 @@ EXTRA = {
     # attack is what keeps phone and surname Resistance under 99.5; chosen on phone seed 0)
     "perturb4": ("digits, 4 perturbed prompts per round", {"preset": "digits", "perturb_prompts": 4}),
     "perturb-rounds3": ("digits, 3 perturbation rounds", {"preset": "digits", "perturb_rounds": 3}),
+    # ... and the plain prompt measured in the perturbation rounds too (every layer; the Logit-Lens attack's view)
+    "perturb-plain": ("digits, perturbation rounds measure the plain prompt too",
+                      {"preset": "digits", "perturb_plain": True}),
     "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
                             {**DEEP, "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
                                                                  "counterfactuals": 32}}),

@@ -149,6 +149,8 @@ class RevsConfig:
             up to this many rounds (0: off). A shallow window stops the push with little margin, and a perturbed
             prompt lifts the token back into the top ranks. Needs the tokenizer both ways in the erase's inputs.
         perturb_prompts: perturbed prompts per target in each perturbation round.
+        perturb_plain: the perturbation rounds also measure each target after its own prompt, at every layer (the
+            settle rounds look at the final layer only; the Logit-Lens attack at every layer).
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
         association: the middle-layer stage :func:`revs_engine.erase.erase` runs before REVS (off with
@@ -183,6 +185,7 @@ class RevsConfig:
     settle_rounds: int = 0
     perturb_rounds: int = 0
     perturb_prompts: int = 2
+    perturb_plain: bool = False
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
@@ -224,6 +227,8 @@ class RevsConfig:
             raise ValueError(f"neuron_score must be 'rank' or 'contrast', got {self.neuron_score!r}")
         if not isinstance(self.relative_demotion, bool):
             raise ValueError(f"relative_demotion must be true or false, got {self.relative_demotion!r}")
+        if not isinstance(self.perturb_plain, bool):
+            raise ValueError(f"perturb_plain must be true or false, got {self.perturb_plain!r}")
         if self.settle_rounds < 0:
             raise ValueError(f"settle_rounds must be ≥ 0, got {self.settle_rounds}")
         if self.perturb_rounds < 0 or self.perturb_prompts < 1:

@@ -337,12 +337,14 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
     if config.revs.perturb_rounds:  # erase checked encode and decode before the first edit
         variants = perturbed_variants(targets, [s.prompt_ids for s in inputs.forget], inputs.decode,
                                       inputs.encode, config.revs.perturb_prompts)
+        if config.revs.perturb_plain:  # the targets after their own prompts, at every layer
+            variants = [list(targets), *variants]
     for _ in range(config.revs.perturb_rounds):
         lagging = lagging_after_perturbation(model, arch, lens, variants, low)
         if not lagging:
             break
-        logger.info("perturbation round: %d target(s) below the residual window after a perturbed prompt; "
-                    "editing them again there", len(lagging))
+        logger.info("perturbation round: %d target(s) below the residual window at some layer after a measured "
+                    "prompt; editing them again after the worst", len(lagging))
         again = unlearn(model, arch, [t for _, t, _ in lagging], config.revs, **kw)
         for (j, _, _), r in zip(lagging, again.targets, strict=True):
             results[j] = settled(results[j], r)

@@ -131,3 +131,34 @@ def test_perturbation_settings_are_checked():
         RevsConfig(perturb_rounds=-1)
     with pytest.raises(ValueError, match="perturb_prompts"):
         RevsConfig(perturb_prompts=0)
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_perturb_plain_measures_the_targets_after_their_own_prompts_too(monkeypatch, plain):
+    # given a scripted REVS whose pass leaves every target in the window, and the variants the rounds measure
+    measured = []
+
+    def unlearn(model, arch, targets, cfg, **kw):
+        res = [_result(i, t.secret_index, 2 * LOW) for i, t in enumerate(targets)]
+        return SimpleNamespace(targets=res, edits=[], backup=WeightBackup({}, {}), seconds=1.0)
+
+    def lagging(model, arch, lens, variants, floor):
+        measured.append([[t.prefix_ids if isinstance(t, TokenTarget) else t for t in v] for v in variants])
+        return []
+
+    monkeypatch.setattr(erase_module, "unlearn", unlearn)
+    monkeypatch.setattr(erase_module, "final_ranks", lambda model, arch, targets: [2 * LOW] * len(targets))
+    monkeypatch.setattr(erase_module, "perturbed_variants",
+                        lambda targets, prompt_ids, decode, encode, n: [["moved"] * len(targets)] * n)
+    monkeypatch.setattr(erase_module, "lagging_after_perturbation", lagging)
+    cfg = EraseConfig(revs=RevsConfig(perturb_rounds=1, perturb_prompts=2, perturb_plain=plain,
+                                      targets=TargetConfig(max_tokens=1, method="first")))
+    secrets = (Secret((1, 2), (5, 6), ("5", "6")), Secret((3, 4), (7, 8), ("7", "8")))
+    # when
+    erase(None, SimpleNamespace(vocab_size=V), EraseInputs(secrets, encode=_encode, decode=_decode), cfg,
+          lens=object())
+    # then the perturbed variants are measured, and with perturb_plain the targets as they are, first
+    plain_variant = [[(1, 2), (3, 4)]] if plain else []
+    assert measured == [plain_variant + [["moved", "moved"]] * 2]
+    with pytest.raises(ValueError, match="perturb_plain"):
+        RevsConfig(perturb_plain=1)
