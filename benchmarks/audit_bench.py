@@ -4,9 +4,11 @@ The REVS benchmark's seed-0 split (:mod:`benchmarks.revs_bench`): the memorized 
 default erase of its 20 forgotten SSNs. Each state is audited twice with :func:`revs_engine.audit.audit` — once
 as the product runs it (``AuditConfig.fast``: greedy continuations resume from the teacher-forced pass's cache,
 samples read that pass while they follow their value, every continuation stops once its verdict is settled, the
-rank attacks' streams are captured in that pass, perplexity batches by length) and once without (``fast=False``:
-every continuation generated from its prompt with ``generate`` to its full window, separate capture passes, every
-sample prefilled alone, texts in input order — the audit these replace). The two tables are compared with
+rank attacks' streams are captured in that pass, perplexity batches by length and unembeds only real positions)
+and once without (``fast=False``: every continuation generated from its prompt with ``generate`` to its full
+window, separate capture passes, every sample prefilled alone, texts in input order with the model's full logits
+— the audit these replace). The retained items are those of the split the unedited model reproduces, as the
+product's audit chooses them (:func:`tasks.audit_io.retained`). The two tables are compared with
 :func:`revs_engine.audit.same_verdicts`: the same rows and pass/fail flags, scores equal up to float rounding
 (relative 1e-6; perplexity sums in another order), the rank plot's rows up to one rank place. Format-aware
 attacks are off in both (their cost is the same on both sides and is reported by ``revs_bench``).
@@ -20,13 +22,14 @@ per-item results agree.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 
 from benchmarks.revs_bench import audit_inputs_for, prepare
 from benchmarks.ssn_model import memorized_model
 from revs_engine.arch import resolve_arch
-from revs_engine.audit import AuditConfig, audit, same_verdicts
+from revs_engine.audit import AuditConfig, AuditInputs, audit, reproduced, same_verdicts
 from revs_engine.audit_formats import FormatAuditConfig
 from revs_engine.edit import restore
 from revs_engine.erase import erase
@@ -54,8 +57,10 @@ def main(argv: list[str] | None = None) -> str:
     lens = VocabLens(model, arch)
     data = prepare(tok, rows, args.seed, 20)
     cfg = PRESETS[default_preset(data.erase.encode)]
+    kept = [i for i, ok in enumerate(reproduced(model, list(data.audit.retain))) if ok]  # on the unedited model
     result = erase(model, arch, data.erase, cfg, lens=lens)
-    inputs = audit_inputs_for(data, result.positions(len(data.erase.forget)))
+    inputs = _retained_as_the_product_chooses(audit_inputs_for(data, result.positions(len(data.erase.forget))),
+                                              kept)
     base = AuditConfig(ks=(100,), formats=FormatAuditConfig(candidates=0))
     modes = {"ours": base, "without the shortcuts": AuditConfig(
         ks=(100,), formats=FormatAuditConfig(candidates=0), fast=False)}
@@ -77,12 +82,23 @@ def main(argv: list[str] | None = None) -> str:
         lines.append(f"| | **speed-up** | **{ratio:.2f}×** | | |")
         logger.info("%s: %s", stage, times)
         spec_lines.append(_specificity_row(model, inputs, base, stage, args.repeats))
-    head = ("Seed-0 split of revs_bench (20 forgotten SSNs, 80 other prompts, 100 retained sentences, 80 "
-            f"perplexity texts), the default preset's edit; minimum of {args.repeats} runs each.\n\n")
+    head = (f"Seed-{args.seed} split of revs_bench (20 forgotten SSNs, 80 other prompts, "
+            f"{len(inputs.retain)} retained sentences — of {len(data.audit.retain)}, those the unedited model "
+            "reproduces, as the product's audit chooses its retained set —, 80 perplexity texts), the default "
+            f"preset's edit; minimum of {args.repeats} runs each.\n\n")
     spec_head = (f"\n\nSpecificity alone (the audit's part issue #21 names: {len(inputs.retain)} retained items, "
                  f"{base.specificity_new_tokens}-token greedy windows, `revs_engine.metrics.specificity` with and "
                  "without `probe_first`):\n\n")
     return head + "\n".join(lines) + spec_head + "\n".join(spec_lines) + "\n"
+
+
+def _retained_as_the_product_chooses(inputs: AuditInputs, kept: list[int]) -> AuditInputs:
+    """``inputs`` with only the retained items ``kept`` (those the unedited model reproduces): the product's audit
+    measures Specificity on such items only (:func:`tasks.audit_io.retained`); an item the model never reproduced
+    says nothing about the edit, and its greedy window is decoded to the end on both sides."""
+    pick = lambda seq: tuple(seq[i] for i in kept) if seq else seq  # noqa: E731
+    return dataclasses.replace(inputs, retain=pick(inputs.retain), retain_ids=pick(inputs.retain_ids),
+                               retain_guarded=pick(inputs.retain_guarded))
 
 
 def _specificity_row(model, inputs, cfg: AuditConfig, stage: str, repeats: int) -> str:
