@@ -180,12 +180,12 @@ def perplexity(model: torch.nn.Module, texts: Sequence[Sequence[int] | str], *,
             logits = logits_at(model, ids, mask, rows, cols)[0].float()  # [n, V]
             total += float(F.cross_entropy(logits, ids[rows, cols + 1], reduction="sum"))
             count += len(rows)
-            continue
-        logits = model_forward(model, ids, mask).logits[:, :-1].float()
-        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
-        keep = mask[:, 1:].reshape(-1).bool()
-        total += float(nll[keep].sum())
-        count += int(keep.sum())
+        else:
+            logits = model_forward(model, ids, mask).logits[:, :-1].float()
+            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
+            keep = mask[:, 1:].reshape(-1).bool()
+            total += float(nll[keep].sum())
+            count += int(keep.sum())
     mean = total / count
     return PerplexityResult(len(seqs), count, mean, math.exp(mean) if mean < 700 else math.inf)
 
