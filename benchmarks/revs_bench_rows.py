@@ -86,6 +86,10 @@ EXTRA = {
     # the product default with more perturbed prompts per perturbation round, or a third round (the Perturbation
     # attack is what keeps phone and surname Resistance under 99.5; chosen on phone seed 0)
     "perturb4": ("digits, 4 perturbed prompts per round", {"preset": "digits", "perturb_prompts": 4}),
+    # ... and the rounds also measure each target after 4 prompts with 30 % of their words left out
+    "drop4": ("digits, 4 word-dropped prompts per round", {"preset": "digits", "perturb_drops": 4}),
+    "perturb4-drop4": ("digits, 4 perturbed and 4 word-dropped prompts per round",
+                       {"preset": "digits", "perturb_prompts": 4, "perturb_drops": 4}),
     "perturb-rounds3": ("digits, 3 perturbation rounds", {"preset": "digits", "perturb_rounds": 3}),
     # ... and the plain prompt measured in the perturbation rounds too (every layer; the Logit-Lens attack's view)
     "perturb-plain": ("digits, perturbation rounds measure the plain prompt too",

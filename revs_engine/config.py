@@ -151,6 +151,9 @@ class RevsConfig:
         perturb_prompts: perturbed prompts per target in each perturbation round.
         perturb_plain: the perturbation rounds also measure each target after its own prompt, at every layer (the
             settle rounds look at the final layer only; the Logit-Lens attack at every layer).
+        perturb_drops: the perturbation rounds also measure each target after this many versions of its prompt
+            with random words left out (:func:`revs_engine.perturb_rounds.drop_words`; 0: none): other wordings
+            of the context, which the secret's other sentences use.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
         association: the middle-layer stage :func:`revs_engine.erase.erase` runs before REVS (off with
@@ -186,6 +189,7 @@ class RevsConfig:
     perturb_rounds: int = 0
     perturb_prompts: int = 2
     perturb_plain: bool = False
+    perturb_drops: int = 0
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
@@ -231,6 +235,8 @@ class RevsConfig:
             raise ValueError(f"perturb_plain must be true or false, got {self.perturb_plain!r}")
         if self.settle_rounds < 0:
             raise ValueError(f"settle_rounds must be ≥ 0, got {self.settle_rounds}")
+        if self.perturb_drops < 0:
+            raise ValueError(f"perturb_drops must be ≥ 0, got {self.perturb_drops}")
         if self.perturb_rounds < 0 or self.perturb_prompts < 1:
             raise ValueError(f"need perturb_rounds ≥ 0 and perturb_prompts ≥ 1, got {self.perturb_rounds}, "
                              f"{self.perturb_prompts}")

@@ -46,7 +46,7 @@ from revs_engine.ftl import unlearn_ftl
 from revs_engine.guard import RetainGuard
 from revs_engine.guard_stats import GuardStats, OverlapQuery, guard_statistics
 from revs_engine.lens import VocabLens
-from revs_engine.perturb_rounds import lagging_after_perturbation, perturbed_variants
+from revs_engine.perturb_rounds import dropped_variants, lagging_after_perturbation, perturbed_variants
 from revs_engine.positions import ranked_positions
 from revs_engine.presets import EraseConfig
 from revs_engine.probes import ProbeItem
@@ -337,6 +337,8 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
     if config.revs.perturb_rounds:  # erase checked encode and decode before the first edit
         variants = perturbed_variants(targets, [s.prompt_ids for s in inputs.forget], inputs.decode,
                                       inputs.encode, config.revs.perturb_prompts)
+        variants += dropped_variants(targets, [s.prompt_ids for s in inputs.forget], inputs.decode,
+                                     inputs.encode, config.revs.perturb_drops)
         if config.revs.perturb_plain:  # the targets after their own prompts, at every layer
             variants = [list(targets), *variants]
     for _ in range(config.revs.perturb_rounds):

@@ -10,7 +10,12 @@ the perturbed prompt where it is lowest, every target whose rank there falls bel
 The perturbations use seeds :data:`FIRST_SEED` onwards; the audit's Perturbation attack uses seed 0 by default,
 so the attack it reports is one the edit never saw.
 
-Offers :func:`perturbed_variants` and :func:`lagging_after_perturbation`.
+Optionally (``RevsConfig.perturb_drops``) the rounds also measure each target after prompts with random words
+left out (:func:`drop_words`): the same person's value after other wordings of the context, which inserted spaces
+never reach — the value is memorized after the other sentences that hold it too, and the edit sees only one.
+
+Offers :func:`perturbed_variants`, :func:`drop_words`, :func:`dropped_variants` and
+:func:`lagging_after_perturbation`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from torch import nn
 
 from revs_engine.arch import ModelArch
@@ -28,6 +34,10 @@ from revs_engine.targets import TokenTarget
 
 #: The first perturbation seed the edit trains on (the audit's Perturbation attack uses ``perturb_seed`` = 0).
 FIRST_SEED = 1
+#: Share of a prompt's words :func:`drop_words` leaves out, and the closing words it always keeps (the value
+#: follows them).
+DROP_RATE = 0.3
+KEEP_LAST = 2
 
 
 def perturbed_variants(targets: Sequence[TokenTarget], prompt_ids: Sequence[Sequence[int]],
@@ -47,6 +57,37 @@ def perturbed_variants(targets: Sequence[TokenTarget], prompt_ids: Sequence[Sequ
     base = [dataclasses.replace(t, prefix_ids=tuple(encode(prompts[t.secret_index]))
                                 + t.prefix_ids[len(prompt_ids[t.secret_index]):]) for t in targets]
     return [perturbed_targets(base, prompts, encode, seed=FIRST_SEED + v) for v in range(n)]
+
+
+def drop_words(text: str, *, seed: int, rate: float = DROP_RATE, keep_last: int = KEEP_LAST) -> str:
+    """Return ``text`` with a seeded random ``rate`` of its words left out (at least one when it has more than
+    ``keep_last`` words); the last ``keep_last`` words are always kept. Words are split on whitespace and joined
+    with one space; the text's leading and trailing whitespace is kept."""
+    words = text.split()
+    head = len(words) - keep_last
+    if head <= 0:
+        return text
+    rng = np.random.default_rng(seed)
+    drop = rng.random(head) < rate
+    if not drop.any():
+        drop[int(rng.integers(0, head))] = True
+    kept = [w for w, d in zip(words, [*drop.tolist(), *[False] * keep_last], strict=True) if not d]
+    lead, trail = text[:len(text) - len(text.lstrip())], text[len(text.rstrip()):]
+    return lead + " ".join(kept) + trail
+
+
+def dropped_variants(targets: Sequence[TokenTarget], prompt_ids: Sequence[Sequence[int]],
+                     decode: Callable[[list[int]], str], encode: Callable[[str], list[int]], n: int
+                     ) -> list[list[TokenTarget]]:
+    """Return ``n`` copies of ``targets`` after their prompts with words left out (:func:`drop_words`, seeds
+    :data:`FIRST_SEED` onwards, one list per seed, in target order); the value's tokens keep their ids."""
+    prompts = [list(p) for p in prompt_ids]
+    out = []
+    for v in range(n):
+        moved = {i: encode(drop_words(decode(p), seed=FIRST_SEED + v)) for i, p in enumerate(prompts)}
+        out.append([dataclasses.replace(t, prefix_ids=tuple(moved[t.secret_index])
+                                        + t.prefix_ids[len(prompts[t.secret_index]):]) for t in targets])
+    return out
 
 
 def lagging_after_perturbation(model: nn.Module, arch: ModelArch, lens: VocabLens,

@@ -14,7 +14,13 @@ from revs_engine.config import RevsConfig
 from revs_engine.edit import NeuronEdit, WeightBackup
 from revs_engine.erase import EraseInputs, Secret, erase
 from revs_engine.lens import VocabLens
-from revs_engine.perturb_rounds import FIRST_SEED, lagging_after_perturbation, perturbed_variants
+from revs_engine.perturb_rounds import (
+    FIRST_SEED,
+    drop_words,
+    dropped_variants,
+    lagging_after_perturbation,
+    perturbed_variants,
+)
 from revs_engine.presets import EraseConfig
 from revs_engine.revs_results import TargetResult
 from revs_engine.targets import TargetConfig, TokenTarget
@@ -162,3 +168,60 @@ def test_perturb_plain_measures_the_targets_after_their_own_prompts_too(monkeypa
     assert measured == [plain_variant + [["moved", "moved"]] * 2]
     with pytest.raises(ValueError, match="perturb_plain"):
         RevsConfig(perturb_plain=1)
+
+
+def test_drop_words_leaves_out_seeded_words_and_keeps_the_closing_ones():
+    text = " the hospital admission form for ann dated today lists the ssn"
+    out = drop_words(text, seed=3)
+    words, kept = text.split(), out.split()
+    # some words are gone, the rest keep their order, the last two always stay, and so does the leading space
+    assert 0 < len(kept) < len(words)
+    it = iter(words)
+    assert all(w in it for w in kept)
+    assert kept[-2:] == ["the", "ssn"] and out.startswith(" ")
+    # seeded: the same seed drops the same words, another seed (here) others
+    assert drop_words(text, seed=3) == out and drop_words(text, seed=4) != out
+    # a prompt of no more than the kept words is left as it is
+    assert drop_words("the ssn", seed=1) == "the ssn"
+
+
+def test_dropped_variants_rebuild_each_targets_prefix_on_its_shortened_prompt():
+    targets = _targets()
+    ids = [_encode(p) for p in PROMPTS]
+    variants = dropped_variants(targets, ids, _decode, _encode, 2)
+    assert len(variants) == 2
+    for v, moved in enumerate(variants):
+        for t, m in zip(targets, moved, strict=True):
+            prompt = drop_words(PROMPTS[t.secret_index], seed=FIRST_SEED + v)
+            assert m.prefix_ids == tuple(_encode(prompt)) + t.prefix_ids[len(ids[t.secret_index]):]
+            assert (m.secret_index, m.position, m.token_id) == (t.secret_index, t.position, t.token_id)
+            assert len(m.prefix_ids) < len(t.prefix_ids)
+
+
+@pytest.mark.parametrize("drops", [0, 2])
+def test_perturb_drops_adds_word_dropped_variants_to_the_rounds(monkeypatch, drops):
+    # given a scripted REVS whose pass leaves every target in the window
+    measured = []
+
+    def unlearn(model, arch, targets, cfg, **kw):
+        res = [_result(i, t.secret_index, 2 * LOW) for i, t in enumerate(targets)]
+        return SimpleNamespace(targets=res, edits=[], backup=WeightBackup({}, {}), seconds=1.0)
+
+    def lagging(model, arch, lens, variants, floor):
+        measured.append(len(variants))
+        return []
+
+    monkeypatch.setattr(erase_module, "unlearn", unlearn)
+    monkeypatch.setattr(erase_module, "final_ranks", lambda model, arch, targets: [2 * LOW] * len(targets))
+    monkeypatch.setattr(erase_module, "lagging_after_perturbation", lagging)
+    cfg = EraseConfig(revs=RevsConfig(perturb_rounds=1, perturb_prompts=1, perturb_drops=drops,
+                                      targets=TargetConfig(max_tokens=1, method="first")))
+    secrets = (Secret(tuple(_encode(PROMPTS[0])), (5, 6), ("5", "6")),
+               Secret(tuple(_encode(PROMPTS[1])), (7, 8), ("7", "8")))
+    # when
+    erase(None, SimpleNamespace(vocab_size=V), EraseInputs(secrets, encode=_encode, decode=_decode), cfg,
+          lens=object())
+    # then the rounds measure the perturbed prompt and the word-dropped ones
+    assert measured == [1 + drops]
+    with pytest.raises(ValueError, match="perturb_drops"):
+        RevsConfig(perturb_drops=-1)
