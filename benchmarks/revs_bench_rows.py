@@ -90,6 +90,11 @@ EXTRA = {
     "drop4": ("digits, 4 word-dropped prompts per round", {"preset": "digits", "perturb_drops": 4}),
     "perturb4-drop4": ("digits, 4 perturbed and 4 word-dropped prompts per round",
                        {"preset": "digits", "perturb_prompts": 4, "perturb_drops": 4}),
+    # ... and layers whose MLP still ranks the target in its top 0.4 % edited past the residual window (the Delta
+    # attack's remaining hits on SSN seed 0 were such a layer: rank 1 in its MLP output, the residual at 473)
+    "promoting": ("digits, promoting MLPs edited past the window", {"preset": "digits", "promoting_mlp": 0.004}),
+    "promoting-perturb4": ("digits, promoting MLPs edited, 4 perturbed prompts per round",
+                           {"preset": "digits", "promoting_mlp": 0.004, "perturb_prompts": 4}),
     "perturb-rounds3": ("digits, 3 perturbation rounds", {"preset": "digits", "perturb_rounds": 3}),
     # ... and the plain prompt measured in the perturbation rounds too (every layer; the Logit-Lens attack's view)
     "perturb-plain": ("digits, perturbation rounds measure the plain prompt too",

@@ -154,6 +154,11 @@ class RevsConfig:
         perturb_drops: the perturbation rounds also measure each target after this many versions of its prompt
             with random words left out (:func:`revs_engine.perturb_rounds.drop_words`; 0: none): other wordings
             of the context, which the secret's other sentences use.
+        promoting_mlp: a layer whose MLP output still ranks the target within the top ``promoting_mlp × V`` is
+            edited even when the residual already ranks it past the residual window (0: the paper's gate, which
+            skips it). Earlier edits can demote the residual while a later MLP keeps writing the memorized token
+            (what the Delta attack reads, and what lifts it back after a perturbed prompt); such a layer's outer
+            loop asks only the MLP output into the MLP window, with no upper bound on the residual rank.
         seed: torch seed set at the start of a run (the algorithm itself is deterministic).
         targets: which tokens of each secret are edited (§1.1).
         association: the middle-layer stage :func:`revs_engine.erase.erase` runs before REVS (off with
@@ -190,6 +195,7 @@ class RevsConfig:
     perturb_prompts: int = 2
     perturb_plain: bool = False
     perturb_drops: int = 0
+    promoting_mlp: float = 0.0
     seed: int = 0
     targets: TargetConfig = field(default_factory=TargetConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
@@ -235,6 +241,8 @@ class RevsConfig:
             raise ValueError(f"perturb_plain must be true or false, got {self.perturb_plain!r}")
         if self.settle_rounds < 0:
             raise ValueError(f"settle_rounds must be ≥ 0, got {self.settle_rounds}")
+        if not 0 <= self.promoting_mlp < 1:
+            raise ValueError(f"promoting_mlp is a fraction of the vocabulary in [0, 1), got {self.promoting_mlp}")
         if self.perturb_drops < 0:
             raise ValueError(f"perturb_drops must be ≥ 0, got {self.perturb_drops}")
         if self.perturb_rounds < 0 or self.perturb_prompts < 1:

@@ -43,7 +43,7 @@ from revs_engine.lens import VocabLens, rank_of
 from revs_engine.outer import choose_k, choose_k_naive
 from revs_engine.resume import LayerActs, LayerWalker
 from revs_engine.revs_results import LayerResult, RevsResult, TargetResult, with_final
-from revs_engine.select import gate_layer, select_neurons
+from revs_engine.select import GateDecision, gate_layer, select_neurons
 from revs_engine.targets import TokenTarget
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,10 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
         acts = walker.layer(layer)
         gate = gate_layer(lens, acts.mlp_out, acts.resid_post, t, bounds["residual"][0], bounds["mlp"][1])
         done = None
-        if gate.edit:
+        layer_bounds = bounds
+        if promoting(gate, cfg, arch.vocab_size):  # the residual is demoted, this MLP still writes the token
+            layer_bounds = {**bounds, "residual": (bounds["residual"][0], arch.vocab_size)}
+        if gate.edit or layer_bounds is not bounds:
             contrast = guard_stats is not None and cfg.neuron_score == "contrast"
             collateral = guard_stats.collateral(layer, t) if contrast else None
             # the projection protects every guarded position: the measured ppl damage comes from positions
@@ -167,7 +170,7 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
             project = guard_stats is not None and cfg.guard_projection > 0
             guard_cov = guard_stats.covariance(layer) if project else None
             weighted = project and guard_stats.value_weight > 0
-            done = edit_layer(lens, arch, layer, acts, t, cfg, bounds, (gate.rank_mlp, gate.rank_residual),
+            done = edit_layer(lens, arch, layer, acts, t, cfg, layer_bounds, (gate.rank_mlp, gate.rank_residual),
                               collateral, None, guard_cov, gate_logits=gate.logits, naive=naive,
                               guard_var=guard_stats.plain_variance(layer) if weighted else None)
         if done is not None:
@@ -189,6 +192,13 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
                           rank_after, res_before, res_after, tuple(results), converged,
                           sum(r.outer_iterations for r in results), time.perf_counter() - start)
     return result, edits, backup, walker.forward_blocks + full_forwards * arch.n_layers
+
+
+def promoting(gate: GateDecision, cfg: RevsConfig, vocab_size: int) -> bool:
+    """Whether ``cfg.promoting_mlp`` edits a layer the gate skipped: its residual already ranks the target past
+    the window, but its MLP output ranks it within the top ``promoting_mlp × vocab_size``."""
+    return (cfg.promoting_mlp > 0 and gate.reason == "residual_demoted"
+            and gate.rank_mlp < int(cfg.promoting_mlp * vocab_size))
 
 
 def _secret_groups(targets: list[TokenTarget]) -> list[list[int]]:

@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 
 import pytest
@@ -18,9 +19,9 @@ CFG = RevsConfig(n_neurons=10, act_top_k=20, neuron_rank_window=(0.5, 0.7), mlp_
 BOTTOM = CFG.bounds(64)["residual"][0]
 
 
-def _model(model_type, mlp_scale=30.0):
+def _model(model_type, mlp_scale=30.0, **kw):
     # random tiny models write almost nothing through their MLPs; scale FF2 so the MLP drives the logits
-    model = tiny_model(model_type)
+    model = tiny_model(model_type, **kw)
     arch = resolve_arch(model)
     with torch.no_grad():
         for module in arch.mlp_out:
@@ -126,3 +127,32 @@ def test_the_k_rule_never_asks_for_more_neurons_than_were_selected():
     assert _next_k(1, 5000, 20, bounds, 1, CFG) == (1, False)
     assert _next_k(5, 5000, 20, bounds, 5, CFG) == (4, False)
     assert _next_k(3, 50, 30, bounds, 3, CFG) == (3, True)
+
+
+def test_promoting_decides_on_skipped_layers_whose_mlp_still_writes_the_token():
+    from revs_engine.revs import promoting
+    from revs_engine.select import GateDecision
+    cfg = RevsConfig(promoting_mlp=0.1)  # the top 6 of 64
+    assert promoting(GateDecision(False, 3, 40, "residual_demoted", None), cfg, 64)
+    assert not promoting(GateDecision(False, 6, 40, "residual_demoted", None), cfg, 64)  # not in the top 6
+    assert not promoting(GateDecision(False, 3, 2, "mlp_not_promoting", None), cfg, 64)
+    assert not promoting(GateDecision(True, 3, 2, "edit", None), cfg, 64)  # the gate edits it anyway
+    assert not promoting(GateDecision(False, 3, 40, "residual_demoted", None), RevsConfig(), 64)  # off
+    with pytest.raises(ValueError, match="promoting_mlp"):
+        RevsConfig(promoting_mlp=1.0)
+
+
+def test_promoting_mlp_also_edits_layers_past_the_residual_window_that_still_promote(family):
+    # the paper's gate never edits a layer whose residual already ranks the target past the window
+    model, arch = _model(family, layers=6)
+    plain = unlearn(model, arch, _targets(model, 6), CFG)
+    assert all(lr.rank_residual_before < BOTTOM for t in plain.targets for lr in t.layer_results)
+    restore(model, arch, plain.backup)
+    # with promoting_mlp it also edits the layers after that whose MLP output ranks the target in its top 60 %
+    cfg = dataclasses.replace(CFG, promoting_mlp=0.6)
+    deep = unlearn(model, arch, _targets(model, 6), cfg)
+    extra = [lr for t in deep.targets for lr in t.layer_results if lr.rank_residual_before >= BOTTOM]
+    assert extra, "no layer past the residual window promoted the target in this model"
+    assert all(lr.rank_mlp_before < int(0.6 * 64) for lr in extra)
+    # and such a layer's edit moves its MLP output's rank down, into the MLP window or as far as it went
+    assert all(lr.rank_mlp_after > lr.rank_mlp_before for lr in extra)
