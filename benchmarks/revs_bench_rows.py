@@ -85,7 +85,10 @@ EXTRA = {
                                                 "counterfactual_weight": 10.0, "layer_range": (0.14, 0.2)}}),
     # the product default with more perturbed prompts per perturbation round, or a third round (the Perturbation
     # attack is what keeps phone and surname Resistance under 99.5; chosen on phone seed 0)
+    # (the default since 2026-12-06; before, 2 per round: the row `perturb2`)
     "perturb4": ("digits, 4 perturbed prompts per round", {"preset": "digits", "perturb_prompts": 4}),
+    "perturb2": ("digits, 2 perturbed prompts per round (the default before 2026-12-06)",
+                 {"preset": "digits", "perturb_prompts": 2}),
     # ... and the rounds also measure each target after 4 prompts with 30 % of their words left out
     "drop4": ("digits, 4 word-dropped prompts per round", {"preset": "digits", "perturb_drops": 4}),
     "perturb4-drop4": ("digits, 4 perturbed and 4 word-dropped prompts per round",
