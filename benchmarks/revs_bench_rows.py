@@ -96,6 +96,9 @@ EXTRA = {
     # ... and layers whose MLP still ranks the target in its top 0.4 % edited past the residual window (the Delta
     # attack's remaining hits on SSN seed 0 were such a layer: rank 1 in its MLP output, the residual at 473)
     "promoting": ("digits, promoting MLPs edited past the window", {"preset": "digits", "promoting_mlp": 0.004}),
+    # ... and 4 word-dropped prompts per perturbation round
+    "promoting-drop4": ("digits, promoting MLPs edited, 4 word-dropped prompts per round",
+                        {"preset": "digits", "promoting_mlp": 0.004, "perturb_drops": 4}),
     "promoting-perturb4": ("digits, promoting MLPs edited, 4 perturbed prompts per round",
                            {"preset": "digits", "promoting_mlp": 0.004, "perturb_prompts": 4}),
     "perturb-rounds3": ("digits, 3 perturbation rounds", {"preset": "digits", "perturb_rounds": 3}),
