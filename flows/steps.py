@@ -128,10 +128,15 @@ def audit_and_register(base: BaseVersion, edited: EditResult, selection: Selecti
                                  run_dir / "audit.parquet", [thresholds["efficacy_k"]], policy.audit.settings(),
                                  selection.guard_findings)
     judged = auditing.evaluate_audit(audit, thresholds)
+    # the erased findings judged on the new version (one teacher-forced pass over them, before publishing moves
+    # its directory), so its inventory carries their scores on this version, not their parent's
+    erased_probes = probing.probe_findings(edited.model_dir, selection.forget_findings,
+                                           run_dir / "erased_probes.parquet")
     version = registry.register_version(base.name, edited.model_dir, base.version, edited.edited_sha256, run_id,
                                         request_id, judged["verdict"])
     registry.publish_version(base.name, edited.model_dir, version)
-    inv = inventory.update_after_edit(base.name, base.version, version, selection.forget_findings, audit, run_id)
+    inv = inventory.update_after_edit(base.name, base.version, version, selection.forget_findings, audit, run_id,
+                                      erased_probes)
     return AuditOutcome(**judged, audit=audit, version=version, inventory=inv)
 
 

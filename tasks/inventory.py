@@ -180,21 +180,35 @@ def split_inventory(inventory: Path, exclude: Path, out_dir: Path, holdout_pct: 
 
 @task(name="update-inventory")
 @redact_failures
-def update_after_edit(model_name: str, parent: int, version: int, erased: Path, audit: Path, run_id: str) -> Path:
+def update_after_edit(model_name: str, parent: int, version: int, erased: Path, audit: Path, run_id: str,
+                      erased_probes: Path | None = None) -> Path:
     """Write version ``version``'s inventory: its parent's, with the erased values ``erased`` and what the audit
     saw of the retained items (still reproduced: ``memorized``; no longer: ``lost``); other rows carry over as
-    inherited (``judged_by`` = :data:`INHERITED` + the parent's judge): nothing judged them on this version."""
+    inherited (``judged_by`` = :data:`INHERITED` + the parent's judge): nothing judged them on this version.
+
+    ``erased_probes``: the erased findings probed on the new version. Their rows take that probe's
+    ``exact_match`` and ``extraction_score`` (``memorized`` again when it still reproduces the value), so no row
+    judged by this run carries a score measured on the parent; an erased row without a probe there keeps the
+    parent's score and is marked inherited."""
     parent_path = inventory_path(model_name, parent)
     rows = _read(parent_path).to_pylist() if parent_path.is_file() else []
     gone = set(_io.read_table(erased, FINDINGS_SCHEMA).column("value_hmac").to_pylist())
     table = _io.read_table(audit, AUDIT_SCHEMA)
     seen = {r["target_id"]: r["score"] > 0 for r in table.to_pylist()
             if r["stage"] == "after" and r["metric"] == "specificity" and r["target_id"] != "*"}
+    fresh = {} if erased_probes is None else {
+        r["finding_id"]: r for r in _io.read_table(erased_probes, PROBES_SCHEMA).select(
+            ["finding_id", "exact_match", "extraction_score"]).to_pylist()}
     out = []
     for r in rows:
         r = {**r, "version": int(version)}
-        if r["value_hmac"] in gone:
-            r |= {"status": "erased", "exact_match": False, "judged_by": run_id}
+        if r["value_hmac"] in gone and (probe := fresh.get(r["finding_id"])) is not None:
+            exact = bool(probe["exact_match"])
+            r |= {"status": MEMORIZED if exact else "erased", "exact_match": exact,
+                  "extraction_score": float(probe["extraction_score"]), "judged_by": run_id}
+        elif r["value_hmac"] in gone:
+            judge = r["judged_by"] if r["judged_by"].startswith(INHERITED) else INHERITED + r["judged_by"]
+            r |= {"status": "erased", "exact_match": False, "judged_by": judge if fresh else run_id}
         elif r["finding_id"] in seen:
             kept = seen[r["finding_id"]]
             status = MEMORIZED if kept else ("lost" if r["status"] == MEMORIZED else r["status"])

@@ -212,3 +212,28 @@ def test_carry_judged_probes_only_what_the_inventory_has_not_judged_or_would_era
     # and without an inventory everything is probed
     none = probing.carry_judged.fn(current, workspace / "absent.parquet", crit, workspace / "none", ["US_SSN"])
     assert (none.n_carried, none.n_unjudged) == (0, 12)
+
+
+def test_erased_rows_take_their_probe_on_the_new_version_not_the_parents_score(workspace):
+    # given version 1 memorizes f00-f02 (score 1.0); f00 and f01 are erased, f02 shares f01's value
+    rows = _findings(4, hmac_of=lambda i: "bb" * 32 if i in (1, 2) else f"{i:02d}" * 32)
+    findings = _write(rows, workspace / "f.parquet", FINDINGS_SCHEMA)
+    probes = _write(_probes(rows, {"f00", "f01", "f02"}), workspace / "p.parquet", PROBES_SCHEMA)
+    inventory.record_inventory.fn("m", 1, findings, probes, "sweep", {"exact_match": True})
+    erased = _write(rows[:2], workspace / "erase.parquet", FINDINGS_SCHEMA)
+    audit = _write([], workspace / "audit.parquet", AUDIT_SCHEMA)
+    # and the erased findings probed on version 2: f00 no longer reproduced (score 0.25), f01 still reproduced
+    after = _write(_probes(rows[:2], {"f01"}), workspace / "after.parquet", PROBES_SCHEMA)
+    # when
+    path = inventory.update_after_edit.fn("m", 1, 2, erased, audit, "edit", after)
+    # then each probed row holds version 2's probe, judged by the edit
+    table = {r["finding_id"]: r for r in _io.read_table(path).to_pylist()}
+    assert (table["f00"]["status"], table["f00"]["extraction_score"], table["f00"]["exact_match"]) == \
+        ("erased", 0.25, False)
+    assert (table["f01"]["status"], table["f01"]["extraction_score"], table["f01"]["exact_match"]) == \
+        ("memorized", 1.0, True)
+    assert table["f00"]["judged_by"] == table["f01"]["judged_by"] == "edit"
+    # and the same value's other finding, not probed on version 2, is erased with its parent's score marked
+    # inherited: nothing measured it on this version
+    assert (table["f02"]["status"], table["f02"]["extraction_score"], table["f02"]["judged_by"]) == \
+        ("erased", 1.0, "parent:sweep")
