@@ -14,8 +14,9 @@ A preset is a configuration with a row in ``benchmarks/RESULTS.md`` (``revs_benc
   re-weighted by the guard projection over the chosen neurons plus the 512 most specific to the secret's
   context, residual window 0.4–2 % and MLP window 0.6–90 % of the vocabulary, then two settle rounds (targets
   later edits pulled back below the window are edited again) and two perturbation rounds of four perturbed
-  prompts per target (targets that come back below it after perturbed prompts are edited again after them). The shallow window spares other people's
-  values that share the edited digit; the rounds give back the margin it loses.
+  prompts per target (targets that come back below it after perturbed prompts are edited again after them).
+  The shallow window spares other people's values that share the edited digit; the rounds give back the margin
+  it loses.
 - ``ftl``: the FT-L baseline (constrained fine-tuning) on the ``digits`` preset's target tokens.
 
 The default (:func:`default_preset`) is ``digits`` for digit-level tokenizers and ``paper`` otherwise: the
