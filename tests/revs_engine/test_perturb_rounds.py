@@ -139,9 +139,9 @@ def test_perturbation_settings_are_checked():
         RevsConfig(perturb_prompts=0)
 
 
-@pytest.mark.parametrize("plain", [False, True])
-def test_perturb_plain_measures_the_targets_after_their_own_prompts_too(monkeypatch, plain):
-    # given a scripted REVS whose pass leaves every target in the window, and the variants the rounds measure
+def _scripted_rounds(monkeypatch, seen):
+    """Script REVS so its pass leaves every target in the window; return the list that collects ``seen(variants)``
+    for every perturbation round's measurement (which then finds nothing lagging)."""
     measured = []
 
     def unlearn(model, arch, targets, cfg, **kw):
@@ -149,14 +149,22 @@ def test_perturb_plain_measures_the_targets_after_their_own_prompts_too(monkeypa
         return SimpleNamespace(targets=res, edits=[], backup=WeightBackup({}, {}), seconds=1.0)
 
     def lagging(model, arch, lens, variants, floor):
-        measured.append([[t.prefix_ids if isinstance(t, TokenTarget) else t for t in v] for v in variants])
+        measured.append(seen(variants))
         return []
 
     monkeypatch.setattr(erase_module, "unlearn", unlearn)
     monkeypatch.setattr(erase_module, "final_ranks", lambda model, arch, targets: [2 * LOW] * len(targets))
+    monkeypatch.setattr(erase_module, "lagging_after_perturbation", lagging)
+    return measured
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_perturb_plain_measures_the_targets_after_their_own_prompts_too(monkeypatch, plain):
+    # given a scripted REVS whose pass leaves every target in the window, and the variants the rounds measure
+    measured = _scripted_rounds(monkeypatch, lambda variants: [
+        [t.prefix_ids if isinstance(t, TokenTarget) else t for t in v] for v in variants])
     monkeypatch.setattr(erase_module, "perturbed_variants",
                         lambda targets, prompt_ids, decode, encode, n: [["moved"] * len(targets)] * n)
-    monkeypatch.setattr(erase_module, "lagging_after_perturbation", lagging)
     cfg = EraseConfig(revs=RevsConfig(perturb_rounds=1, perturb_prompts=2, perturb_plain=plain,
                                       targets=TargetConfig(max_tokens=1, method="first")))
     secrets = (Secret((1, 2), (5, 6), ("5", "6")), Secret((3, 4), (7, 8), ("7", "8")))
@@ -203,19 +211,7 @@ def test_dropped_variants_rebuild_each_targets_prefix_on_its_shortened_prompt():
 @pytest.mark.parametrize("drops", [0, 2])
 def test_perturb_drops_adds_word_dropped_variants_to_the_rounds(monkeypatch, drops):
     # given a scripted REVS whose pass leaves every target in the window
-    measured = []
-
-    def unlearn(model, arch, targets, cfg, **kw):
-        res = [_result(i, t.secret_index, 2 * LOW) for i, t in enumerate(targets)]
-        return SimpleNamespace(targets=res, edits=[], backup=WeightBackup({}, {}), seconds=1.0)
-
-    def lagging(model, arch, lens, variants, floor):
-        measured.append(len(variants))
-        return []
-
-    monkeypatch.setattr(erase_module, "unlearn", unlearn)
-    monkeypatch.setattr(erase_module, "final_ranks", lambda model, arch, targets: [2 * LOW] * len(targets))
-    monkeypatch.setattr(erase_module, "lagging_after_perturbation", lagging)
+    measured = _scripted_rounds(monkeypatch, len)
     cfg = EraseConfig(revs=RevsConfig(perturb_rounds=1, perturb_prompts=1, perturb_drops=drops,
                                       targets=TargetConfig(max_tokens=1, method="first")))
     secrets = (Secret(tuple(_encode(PROMPTS[0])), (5, 6), ("5", "6")),
