@@ -28,6 +28,7 @@ from benchmarks.ssn_model import _cache_root
 
 MODEL_NAME = "incremental-bench"
 RUN_ID = re.compile(r"sweep: run (\S+);")
+NEW_VERSION = re.compile(r"new version v(\d+)")
 INVENTORY_COLUMNS = ["finding_id", "value_hmac", "status", "exact_match", "extraction_score"]
 
 
@@ -54,7 +55,9 @@ def _sweep(home: Path, corpus: Path, model: str) -> dict:
     run_id = RUN_ID.search(out).group(1)
     run = home / "runs" / run_id
     texts = _texts(home, latest=True)
+    version = NEW_VERSION.search(out)
     return {"seconds": seconds, "flow_s": _flow_seconds(home, run_id), "texts": len(texts),
+            "version": f"v{version.group(1)}" if version else "–",
             "analysed": len(texts - known),
             "findings": pa.parquet.read_table(run / "findings.parquet").num_rows,
             "probed": pa.parquet.read_table(run / "unjudged.parquet").num_rows, "run": run}
@@ -126,7 +129,10 @@ def main(argv: list[str] | None = None) -> str:
         ids = pa.parquet.read_table(full["run"] / "findings.parquet").column("finding_id")
         b_inventory = _inventory(root / "B")
         b_inventory = b_inventory.filter(pa.compute.is_in(b_inventory.column("finding_id"), value_set=ids))
-        same_inventory = _differences(_inventory(root / "A"), b_inventory)
+        a_inventory = _inventory(root / "A")
+        same_inventory = _differences(a_inventory, b_inventory)
+        erased = [sum(status == "erased" for status in t.column("status").to_pylist())
+                  for t in (a_inventory, b_inventory)]
     rows = [("first sweep (corpus)", first), ("second sweep, incremental (corpus + 1 %)", second),
             ("full sweep of corpus + 1 % (baseline: no scan index, no inventory for it)", full)]
     lines = [f"{n_docs:,} generated documents (all entity types, `tune` layouts) in one JSONL file, then {n_new} "
@@ -134,17 +140,18 @@ def main(argv: list[str] | None = None) -> str:
              "SmolLM2-135M, one process per sweep (Python start, Prefect, model load and report included). "
              "Analysed = distinct document texts the previous scan had not read (what the scanner ran on); "
              "probed = findings probed on the model.", "",
-             "| sweep | distinct texts | analysed | findings | probed | flow s | command s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| sweep | distinct texts | analysed | findings | probed | new version | flow s | command s |",
+             "|---|---:|---:|---:|---:|---|---:|---:|"]
     lines += [f"| {name} | {r['texts']:,} | {r['analysed']:,} | {r['findings']:,} | {r['probed']:,} | "
-              f"{r['flow_s']:.1f} | {r['seconds']:.1f} |" for name, r in rows]
+              f"{r['version']} | {r['flow_s']:.1f} | {r['seconds']:.1f} |" for name, r in rows]
     flow, command = full["flow_s"] / second["flow_s"], full["seconds"] / second["seconds"]
     lines += ["", f"Incremental vs full sweep of the same grown corpus: **{flow:.1f}×** faster in the flow "
               f"({second['flow_s']:.1f} vs {full['flow_s']:.1f} s; vs the first sweep "
               f"{first['flow_s'] / second['flow_s']:.1f}×), {command:.1f}× for the whole command "
               f"({second['seconds']:.1f} vs {full['seconds']:.1f} s). Findings identical to the full sweep's: "
               f"**{same_findings}**; memorization inventory (finding, value HMAC, status, exact match, extraction "
-              f"score) identical: **{same_inventory}**.",
+              f"score) identical: **{same_inventory}** (rows with status `erased`: {erased[0]} incremental, "
+              f"{erased[1]} full).",
               "", "Flow s = the sweep's MLflow run, first step to report; command s adds what every process pays "
               "(Python and library imports, the temporary Prefect server, flow start-up)."]
     return "\n".join(lines) + "\n"
