@@ -159,10 +159,9 @@ def unlearn_target(model: nn.Module, arch: ModelArch, lens: VocabLens, target: T
         acts = walker.layer(layer)
         gate = gate_layer(lens, acts.mlp_out, acts.resid_post, t, bounds["residual"][0], bounds["mlp"][1])
         done = None
-        layer_bounds = bounds
-        if promoting(gate, cfg, arch.vocab_size):  # the residual is demoted, this MLP still writes the token
-            layer_bounds = {**bounds, "residual": (bounds["residual"][0], arch.vocab_size)}
-        if gate.edit or layer_bounds is not bounds:
+        promote = promoting(gate, cfg, arch.vocab_size)  # the residual is demoted, this MLP still writes the token
+        layer_bounds = {**bounds, "residual": (bounds["residual"][0], arch.vocab_size)} if promote else bounds
+        if gate.edit or promote:
             contrast = guard_stats is not None and cfg.neuron_score == "contrast"
             collateral = guard_stats.collateral(layer, t) if contrast else None
             # the projection protects every guarded position: the measured ppl damage comes from positions
