@@ -335,10 +335,9 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         backup, seconds = backup.merged(again.backup), seconds + again.seconds
         results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
     if config.revs.perturb_rounds:  # erase checked encode and decode before the first edit
-        variants = perturbed_variants(targets, [s.prompt_ids for s in inputs.forget], inputs.decode,
-                                      inputs.encode, config.revs.perturb_prompts)
-        variants += dropped_variants(targets, [s.prompt_ids for s in inputs.forget], inputs.decode,
-                                     inputs.encode, config.revs.perturb_drops)
+        tok = ([s.prompt_ids for s in inputs.forget], inputs.decode, inputs.encode)
+        variants = perturbed_variants(targets, *tok, config.revs.perturb_prompts)
+        variants += dropped_variants(targets, *tok, config.revs.perturb_drops)
         if config.revs.perturb_plain:  # the targets after their own prompts, at every layer
             variants = [list(targets), *variants]
     for _ in range(config.revs.perturb_rounds):

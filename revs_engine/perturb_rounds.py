@@ -28,7 +28,7 @@ from torch import nn
 
 from revs_engine.arch import ModelArch
 from revs_engine.attacks.logit_lens import capture_targets, stream_ranks
-from revs_engine.attacks.perturb import perturbed_targets
+from revs_engine.attacks.perturb import perturb_text
 from revs_engine.lens import VocabLens
 from revs_engine.targets import TokenTarget
 
@@ -43,7 +43,8 @@ KEEP_LAST = 2
 def perturbed_variants(targets: Sequence[TokenTarget], prompt_ids: Sequence[Sequence[int]],
                        decode: Callable[[list[int]], str], encode: Callable[[str], list[int]], n: int
                        ) -> list[list[TokenTarget]]:
-    """Return ``n`` perturbed copies of ``targets`` (one list per perturbation seed, in target order).
+    """Return ``n`` perturbed copies of ``targets`` (spaces inserted as the Perturbation attack does,
+    :func:`~revs_engine.attacks.perturb.perturb_text`; one list per perturbation seed, in target order).
 
     Args:
         targets: the erase's targets; ``prefix_ids`` start with ``prompt_ids[secret_index]``.
@@ -51,12 +52,7 @@ def perturbed_variants(targets: Sequence[TokenTarget], prompt_ids: Sequence[Sequ
         decode, encode: the tokenizer.
         n: perturbed prompts per target.
     """
-    prompts = [decode(list(p)) for p in prompt_ids]
-    # the targets' prefixes hold the prompt's ids; rebuilding them needs the prompt's length in ids, which
-    # perturbed_targets takes from encode(prompt): re-prefix each target with its prompt's encoding first
-    base = [dataclasses.replace(t, prefix_ids=tuple(encode(prompts[t.secret_index]))
-                                + t.prefix_ids[len(prompt_ids[t.secret_index]):]) for t in targets]
-    return [perturbed_targets(base, prompts, encode, seed=FIRST_SEED + v) for v in range(n)]
+    return _rewritten(targets, prompt_ids, decode, encode, n, lambda text, seed: perturb_text(text, seed=seed))
 
 
 def drop_words(text: str, *, seed: int, rate: float = DROP_RATE, keep_last: int = KEEP_LAST) -> str:
@@ -79,13 +75,20 @@ def drop_words(text: str, *, seed: int, rate: float = DROP_RATE, keep_last: int 
 def dropped_variants(targets: Sequence[TokenTarget], prompt_ids: Sequence[Sequence[int]],
                      decode: Callable[[list[int]], str], encode: Callable[[str], list[int]], n: int
                      ) -> list[list[TokenTarget]]:
-    """Return ``n`` copies of ``targets`` after their prompts with words left out (:func:`drop_words`, seeds
-    :data:`FIRST_SEED` onwards, one list per seed, in target order); the value's tokens keep their ids."""
+    """Return ``n`` copies of ``targets`` after their prompts with words left out (:func:`drop_words`; arguments
+    as :func:`perturbed_variants`)."""
+    return _rewritten(targets, prompt_ids, decode, encode, n, lambda text, seed: drop_words(text, seed=seed))
+
+
+def _rewritten(targets, prompt_ids, decode, encode, n: int, rewrite: Callable[[str, int], str]
+               ) -> list[list[TokenTarget]]:
+    """``n`` copies of ``targets``, each after ``encode(rewrite(prompt text, seed))`` for seeds :data:`FIRST_SEED`
+    onwards (one list per seed, in target order); the value's tokens after the prompt keep their ids."""
     prompts = [list(p) for p in prompt_ids]
     out = []
     for v in range(n):
-        moved = {i: encode(drop_words(decode(p), seed=FIRST_SEED + v)) for i, p in enumerate(prompts)}
-        out.append([dataclasses.replace(t, prefix_ids=tuple(moved[t.secret_index])
+        moved = {i: tuple(encode(rewrite(decode(p), FIRST_SEED + v))) for i, p in enumerate(prompts)}
+        out.append([dataclasses.replace(t, prefix_ids=moved[t.secret_index]
                                         + t.prefix_ids[len(prompts[t.secret_index]):]) for t in targets])
     return out
 
