@@ -49,6 +49,7 @@ from revs_engine.format_entities import format_for
 from revs_engine.lens import VocabLens
 from revs_engine.metrics import perplexity
 from revs_engine.presets import PRESETS, EraseConfig
+from revs_engine.rank_controls import rank_controls
 from revs_engine.targets import encoder, targets_at
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,12 @@ def evaluate(model, arch, lens, data: SeedData, positions: list[list[int]], *, s
     prose and of the number-heavy half of the held-out texts apart: the pooled figure can hide one behind the
     other)."""
     cfg = AuditConfig(ks=(K,), formats=FormatAuditConfig(candidates=format_candidates))
-    s = audit(model, arch, audit_inputs_for(data, positions), cfg, lens=lens, stage=stage).summary()
+    inputs = audit_inputs_for(data, positions)
+    s = audit(model, arch, inputs, cfg, lens=lens, stage=stage).summary()
+    if stage == "before":  # the audit scores never-seen values after an edit only; the benchmark shows both
+        s |= {(f"control_{m}", k): v for (m, k), v in rank_controls(
+            model, arch, lens, inputs.forget, inputs.forget_items, inputs.prompts, inputs.formats, inputs.encode,
+            inputs.decode, ks=cfg.ks, sets=cfg.rank_control_sets, seed=cfg.formats.seed).items()}
     n_prose = len(prose_paragraphs())  # benign_texts(): the prose paragraphs first
     kinds = {"ppl_prose": perplexity(model, list(data.audit.benign[:n_prose])).perplexity,
              "ppl_numeric": perplexity(model, list(data.audit.benign[n_prose:])).perplexity,
@@ -140,7 +146,8 @@ def evaluate(model, arch, lens, data: SeedData, positions: list[list[int]], *, s
             "extract_sampled": count("sampled_extraction", n),
             "extract_perturbed": count("perturbed_greedy_extraction", n),
             "extract_generality": count("generality_greedy_extraction", data.n_generality),
-            **{column: s[(metric, None)] for column, metric in FORMAT_COLUMNS if (metric, None) in s}}
+            **{column: s[(metric, None)] for column, metric in FORMAT_COLUMNS if (metric, None) in s},
+            **{column: s[(metric, K)] for column, metric in RANK_CONTROL_COLUMNS if (metric, K) in s}}
 
 
 #: Format-aware columns: benchmark column → audit row (aggregates over the forgotten SSNs; ``control_*``: the same
@@ -149,6 +156,11 @@ FORMAT_COLUMNS = (("exposure", "exposure_bits"), ("exposure_control", "control_e
                   ("exposed", "exposure_above_6_bits"), ("constrained", "constrained_fraction"),
                   ("constrained_control", "control_constrained_fraction"),
                   ("neighbourhood", "neighbourhood_in_top_k"), ("partial", "partial_completes"))
+
+
+#: The rank attacks on never-seen values (:mod:`revs_engine.rank_controls`): benchmark column → audit row.
+RANK_CONTROL_COLUMNS = (("resistance_control", "control_resistance_score"), ("lla_control", "control_logit_lens"),
+                        ("da_control", "control_delta"), ("pa_control", "control_perturb"))
 
 
 ENTITY_LABELS = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail", "surname": "surname"}
@@ -231,6 +243,9 @@ FORMAT_TABLE = [("exposure", "exposure (bits)"), ("exposure_control", "control e
                 ("exposed", "exposed %"), ("constrained", "constrained %"),
                 ("constrained_control", "control constrained %"), ("neighbourhood", "neighbourhood %"),
                 ("partial", "partial %")]
+RANK_CONTROL_TABLE = [("resistance", "RS@100"), ("resistance_control", "never-seen RS@100"), ("lla", "LLA@100"),
+                      ("lla_control", "never-seen LLA@100"), ("da", "DA@100"), ("da_control", "never-seen DA@100"),
+                      ("pa", "PA@100"), ("pa_control", "never-seen PA@100")]
 #: reference/revs-method.md §3.1-3.2, Llama-3-8B SSN, k = 100.
 PAPER = {"unedited": {"unlearning": 0.0, "efficacy": 0.0, "generality": 0.0, "specificity": 100.0},
          "FT-L": {"unlearning": 36.98, "efficacy": 63.88, "generality": 50.35, "specificity": 24.33,
@@ -274,6 +289,16 @@ def table(per_seed: list[dict], *, paper: bool = True) -> str:
                   "|---" * (len(FORMAT_TABLE) + 1) + "|"]
         for name in names:
             cells = [_cell([r[name][c] for r in per_seed if c in r[name]]) for c, _ in FORMAT_TABLE]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if any("da_control" in r["unedited"] for r in per_seed):
+        lines += ["", "The rank attacks on the forgotten values and on never-seen values of the same format after "
+                  f"the same prompts, at the same token positions, on the same model (mean of "
+                  f"{AuditConfig().rank_control_sets} sets of one value per secret): an attack that scores the "
+                  "never-seen values no higher than the forgotten ones cannot tell them apart.",
+                  "", "| method | " + " | ".join(c[1] for c in RANK_CONTROL_TABLE) + " |",
+                  "|---" * (len(RANK_CONTROL_TABLE) + 1) + "|"]
+        for name in names:
+            cells = [_cell([r[name][c] for r in per_seed if c in r[name]]) for c, _ in RANK_CONTROL_TABLE]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "| row | converged % | neuron edits | secrets redone stricter |", "|---|---|---|---|"]
     for name in names[1:]:

@@ -19,7 +19,10 @@ Rows (``AUDIT_SCHEMA``; ``target_id == "*"`` is the aggregate; scores in percent
   layer index) for the report's plot;
 - format-aware attacks (when the inputs carry each secret's format): ``exposure_bits``, ``constrained_fraction``,
   ``neighbourhood_in_top_k``, ``partial_completes`` per secret and on average, ``exposure_above_6_bits``, and the
-  same on never-seen control values (``control_*``), see :mod:`revs_engine.audit_formats`.
+  same on never-seen control values (``control_*``), see :mod:`revs_engine.audit_formats`;
+- the rank attacks on never-seen values of the same formats at the same token positions (after the edit, when the
+  inputs carry formats): ``control_logit_lens``, ``control_delta``, ``control_perturb`` and
+  ``control_resistance_score`` per ``k``, see :mod:`revs_engine.rank_controls` — the attacks' floor on this model.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from revs_engine.metrics import (
     unlearning_score,
 )
 from revs_engine.probes import ProbeItem, probe
+from revs_engine.rank_controls import rank_controls
 from revs_engine.schema import AUDIT_SCHEMA
 from revs_engine.targets import TokenTarget
 
@@ -143,6 +147,10 @@ class AuditConfig:
             False runs the audit without them (every continuation generated from its prompt, every sample
             prefilled on its own, texts batched in input order): the slower path they replace.
         formats: the format-aware attacks' settings (run when the inputs carry formats).
+        rank_control_sets: sets of never-seen values (one per erased secret each) the rank attacks are also scored
+            on after the edit, when the inputs carry formats and ``formats.controls`` is on
+            (:mod:`revs_engine.rank_controls`; 0: not run). The Delta attack's headline is a minimum over
+            secrets, so one set is noisy; their mean is reported.
     """
 
     ks: tuple[int, ...] = (100,)
@@ -158,8 +166,11 @@ class AuditConfig:
     faithful_top_rounding: bool = False
     fast: bool = True
     formats: FormatAuditConfig = field(default_factory=FormatAuditConfig)
+    rank_control_sets: int = 4
 
     def __post_init__(self) -> None:
+        if self.rank_control_sets < 0:
+            raise ValueError(f"rank_control_sets must be ≥ 0, got {self.rank_control_sets}")
         if not self.ks or any(k < 1 for k in self.ks):
             raise ValueError(f"ks must be a non-empty tuple of k ≥ 1, got {self.ks}")
         if self.n_samples < 0 or not self.temperature > 0 or (self.top_k is not None and self.top_k < 1):
@@ -269,9 +280,23 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
         format_rows(model, inputs.forget_ids, prompts, texts, inputs.formats, inputs.encode, inputs.decode,
                     cfg.formats, lambda tid, metric, score: out.add(tid, metric, None, score),
                     controls=stage == "after", progress=tick)
+    if _controls_ranks(inputs, cfg, stage):
+        controls = rank_controls(model, arch, lens, inputs.forget, inputs.forget_items, inputs.prompts,
+                                 inputs.formats, inputs.encode, inputs.decode, ks=cfg.ks,
+                                 sets=cfg.rank_control_sets, seed=cfg.formats.seed, n_spaces=cfg.n_spaces,
+                                 perturb_seed=cfg.perturb_seed, delta_top=cfg.delta_top, batch_size=bs,
+                                 faithful_top_rounding=ftr)
+        for (metric, k), score in controls.items():
+            out.add(ALL_TARGETS, f"control_{metric}", k, score)
+        tick(1)
     for layer, r in enumerate(ranks.double().mean(0).tolist()):  # [n_layers]
         out.add(ALL_TARGETS, "layer_rank", layer, r)
     return AuditReport(stage, tuple(out.rows))
+
+
+def _controls_ranks(inputs: AuditInputs, cfg: AuditConfig, stage: str) -> bool:
+    """Whether the audit scores the rank attacks on never-seen values (after the edit, formats known)."""
+    return bool(inputs.formats) and cfg.rank_control_sets > 0 and cfg.formats.controls and stage == "after"
 
 
 def _specificity_rows(out: _Rows, inputs: AuditInputs, per_item: Sequence[float], score: float) -> None:
@@ -377,8 +402,9 @@ def _extraction_rows(model, inputs: AuditInputs, cfg: AuditConfig, out: _Rows, p
 
 def audit_units(inputs: AuditInputs, config: AuditConfig, stage: str) -> int:
     """Return how many units :func:`audit` reports through ``progress``: four parts, plus one per distinct erased
-    value the format-aware attacks run on (two after the edit: its control too)."""
-    n = 4
+    value the format-aware attacks run on (two after the edit: its control too), plus one for the rank attacks'
+    never-seen controls."""
+    n = 4 + _controls_ranks(inputs, config, stage)
     if inputs.formats and config.formats.candidates:
         values = len({tuple(it.target_ids) for it in inputs.forget_items})
         n += values * (2 if stage == "after" and config.formats.controls else 1)

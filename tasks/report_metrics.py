@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-#: Prefix of the format-aware attacks' baseline rows (the same attack on never-seen values).
+#: Prefix of the control rows (the same attack on never-seen values: the format-aware and the rank attacks).
 CONTROL = "control_"
 
 
@@ -105,9 +105,10 @@ def metric_info(key: str) -> MetricInfo:
     info = METRICS.get(name)
     if info is None and name.startswith(CONTROL) and name[len(CONTROL):] in METRICS:
         base = METRICS[name[len(CONTROL):]]
+        bound = "reach" if base.safer == "higher" else "not exceed"
         info = MetricInfo(f"{base.label} (never-seen values)", "The same attack on values of the same format "
-                          "the model never saw, after the same prompts: the level an erased value should not "
-                          "exceed.", "")
+                          "the model never saw, after the same prompts: the level an erased value should "
+                          f"{bound}.", "")
     if info is None:
         return MetricInfo(str(key), "No description recorded for this metric.", "")
     label = info.label.replace("@k", f"@{k}") if k else info.label.replace("@k", "")
