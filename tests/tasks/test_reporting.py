@@ -251,6 +251,10 @@ def test_every_metric_is_explained_where_it_appears(run_dir):
         assert f"{label}</b>: {why}" in html or f"{label}<span class=why>{why}</span>" in html, key
     assert "No description recorded" in metric_info("made_up_metric@5").explanation
     assert metric_info("control_exposure_bits").label == "Exposure (bits) (never-seen values)"
+    assert metric_info("control_exposure_bits").explanation.endswith("should not exceed.")
+    # a rank attack's control: higher is safer there, so it is the level an erased value should reach
+    assert metric_info("control_delta@100").label == "Delta attack@100 (never-seen values)"
+    assert metric_info("control_delta@100").explanation.endswith("should reach.")
 
 
 def test_distinct_value_appears_once_not_per_occurrence(run_dir):
