@@ -280,26 +280,17 @@ def table(per_seed: list[dict], *, paper: bool = True) -> str:
         cells = [f"{PAPER[name][c]:.2f}" if c in PAPER[name] else "" for c, _ in COLUMNS]
         lines.append(f"| {name} (paper, Llama-3-8B) | " + " | ".join(cells) + " |")
     if any("exposure" in r["unedited"] for r in per_seed):
-        lines += ["", "Format-aware attacks on the forgotten values (control: a never-seen value after the same "
-                  "prompt, on the same model): exposure in bits, exposed = % above 6 bits, constrained = % of "
-                  "characters format-constrained greedy decoding gives back, neighbourhood = % within the 100 "
-                  "most likely values at Hamming distance ≤ 2 of that decode, partial = % completed from their "
-                  "first half.",
-                  "", "| method | " + " | ".join(c[1] for c in FORMAT_TABLE) + " |",
-                  "|---" * (len(FORMAT_TABLE) + 1) + "|"]
-        for name in names:
-            cells = [_cell([r[name][c] for r in per_seed if c in r[name]]) for c, _ in FORMAT_TABLE]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += _side_table(per_seed, names, FORMAT_TABLE, (
+            "Format-aware attacks on the forgotten values (control: a never-seen value after the same prompt, on "
+            "the same model): exposure in bits, exposed = % above 6 bits, constrained = % of characters "
+            "format-constrained greedy decoding gives back, neighbourhood = % within the 100 most likely values "
+            "at Hamming distance ≤ 2 of that decode, partial = % completed from their first half."))
     if any("da_control" in r["unedited"] for r in per_seed):
-        lines += ["", "The rank attacks on the forgotten values and on never-seen values of the same format after "
-                  f"the same prompts, at the same token positions, on the same model (mean of "
-                  f"{AuditConfig().rank_control_sets} sets of one value per secret): an attack that scores the "
-                  "never-seen values no higher than the forgotten ones cannot tell them apart.",
-                  "", "| method | " + " | ".join(c[1] for c in RANK_CONTROL_TABLE) + " |",
-                  "|---" * (len(RANK_CONTROL_TABLE) + 1) + "|"]
-        for name in names:
-            cells = [_cell([r[name][c] for r in per_seed if c in r[name]]) for c, _ in RANK_CONTROL_TABLE]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += _side_table(per_seed, names, RANK_CONTROL_TABLE, (
+            "The rank attacks on the forgotten values and on never-seen values of the same format after the same "
+            "prompts, at the same token positions, on the same model (mean of "
+            f"{AuditConfig().rank_control_sets} sets of one value per secret): an attack that scores the "
+            "never-seen values no higher than the forgotten ones cannot tell them apart."))
     lines += ["", "| row | converged % | neuron edits | secrets redone stricter |", "|---|---|---|---|"]
     for name in names[1:]:
         lines.append(f"| {name} | {_cell([r[name]['converged'] for r in per_seed])} | "
@@ -317,6 +308,16 @@ def table(per_seed: list[dict], *, paper: bool = True) -> str:
                      f"{t['targets']} | {t['ours_s']:.1f} vs {t['forward_s']:.1f} | {t['speedup_forward']:.2f}× | "
                      f"{t['identical_forward']} |")
     return "\n".join(lines) + "\n"
+
+
+def _side_table(per_seed: list[dict], names: list[str], columns: list[tuple[str, str]], caption: str) -> list[str]:
+    """A captioned table of ``columns`` per row name (mean ± std over seeds), as markdown lines."""
+    lines = ["", caption, "", "| method | " + " | ".join(c[1] for c in columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
+    for name in names:
+        cells = [_cell([r[name][c] for r in per_seed if c in r[name]]) for c, _ in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> str:

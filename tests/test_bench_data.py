@@ -81,6 +81,19 @@ def test_the_table_of_a_run_without_timing_has_no_timing_section():
     assert "paper" not in body
 
 
+def test_the_table_sets_each_rank_attack_beside_its_never_seen_control_only_when_measured():
+    from benchmarks.revs_bench import table
+
+    ranks = {"resistance": 99.0, "lla": 100.0, "da": 98.0, "pa": 99.0}
+    controls = {"resistance_control": 38.0, "lla_control": 30.0, "da_control": 98.5, "pa_control": 29.0}
+    seed = {"unedited": {"ppl": 10.0, **controls}, "d": {"ppl": 10.0, "converged": 50.0, **ranks, **controls}}
+    body = table([seed], paper=False)
+    assert "| d | 99.00 | 38.00 | 100.00 | 30.00 | 98.00 | 98.50 | 99.00 | 29.00 |" in body
+    assert "never-seen DA@100" in body
+    assert "never-seen" not in table([{"unedited": {"ppl": 10.0}, "d": {"ppl": 10.0, "converged": 50.0}}],
+                                     paper=False)
+
+
 def test_the_table_splits_the_perplexity_change_by_text_kind_and_leaves_old_runs_blank():
     from benchmarks.revs_bench import COLUMNS, table
 
