@@ -9,7 +9,7 @@ and once without (``fast=False``: every continuation generated from its prompt w
 window, separate capture passes, every sample prefilled alone, texts in input order with the model's full logits
 — the audit these replace). The retained items are those of the split the unedited model reproduces, as the
 product's audit chooses them (:func:`tasks.audit_io.retained`). The two tables are compared with
-:func:`revs_engine.audit.same_verdicts`: the same rows and pass/fail flags, scores equal up to float rounding
+:func:`revs_engine.audit_table.same_verdicts`: the same rows and pass/fail flags, scores equal up to float rounding
 (relative 1e-6; perplexity sums in another order), the rank plot's rows up to one rank place. Format-aware
 attacks and the rank attacks' never-seen controls are off in both (their cost is the same on both sides and is
 reported by ``revs_bench``).
@@ -30,8 +30,9 @@ import time
 from benchmarks.revs_bench import audit_inputs_for, prepare
 from benchmarks.ssn_model import memorized_model
 from revs_engine.arch import resolve_arch
-from revs_engine.audit import AuditConfig, AuditInputs, audit, reproduced, same_verdicts
+from revs_engine.audit import AuditConfig, AuditInputs, audit, reproduced
 from revs_engine.audit_formats import FormatAuditConfig
+from revs_engine.audit_table import same_verdicts
 from revs_engine.edit import restore
 from revs_engine.erase import erase
 from revs_engine.lens import VocabLens

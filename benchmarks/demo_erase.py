@@ -9,8 +9,8 @@ findings, the probes of the findings it erased (``forget_probes.parquet``), the 
 product's edit step on them (:func:`tasks.unlearning.unlearn`, as the sweep calls it: guard texts from the
 corpus) and audits the edit with the product's audit step (:func:`tasks.auditing.audit_model`, as the sweep
 calls it: erased targets at the edited positions, Specificity on the kept findings, perplexity on the corpus's
-audit half), read back with :func:`revs_engine.audit.verdict_metrics`. Sampled extraction and the format-aware
-attacks are left out (:data:`TRIAGE`): a triage of configurations; ``make demo`` gives the verdict.
+audit half), read back with :func:`revs_engine.audit_table.verdict_metrics`. Sampled extraction and the
+format-aware attacks are left out (:data:`TRIAGE`): a triage of configurations; ``make demo`` gives the verdict.
 
 Rows are grouped by masked value (never the value); the demo's policy passes at Efficacy ≥ 95 on every record,
 0 extractions and perplexity ≤ +2 %.
@@ -33,7 +33,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pii_detect.schema import FINDINGS_SCHEMA
-from revs_engine.audit import verdict_metrics
+from revs_engine.audit_table import verdict_metrics
 from tasks import auditing, unlearning
 from tasks.verdict import AuditThresholds
 

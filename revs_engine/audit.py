@@ -1,10 +1,10 @@
 """The one audit: every metric and attack of one model state, per target and aggregated, as one table.
 
 Offers :class:`AuditInputs`, :class:`AuditConfig`, :class:`AuditRow`, :class:`AuditReport`, :func:`audit`,
-:func:`reproduced` (the retained items a model reproduces: what Specificity can check), and the table readers
-:func:`summary`, :func:`layer_ranks`, :func:`verdict_metrics` and :func:`same_verdicts`. ``revs audit``, both
-flows and ``revs_bench`` call :func:`audit`; the verdict against a policy is
-:func:`tasks.verdict.evaluate_audit` on :func:`verdict_metrics`.
+:func:`audit_units` and :func:`reproduced` (the retained items a model reproduces: what Specificity can check); the
+table readers (``summary``, ``layer_ranks``, ``verdict_metrics``, ``same_verdicts``) are in
+:mod:`revs_engine.audit_table`. ``revs audit``, both flows and ``revs_bench`` call :func:`audit`; the verdict
+against a policy is :func:`tasks.verdict.evaluate_audit` on :func:`revs_engine.audit_table.verdict_metrics`.
 
 Rows (``AUDIT_SCHEMA``; ``target_id == "*"`` is the aggregate; scores in percent unless said):
 - rank-based, per ``k``: ``efficacy``, ``logit_lens``, ``delta`` (and ``delta_mean``), ``perturb``,
@@ -27,11 +27,9 @@ Rows (``AUDIT_SCHEMA``; ``target_id == "*"`` is the aggregate; scores in percent
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 import torch
@@ -43,6 +41,7 @@ from revs_engine.attacks.generation import ExtractionResult, greedy_extractions,
 from revs_engine.attacks.logit_lens import TargetActivations, capture_targets, score_logit_lens, stream_ranks
 from revs_engine.attacks.resumed_greedy import Kept, Taps
 from revs_engine.audit_formats import FormatAuditConfig, format_rows
+from revs_engine.audit_table import ALL_TARGETS
 from revs_engine.formats import SecretFormat
 from revs_engine.lens import VocabLens
 from revs_engine.metrics import (
@@ -56,8 +55,6 @@ from revs_engine.probes import ProbeItem, probe
 from revs_engine.rank_controls import rank_controls
 from revs_engine.schema import AUDIT_SCHEMA
 from revs_engine.targets import TokenTarget
-
-ALL_TARGETS = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,58 +406,3 @@ def audit_units(inputs: AuditInputs, config: AuditConfig, stage: str) -> int:
         values = len({tuple(it.target_ids) for it in inputs.forget_items})
         n += values * (2 if stage == "after" and config.formats.controls else 1)
     return n
-
-
-# -- reading an audit table ------------------------------------------------------------------------------------
-def same_verdicts(a: pa.Table, b: pa.Table, rel: float = 1e-6, plot_ranks: float = 1.0) -> bool:
-    """True when two audit tables hold the same rows and pass/fail flags, with scores equal up to ``rel``
-    (relative; float sums in another order differ in the last bits). The ``layer_rank`` rows (the report's plot
-    of mean ranks; no verdict reads them) may differ by up to ``plot_ranks`` places: a token hundreds of places
-    down the vocabulary can swap with a neighbour whose logit ties it to within rounding."""
-    keys = ("target_id", "stage", "metric", "k", "passed")
-    ra, rb = a.to_pylist(), b.to_pylist()
-    return len(ra) == len(rb) and all(
-        all(x[c] == y[c] for c in keys)
-        and (abs(x["score"] - y["score"]) <= plot_ranks if x["metric"] == "layer_rank"
-             else math.isclose(x["score"], y["score"], rel_tol=rel, abs_tol=1e-9))
-        for x, y in zip(ra, rb, strict=True))
-
-
-def _stage_rows(table: pa.Table, stage: str) -> list[dict[str, Any]]:
-    return [r for r in table.to_pylist() if r["stage"] == stage]
-
-
-def summary(table: pa.Table, stage: str) -> dict[str, float]:
-    """Return the aggregate scores of one stage as ``{"metric@k" or "metric": score}`` (no layer ranks)."""
-    return {(r["metric"] if r["k"] is None else f"{r['metric']}@{r['k']}"): r["score"]
-            for r in _stage_rows(table, stage) if r["target_id"] == ALL_TARGETS and r["metric"] != "layer_rank"}
-
-
-def layer_ranks(table: pa.Table, stage: str) -> list[float]:
-    """Return the mean target rank per layer for one stage."""
-    rows = [r for r in _stage_rows(table, stage) if r["metric"] == "layer_rank" and r["target_id"] == ALL_TARGETS]
-    return [r["score"] for r in sorted(rows, key=lambda r: r["k"])]
-
-
-def verdict_metrics(table: pa.Table, efficacy_k: int) -> dict[str, Any]:
-    """Return the metrics dict :func:`tasks.verdict.evaluate_audit` checks (after-edit values, percent)."""
-    after = [r for r in _stage_rows(table, "after") if r["target_id"] != ALL_TARGETS]
-    agg = summary(table, "after")
-    hits = lambda m: sum(1 for r in after if r["metric"] == m and r["score"] > 0)  # noqa: E731
-    extractions = {"plain": hits("greedy_extraction"), "perturbed": hits("perturbed_greedy_extraction")}
-    if "sampled_extraction" in agg:
-        extractions["sampled"] = hits("sampled_extraction")
-    fmt = {}
-    if "exposure_bits" in agg:
-        fmt = {key: agg.get(key) for key in ("exposure_bits", "control_exposure_bits", "exposure_above_6_bits",
-                                              "constrained_fraction", "control_constrained_fraction")}
-        fmt["neighbourhood_hits"] = hits("neighbourhood_in_top_k")
-        fmt["partial_completions"] = hits("partial_completes")
-    return {"efficacy": {r["target_id"]: r["score"] for r in after
-                         if r["metric"] == "efficacy" and r["k"] == efficacy_k},
-            "format": fmt,
-            "exact_extractions": extractions,
-            "specificity": agg.get("specificity"),
-            "specificity_unseen": agg.get("specificity_unseen"),
-            "perplexity_before": summary(table, "before").get("perplexity"),
-            "perplexity_after": agg.get("perplexity")}

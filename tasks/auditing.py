@@ -15,7 +15,7 @@ import pyarrow as pa
 from prefect import task
 
 from pii_detect.schema import FINDINGS_SCHEMA
-from revs_engine.audit import layer_ranks, summary, verdict_metrics
+from revs_engine.audit_table import layer_ranks, summary, verdict_metrics
 from revs_engine.erase import GUARD_ITEMS
 from revs_engine.schema import AUDIT_SCHEMA
 from tasks import _io, audit_io

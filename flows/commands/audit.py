@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     import pyarrow as pa
 
     from pii_detect.schema import FINDINGS_SCHEMA
-    from revs_engine.audit import ALL_TARGETS, AuditConfig
+    from revs_engine.audit import AuditConfig
+    from revs_engine.audit_table import ALL_TARGETS
     from revs_engine.schema import AUDIT_SCHEMA
     from tasks import _io
     from tasks._workspace import workspace_dir

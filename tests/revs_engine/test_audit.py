@@ -6,16 +6,8 @@ import pytest
 from revs_engine import audit as audit_module
 from revs_engine.arch import resolve_arch
 from revs_engine.attacks import generation, resumed_sampling
-from revs_engine.audit import (
-    ALL_TARGETS,
-    AuditConfig,
-    AuditInputs,
-    AuditRow,
-    audit,
-    same_verdicts,
-    summary,
-    verdict_metrics,
-)
+from revs_engine.audit import AuditConfig, AuditInputs, AuditRow, audit
+from revs_engine.audit_table import ALL_TARGETS, same_verdicts, summary, verdict_metrics
 from revs_engine.probes import ProbeItem
 from revs_engine.schema import AUDIT_SCHEMA
 from revs_engine.targets import TokenTarget

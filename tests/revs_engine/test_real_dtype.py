@@ -26,7 +26,8 @@ from benchmarks.benign_text import benign_texts, guard_texts
 from benchmarks.ssn_data import make_dataset
 from benchmarks.ssn_model import encode_rows
 from revs_engine.arch import resolve_arch
-from revs_engine.audit import AuditConfig, AuditInputs, audit, reproduced, verdict_metrics
+from revs_engine.audit import AuditConfig, AuditInputs, audit, reproduced
+from revs_engine.audit_table import verdict_metrics
 from revs_engine.edit import restore
 from revs_engine.erase import EraseInputs, Secret, erase
 from revs_engine.loading import load_model
