@@ -41,7 +41,7 @@ from benchmarks.revs_bench_rows import EXTRA, variant
 from benchmarks.ssn_data import EMAIL_DOMAINS, ENTITIES, SsnRow, split
 from benchmarks.ssn_model import _cache_root, encode_rows, memorized_model
 from revs_engine.arch import resolve_arch
-from revs_engine.audit import AuditConfig, AuditInputs, audit
+from revs_engine.audit import AuditConfig, AuditInputs, audit, never_seen_ranks
 from revs_engine.audit_formats import FormatAuditConfig
 from revs_engine.edit import restore
 from revs_engine.erase import GUARD_BENIGN, EraseInputs, EraseResult, Secret, erase, guard_stats_for
@@ -49,7 +49,6 @@ from revs_engine.format_entities import format_for
 from revs_engine.lens import VocabLens
 from revs_engine.metrics import perplexity
 from revs_engine.presets import PRESETS, EraseConfig
-from revs_engine.rank_controls import rank_controls
 from revs_engine.targets import encoder, targets_at
 
 logger = logging.getLogger(__name__)
@@ -128,9 +127,7 @@ def evaluate(model, arch, lens, data: SeedData, positions: list[list[int]], *, s
     inputs = audit_inputs_for(data, positions)
     s = audit(model, arch, inputs, cfg, lens=lens, stage=stage).summary()
     if stage == "before":  # the audit scores never-seen values after an edit only; the benchmark shows both
-        s |= {(f"control_{m}", k): v for (m, k), v in rank_controls(
-            model, arch, lens, inputs.forget, inputs.forget_items, inputs.prompts, inputs.formats, inputs.encode,
-            inputs.decode, ks=cfg.ks, sets=cfg.rank_control_sets, seed=cfg.formats.seed).items()}
+        s |= {(f"control_{m}", k): v for (m, k), v in never_seen_ranks(model, arch, lens, inputs, cfg).items()}
     n_prose = len(prose_paragraphs())  # benign_texts(): the prose paragraphs first
     kinds = {"ppl_prose": perplexity(model, list(data.audit.benign[:n_prose])).perplexity,
              "ppl_numeric": perplexity(model, list(data.audit.benign[n_prose:])).perplexity,

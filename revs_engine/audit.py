@@ -1,7 +1,8 @@
 """The one audit: every metric and attack of one model state, per target and aggregated, as one table.
 
 Offers :class:`AuditInputs`, :class:`AuditConfig`, :class:`AuditRow`, :class:`AuditReport`, :func:`audit`,
-:func:`audit_units` and :func:`reproduced` (the retained items a model reproduces: what Specificity can check); the
+:func:`audit_units`, :func:`never_seen_ranks` (the rank attacks on never-seen values, any stage) and
+:func:`reproduced` (the retained items a model reproduces: what Specificity can check); the
 table readers (``summary``, ``layer_ranks``, ``verdict_metrics``, ``same_verdicts``) are in
 :mod:`revs_engine.audit_table`. ``revs audit``, both flows and ``revs_bench`` call :func:`audit`; the verdict
 against a policy is :func:`tasks.verdict.evaluate_audit` on :func:`revs_engine.audit_table.verdict_metrics`.
@@ -278,17 +279,23 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
                     cfg.formats, lambda tid, metric, score: out.add(tid, metric, None, score),
                     controls=stage == "after", progress=tick)
     if _controls_ranks(inputs, cfg, stage):
-        controls = rank_controls(model, arch, lens, inputs.forget, inputs.forget_items, inputs.prompts,
-                                 inputs.formats, inputs.encode, inputs.decode, ks=cfg.ks,
-                                 sets=cfg.rank_control_sets, seed=cfg.formats.seed, n_spaces=cfg.n_spaces,
-                                 perturb_seed=cfg.perturb_seed, delta_top=cfg.delta_top, batch_size=bs,
-                                 faithful_top_rounding=ftr)
-        for (metric, k), score in controls.items():
+        for (metric, k), score in never_seen_ranks(model, arch, lens, inputs, cfg).items():
             out.add(ALL_TARGETS, f"control_{metric}", k, score)
         tick(1)
     for layer, r in enumerate(ranks.double().mean(0).tolist()):  # [n_layers]
         out.add(ALL_TARGETS, "layer_rank", layer, r)
     return AuditReport(stage, tuple(out.rows))
+
+
+def never_seen_ranks(model: torch.nn.Module, arch: ModelArch, lens: VocabLens, inputs: AuditInputs,
+                     cfg: AuditConfig) -> dict[tuple[str, int], float]:
+    """The rank attacks on never-seen values of the inputs' formats with the audit's settings
+    (:func:`revs_engine.rank_controls.rank_controls`; ``{(metric, k): score}``), whatever the stage."""
+    return rank_controls(model, arch, lens, inputs.forget, inputs.forget_items, inputs.prompts, inputs.formats,
+                         inputs.encode, inputs.decode, ks=cfg.ks, sets=cfg.rank_control_sets,
+                         seed=cfg.formats.seed, n_spaces=cfg.n_spaces, perturb_seed=cfg.perturb_seed,
+                         delta_top=cfg.delta_top, batch_size=cfg.batch_size,
+                         faithful_top_rounding=cfg.faithful_top_rounding)
 
 
 def _controls_ranks(inputs: AuditInputs, cfg: AuditConfig, stage: str) -> bool:
