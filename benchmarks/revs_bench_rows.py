@@ -105,6 +105,15 @@ EXTRA = {
     # ... and the plain prompt measured in the perturbation rounds too (every layer; the Logit-Lens attack's view)
     "perturb-plain": ("digits, perturbation rounds measure the plain prompt too",
                       {"preset": "digits", "perturb_plain": True}),
+    # ... and the last block's edits spread over every one of its 1,536 neurons (its edits carry nearly all of the
+    # perplexity cost on prose; chosen on phone seed 1)
+    "final-spread": ("digits, last block spread over 1,536 neurons", {"preset": "digits", "final_spread": 1536}),
+    # ... and every block's edits spread over all 1,536 neurons
+    "spread-all": ("digits, every block spread over 1,536 neurons", {"preset": "digits", "guard_spread": 1536}),
+    # ... and positions whose token is also in another person's guarded value taken after the others (the
+    # e-mails' broken retained addresses broke at the tokens edited for another person; chosen on e-mail seed 0)
+    "shared-last": ("digits, tokens of guarded values targeted last",
+                    {"preset": "digits", "targets": {"shared_last": True}}),
     "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
                             {**DEEP, "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
                                                                  "counterfactuals": 32}}),

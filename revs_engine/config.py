@@ -118,6 +118,10 @@ class RevsConfig:
             the ``k`` REVS chose (those most specific to the secret's context: activation there relative to their
             RMS activation on the guard): the same change at the secret spread over neurons the guard sees
             little of. 0 projects over the chosen neurons only.
+        final_spread: ``guard_spread`` for the last block instead (0: ``guard_spread`` there too). That block's
+            MLP writes straight into the logits, and its edits carry nearly all of an erase's perplexity cost on
+            prose (measured on SmolLM2: without them the cost vanishes, and so does the erasure); spreading its
+            change over more neurons keeps each edit's trace on other text smaller. Needs the guard projection.
         guard_value_weight: with the guard projection on, weigh the guard's value positions (the retained items'
             and look-alikes' target positions: other people's digits) by this much in the projection's
             covariance, ``C_all + w·C_values`` (:func:`~revs_engine.guard_stats.guard_statistics`); 0 averages
@@ -186,6 +190,7 @@ class RevsConfig:
     guard_retries: int = 0
     guard_projection: float = 0.0
     guard_spread: int = 0
+    final_spread: int = 0
     guard_value_weight: float = 0.0
     decoys: int = 0
     cross_decoys: int = 0
@@ -250,9 +255,9 @@ class RevsConfig:
                              f"{self.perturb_prompts}")
         if self.guard_value_weight < 0:
             raise ValueError(f"guard_value_weight must be ≥ 0, got {self.guard_value_weight}")
-        if self.guard_spread < 0 or self.decoys < 0 or self.cross_decoys < 0:
-            raise ValueError(f"guard_spread, decoys and cross_decoys must be ≥ 0, got {self.guard_spread}, "
-                             f"{self.decoys}, {self.cross_decoys}")
+        if min(self.guard_spread, self.final_spread, self.decoys, self.cross_decoys) < 0:
+            raise ValueError(f"guard_spread, final_spread, decoys and cross_decoys must be ≥ 0, got "
+                             f"{self.guard_spread}, {self.final_spread}, {self.decoys}, {self.cross_decoys}")
         if self.contrast_weight < 0 or self.guard_retries < 0 or self.guard_projection < 0:
             raise ValueError(f"contrast_weight, guard_retries and guard_projection must be ≥ 0, got "
                              f"{self.contrast_weight}, {self.guard_retries}, {self.guard_projection}")
@@ -266,6 +271,9 @@ class RevsConfig:
         if self.guard_spread and not self.guard_projection:
             inert.append(f"guard_spread = {self.guard_spread} only acts through the guard projection: set "
                          "guard_projection > 0 (e.g. 0.02) or drop guard_spread")
+        if self.final_spread and not self.guard_projection:
+            inert.append(f"final_spread = {self.final_spread} only acts through the guard projection: set "
+                         "guard_projection > 0 (e.g. 0.02) or drop final_spread")
         if self.guard_value_weight and not self.guard_projection:
             inert.append(f"guard_value_weight = {self.guard_value_weight} only acts through the guard projection: "
                          "set guard_projection > 0 (e.g. 0.02) or drop guard_value_weight")

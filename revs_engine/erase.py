@@ -59,6 +59,7 @@ from revs_engine.targets import (
     copied_positions,
     eligible_positions,
     order_positions,
+    shared_positions,
     targets_at,
 )
 
@@ -171,11 +172,13 @@ def _tokens(inputs: EraseInputs) -> set[int]:
 
 
 def ranked_positions_of(secrets: Sequence[Secret], cfg: EraseConfig, stats: GuardStats | None,
-                        decode: Callable[[list[int]], str] | None = None) -> list[list[int]]:
+                        decode: Callable[[list[int]], str] | None = None,
+                        shared: set[int] | None = None) -> list[list[int]]:
     """Every secret's eligible positions in the order targets are taken from them (the first ``max_tokens`` are
     the targets, the next ones the fallbacks): least like the guard's contexts first for the ``distinct`` rule
     (from the guard statistics' overlap; without a guard it is the ``rarest`` rule), else the rule's order; with
-    ``targets.copied_last`` and ``decode``, the positions the secret's prompt spells come last
+    ``targets.shared_last``, the positions whose token is in ``shared`` (:func:`guarded_value_tokens`) after the
+    others; with ``targets.copied_last`` and ``decode``, the positions the secret's prompt spells last
     (:func:`~revs_engine.targets.copied_positions`)."""
     rules = cfg.revs.targets
     out = []
@@ -185,10 +188,18 @@ def ranked_positions_of(secrets: Sequence[Secret], cfg: EraseConfig, stats: Guar
         else:
             rule = config_for_entity(rules, s.entity_type)
             order = order_positions(eligible, list(s.secret_ids), dataclasses.replace(rule, max_tokens=None))
+        if rules.shared_last and shared:
+            order = copied_last(order, shared_positions(s.secret_ids, shared))
         if rules.copied_last and decode is not None:
             order = copied_last(order, copied_positions(s.token_texts, decode(list(s.prompt_ids))))
         out.append(order)
     return out
+
+
+def guarded_value_tokens(inputs: EraseInputs) -> set[int]:
+    """Every token of the retained values the erase's guard holds (its first :data:`GUARD_ITEMS` items): other
+    people's memorized values, which ``targets.shared_last`` keeps the edit's tokens away from."""
+    return {t for it in inputs.keep[:GUARD_ITEMS] for t in it.target_ids}
 
 
 def cover_config(cfg: RevsConfig, vocab_size: int) -> RevsConfig:
@@ -246,7 +257,7 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
         guard_stats.check(covariance=covariance, collateral=collateral, tokens=_tokens(inputs),
                           query_positions=_eligible(inputs.forget, config) if distinct else None,
                           value_weight=config.revs.guard_value_weight)
-    ranked = ranked_positions_of(inputs.forget, config, guard_stats, inputs.decode)
+    ranked = ranked_positions_of(inputs.forget, config, guard_stats, inputs.decode, guarded_value_tokens(inputs))
     n_first = config.revs.targets.max_tokens
     targets = _targets(inputs.forget, [r[:n_first] for r in ranked])
     counts = {"guard_items": len(guard.items) if guard else 0,

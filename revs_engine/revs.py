@@ -77,7 +77,8 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
     """Compute (do not apply) the edit of one layer for one target (§1.4–§1.7); None when no neuron qualifies.
 
     ``guard_act`` ``[m, d_ff]`` (the guard's activations at this layer) with ``cfg.guard_projection > 0``
-    re-weights the chosen neurons' changes (:func:`~revs_engine.guard_projection.project_edit`); ranks are
+    re-weights the chosen neurons' changes (spread over ``cfg.guard_spread`` more neurons, ``cfg.final_spread`` at
+    the last block when set) (:func:`~revs_engine.guard_projection.project_edit`); ranks are
     unchanged. ``guard_cov`` ``[d_ff, d_ff]`` (their ``AᵀA / m``, :meth:`~revs_engine.guard_stats.GuardStats.
     covariance`, on any device) replaces ``guard_act`` when given; ``guard_var`` ``[d_ff]`` (the unweighted mean
     squared activations, :meth:`~revs_engine.guard_stats.GuardStats.plain_variance`) sets the ridge's unit when
@@ -99,13 +100,14 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
     k = choice.k
     neurons, delta = order[:k].clone(), choice.delta
     if (guard_act is not None or guard_cov is not None) and cfg.guard_projection > 0:
-        if cfg.guard_spread > 0:  # the guard's per-neuron variance only when spreading (free with the cache)
+        spread = cfg.final_spread if layer == arch.n_layers - 1 and cfg.final_spread else cfg.guard_spread
+        if spread > 0:  # the guard's per-neuron variance only when spreading (free with the cache)
             if guard_var is not None:  # unweighted: specific to the secret against every guarded position alike
                 var = guard_var.to(neurons.device)
             else:
                 var = (torch.diagonal(guard_cov).to(neurons.device) if guard_cov is not None
                        else guard_act.double().pow(2).mean(0))
-            neurons, delta = _spread(acts.neuron_act, neurons, delta, cfg.guard_spread, var)
+            neurons, delta = _spread(acts.neuron_act, neurons, delta, spread, var)
         cov = None if guard_cov is None else _block(guard_cov, neurons)
         unit = None if guard_var is None else float(guard_var[neurons.to(guard_var.device)].double().mean())
         delta = project_edit(acts.neuron_act[neurons], delta, None if cov is not None else guard_act[:, neurons],

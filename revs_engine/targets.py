@@ -64,6 +64,11 @@ class TargetConfig:
             copies those from the context, which an edit of MLP neurons cannot outweigh; the other positions
             (the e-mail's digits) are what the model recalls from its MLPs (needs the prompt's text; applied by
             :func:`revs_engine.erase.erase`).
+        shared_last: take last (before the copied ones) the positions whose token is also a token of a value the
+            retain guard holds — another person's memorized value: demoting the token for the secret demotes it
+            in that value too (a surname piece two people's e-mail addresses share). A value whose every
+            eligible token is shared (an SSN's digits) keeps its order (applied by
+            :func:`revs_engine.erase.erase`).
     """
 
     max_tokens: int | None = 2
@@ -75,6 +80,7 @@ class TargetConfig:
     fallback: int = 0
     cover_ranks: tuple[int, int] | None = None
     copied_last: bool = False
+    shared_last: bool = False
 
     def __post_init__(self) -> None:
         cover = self.cover_ranks
@@ -157,6 +163,11 @@ def copied_positions(token_texts: Sequence[str], prompt_text: str, min_run: int 
 def copied_last(order: Sequence[int], copied: set[int]) -> list[int]:
     """Return ``order`` with the ``copied`` positions moved to its end (both parts keep their order)."""
     return [p for p in order if p not in copied] + [p for p in order if p in copied]
+
+
+def shared_positions(token_ids: Sequence[int], shared: set[int]) -> set[int]:
+    """Return the positions of ``token_ids`` whose token is in ``shared`` (the tokens of other people's values)."""
+    return {p for p, t in enumerate(token_ids) if t in shared}
 
 
 def order_positions(positions: list[int], token_ids: list[int], cfg: TargetConfig) -> list[int]:

@@ -9,7 +9,15 @@ import torch
 from revs_engine import erase as erase_module
 from revs_engine.config import RevsConfig
 from revs_engine.edit import WeightBackup, restore
-from revs_engine.erase import GUARD_CROSS_ITEMS, GUARD_PREFIX_TOKENS, EraseInputs, Secret, build_guard, erase
+from revs_engine.erase import (
+    GUARD_CROSS_ITEMS,
+    GUARD_PREFIX_TOKENS,
+    EraseInputs,
+    Secret,
+    build_guard,
+    erase,
+    guarded_value_tokens,
+)
 from revs_engine.guard import guarded_rows
 from revs_engine.hashing import weights_sha256
 from revs_engine.presets import PRESETS, EraseConfig
@@ -306,6 +314,31 @@ def test_copied_last_takes_the_positions_the_prompt_spells_after_the_others(fake
     off = erase(None, SimpleNamespace(vocab_size=V), EraseInputs((secret,)), EraseConfig(revs=RevsConfig(
         targets=rules)), lens=object())
     assert [t.position for t in off.targets] == [0]
+
+
+def test_shared_last_takes_tokens_of_guarded_values_after_the_others(fake_revs):
+    # given an e-mail "mei_chen" to erase and a guarded retained address sharing its token "chen"; the rule
+    # alone (highest token id first) would take "chen" (position 2) first
+    FIRST.clear()
+    secret = Secret((1, 2), (5, 6, 7), (" mei", "_", "chen"), "EMAIL_ADDRESS")
+    kept = ProbeItem((3, 4), (9, 7, 11))
+    rules = TargetConfig(max_tokens=1, method="rarest", shared_last=True)
+
+    def first_target(targets, keep):
+        FIRST.clear()
+        res = erase(None, SimpleNamespace(vocab_size=V), EraseInputs((secret,), keep=keep),
+                    EraseConfig(revs=RevsConfig(targets=targets)), lens=object())
+        return [t.position for t in res.targets]
+
+    # when the guard holds the other address, then the unshared token is taken; without it, or without the rule,
+    # the rule's own first choice
+    assert first_target(dataclasses.replace(rules, shared_last=False), (kept,)) == [2]
+    assert first_target(rules, (kept,)) == [0]
+    assert first_target(rules, ()) == [2]
+    # a value whose every eligible token is shared keeps its order
+    everything = ProbeItem((3,), (5, 7))
+    assert first_target(rules, (everything,)) == [2]
+    assert guarded_value_tokens(EraseInputs((secret,), keep=(kept, everything))) == {5, 7, 9, 11}
 
 
 def test_the_digits_preset_takes_copied_positions_last():

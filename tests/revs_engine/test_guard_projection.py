@@ -113,12 +113,53 @@ def test_spread_keeps_the_change_at_the_secret_and_lets_the_guard_see_less():
     assert wide[1] == narrow[1]  # the ranks REVS measured are the same
 
 
+def test_final_spread_widens_the_last_block_only():
+    # given a tiny model's first and last blocks, a target and the guard's activations at each
+    model, arch = _model("llama")
+    target = _tokens(model, 1, seed=3)[0]
+    guard = full_activations(model, arch, RetainGuard.from_items(_greedy_items(model, 6, seed=4)))[0]
+    lens = VocabLens(model, arch)
+    cfg = dataclasses.replace(CFG, guard_projection=0.05)
+    bounds = cfg.bounds(arch.vocab_size)
+    walker = LayerWalker(model, arch, torch.tensor([target.prefix_ids]))
+    acts = {}
+    for layer in range(arch.n_layers):
+        acts[layer] = walker.layer(layer)
+        walker.commit(layer, edited=False)
+    last = arch.n_layers - 1
+
+    def edit(layer, config):
+        return edit_layer(lens, arch, layer, acts[layer], target.token_id, config, bounds, (0, 0),
+                          guard_act=guard[layer])
+
+    # when the last block may spread over 16 more neurons and the others over none
+    wide = dataclasses.replace(cfg, final_spread=16)
+    # then the last block's edit carries 16 more neurons with the same change at the secret, the first's is as
+    # without the setting
+    for layer, extra in ((0, 0), (last, 16)):
+        narrow, spread = edit(layer, cfg), edit(layer, wide)
+        assert narrow is not None
+        k = narrow[0].neurons.numel()
+        assert spread[0].neurons.numel() == k + extra
+        assert torch.equal(spread[0].neurons[:k], narrow[0].neurons)
+        a_n, a_w = acts[layer].neuron_act[narrow[0].neurons], acts[layer].neuron_act[spread[0].neurons]
+        torch.testing.assert_close(a_w @ spread[0].delta, a_n @ narrow[0].delta, rtol=1e-4, atol=1e-4)
+    # and guard_spread elsewhere is replaced, not added to, at the last block
+    both = dataclasses.replace(cfg, guard_spread=4, final_spread=16)
+    assert edit(0, both)[0].neurons.numel() == edit(0, cfg)[0].neurons.numel() + 4
+    assert edit(last, both)[0].neurons.numel() == edit(last, cfg)[0].neurons.numel() + 16
+
+
 def test_spread_without_the_projection_is_refused():
     # a spread only acts through the projection: a configuration asking for it alone would silently do nothing
     with pytest.raises(ValueError, match="guard_spread = 16 only acts through the guard projection"):
         dataclasses.replace(CFG, guard_spread=16)
     with pytest.raises(ValueError, match="guard_spread"):
         dataclasses.replace(CFG, guard_spread=-1)
+    with pytest.raises(ValueError, match="final_spread = 16 only acts through the guard projection"):
+        dataclasses.replace(CFG, final_spread=16)
+    with pytest.raises(ValueError, match="final_spread"):
+        dataclasses.replace(CFG, guard_projection=0.02, final_spread=-1)
 
 
 def test_the_cached_covariance_gives_the_projection_of_the_activations():

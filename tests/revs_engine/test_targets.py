@@ -91,3 +91,10 @@ def test_copied_last_moves_them_to_the_end_and_keeps_both_orders():
 
     assert copied_last([4, 1, 3, 0, 2], {1, 0}) == [4, 3, 2, 1, 0]
     assert copied_last([2, 1], set()) == [2, 1]
+
+
+def test_shared_positions_are_those_whose_token_another_value_holds():
+    from revs_engine.targets import shared_positions
+
+    assert shared_positions([5, 6, 7, 5], {5, 9}) == {0, 3}
+    assert shared_positions([5, 6], set()) == set()
