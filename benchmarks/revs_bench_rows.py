@@ -114,6 +114,9 @@ EXTRA = {
     # e-mails' broken retained addresses broke at the tokens edited for another person; chosen on e-mail seed 0)
     "shared-last": ("digits, tokens of guarded values targeted last",
                     {"preset": "digits", "targets": {"shared_last": True}}),
+    # ... and the guard's value positions weighted 10× in the projection's covariance (the default's window and
+    # rounds; `values10` is the same on the old deep window)
+    "values10-rounds": ("digits, guard value weight 10", {"preset": "digits", "guard_value_weight": 10.0}),
     "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
                             {**DEEP, "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
                                                                  "counterfactuals": 32}}),
