@@ -257,7 +257,8 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
         guard_stats.check(covariance=covariance, collateral=collateral, tokens=_tokens(inputs),
                           query_positions=_eligible(inputs.forget, config) if distinct else None,
                           value_weight=config.revs.guard_value_weight)
-    ranked = ranked_positions_of(inputs.forget, config, guard_stats, inputs.decode, guarded_value_tokens(inputs))
+    shared = guarded_value_tokens(inputs) if config.revs.targets.shared_last else None
+    ranked = ranked_positions_of(inputs.forget, config, guard_stats, inputs.decode, shared)
     n_first = config.revs.targets.max_tokens
     targets = _targets(inputs.forget, [r[:n_first] for r in ranked])
     counts = {"guard_items": len(guard.items) if guard else 0,

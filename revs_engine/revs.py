@@ -77,10 +77,10 @@ def edit_layer(lens: VocabLens, arch: ModelArch, layer: int, acts: LayerActs, to
     """Compute (do not apply) the edit of one layer for one target (§1.4–§1.7); None when no neuron qualifies.
 
     ``guard_act`` ``[m, d_ff]`` (the guard's activations at this layer) with ``cfg.guard_projection > 0``
-    re-weights the chosen neurons' changes (spread over ``cfg.guard_spread`` more neurons, ``cfg.final_spread`` at
-    the last block when set) (:func:`~revs_engine.guard_projection.project_edit`); ranks are
-    unchanged. ``guard_cov`` ``[d_ff, d_ff]`` (their ``AᵀA / m``, :meth:`~revs_engine.guard_stats.GuardStats.
-    covariance`, on any device) replaces ``guard_act`` when given; ``guard_var`` ``[d_ff]`` (the unweighted mean
+    re-weights the chosen neurons' changes (:func:`~revs_engine.guard_projection.project_edit`), spread over
+    ``cfg.guard_spread`` more neurons (``cfg.final_spread`` at the last block when set); ranks are unchanged.
+    ``guard_cov`` ``[d_ff, d_ff]`` (their ``AᵀA / m``, :meth:`~revs_engine.guard_stats.GuardStats.covariance`,
+    on any device) replaces ``guard_act`` when given; ``guard_var`` ``[d_ff]`` (the unweighted mean
     squared activations, :meth:`~revs_engine.guard_stats.GuardStats.plain_variance`) sets the ridge's unit when
     the covariance weighs the value positions, and then also ranks the spread's neurons. Everything is computed
     in float32 or wider (``acts`` as the walker gives them, cast here; the weights may be bf16/fp16); the delta

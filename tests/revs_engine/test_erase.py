@@ -319,7 +319,6 @@ def test_copied_last_takes_the_positions_the_prompt_spells_after_the_others(fake
 def test_shared_last_takes_tokens_of_guarded_values_after_the_others(fake_revs):
     # given an e-mail "mei_chen" to erase and a guarded retained address sharing its token "chen"; the rule
     # alone (highest token id first) would take "chen" (position 2) first
-    FIRST.clear()
     secret = Secret((1, 2), (5, 6, 7), (" mei", "_", "chen"), "EMAIL_ADDRESS")
     kept = ProbeItem((3, 4), (9, 7, 11))
     rules = TargetConfig(max_tokens=1, method="rarest", shared_last=True)
