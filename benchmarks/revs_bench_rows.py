@@ -117,6 +117,12 @@ EXTRA = {
     # ... and the guard's value positions weighted 10× in the projection's covariance (the default's window and
     # rounds; `values10` is the same on the old deep window)
     "values10-rounds": ("digits, guard value weight 10", {"preset": "digits", "guard_value_weight": 10.0}),
+    # ... and each edited block's whole change re-projected at once once the passes are done (the MLP output
+    # kept at every context the block was edited at, the guard's positions changed least; chosen on phone seed 1)
+    "joint-final": ("digits, last block re-projected jointly (λ 0.001)",
+                    {"preset": "digits", "joint_final": 0.001}),
+    "joint-all": ("digits, every block re-projected jointly (λ 0.1, last block 0.001)",
+                  {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001}),
     "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
                             {**DEEP, "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
                                                                  "counterfactuals": 32}}),

@@ -24,7 +24,10 @@ What happens, in order (each step only when the configuration uses it):
    With ``revs.relative_demotion`` each digit token is demoted relative to the other digits
    (:func:`format_alternatives`): its logit falls while theirs stay, so the format no longer points at it;
 5. cover (``targets.cover_ranks``): every other eligible position of each secret is edited to a shallow final
-   rank, so that what format-aware attacks read off the untouched positions is gone too.
+   rank, so that what format-aware attacks read off the untouched positions is gone too;
+6. the joint re-projection (``revs.joint_projection``, ``revs.joint_final``,
+   :mod:`revs_engine.joint_reprojection`): each edited block's whole change re-projected at once, keeping the
+   MLP output at every context it was edited at and changing the guard's positions least.
 The model's weights are edited in place; ``edit.restore(model, arch, result.backup)`` undoes everything.
 """
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from torch import nn
@@ -40,11 +44,12 @@ from revs_engine.arch import ModelArch
 from revs_engine.association import AssociationResult, ValueSequence, loosen_associations
 from revs_engine.config import RevsConfig
 from revs_engine.decoys import decoy_sequences, decoy_values
-from revs_engine.edit import NeuronEdit
+from revs_engine.edit import NeuronEdit, WeightBackup
 from revs_engine.erase_types import EraseInputs, EraseResult, Secret, TargetOutcome
 from revs_engine.ftl import unlearn_ftl
 from revs_engine.guard import RetainGuard
 from revs_engine.guard_stats import GuardStats, OverlapQuery, guard_statistics
+from revs_engine.joint_reprojection import Contexts, note_contexts, reproject_blocks
 from revs_engine.lens import VocabLens
 from revs_engine.perturb_rounds import dropped_variants, lagging_after_perturbation, perturbed_variants
 from revs_engine.positions import ranked_positions
@@ -331,6 +336,8 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
     kw = {"lens": lens, "progress": progress, "guard": guard, "pad_id": pad_id, "guard_stats": guard_stats,
           "resume": resume, "naive": naive}
     first = unlearn(model, arch, targets, config.revs, **kw)
+    contexts: Contexts = {}
+    note_contexts(contexts, targets, first.edits)
     results, edits = list(first.targets), list(first.edits)
     backup, seconds = first.backup, first.seconds
     low = config.revs.bounds(arch.vocab_size)["residual"][0]
@@ -341,6 +348,7 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         logger.info("settle: %d target(s) below the residual window after the pass; editing them again",
                     len(lagging))
         again = unlearn(model, arch, [targets[j] for j in lagging], config.revs, **kw)
+        note_contexts(contexts, [targets[j] for j in lagging], again.edits)
         for j, r in zip(lagging, again.targets, strict=True):
             results[j] = settled(results[j], r)
         edits += _renumbered(again.edits, lagging)
@@ -359,6 +367,7 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         logger.info("perturbation round: %d target(s) below the residual window at some layer after a measured "
                     "prompt; editing them again after the worst", len(lagging))
         again = unlearn(model, arch, [t for _, t, _ in lagging], config.revs, **kw)
+        note_contexts(contexts, [t for _, t, _ in lagging], again.edits)
         for (j, _, _), r in zip(lagging, again.targets, strict=True):
             results[j] = settled(results[j], r)
         edits += _renumbered(again.edits, [j for j, _, _ in lagging])
@@ -379,6 +388,7 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         # edits of a position that did not converge are kept: on the demo they add up (README: fallback)
         logger.info("%d secret(s) with no converged target: editing one more position of each", len(extra))
         more = unlearn(model, arch, extra, config.revs, **kw)
+        note_contexts(contexts, extra, more.edits)
         edits += _renumbered(more.edits, range(len(targets), len(targets) + len(extra)))
         targets += extra
         results += more.targets
@@ -388,11 +398,33 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         extra = _targets(inputs.forget, [[p for p in r if p not in u] for r, u in zip(ranked, used, strict=True)])
         if extra:
             more = unlearn(model, arch, extra, cover_config(config.revs, arch.vocab_size), **kw)
+            note_contexts(contexts, extra, more.edits)
             logger.info("cover: %d more positions edited to ranks %d–%d", len(extra), *cover)
             edits += _renumbered(more.edits, range(len(targets), len(targets) + len(extra)))
             targets += extra
             results += more.targets
             backup, seconds = backup.merged(more.backup), seconds + more.seconds
+    if guard_stats is not None and (config.revs.joint_projection or config.revs.joint_final):
+        start = time.perf_counter()
+        joint = _reproject(model, arch, contexts, backup, guard_stats, config.revs, pad_id)
+        edits += joint
+        seconds += time.perf_counter() - start
+        results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
     outcomes = [TargetOutcome(r.secret_index, r.position, r.rank_before, r.rank_after, r.rank_final, r.converged)
                 for r in results]
     return EraseResult(config, tuple(targets), tuple(outcomes), tuple(edits), backup, seconds, counts, first)
+
+
+def _reproject(model: nn.Module, arch: ModelArch, contexts: Contexts, backup: WeightBackup, stats: GuardStats,
+               cfg: RevsConfig, pad_id: int) -> list[NeuronEdit]:
+    """The joint re-projection of the edited blocks (``cfg.joint_projection`` before the last block,
+    ``cfg.joint_final`` for it; a λ of 0 leaves those blocks as they are)."""
+    last = arch.n_layers - 1
+    edits = []
+    for lam, layers in ((cfg.joint_projection, [ly for ly in contexts if ly != last]),
+                        (cfg.joint_final, [ly for ly in contexts if ly == last])):
+        if lam and layers:
+            edits += reproject_blocks(model, arch, {ly: contexts[ly] for ly in layers}, backup, stats, lam,
+                                      pad_id=pad_id)
+    logger.info("joint re-projection: %d block(s) re-projected", len(edits))
+    return edits

@@ -14,6 +14,10 @@ text alike (``s``: mean squared guard activation of the edited neurons, so ``λ`
 scale-free). Closed form with ``C = AᵀA/m`` and ``P = (C + λsI)⁻¹``:
 ``Δ' = P(λsΔ + a_s μᵀ)``, ``μᵀ = (a_sᵀΔ − λs·a_sᵀPΔ) / (a_sᵀPa_s)``.
 Small ``λ`` approaches the guard's null space (when the edited neurons span one); large ``λ`` returns ``Δ``.
+
+:func:`project_jointly` solves the same problem for a block's whole change at the end of an erase, with one
+constraint per context any of its edits was made at (:mod:`revs_engine.joint_reprojection`): the projection of the
+sum, where each edit's own projection leaves a small trace on the guard and an erase's traces add up.
 """
 
 from __future__ import annotations
@@ -59,3 +63,31 @@ def project_edit(secret_act: torch.Tensor, delta: torch.Tensor, guard_act: torch
     mu = (a @ d - ridge * (pa @ d)) / denom  # [d]
     out = p @ (ridge * d) + torch.outer(pa, mu)
     return out.to(delta.dtype)
+
+
+@torch.no_grad()
+def project_jointly(context_acts: torch.Tensor, delta: torch.Tensor, cov: torch.Tensor, lam: float,
+                    scale: float | None = None) -> torch.Tensor:
+    """Return ``Δ'`` ``[k, d]``: the change ``delta`` of ``k`` neurons' write vectors with the same MLP output at
+    each of ``n`` contexts (``context_acts`` ``[n, k]``: ``Aₛ Δ' = Aₛ Δ``) and the least at the guard's positions,
+
+        mean_g ‖a(g)ᵀΔ'‖² + λ·s·‖Δ' − Δ‖²
+
+    (``cov`` ``[k, k]`` = ``AᵀA / m`` of the guard's activations, ``s`` = ``scale`` or its mean diagonal). The
+    many-context form of :func:`project_edit`: ``Δ' = P(λsΔ + Aₛᵀ M)``, ``M = (AₛPAₛᵀ)⁻¹ (AₛΔ − λs·AₛPΔ)``
+    with ``P = (C + λsI)⁻¹``. Contexts whose activations are linearly dependent are solved in the least-squares
+    sense (a pseudo-inverse), keeping every change that can be kept."""
+    if lam <= 0:
+        raise ValueError(f"lam must be > 0, got {lam}")
+    a, d, c = context_acts.double(), delta.double(), cov.double()
+    if a.dim() != 2 or a.shape[1] != d.shape[0] or c.shape != (d.shape[0], d.shape[0]):
+        raise ValueError(f"need context_acts [n, k], delta [k, d] and cov [k, k]; got {tuple(a.shape)}, "
+                         f"{tuple(d.shape)}, {tuple(c.shape)}")
+    scale = float(torch.diagonal(c).mean()) if scale is None else float(scale)
+    if scale <= 0 or a.shape[0] == 0:
+        return delta
+    ridge = lam * scale
+    p = torch.linalg.inv(c + ridge * torch.eye(c.shape[0], dtype=c.dtype, device=c.device))
+    pa = p @ a.T  # [k, n]
+    m = torch.linalg.pinv(a @ pa) @ (a @ d - ridge * (pa.T @ d))  # [n, d]
+    return (p @ (ridge * d) + pa @ m).to(delta.dtype)

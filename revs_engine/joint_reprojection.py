@@ -1,0 +1,96 @@
+"""Re-project each edited block's whole change once an erase's passes are done (``RevsConfig.joint_projection``).
+
+Each REVS edit is projected on its own (:func:`~revs_engine.guard_projection.project_edit`): its change at its
+secret's context is kept and its change at the guard's positions is small, but not zero (the ridge keeps it near
+REVS's change), and an erase makes dozens of edits per block whose small traces add up — on SmolLM2 they add up
+on the digits, which then gain probability on ordinary prose. This step takes each block's total change ``Δ``
+over the neurons the erase touched and replaces it with the ``Δ'`` that keeps the MLP output at *every* context
+an edit of the block was made at (``A Δ' = A Δ``, :func:`~revs_engine.guard_projection.project_jointly`) while
+changing the guard's positions least: the ranks the erase reached at those contexts are kept; what the sum does
+elsewhere is minimised as one.
+
+Blocks are taken in order, each context's activations read on the model as the earlier blocks left it (a block's
+MLP input depends on the blocks before it, not on its own write vectors). The result is one more
+:class:`~revs_engine.edit.NeuronEdit` per block (``target_index`` −1), applied in place; the erase's backup
+already holds those neurons' originals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from revs_engine.arch import ModelArch, neuron_vectors
+from revs_engine.capture import capture_activations
+from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits
+from revs_engine.guard_projection import project_jointly
+from revs_engine.guard_stats import GuardStats
+from revs_engine.targets import TokenTarget
+
+Contexts = dict[int, list[tuple[int, ...]]]
+
+
+def note_contexts(contexts: Contexts, targets: Sequence[TokenTarget], edits: Sequence[NeuronEdit]) -> None:
+    """Add to ``contexts`` (layer → prefixes, each once, in order) the prefix of every edit of one
+    :func:`~revs_engine.revs.unlearn` call (``edits``' target indices index that call's ``targets``)."""
+    for e in edits:
+        if e.target_index >= 0:
+            prefix = tuple(targets[e.target_index].prefix_ids)
+            seen = contexts.setdefault(e.layer, [])
+            if prefix not in seen:
+                seen.append(prefix)
+
+
+@torch.no_grad()
+def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, Sequence[tuple[int, ...]]],
+                     backup: WeightBackup, stats: GuardStats, lam: float, *, pad_id: int = 0) -> list[NeuronEdit]:
+    """Re-project the change of every block in ``contexts`` (module docstring) with ridge ``lam``, in place;
+    return the applied edits (one per block whose change moved).
+
+    Args:
+        contexts: layer → the prefixes its edits were made at (:func:`note_contexts`).
+        backup: the erase's backup: the blocks' touched neurons and their original write vectors.
+        stats: the guard's statistics with the covariance (the guard projection's).
+        lam: ridge weight relative to the touched neurons' mean squared guard activation.
+    """
+    out = []
+    for layer in sorted(contexts):
+        if layer not in backup.neurons or not contexts[layer]:
+            continue
+        neurons = backup.neurons[layer]
+        weights = neuron_vectors(arch.mlp_out[layer], arch.spec.transposed)
+        idx = neurons.to(weights.device)
+        now = weights[idx].double() - backup.original[layer].to(weights.device).double()  # [k, d]
+        acts = _context_acts(model, arch, layer, contexts[layer], pad_id)[:, idx.to(weights.device)]  # [n, k]
+        cov = stats.covariance(layer)
+        dev = cov.device
+        cov = cov[idx.to(dev)][:, idx.to(dev)]
+        unit = float(stats.plain_variance(layer)[idx.to(dev)].double().mean())
+        new = project_jointly(acts.to(dev), now.to(dev), cov, lam, scale=unit)
+        change = (new - now.to(dev)).float().to(weights.device)
+        if not bool(change.abs().max() > 0):
+            continue
+        edit = NeuronEdit(layer, neurons, change)
+        apply_edits(model, arch, [edit])
+        out.append(edit)
+    return out
+
+
+def _context_acts(model: nn.Module, arch: ModelArch, layer: int, prefixes: Sequence[tuple[int, ...]],
+                  pad_id: int, batch: int = 16) -> torch.Tensor:
+    """Return ``[n, d_ff]`` float64: the block's MLP input (FF2 activations) at the last token of each prefix."""
+    device = arch.unembed.weight.device
+    rows = []
+    for start in range(0, len(prefixes), batch):
+        chunk = prefixes[start:start + batch]
+        width = max(len(p) for p in chunk)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, p in enumerate(chunk):
+            ids[r, :len(p)] = torch.tensor(p)
+            mask[r, :len(p)] = 1
+        cap = capture_activations(model, arch, ids.to(device), mask.to(device), layers=[layer], logits=False)
+        rows.append(cap.neuron_act[:, 0, 0].double())
+    return torch.cat(rows)

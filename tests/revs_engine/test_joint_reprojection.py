@@ -1,0 +1,137 @@
+"""The joint re-projection of a block's whole change (revs_engine.guard_projection.project_jointly,
+revs_engine.joint_reprojection): every edited context keeps its MLP output, the guard sees less of the sum."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from revs_engine.arch import neuron_vectors
+from revs_engine.edit import restore
+from revs_engine.erase import erase, guard_stats_for
+from revs_engine.guard_projection import project_edit, project_jointly
+from revs_engine.hashing import weights_sha256
+from revs_engine.joint_reprojection import _context_acts, note_contexts, reproject_blocks
+from revs_engine.presets import EraseConfig
+from revs_engine.targets import TargetConfig, TokenTarget
+from tests.revs_engine.test_erase import _inputs
+from tests.revs_engine.test_revs import CFG, _model
+
+
+def _case(n=3, k=12, d=16, m=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    guard = torch.rand(m, k, generator=g)
+    return torch.rand(n, k, generator=g) + 0.5, torch.randn(k, d, generator=g), guard.T @ guard / m
+
+
+def _trace(delta, cov):
+    return float(torch.einsum("kd,kj,jd->", delta.double(), cov.double(), delta.double()))
+
+
+def test_every_context_keeps_its_change_and_the_guard_sees_less_of_the_sum():
+    acts, delta, cov = _case()
+    out = project_jointly(acts, delta, cov, lam=0.01)
+    torch.testing.assert_close(acts @ out, acts @ delta, rtol=1e-5, atol=1e-5)
+    assert _trace(out, cov) < 0.5 * _trace(delta, cov)
+    # a smaller ridge moves further from the edit and leaves the guard less
+    assert _trace(project_jointly(acts, delta, cov, lam=1e-4), cov) < _trace(out, cov)
+
+
+def test_one_context_is_the_single_edit_projection():
+    acts, delta, cov = _case(n=1)
+    torch.testing.assert_close(project_jointly(acts, delta, cov, lam=0.05),
+                               project_edit(acts[0], delta, None, 0.05, cov=cov), rtol=1e-5, atol=1e-6)
+
+
+def test_a_large_ridge_returns_the_change_and_repeated_contexts_are_solved_once():
+    acts, delta, cov = _case()
+    torch.testing.assert_close(project_jointly(acts, delta, cov, lam=1e9), delta, rtol=1e-4, atol=1e-4)
+    twice = torch.cat([acts, acts[:1]])  # a context noted twice: dependent rows, still every change kept
+    out = project_jointly(twice, delta, cov, lam=0.01)
+    torch.testing.assert_close(acts @ out, acts @ delta, rtol=1e-4, atol=1e-4)
+    assert project_jointly(acts[:0], delta, cov, lam=0.01) is delta
+    with pytest.raises(ValueError, match="lam"):
+        project_jointly(acts, delta, cov, lam=0.0)
+    with pytest.raises(ValueError, match="context_acts"):
+        project_jointly(acts[:, :5], delta, cov, lam=0.01)
+
+
+def test_contexts_are_noted_per_layer_once_each():
+    t = [TokenTarget(0, 0, (1, 2), 3), TokenTarget(0, 1, (1, 2, 3), 4)]
+    edits = [dataclasses.make_dataclass("E", ["layer", "target_index"])(layer, i)
+             for layer, i in ((0, 0), (0, 1), (1, 0), (0, 0), (2, -1))]
+    contexts = {}
+    note_contexts(contexts, t, edits)
+    assert contexts == {0: [(1, 2), (1, 2, 3)], 1: [(1, 2)]}
+
+
+def _guarded_erase(joint_projection=0.0, joint_final=0.0):
+    model, arch = _model("llama")
+    rules = TargetConfig(max_tokens=2, method="distinct")
+    cfg = EraseConfig("test", "revs", dataclasses.replace(
+        CFG, guard_projection=0.05, guard_spread=4, decoys=2, targets=rules,
+        joint_projection=joint_projection, joint_final=joint_final))
+    inputs = _inputs(model, n=3)
+    return model, arch, inputs, cfg
+
+
+def test_reprojecting_a_guarded_erase_keeps_every_edited_context_and_the_backup_restores_it():
+    # given a tiny model erased with the guard projection, the contexts its edits were made at, its guard stats
+    model, arch, inputs, cfg = _guarded_erase()
+    base = weights_sha256(model)
+    stats = guard_stats_for(model, arch, inputs, cfg)
+    result = erase(model, arch, inputs, cfg, guard_stats=stats)
+    contexts = {}
+    note_contexts(contexts, list(result.targets), [e for e in result.edits if e.target_index >= 0])
+    assert contexts
+    layers = sorted(contexts)
+    total = {ly: (neuron_vectors(arch.mlp_out[ly], arch.spec.transposed)[result.backup.neurons[ly]]
+                  - result.backup.original[ly]).detach().clone() for ly in layers}
+    # when every edited block is re-projected at once
+    joint = reproject_blocks(model, arch, contexts, result.backup, stats, 0.01)
+    # then each block got one edit over the neurons the erase touched, its change of the MLP output at every
+    # context it was edited at is the same (read with the block's input as the earlier blocks now give it), and
+    # the guard sees less of each block's change
+    assert [e.layer for e in joint] == layers
+    for e in joint:
+        ly = e.layer
+        assert torch.equal(e.neurons, result.backup.neurons[ly])
+        assert e.target_index == -1
+        vectors = neuron_vectors(arch.mlp_out[ly], arch.spec.transposed)
+        acts = _context_acts(model, arch, ly, contexts[ly], 0)[:, e.neurons]
+        new = (vectors[e.neurons] - result.backup.original[ly]).detach()
+        torch.testing.assert_close(acts @ new.double(), acts @ total[ly].double(), rtol=1e-4, atol=1e-5)
+        cov = stats.covariance(ly)[e.neurons][:, e.neurons]
+        assert _trace(new, cov) < _trace(total[ly], cov)
+    # and the erase's backup still restores the model bit-exactly
+    restore(model, arch, result.backup)
+    assert weights_sha256(model) == base
+
+
+def test_the_erase_runs_the_step_per_setting_and_keeps_the_final_ranks_it_reached():
+    # given the same guarded erase with and without the last block's joint re-projection
+    model, arch, inputs, cfg = _guarded_erase()
+    base = weights_sha256(model)
+    plain = erase(model, arch, inputs, cfg)
+    restore(model, arch, plain.backup)
+    last = arch.n_layers - 1
+    with_final = dataclasses.replace(cfg, revs=dataclasses.replace(cfg.revs, joint_final=0.01))
+    final = erase(model, arch, inputs, with_final)
+    # then only the last block got a joint edit, and every target's final rank is where the passes left it
+    joint = [e for e in final.edits if e.target_index == -1]
+    assert [e.layer for e in joint] == [last]
+    assert [o.rank_final for o in final.outcomes] == [o.rank_final for o in plain.outcomes]
+    restore(model, arch, final.backup)
+    both = erase(model, arch, inputs, dataclasses.replace(
+        cfg, revs=dataclasses.replace(cfg.revs, joint_projection=0.01, joint_final=0.01)))
+    assert len([e for e in both.edits if e.target_index == -1]) > 1
+    restore(model, arch, both.backup)
+    assert weights_sha256(model) == base
+
+
+def test_a_joint_setting_without_the_projection_is_refused():
+    for name in ("joint_projection", "joint_final"):
+        with pytest.raises(ValueError, match=f"{name} = 0.01 re-projects with the guard projection"):
+            dataclasses.replace(CFG, **{name: 0.01})
+        with pytest.raises(ValueError, match="must be ≥ 0"):
+            dataclasses.replace(CFG, guard_projection=0.02, **{name: -1.0})
