@@ -1,8 +1,8 @@
 """Activation capture in one batched forward pass.
 
 Offers :func:`capture_activations` → :class:`Capture`, :func:`stream_hooks` (the hooks it uses, for other
-forward passes) and :func:`hooks` (a context manager that removes every hook
-it registered on every path, including exceptions). Positions are sliced inside the hooks, so memory is
+forward passes), :func:`hooks` (a context manager that removes every hook
+it registered on every path, including exceptions) and :func:`right_padded` (id sequences as one padded batch). Positions are sliced inside the hooks, so memory is
 ``O(batch × positions × layers × d)``, not ``O(sequence)``.
 
 Per layer ``l`` and chosen position: ``resid_pre`` (block input; for l=0 the embeddings), ``resid_post`` (block
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -75,6 +75,17 @@ def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """Return the index of the last real token of each row ``[batch, 1]`` (works for left and right padding)."""
     idx = torch.arange(attention_mask.shape[1], device=attention_mask.device)
     return (attention_mask.long() * idx).argmax(-1, keepdim=True)
+
+
+def right_padded(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(input_ids, attention_mask)`` ``[len(seqs), longest]`` of the id sequences, right-padded."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, s in enumerate(seqs):
+        ids[r, :len(s)] = torch.tensor(list(s), dtype=torch.long)
+        mask[r, :len(s)] = 1
+    return ids, mask
 
 
 def position_ids_for(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from revs_engine.arch import ModelArch, neuron_vectors
-from revs_engine.capture import capture_activations
+from revs_engine.capture import capture_activations, right_padded
 from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits
 from revs_engine.guard_projection import project_jointly
 from revs_engine.guard_stats import GuardStats
@@ -84,13 +84,7 @@ def _context_acts(model: nn.Module, arch: ModelArch, layer: int, prefixes: Seque
     device = arch.unembed.weight.device
     rows = []
     for start in range(0, len(prefixes), batch):
-        chunk = prefixes[start:start + batch]
-        width = max(len(p) for p in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, p in enumerate(chunk):
-            ids[r, :len(p)] = torch.tensor(p)
-            mask[r, :len(p)] = 1
+        ids, mask = right_padded(prefixes[start:start + batch], pad_id)
         cap = capture_activations(model, arch, ids.to(device), mask.to(device), layers=[layer], logits=False)
         rows.append(cap.neuron_act[:, 0, 0].double())
     return torch.cat(rows)

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from revs_engine.arch import ModelArch
 from revs_engine.attacks.generation import ExtractionResult, greedy_extraction
 from revs_engine.attacks.logit_lens import capture_targets, secret_layer_scores, stream_ranks
-from revs_engine.capture import model_forward
+from revs_engine.capture import model_forward, right_padded
 from revs_engine.lens import VocabLens
 from revs_engine.probes import ProbeItem, logits_at, plan_batches
 from revs_engine.targets import TokenTarget
@@ -167,13 +167,7 @@ def perplexity(model: torch.nn.Module, texts: Sequence[Sequence[int] | str], *,
     order = (plan_batches([len(s) for s in seqs], batch_size) if planned
              else [list(range(i, min(i + batch_size, len(seqs)))) for i in range(0, len(seqs), batch_size)])
     for batch in order:
-        chunk = [seqs[i] for i in batch]
-        width = max(len(s) for s in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, s in enumerate(chunk):
-            ids[r, :len(s)] = torch.tensor(s)
-            mask[r, :len(s)] = 1
+        ids, mask = right_padded([seqs[i] for i in batch], pad_id)
         ids, mask = ids.to(device), mask.to(device)
         if planned:  # unembed only the positions whose next token is a real one
             rows, cols = mask[:, 1:].nonzero(as_tuple=True)
