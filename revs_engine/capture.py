@@ -1,9 +1,9 @@
 """Activation capture in one batched forward pass.
 
 Offers :func:`capture_activations` → :class:`Capture`, :func:`stream_hooks` (the hooks it uses, for other
-forward passes), :func:`hooks` (a context manager that removes every hook
-it registered on every path, including exceptions) and :func:`right_padded` (id sequences as one padded batch). Positions are sliced inside the hooks, so memory is
-``O(batch × positions × layers × d)``, not ``O(sequence)``.
+forward passes), :func:`hooks` (a context manager that removes every hook it registered on every path, including
+exceptions) and :func:`right_padded` (id sequences as one padded batch). Positions are sliced inside the hooks,
+so memory is ``O(batch × positions × layers × d)``, not ``O(sequence)``.
 
 Per layer ``l`` and chosen position: ``resid_pre`` (block input; for l=0 the embeddings), ``resid_post`` (block
 output), ``attn_out`` and ``mlp_out`` (the two residual contributions) and ``neuron_act`` (FF2 input, captured

@@ -63,11 +63,12 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
         weights = neuron_vectors(arch.mlp_out[layer], arch.spec.transposed)
         idx = neurons.to(weights.device)
         now = weights[idx].double() - backup.original[layer].to(weights.device).double()  # [k, d]
-        acts = _context_acts(model, arch, layer, contexts[layer], pad_id)[:, idx.to(weights.device)]  # [n, k]
+        acts = _context_acts(model, arch, layer, contexts[layer], pad_id)[:, idx]  # [n, k]
         cov = stats.covariance(layer)
         dev = cov.device
-        cov = cov[idx.to(dev)][:, idx.to(dev)]
-        unit = float(stats.plain_variance(layer)[idx.to(dev)].double().mean())
+        on_dev = neurons.to(dev)
+        cov = cov[on_dev][:, on_dev]
+        unit = float(stats.plain_variance(layer)[on_dev].double().mean())
         new = project_jointly(acts.to(dev), now.to(dev), cov, lam, scale=unit)
         change = (new - now.to(dev)).float().to(weights.device)
         if not bool(change.abs().max() > 0):
