@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from benchmarks.benign_text import benign_texts, guard_texts, numeric_sentences_unseen, prose_paragraphs
+from benchmarks.benign_text import (
+    benign_texts,
+    guard_texts,
+    numeric_sentences_unseen,
+    prose_paragraphs,
+    rehearsal_texts,
+)
 from benchmarks.revs_bench_rows import EXTRA, variant
 from benchmarks.ssn_data import EMAIL_DOMAINS, ENTITIES, SsnRow, split
 from benchmarks.ssn_model import _cache_root, encode_rows, memorized_model
@@ -66,6 +72,13 @@ class SeedData:
     n_generality: int
 
 
+#: The corpus sample an erase reads when its ``joint_covariance`` asks for one: general text disjoint from the
+#: guard's and from every measured set (:func:`~benchmarks.benign_text.rehearsal_texts`: standard-library and
+#: language-reference prose, number-heavy sentences of the measured set's templates from another seed; none of
+#: the unseen templates).
+CORPUS_SAMPLE = 600
+
+
 def prepare(tokenizer, rows: list[SsnRow], seed: int, n_forget: int, entity: str = "ssn") -> SeedData:
     """Split ``rows`` (values of ``entity``, a key of :data:`benchmarks.ssn_data.ENTITIES`) for ``seed`` and
     tokenize every part."""
@@ -81,7 +94,8 @@ def prepare(tokenizer, rows: list[SsnRow], seed: int, n_forget: int, entity: str
                            kind) for it in forget_items)
     guard_benign = guard_texts(GUARD_BENIGN // 2, GUARD_BENIGN - GUARD_BENIGN // 2)
     inputs = EraseInputs(secrets, tuple(encode_rows(tokenizer, guard_rows)),
-                         tuple(tuple(encode(t)) for t in guard_benign), encode, tokenizer.decode)
+                         tuple(tuple(encode(t)) for t in guard_benign), encode, tokenizer.decode,
+                         corpus=tuple(tuple(encode(t)) for t in rehearsal_texts()[:CORPUS_SAMPLE]))
     retain = encode_rows(tokenizer, parts.retain)
     gen_items = encode_rows(tokenizer, parts.generality)
     placeholder = tuple(targets_at(it.prefix_ids, it.target_ids, [0], secret_index=i)[0]

@@ -126,6 +126,15 @@ EXTRA = {
     # ... every block but the last (its joint step raised held-out perplexity on phone seeds 0 and 2)
     "joint-early": ("digits, every block but the last re-projected jointly (λ 0.1)",
                     {"preset": "digits", "joint_projection": 0.1}),
+    # ... and the last block re-projected away from a covariance over a sample of 600 corpus texts (~33k
+    # positions) instead of the guard's few thousand, or from both (chosen on phone seed 1)
+    "joint-corpus": ("digits, last block re-projected jointly away from a corpus sample (λ 0.001)",
+                     {"preset": "digits", "joint_final": 0.001, "joint_covariance": "corpus"}),
+    "joint-both": ("digits, last block re-projected jointly away from the guard and a corpus sample (λ 0.001)",
+                   {"preset": "digits", "joint_final": 0.001, "joint_covariance": "both"}),
+    "joint-corpus-all": ("digits, every block re-projected jointly away from a corpus sample (λ 0.1, last 0.001)",
+                         {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
+                          "joint_covariance": "corpus"}),
     "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
                             {**DEEP, "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
                                                                  "counterfactuals": 32}}),

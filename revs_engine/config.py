@@ -134,6 +134,11 @@ class RevsConfig:
         joint_final: the same for the last block, with its own λ (0: that block is not re-projected). The last
             block writes straight into the logits: its edits' summed trace is where the perplexity cost on prose
             comes from (measured on SmolLM2), and a smaller λ there pays.
+        joint_covariance: which positions the joint re-projection keeps the change away from: ``guard`` (the
+            retain guard's, as the guard projection), ``corpus`` (every position of a sample of the training
+            corpus, ``EraseInputs.corpus``: :mod:`revs_engine.corpus_covariance`) or ``both`` (the two, each
+            scaled to unit mean variance, weighed equally). The guard's few thousand positions understate what
+            ordinary text uses; the corpus sample's tens of thousands do not.
         decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that
             :func:`revs_engine.erase.erase` adds to the guard's benign texts; :func:`~revs_engine.revs.unlearn`
             takes the guard as given.
@@ -202,6 +207,7 @@ class RevsConfig:
     guard_value_weight: float = 0.0
     joint_projection: float = 0.0
     joint_final: float = 0.0
+    joint_covariance: Literal["guard", "corpus", "both"] = "guard"
     decoys: int = 0
     cross_decoys: int = 0
     relative_demotion: bool = False
@@ -271,6 +277,9 @@ class RevsConfig:
         if self.joint_projection < 0 or self.joint_final < 0:
             raise ValueError(f"joint_projection and joint_final must be ≥ 0, got {self.joint_projection}, "
                              f"{self.joint_final}")
+        if self.joint_covariance not in ("guard", "corpus", "both"):
+            raise ValueError(f"joint_covariance must be 'guard', 'corpus' or 'both', got "
+                             f"{self.joint_covariance!r}")
         if self.contrast_weight < 0 or self.guard_retries < 0 or self.guard_projection < 0:
             raise ValueError(f"contrast_weight, guard_retries and guard_projection must be ≥ 0, got "
                              f"{self.contrast_weight}, {self.guard_retries}, {self.guard_projection}")
@@ -294,6 +303,9 @@ class RevsConfig:
             if getattr(self, name) and not self.guard_projection:
                 inert.append(f"{name} = {getattr(self, name)} re-projects with the guard projection's covariance: "
                              f"set guard_projection > 0 (e.g. 0.02) or drop {name}")
+        if self.joint_covariance != "guard" and not (self.joint_projection or self.joint_final):
+            inert.append(f"joint_covariance = {self.joint_covariance!r} only acts through the joint "
+                         "re-projection: set joint_final > 0 (e.g. 0.001) or drop joint_covariance")
         if self.contrast_weight != 1.0 and self.neuron_score != "contrast":
             inert.append(f"contrast_weight = {self.contrast_weight} only weighs the contrast score: set "
                          "neuron_score = 'contrast' or drop contrast_weight")

@@ -49,7 +49,7 @@ from revs_engine.erase_types import EraseInputs, EraseResult, Secret, TargetOutc
 from revs_engine.ftl import unlearn_ftl
 from revs_engine.guard import RetainGuard
 from revs_engine.guard_stats import GuardStats, OverlapQuery, guard_statistics
-from revs_engine.joint_reprojection import Contexts, note_contexts, reproject_blocks
+from revs_engine.joint_reprojection import Contexts, corpus_covariances, note_contexts, reproject_blocks
 from revs_engine.lens import VocabLens
 from revs_engine.perturb_rounds import dropped_variants, lagging_after_perturbation, perturbed_variants
 from revs_engine.positions import ranked_positions
@@ -244,6 +244,13 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     if config.method == "revs" and config.revs.perturb_rounds and (inputs.encode is None or inputs.decode is None):
         raise ValueError("revs.perturb_rounds needs EraseInputs.encode and .decode (the prompts are perturbed as "
                          "text): pass the tokenizer both ways, or set perturb_rounds = 0")
+    corpus_asked = reads_corpus(config)
+    if corpus_asked and not inputs.corpus:
+        logger.warning("revs.joint_covariance = %r reads a sample of the training corpus and EraseInputs.corpus "
+                       "is empty: the joint re-projection is skipped (the result's configuration says so); pass "
+                       "benign corpus documents to have it", config.revs.joint_covariance)
+        config = dataclasses.replace(config, revs=dataclasses.replace(
+            config.revs, joint_projection=0.0, joint_final=0.0, joint_covariance="guard"))
     assoc = _associate(model, arch, inputs, config)
     if assoc is not None and guard_stats is not None:  # taken on the model before the association stage
         logger.info("association stage changed the model: the guard statistics are taken again")
@@ -268,7 +275,7 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     targets = _targets(inputs.forget, [r[:n_first] for r in ranked])
     counts = {"guard_items": len(guard.items) if guard else 0,
               "guard_benign": len(guard.benign) + len(guard.lookalikes) - n_decoys if guard else 0,
-              "guard_decoys": n_decoys}
+              "guard_decoys": n_decoys, **({"corpus_texts": len(inputs.corpus)} if corpus_asked else {})}
     logger.info("erase (%s, %s): %d secrets, %d targets; guard %s", config.name, config.method,
                 len(inputs.forget), len(targets), counts)
     if config.method == "ftl":
@@ -294,6 +301,14 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
         return result
     return dataclasses.replace(result, backup=assoc.backup.merged(result.backup),
                                seconds=result.seconds + assoc.seconds, association=assoc)
+
+
+def reads_corpus(config: EraseConfig) -> bool:
+    """Whether an erase with ``config`` reads a corpus sample (:attr:`EraseInputs.corpus`): REVS with a joint
+    re-projection away from the corpus's positions (``revs.joint_covariance`` ``corpus`` or ``both``)."""
+    revs = config.revs
+    return config.method == "revs" and bool(revs.joint_projection or revs.joint_final) \
+        and revs.joint_covariance != "guard"
 
 
 def _renumbered(edits: Sequence[NeuronEdit], index: Sequence[int]) -> list[NeuronEdit]:
@@ -406,7 +421,7 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
             backup, seconds = backup.merged(more.backup), seconds + more.seconds
     if guard_stats is not None and (config.revs.joint_projection or config.revs.joint_final):
         start = time.perf_counter()
-        joint = _reproject(model, arch, contexts, backup, guard_stats, config.revs, pad_id)
+        joint = _reproject(model, arch, contexts, backup, guard_stats, config.revs, pad_id, inputs.corpus)
         edits += joint
         seconds += time.perf_counter() - start
         results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
@@ -416,15 +431,21 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
 
 
 def _reproject(model: nn.Module, arch: ModelArch, contexts: Contexts, backup: WeightBackup, stats: GuardStats,
-               cfg: RevsConfig, pad_id: int) -> list[NeuronEdit]:
+               cfg: RevsConfig, pad_id: int, corpus: Sequence[Sequence[int]] = ()) -> list[NeuronEdit]:
     """The joint re-projection of the edited blocks (``cfg.joint_projection`` before the last block,
-    ``cfg.joint_final`` for it; a λ of 0 leaves those blocks as they are)."""
+    ``cfg.joint_final`` for it; a λ of 0 leaves those blocks as they are), away from the positions
+    ``cfg.joint_covariance`` names (the corpus covariance read in one pass before any block moves)."""
     last = arch.n_layers - 1
+    groups = [(lam, layers) for lam, layers in ((cfg.joint_projection, [ly for ly in contexts if ly != last]),
+                                                (cfg.joint_final, [ly for ly in contexts if ly == last]))
+              if lam and layers]
+    covs = None
+    if cfg.joint_covariance != "guard" and groups:
+        covs = corpus_covariances(model, arch, [ly for _, layers in groups for ly in layers], backup, corpus,
+                                  pad_id=pad_id)
     edits = []
-    for lam, layers in ((cfg.joint_projection, [ly for ly in contexts if ly != last]),
-                        (cfg.joint_final, [ly for ly in contexts if ly == last])):
-        if lam and layers:
-            edits += reproject_blocks(model, arch, {ly: contexts[ly] for ly in layers}, backup, stats, lam,
-                                      pad_id=pad_id)
+    for lam, layers in groups:
+        edits += reproject_blocks(model, arch, {ly: contexts[ly] for ly in layers}, backup, stats, lam,
+                                  pad_id=pad_id, corpus=covs, covariance=cfg.joint_covariance)
     logger.info("joint re-projection: %d block(s) re-projected", len(edits))
     return edits

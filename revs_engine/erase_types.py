@@ -54,6 +54,10 @@ class EraseInputs:
         benign: benign texts as ids (every position guarded).
         encode: text → ids, needed when the configuration asks for decoys.
         decode: ids → text, needed by ``targets.copied_last`` (the prompt's text); without it that rule is off.
+        corpus: a sample of the model's training corpus as ids, holding none of the secrets
+            (``revs.joint_covariance`` ``corpus`` / ``both``: the positions the joint re-projection keeps its
+            change away from); each text is read up to
+            :data:`~revs_engine.corpus_covariance.CORPUS_TEXT_TOKENS` tokens.
     """
 
     forget: tuple[Secret, ...] = field(repr=False)
@@ -61,6 +65,7 @@ class EraseInputs:
     benign: tuple[tuple[int, ...], ...] = field(default=(), repr=False)
     encode: Callable[[str], list[int]] | None = field(default=None, repr=False, compare=False)
     decode: Callable[[list[int]], str] | None = field(default=None, repr=False, compare=False)
+    corpus: tuple[tuple[int, ...], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)

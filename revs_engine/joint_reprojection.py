@@ -9,6 +9,9 @@ an edit of the block was made at (``A Δ' = A Δ``, :func:`~revs_engine.guard_pr
 changing the guard's positions least: the ranks the erase reached at those contexts are kept; what the sum does
 elsewhere is minimised as one.
 
+What "the guard's positions" are is ``RevsConfig.joint_covariance``'s choice: the retain guard's covariance, a
+covariance over a sample of the training corpus (:mod:`revs_engine.corpus_covariance`), or both.
+
 Blocks are taken in order, each context's activations read on the model as the earlier blocks left it (a block's
 MLP input depends on the blocks before it, not on its own write vectors). The result is one more
 :class:`~revs_engine.edit.NeuronEdit` per block (``target_index`` −1), applied in place; the erase's backup
@@ -17,6 +20,7 @@ already holds those neurons' originals.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -24,10 +28,13 @@ from torch import nn
 
 from revs_engine.arch import ModelArch, neuron_vectors
 from revs_engine.capture import capture_activations, right_padded
+from revs_engine.corpus_covariance import corpus_covariance
 from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits
 from revs_engine.guard_projection import project_jointly
 from revs_engine.guard_stats import GuardStats
 from revs_engine.targets import TokenTarget
+
+logger = logging.getLogger(__name__)
 
 Contexts = dict[int, list[tuple[int, ...]]]
 
@@ -45,7 +52,9 @@ def note_contexts(contexts: Contexts, targets: Sequence[TokenTarget], edits: Seq
 
 @torch.no_grad()
 def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, Sequence[tuple[int, ...]]],
-                     backup: WeightBackup, stats: GuardStats, lam: float, *, pad_id: int = 0) -> list[NeuronEdit]:
+                     backup: WeightBackup, stats: GuardStats, lam: float, *, pad_id: int = 0,
+                     corpus: Mapping[int, torch.Tensor] | None = None, covariance: str = "guard"
+                     ) -> list[NeuronEdit]:
     """Re-project the change of every block in ``contexts`` (module docstring) with ridge ``lam``, in place;
     return the applied edits (one per block whose change moved).
 
@@ -53,8 +62,14 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
         contexts: layer → the prefixes its edits were made at (:func:`note_contexts`).
         backup: the erase's backup: the blocks' touched neurons and their original write vectors.
         stats: the guard's statistics with the covariance (the guard projection's).
-        lam: ridge weight relative to the touched neurons' mean squared guard activation.
+        lam: ridge weight relative to the touched neurons' mean squared activation (over the positions
+            ``covariance`` names).
+        corpus: layer → the corpus covariance of its touched neurons (:func:`corpus_covariances`), needed when
+            ``covariance`` is ``corpus`` or ``both``.
+        covariance: ``guard``, ``corpus`` or ``both`` (each scaled to unit mean variance, weighed equally).
     """
+    if covariance != "guard" and corpus is None:
+        raise ValueError(f"covariance = {covariance!r} needs the corpus covariance of every re-projected block")
     out = []
     for layer in sorted(contexts):
         if layer not in backup.neurons or not contexts[layer]:
@@ -64,11 +79,8 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
         idx = neurons.to(weights.device)
         now = weights[idx].double() - backup.original[layer].to(weights.device).double()  # [k, d]
         acts = _context_acts(model, arch, layer, contexts[layer], pad_id)[:, idx]  # [n, k]
-        cov = stats.covariance(layer)
+        cov, unit = _covariance(stats, layer, neurons, None if corpus is None else corpus[layer], covariance)
         dev = cov.device
-        on_dev = neurons.to(dev)
-        cov = cov[on_dev][:, on_dev]
-        unit = float(stats.plain_variance(layer)[on_dev].double().mean())
         new = project_jointly(acts.to(dev), now.to(dev), cov, lam, scale=unit)
         change = (new - now.to(dev)).float().to(weights.device)
         if not bool(change.abs().max() > 0):
@@ -77,6 +89,39 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
         apply_edits(model, arch, [edit])
         out.append(edit)
     return out
+
+
+def corpus_covariances(model: nn.Module, arch: ModelArch, layers: Sequence[int], backup: WeightBackup,
+                       texts: Sequence[Sequence[int]], *, pad_id: int = 0) -> dict[int, torch.Tensor]:
+    """Return layer → the corpus covariance ``[k, k]`` of the neurons the erase touched in it (``backup``), over
+    ``texts`` on the model as it is (one streaming pass for every layer)."""
+    if not texts:
+        raise ValueError("joint_covariance 'corpus' / 'both' needs EraseInputs.corpus: a sample of the training "
+                         "corpus (texts holding none of the secrets) — pass one, or set joint_covariance = "
+                         "'guard'")
+    picks = {layer: backup.neurons[layer] for layer in layers if layer in backup.neurons}
+    covs, m = corpus_covariance(model, arch, texts, picks, pad_id=pad_id)
+    logger.info("joint re-projection: corpus covariance of %d block(s) over %d positions", len(covs), m)
+    return covs
+
+
+def _covariance(stats: GuardStats, layer: int, neurons: torch.Tensor, corpus: torch.Tensor | None,
+                which: str) -> tuple[torch.Tensor, float]:
+    """``(covariance [k, k], its ridge unit)`` of the touched ``neurons`` for ``which`` (module docstring)."""
+    cov = stats.covariance(layer)
+    dev = cov.device
+    on_dev = neurons.to(dev)
+    guard = cov[on_dev][:, on_dev].double()
+    unit = float(stats.plain_variance(layer)[on_dev].double().mean())
+    if which == "guard":
+        return guard, unit
+    mine = corpus.to(dev).double()
+    own = float(torch.diagonal(mine).mean())
+    if which == "corpus":
+        return mine, own
+    if unit <= 0 or own <= 0:  # one side never fires: the other alone says where the change may go
+        return (mine, own) if unit <= 0 else (guard, unit)
+    return 0.5 * (guard / unit + mine / own), 1.0
 
 
 def _context_acts(model: nn.Module, arch: ModelArch, layer: int, prefixes: Sequence[tuple[int, ...]],

@@ -28,7 +28,8 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
             retain: Path | None = None, corpus: list[Path] | None = None) -> EditResult:
     """Erase every probed finding with REVS; save the edited model + patch atomically to ``out_dir``.
 
-    ``retain`` (findings to keep) and benign documents of ``corpus`` guard the edit (:mod:`revs_engine.guard`).
+    ``retain`` (findings to keep) and benign documents of ``corpus`` guard the edit (:mod:`revs_engine.guard`);
+    a configuration that reads a corpus sample takes it from ``corpus`` too.
 
     An existing ``out_dir`` whose patch manifest names the same parent weights is the finished edit of an
     earlier attempt (directories appear whole or not at all) and is returned as it is.
@@ -58,7 +59,8 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
 
         benign = audit_io.benign_texts(list(corpus), [table], limit=GUARD_BENIGN, half=audit_io.GUARD_HALF)
     report = run_unlearn(str(model_dir), probes, table, out_dir, cache_dir=workspace_dir("cache"),
-                         overrides=revs, retain_findings=Path(retain) if retain else None, benign=benign)
+                         overrides=revs, retain_findings=Path(retain) if retain else None, benign=benign,
+                         corpus=list(corpus) if corpus else None)
     logger.info("erase (%s): %d/%d targets converged in %.1f s", report.config["preset"], report.converged,
                 len(report.rows), report.seconds)
     return EditResult(model_dir=out_dir, base_sha256=report.base_sha256, edited_sha256=report.edited_sha256,

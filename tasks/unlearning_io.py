@@ -27,7 +27,15 @@ import pyarrow as pa
 
 from pii_detect.schema import FINDINGS_SCHEMA
 from revs_engine.arch import resolve_arch
-from revs_engine.erase import GUARD_BENIGN, GUARD_ITEMS, EraseInputs, EraseResult, Secret, erase
+from revs_engine.erase import (
+    GUARD_BENIGN,
+    GUARD_ITEMS,
+    EraseInputs,
+    EraseResult,
+    Secret,
+    erase,
+    reads_corpus,
+)
 from revs_engine.hashing import weights_sha256
 from revs_engine.lens import VocabLens
 from revs_engine.loading import load_model
@@ -110,6 +118,23 @@ def corpus_benign(findings: Path | pa.Table) -> list[str]:
     return benign_texts(sources, [findings], limit=GUARD_BENIGN, half=GUARD_HALF) if sources else []
 
 
+#: The corpus sample an erase reads when its configuration asks for one (``revs.joint_covariance`` ``corpus`` /
+#: ``both``): documents of the guard's half holding no finding, up to this many texts and words (about 40k
+#: tokens on SmolLM2's tokenizer; each text is read up to its first 128 tokens).
+CORPUS_SAMPLE_TEXTS, CORPUS_SAMPLE_WORDS = 1024, 32768
+
+
+def corpus_sample(files: Sequence[Path], findings: pa.Table) -> list[str]:
+    """Return the corpus sample of an erase: documents of ``files`` holding no finding, the guard's half of them
+    (:data:`tasks.audit_io.GUARD_HALF`, never the audit's), up to :data:`CORPUS_SAMPLE_TEXTS` texts and
+    :data:`CORPUS_SAMPLE_WORDS` words (raw, memory only)."""
+    from tasks.audit_io import GUARD_HALF, benign_texts
+
+    files = [Path(f) for f in files if Path(f).is_file()]
+    return benign_texts(files, [findings], limit=CORPUS_SAMPLE_TEXTS, half=GUARD_HALF,
+                        max_words=CORPUS_SAMPLE_WORDS) if files else []
+
+
 def erase_config(overrides: Mapping[str, Any] | None, tokenizer) -> EraseConfig:
     """Return the policy's ``[revs]`` table resolved for this tokenizer: its ``preset`` (default: the best measured
     one for the tokenizer's family, :func:`revs_engine.presets.default_preset`) plus its overrides."""
@@ -162,12 +187,15 @@ def keep_items(tokenizer, retain: pa.Table | None) -> list:
 def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path | pa.Table, out_dir: Path, *,
                 cache_dir: Path, only_memorized: bool = False, entities: Sequence[str] | None = None,
                 overrides: Mapping[str, Any] | None = None, progress: bool = False, overwrite: bool = False,
-                retain_findings: Path | None = None, benign: Sequence[str] | None = None) -> UnlearnReport:
+                retain_findings: Path | None = None, benign: Sequence[str] | None = None,
+                corpus: Sequence[Path] | None = None) -> UnlearnReport:
     """Load the model, erase the probed findings, save the edited model + patch into ``out_dir`` atomically.
 
     ``overrides`` is the policy's ``[revs]`` table (:func:`erase_config`). The edit is guarded by
     ``retain_findings`` (default: the probes' other memorized findings, :func:`memorized_kept`) and ``benign``
-    texts (default: documents of the findings' sources that hold no finding, the guard's half of them).
+    texts (default: documents of the findings' sources that hold no finding, the guard's half of them). When the
+    configuration reads a corpus sample (:func:`~revs_engine.erase.reads_corpus`) it comes from ``corpus``
+    (default: the findings' sources), :func:`corpus_sample`.
     ``findings_path``: the findings Parquet, or the table when the caller has read it already.
     """
     out_dir = Path(out_dir)
@@ -187,14 +215,21 @@ def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path | pa.Tab
     if benign is None:
         benign = corpus_benign(findings)
     encode = encoder(tok)
+    sample = ()
+    if reads_corpus(cfg):
+        files = corpus if corpus is not None else [Path(s) for s in
+                                                    dict.fromkeys(findings.column("source").to_pylist())]
+        sample = tuple(tuple(encode(t)) for t in corpus_sample(list(files), findings))
+        logger.info("erase: corpus sample of %d documents", len(sample))
     inputs = EraseInputs(tuple(i.secret for i in items), tuple(keep_items(tok, retain)),
-                         tuple(tuple(encode(t)) for t in benign), encode, tok.decode)
+                         tuple(tuple(encode(t)) for t in benign), encode, tok.decode, corpus=sample)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     result = erase(model, arch, inputs, cfg, lens=VocabLens(model, arch), pad_id=pad, progress=progress)
     logger.info("erase: %s", result.summary())
     rows = _target_rows(items, result)
     edited = weights_sha256(model)
     convergence = {"targets": len(rows), "converged": result.n_converged}
+    cfg = result.config  # what ran (an erase may leave out a step its inputs cannot feed)
     manifest = PatchManifest(loaded.source, loaded.weights_sha256, edited, method=cfg.method, config=cfg.to_dict(),
                              target_hmacs=sorted({i.value_hmac for i in items}), convergence=convergence)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -159,3 +159,34 @@ def test_unlearn_guards_with_the_other_memorized_findings_and_erases_only_the_as
     assert report.config["preset"] == "digits"
     targets = read_table(setup / "out" / "targets.parquet")
     assert targets.column("value_hmac").to_pylist() == ["hmac0"]
+
+
+def test_an_erase_that_reads_a_corpus_sample_takes_benign_documents_of_the_guard_half(setup):
+    # given benign documents beside the findings' ones, and a policy that re-projects the last block away from a
+    # corpus sample
+    from tasks._io import read_table
+    from tasks.audit_io import GUARD_HALF
+    from tasks.unlearning_io import corpus_sample, run_unlearn
+
+    docs = []
+    for i in range(12):
+        doc = setup / f"benign{i}.txt"
+        doc.write_text(f"Note {i}: the committee met on day {i} and agreed on plan {i * 7} for the year.")
+        docs.append(doc)
+    findings = read_table(setup / "findings.parquet", FINDINGS_SCHEMA)
+    policy = {"joint_final": 0.001, "joint_covariance": "corpus"}
+    # then the sample holds only benign documents of the guard's half, none holding a finding
+    sample = corpus_sample([*docs, *(setup / f"doc{i}.txt" for i in range(2))], findings)
+    assert sample
+    assert all(int(doc_sha256(t)[:8], 16) % 2 == GUARD_HALF for t in sample)
+    assert not any(s in t for s in SECRETS for t in sample)
+    # and an erase without such documents (the findings' sources hold only the secrets) skips the step and
+    # records that it did
+    bare = run_unlearn(str(setup / "base"), setup / "probes.parquet", setup / "findings.parquet", setup / "out0",
+                       cache_dir=setup / "cache", overrides=policy)
+    assert (bare.config["revs"]["joint_final"], bare.config["revs"]["joint_covariance"]) == (0.0, "guard")
+    # while with the corpus it edits with the step and records the setting
+    report = run_unlearn(str(setup / "base"), setup / "probes.parquet", setup / "findings.parquet",
+                         setup / "out", cache_dir=setup / "cache", overrides=policy, corpus=docs)
+    assert (report.config["revs"]["joint_final"], report.config["revs"]["joint_covariance"]) == (0.001, "corpus")
+    assert report.rows
