@@ -120,18 +120,23 @@ EXTRA = {
     # ... and each edited block's whole change re-projected at once once the passes are done (the MLP output
     # kept at every context the block was edited at, the guard's positions changed least; chosen on phone seed 1)
     "joint-final": ("digits, last block re-projected jointly (λ 0.001)",
-                    {"preset": "digits", "joint_final": 0.001}),
+                    {"preset": "digits", "joint_final": 0.001, "joint_covariance": "guard"}),
     "joint-all": ("digits, every block re-projected jointly (λ 0.1, last block 0.001)",
-                  {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001}),
+                  {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
+                   "joint_covariance": "guard"}),
     # ... every block but the last (its joint step raised held-out perplexity on phone seeds 0 and 2)
     "joint-early": ("digits, every block but the last re-projected jointly (λ 0.1)",
-                    {"preset": "digits", "joint_projection": 0.1}),
+                    {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.0,
+                     "joint_covariance": "guard"}),
     # ... and the last block re-projected away from a covariance over a sample of 600 corpus texts (~33k
-    # positions) instead of the guard's few thousand, or from both (chosen on phone seed 1)
+    # positions) instead of the guard's few thousand, or from both (chosen on phone seed 1; `joint-both` is the
+    # default since 2026-12-06, `no-joint` the default before)
     "joint-corpus": ("digits, last block re-projected jointly away from a corpus sample (λ 0.001)",
                      {"preset": "digits", "joint_final": 0.001, "joint_covariance": "corpus"}),
     "joint-both": ("digits, last block re-projected jointly away from the guard and a corpus sample (λ 0.001)",
                    {"preset": "digits", "joint_final": 0.001, "joint_covariance": "both"}),
+    "no-joint": ("digits without the last block's joint re-projection (the default until 2026-12-06)",
+                 {"preset": "digits", "joint_final": 0.0, "joint_covariance": "guard"}),
     "joint-corpus-all": ("digits, every block re-projected jointly away from a corpus sample (λ 0.1, last 0.001)",
                          {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
                           "joint_covariance": "corpus"}),
