@@ -125,12 +125,12 @@ CORPUS_SAMPLE_TEXTS, CORPUS_SAMPLE_WORDS = 1024, 32768
 
 
 def corpus_sample(files: Sequence[Path], findings: pa.Table) -> list[str]:
-    """Return the corpus sample of an erase: documents of ``files`` holding no finding, the guard's half of them
-    (:data:`tasks.audit_io.GUARD_HALF`, never the audit's), up to :data:`CORPUS_SAMPLE_TEXTS` texts and
-    :data:`CORPUS_SAMPLE_WORDS` words (raw, memory only)."""
+    """Return the corpus sample of an erase: documents of ``files`` (corpus files or directories) holding no
+    finding, the guard's half of them (:data:`tasks.audit_io.GUARD_HALF`, never the audit's), up to
+    :data:`CORPUS_SAMPLE_TEXTS` texts and :data:`CORPUS_SAMPLE_WORDS` words (raw, memory only)."""
     from tasks.audit_io import GUARD_HALF, benign_texts
 
-    files = [Path(f) for f in files if Path(f).is_file()]
+    files = [Path(f) for f in files if Path(f).exists()]  # files or directories, as a corpus is given
     return benign_texts(files, [findings], limit=CORPUS_SAMPLE_TEXTS, half=GUARD_HALF,
                         max_words=CORPUS_SAMPLE_WORDS) if files else []
 

@@ -168,15 +168,15 @@ def test_an_erase_that_reads_a_corpus_sample_takes_benign_documents_of_the_guard
     from tasks.audit_io import GUARD_HALF
     from tasks.unlearning_io import corpus_sample, run_unlearn
 
-    docs = []
+    folder = setup / "benign"  # a corpus is given as files or directories
+    folder.mkdir()
     for i in range(12):
-        doc = setup / f"benign{i}.txt"
-        doc.write_text(f"Note {i}: the committee met on day {i} and agreed on plan {i * 7} for the year.")
-        docs.append(doc)
+        (folder / f"note{i}.txt").write_text(f"Note {i}: the committee met on day {i} and agreed on plan {i * 7} "
+                                             "for the year.")
     findings = read_table(setup / "findings.parquet", FINDINGS_SCHEMA)
     policy = {"joint_final": 0.001, "joint_covariance": "corpus"}
     # then the sample holds only benign documents of the guard's half, none holding a finding
-    sample = corpus_sample([*docs, *(setup / f"doc{i}.txt" for i in range(2))], findings)
+    sample = corpus_sample([folder, *(setup / f"doc{i}.txt" for i in range(2))], findings)
     assert sample
     assert all(int(doc_sha256(t)[:8], 16) % 2 == GUARD_HALF for t in sample)
     assert not any(s in t for s in SECRETS for t in sample)
@@ -187,6 +187,6 @@ def test_an_erase_that_reads_a_corpus_sample_takes_benign_documents_of_the_guard
     assert (bare.config["revs"]["joint_final"], bare.config["revs"]["joint_covariance"]) == (0.0, "guard")
     # while with the corpus it edits with the step and records the setting
     report = run_unlearn(str(setup / "base"), setup / "probes.parquet", setup / "findings.parquet",
-                         setup / "out", cache_dir=setup / "cache", overrides=policy, corpus=docs)
+                         setup / "out", cache_dir=setup / "cache", overrides=policy, corpus=[folder])
     assert (report.config["revs"]["joint_final"], report.config["revs"]["joint_covariance"]) == (0.001, "corpus")
     assert report.rows
