@@ -27,7 +27,8 @@ What happens, in order (each step only when the configuration uses it):
    rank, so that what format-aware attacks read off the untouched positions is gone too;
 6. the joint re-projection (``revs.joint_projection``, ``revs.joint_final``,
    :mod:`revs_engine.joint_reprojection`): each edited block's whole change re-projected at once, keeping the
-   MLP output at every context it was edited at and changing the guard's positions least.
+   MLP output at every context it was edited at and changing least the positions of the guard and/or of a
+   corpus sample (``revs.joint_covariance``, :attr:`EraseInputs.corpus`; skipped, and said so, without one).
 The model's weights are edited in place; ``edit.restore(model, arch, result.backup)`` undoes everything.
 """
 
