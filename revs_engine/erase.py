@@ -45,12 +45,12 @@ from revs_engine.arch import ModelArch
 from revs_engine.association import AssociationResult, ValueSequence, loosen_associations
 from revs_engine.config import RevsConfig
 from revs_engine.decoys import decoy_sequences, decoy_values
-from revs_engine.edit import NeuronEdit, WeightBackup
+from revs_engine.edit import NeuronEdit
 from revs_engine.erase_types import EraseInputs, EraseResult, Secret, TargetOutcome
 from revs_engine.ftl import unlearn_ftl
 from revs_engine.guard import RetainGuard
 from revs_engine.guard_stats import GuardStats, OverlapQuery, guard_statistics
-from revs_engine.joint_reprojection import Contexts, corpus_covariances, note_contexts, reproject_blocks
+from revs_engine.joint_reprojection import Contexts, note_contexts, reproject_erase
 from revs_engine.lens import VocabLens
 from revs_engine.perturb_rounds import dropped_variants, lagging_after_perturbation, perturbed_variants
 from revs_engine.positions import ranked_positions
@@ -422,31 +422,10 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
             backup, seconds = backup.merged(more.backup), seconds + more.seconds
     if guard_stats is not None and (config.revs.joint_projection or config.revs.joint_final):
         start = time.perf_counter()
-        joint = _reproject(model, arch, contexts, backup, guard_stats, config.revs, pad_id, inputs.corpus)
+        joint = reproject_erase(model, arch, contexts, backup, guard_stats, config.revs, pad_id, inputs.corpus)
         edits += joint
         seconds += time.perf_counter() - start
         results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
     outcomes = [TargetOutcome(r.secret_index, r.position, r.rank_before, r.rank_after, r.rank_final, r.converged)
                 for r in results]
     return EraseResult(config, tuple(targets), tuple(outcomes), tuple(edits), backup, seconds, counts, first)
-
-
-def _reproject(model: nn.Module, arch: ModelArch, contexts: Contexts, backup: WeightBackup, stats: GuardStats,
-               cfg: RevsConfig, pad_id: int, corpus: Sequence[Sequence[int]] = ()) -> list[NeuronEdit]:
-    """The joint re-projection of the edited blocks (``cfg.joint_projection`` before the last block,
-    ``cfg.joint_final`` for it; a λ of 0 leaves those blocks as they are), away from the positions
-    ``cfg.joint_covariance`` names (the corpus covariance read in one pass before any block moves)."""
-    last = arch.n_layers - 1
-    groups = [(lam, layers) for lam, layers in ((cfg.joint_projection, [ly for ly in contexts if ly != last]),
-                                                (cfg.joint_final, [ly for ly in contexts if ly == last]))
-              if lam and layers]
-    covs = None
-    if cfg.joint_covariance != "guard" and groups:
-        covs = corpus_covariances(model, arch, [ly for _, layers in groups for ly in layers], backup, corpus,
-                                  pad_id=pad_id)
-    edits = []
-    for lam, layers in groups:
-        edits += reproject_blocks(model, arch, {ly: contexts[ly] for ly in layers}, backup, stats, lam,
-                                  pad_id=pad_id, corpus=covs, covariance=cfg.joint_covariance)
-    logger.info("joint re-projection: %d block(s) re-projected", len(edits))
-    return edits

@@ -28,6 +28,7 @@ from torch import nn
 
 from revs_engine.arch import ModelArch, neuron_vectors
 from revs_engine.capture import capture_activations, right_padded
+from revs_engine.config import RevsConfig
 from revs_engine.corpus_covariance import corpus_covariance
 from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits
 from revs_engine.guard_projection import project_jointly
@@ -89,6 +90,27 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
         apply_edits(model, arch, [edit])
         out.append(edit)
     return out
+
+
+def reproject_erase(model: nn.Module, arch: ModelArch, contexts: Contexts, backup: WeightBackup, stats: GuardStats,
+                    cfg: RevsConfig, pad_id: int = 0, corpus: Sequence[Sequence[int]] = ()) -> list[NeuronEdit]:
+    """The joint re-projection of an erase's edited blocks (``cfg.joint_projection`` before the last block,
+    ``cfg.joint_final`` for it; a λ of 0 leaves those blocks as they are), away from the positions
+    ``cfg.joint_covariance`` names (the corpus covariance read in one pass before any block moves)."""
+    last = arch.n_layers - 1
+    groups = [(lam, layers) for lam, layers in ((cfg.joint_projection, [ly for ly in contexts if ly != last]),
+                                                (cfg.joint_final, [ly for ly in contexts if ly == last]))
+              if lam and layers]
+    covs = None
+    if cfg.joint_covariance != "guard" and groups:
+        covs = corpus_covariances(model, arch, [ly for _, layers in groups for ly in layers], backup, corpus,
+                                  pad_id=pad_id)
+    edits = []
+    for lam, layers in groups:
+        edits += reproject_blocks(model, arch, {ly: contexts[ly] for ly in layers}, backup, stats, lam,
+                                  pad_id=pad_id, corpus=covs, covariance=cfg.joint_covariance)
+    logger.info("joint re-projection: %d block(s) re-projected", len(edits))
+    return edits
 
 
 def corpus_covariances(model: nn.Module, arch: ModelArch, layers: Sequence[int], backup: WeightBackup,
