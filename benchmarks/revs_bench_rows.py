@@ -137,6 +137,10 @@ EXTRA = {
                    {"preset": "digits", "joint_final": 0.001, "joint_covariance": "both"}),
     "no-joint": ("digits without the last block's joint re-projection (the default until 2026-12-06)",
                  {"preset": "digits", "joint_final": 0.0, "joint_covariance": "guard"}),
+    # ... also after the perturbation rounds' rewritten prompts (the default's joint step lowered SSN Resistance
+    # through the Perturbation attack: it moved the change off perturbed prompts)
+    "joint-variants": ("digits (default), the joint step also keeping the change after the perturbation rounds' "
+                       "prompts", {"preset": "digits", "joint_variants": True}),
     "joint-corpus-all": ("digits, every block re-projected jointly away from a corpus sample (λ 0.1, last 0.001)",
                          {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
                           "joint_covariance": "corpus"}),

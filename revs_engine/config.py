@@ -139,6 +139,11 @@ class RevsConfig:
             corpus, ``EraseInputs.corpus``: :mod:`revs_engine.corpus_covariance`) or ``both`` (the two, each
             scaled to unit mean variance, weighed equally). The guard's few thousand positions understate what
             ordinary text uses; the corpus sample's tens of thousands do not.
+        joint_variants: the joint re-projection also keeps each block's change after the rewritten prompts the
+            perturbation rounds measure (spaces inserted, words left out: ``perturb_prompts`` and
+            ``perturb_drops``, seeds other than the audit's) of every context it keeps, not only after the
+            contexts edited at: without them the re-projection moves the change off perturbed prompts the
+            rounds never edited at, which is what the Perturbation attack reads. Needs the perturbation rounds.
         decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that
             :func:`revs_engine.erase.erase` adds to the guard's benign texts; :func:`~revs_engine.revs.unlearn`
             takes the guard as given.
@@ -208,6 +213,7 @@ class RevsConfig:
     joint_projection: float = 0.0
     joint_final: float = 0.0
     joint_covariance: Literal["guard", "corpus", "both"] = "guard"
+    joint_variants: bool = False
     decoys: int = 0
     cross_decoys: int = 0
     relative_demotion: bool = False
@@ -277,6 +283,8 @@ class RevsConfig:
         if self.joint_projection < 0 or self.joint_final < 0:
             raise ValueError(f"joint_projection and joint_final must be ≥ 0, got {self.joint_projection}, "
                              f"{self.joint_final}")
+        if not isinstance(self.joint_variants, bool):
+            raise ValueError(f"joint_variants must be true or false, got {self.joint_variants!r}")
         if self.joint_covariance not in ("guard", "corpus", "both"):
             raise ValueError(f"joint_covariance must be 'guard', 'corpus' or 'both', got "
                              f"{self.joint_covariance!r}")
@@ -306,6 +314,12 @@ class RevsConfig:
         if self.joint_covariance != "guard" and not (self.joint_projection or self.joint_final):
             inert.append(f"joint_covariance = {self.joint_covariance!r} only acts through the joint "
                          "re-projection: set joint_final > 0 (e.g. 0.001) or drop joint_covariance")
+        if self.joint_variants and not (self.joint_projection or self.joint_final):
+            inert.append("joint_variants only acts through the joint re-projection: set joint_final > 0 (e.g. "
+                         "0.001) or drop joint_variants")
+        if self.joint_variants and not (self.perturb_rounds and (self.perturb_prompts or self.perturb_drops)):
+            inert.append("joint_variants keeps the change after the perturbation rounds' prompts: set "
+                         "perturb_rounds and perturb_prompts (or perturb_drops) > 0, or drop joint_variants")
         if self.contrast_weight != 1.0 and self.neuron_score != "contrast":
             inert.append(f"contrast_weight = {self.contrast_weight} only weighs the contrast score: set "
                          "neuron_score = 'contrast' or drop contrast_weight")

@@ -50,9 +50,14 @@ from revs_engine.erase_types import EraseInputs, EraseResult, Secret, TargetOutc
 from revs_engine.ftl import unlearn_ftl
 from revs_engine.guard import RetainGuard
 from revs_engine.guard_stats import GuardStats, OverlapQuery, guard_statistics
-from revs_engine.joint_reprojection import Contexts, note_contexts, reproject_erase
+from revs_engine.joint_reprojection import Contexts, add_rewritten_contexts, note_contexts, reproject_erase
 from revs_engine.lens import VocabLens
-from revs_engine.perturb_rounds import dropped_variants, lagging_after_perturbation, perturbed_variants
+from revs_engine.perturb_rounds import (
+    dropped_variants,
+    lagging_after_perturbation,
+    perturbed_variants,
+    rewritten_prompts,
+)
 from revs_engine.positions import ranked_positions
 from revs_engine.presets import EraseConfig
 from revs_engine.probes import ProbeItem
@@ -422,6 +427,12 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
             backup, seconds = backup.merged(more.backup), seconds + more.seconds
     if guard_stats is not None and (config.revs.joint_projection or config.revs.joint_final):
         start = time.perf_counter()
+        if config.revs.joint_variants:  # erase checked encode and decode (joint_variants needs perturb_rounds)
+            prompts = [s.prompt_ids for s in inputs.forget]
+            rewrites = rewritten_prompts(prompts, inputs.decode, inputs.encode, config.revs.perturb_prompts,
+                                         config.revs.perturb_drops)
+            logger.info("joint re-projection: %d rewritten-prompt context(s) kept as well",
+                        add_rewritten_contexts(contexts, prompts, rewrites))
         joint = reproject_erase(model, arch, contexts, backup, guard_stats, config.revs, pad_id, inputs.corpus)
         edits += joint
         seconds += time.perf_counter() - start

@@ -51,6 +51,31 @@ def note_contexts(contexts: Contexts, targets: Sequence[TokenTarget], edits: Seq
                 seen.append(prefix)
 
 
+def add_rewritten_contexts(contexts: Contexts, prompt_ids: Sequence[Sequence[int]],
+                           rewrites: Sequence[Sequence[tuple[int, ...]]]) -> int:
+    """Add to each layer's contexts, for every context that starts with a secret's prompt, the same context after
+    each rewriting of that prompt (``rewrites[i]``: :func:`~revs_engine.perturb_rounds.rewritten_prompts`), so
+    the re-projection keeps the block's change after those prompts too (``RevsConfig.joint_variants``); return
+    how many contexts were added. A context matching no prompt (one already rewritten) gets none."""
+    by_prompt: dict[tuple[int, ...], int] = {}
+    for i, p in enumerate(prompt_ids):
+        by_prompt.setdefault(tuple(p), i)
+    widths = sorted({len(p) for p in by_prompt}, reverse=True)  # the longest matching prompt wins
+    added = 0
+    for seen in contexts.values():
+        for prefix in list(seen):
+            i = next((by_prompt[prefix[:w]] for w in widths if w <= len(prefix) and prefix[:w] in by_prompt), None)
+            if i is None:
+                continue
+            rest = prefix[len(prompt_ids[i]):]
+            for moved in rewrites[i]:
+                extra = tuple(moved) + rest
+                if extra not in seen:
+                    seen.append(extra)
+                    added += 1
+    return added
+
+
 @torch.no_grad()
 def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, Sequence[tuple[int, ...]]],
                      backup: WeightBackup, stats: GuardStats, lam: float, *, pad_id: int = 0,

@@ -14,8 +14,8 @@ Optionally (``RevsConfig.perturb_drops``) the rounds also measure each target af
 left out (:func:`drop_words`): the same person's value after other wordings of the context, which inserted spaces
 never reach — the value is memorized after the other sentences that hold it too, and the edit sees only one.
 
-Offers :func:`perturbed_variants`, :func:`drop_words`, :func:`dropped_variants` and
-:func:`lagging_after_perturbation`.
+Offers :func:`perturbed_variants`, :func:`drop_words`, :func:`dropped_variants`, :func:`rewritten_prompts`
+(the same rewritings as ids, for the joint re-projection) and :func:`lagging_after_perturbation`.
 """
 
 from __future__ import annotations
@@ -80,16 +80,31 @@ def dropped_variants(targets: Sequence[TokenTarget], prompt_ids: Sequence[Sequen
     return _rewritten(targets, prompt_ids, decode, encode, n, lambda text, seed: drop_words(text, seed=seed))
 
 
+def rewritten_prompts(prompt_ids: Sequence[Sequence[int]], decode: Callable[[list[int]], str],
+                      encode: Callable[[str], list[int]], n_perturbed: int, n_dropped: int
+                      ) -> list[list[tuple[int, ...]]]:
+    """Return, per secret, the rewritings of its prompt the perturbation rounds measure, as ids: ``n_perturbed``
+    with spaces inserted (:func:`perturbed_variants`), then ``n_dropped`` with words left out
+    (:func:`dropped_variants`), in seed order."""
+    spaced = _rewrites(prompt_ids, decode, encode, n_perturbed, lambda text, seed: perturb_text(text, seed=seed))
+    dropped = _rewrites(prompt_ids, decode, encode, n_dropped, lambda text, seed: drop_words(text, seed=seed))
+    return [[v[i] for v in (*spaced, *dropped)] for i in range(len(prompt_ids))]
+
+
+def _rewrites(prompt_ids, decode, encode, n: int, rewrite: Callable[[str, int], str]) -> list[list[tuple[int, ...]]]:
+    """``n`` rewritings of every prompt, ``encode(rewrite(prompt text, seed))`` for seeds :data:`FIRST_SEED`
+    onwards (one list per seed, in prompt order)."""
+    return [[tuple(encode(rewrite(decode(list(p)), FIRST_SEED + v))) for p in prompt_ids] for v in range(n)]
+
+
 def _rewritten(targets, prompt_ids, decode, encode, n: int, rewrite: Callable[[str, int], str]
                ) -> list[list[TokenTarget]]:
-    """``n`` copies of ``targets``, each after ``encode(rewrite(prompt text, seed))`` for seeds :data:`FIRST_SEED`
-    onwards (one list per seed, in target order); the value's tokens after the prompt keep their ids."""
-    prompts = [list(p) for p in prompt_ids]
+    """``n`` copies of ``targets``, each after its prompt's rewriting of one seed (:func:`_rewrites`; one list
+    per seed, in target order); the value's tokens after the prompt keep their ids."""
     out = []
-    for v in range(n):
-        moved = {i: tuple(encode(rewrite(decode(p), FIRST_SEED + v))) for i, p in enumerate(prompts)}
+    for moved in _rewrites(prompt_ids, decode, encode, n, rewrite):
         out.append([dataclasses.replace(t, prefix_ids=moved[t.secret_index]
-                                        + t.prefix_ids[len(prompts[t.secret_index]):]) for t in targets])
+                                        + t.prefix_ids[len(prompt_ids[t.secret_index]):]) for t in targets])
     return out
 
 

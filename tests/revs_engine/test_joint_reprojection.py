@@ -11,7 +11,8 @@ from revs_engine.edit import restore
 from revs_engine.erase import erase, guard_stats_for
 from revs_engine.guard_projection import project_edit, project_jointly
 from revs_engine.hashing import weights_sha256
-from revs_engine.joint_reprojection import _context_acts, note_contexts, reproject_blocks
+from revs_engine.joint_reprojection import _context_acts, add_rewritten_contexts, note_contexts, reproject_blocks
+from revs_engine.perturb_rounds import rewritten_prompts
 from revs_engine.presets import EraseConfig
 from revs_engine.targets import TargetConfig, TokenTarget
 from tests.revs_engine.test_erase import _inputs
@@ -135,3 +136,64 @@ def test_a_joint_setting_without_the_projection_is_refused():
             dataclasses.replace(CFG, **{name: 0.01})
         with pytest.raises(ValueError, match="must be ≥ 0"):
             dataclasses.replace(CFG, guard_projection=0.02, **{name: -1.0})
+
+
+def test_rewritten_contexts_follow_each_context_of_a_secrets_prompt():
+    prompts = [(1, 2), (1, 2, 3)]  # the second prompt extends the first: the longest match wins
+    rewrites = [[(9,), (8, 8)], [(7,)]]
+    contexts = {0: [(1, 2, 5), (1, 2, 3, 6)], 4: [(6, 6)], 5: [(1, 2), (9, 5)]}
+    added = add_rewritten_contexts(contexts, prompts, rewrites)
+    assert contexts == {0: [(1, 2, 5), (1, 2, 3, 6), (9, 5), (8, 8, 5), (7, 6)], 4: [(6, 6)],
+                        5: [(1, 2), (9, 5), (9,), (8, 8)]}  # (9, 5) was already there: not added twice
+    assert added == 5
+    assert add_rewritten_contexts(contexts, prompts, [[], []]) == 0
+
+
+def test_joint_variants_keep_the_change_after_the_rewritten_prompts_too():
+    # given a guarded erase with perturbation rounds: without the joint step, with it, with it and variants
+    model, arch, inputs, cfg = _guarded_erase()
+    alphabet = [chr(c) for c in range(32, 127)]
+    encode = lambda text: [3 + alphabet.index(c) % 40 for c in text]  # noqa: E731
+    decode = lambda ids: "".join(alphabet[(i - 3) % 40] for i in ids)  # noqa: E731
+    inputs = dataclasses.replace(inputs, encode=encode, decode=decode)
+    revs = dataclasses.replace(cfg.revs, perturb_rounds=1, perturb_prompts=2)
+    last = arch.n_layers - 1
+    base = weights_sha256(model)
+    runs, acts = {}, {}
+    for name, joint_final, variants in (("variants", 0.01, True), ("joint", 0.01, False), ("none", 0.0, False)):
+        result = erase(model, arch, inputs, dataclasses.replace(cfg, revs=dataclasses.replace(
+            revs, joint_final=joint_final, joint_variants=variants)))
+        w = neuron_vectors(arch.mlp_out[last], arch.spec.transposed)
+        neurons = result.backup.neurons[last]
+        runs[name] = (w[neurons] - result.backup.original[last]).detach().clone()
+        if not acts:  # the last block's MLP input (as the erased earlier blocks give it, the same in every run)
+            # after the contexts it was edited at and after their rewritten prompts
+            contexts = {}
+            note_contexts(contexts, list(result.targets), [e for e in result.edits if e.target_index >= 0])
+            plain = list(contexts[last])
+            prompts = [s.prompt_ids for s in inputs.forget]
+            add_rewritten_contexts(contexts, prompts, rewritten_prompts(prompts, decode, encode, 2, 0))
+            moved = [c for c in contexts[last] if c not in plain]
+            assert moved
+            acts = {k: _context_acts(model, arch, last, c, 0)[:, neurons] for k, c in (("plain", plain),
+                                                                                       ("moved", moved))}
+        restore(model, arch, result.backup)
+    assert weights_sha256(model) == base
+    out = {name: {k: a @ change.double() for k, a in acts.items()} for name, change in runs.items()}
+    # then both joint steps keep the change at the edited contexts; after the rewritten prompts only the one
+    # with variants keeps it (the other moves it, which is what the Perturbation attack reads)
+    for name in ("joint", "variants"):
+        torch.testing.assert_close(out[name]["plain"], out["none"]["plain"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["variants"]["moved"], out["none"]["moved"], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(out["joint"]["moved"], out["none"]["moved"], rtol=1e-3, atol=1e-4)
+
+
+def test_joint_variants_without_a_joint_step_or_perturbation_rounds_are_refused():
+    with pytest.raises(ValueError, match="joint_variants only acts through the joint re-projection"):
+        dataclasses.replace(CFG, guard_projection=0.02, perturb_rounds=1, perturb_prompts=2, joint_variants=True)
+    with pytest.raises(ValueError, match="joint_variants keeps the change after the perturbation rounds"):
+        dataclasses.replace(CFG, guard_projection=0.02, joint_final=0.01, joint_variants=True)
+    with pytest.raises(ValueError, match="true or false"):
+        dataclasses.replace(CFG, joint_variants="yes")
+    dataclasses.replace(CFG, guard_projection=0.02, joint_final=0.01, perturb_rounds=1, perturb_drops=1,
+                        joint_variants=True)

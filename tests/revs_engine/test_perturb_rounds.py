@@ -20,6 +20,7 @@ from revs_engine.perturb_rounds import (
     dropped_variants,
     lagging_after_perturbation,
     perturbed_variants,
+    rewritten_prompts,
 )
 from revs_engine.presets import EraseConfig
 from revs_engine.revs_results import TargetResult
@@ -223,3 +224,15 @@ def test_perturb_drops_adds_word_dropped_variants_to_the_rounds(monkeypatch, dro
     assert measured == [1 + drops]
     with pytest.raises(ValueError, match="perturb_drops"):
         RevsConfig(perturb_drops=-1)
+
+
+def test_rewritten_prompts_are_the_rounds_prompts_per_secret():
+    targets = _targets()
+    ids = [_encode(p) for p in PROMPTS]
+    rewrites = rewritten_prompts(ids, _decode, _encode, 2, 1)
+    spaced = perturbed_variants(targets, ids, _decode, _encode, 2)
+    dropped = dropped_variants(targets, ids, _decode, _encode, 1)
+    assert len(rewrites) == len(PROMPTS)
+    for i, t in enumerate(targets):  # the same prompts the rounds measure, spaced ones first, in seed order
+        assert rewrites[i] == [v[i].prefix_ids[:-2] for v in (*spaced, *dropped)]
+    assert rewritten_prompts(ids, _decode, _encode, 0, 0) == [[], []]
