@@ -91,7 +91,8 @@ def rewritten_prompts(prompt_ids: Sequence[Sequence[int]], decode: Callable[[lis
     return [[v[i] for v in (*spaced, *dropped)] for i in range(len(prompt_ids))]
 
 
-def _rewrites(prompt_ids, decode, encode, n: int, rewrite: Callable[[str, int], str]) -> list[list[tuple[int, ...]]]:
+def _rewrites(prompt_ids, decode, encode, n: int, rewrite: Callable[[str, int], str]
+              ) -> list[list[tuple[int, ...]]]:
     """``n`` rewritings of every prompt, ``encode(rewrite(prompt text, seed))`` for seeds :data:`FIRST_SEED`
     onwards (one list per seed, in prompt order)."""
     return [[tuple(encode(rewrite(decode(list(p)), FIRST_SEED + v))) for p in prompt_ids] for v in range(n)]

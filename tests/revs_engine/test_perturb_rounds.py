@@ -233,6 +233,6 @@ def test_rewritten_prompts_are_the_rounds_prompts_per_secret():
     spaced = perturbed_variants(targets, ids, _decode, _encode, 2)
     dropped = dropped_variants(targets, ids, _decode, _encode, 1)
     assert len(rewrites) == len(PROMPTS)
-    for i, t in enumerate(targets):  # the same prompts the rounds measure, spaced ones first, in seed order
+    for i in range(len(targets)):  # the same prompts the rounds measure, spaced ones first, in seed order
         assert rewrites[i] == [v[i].prefix_ids[:-2] for v in (*spaced, *dropped)]
     assert rewritten_prompts(ids, _decode, _encode, 0, 0) == [[], []]
