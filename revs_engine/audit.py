@@ -47,6 +47,7 @@ from revs_engine.formats import SecretFormat
 from revs_engine.lens import VocabLens
 from revs_engine.metrics import (
     efficacy_from_ranks,
+    generality_from_ranks,
     perplexity,
     resistance_score,
     specificity_from,
@@ -256,8 +257,7 @@ def audit(model: torch.nn.Module, arch: ModelArch, inputs: AuditInputs, config: 
             out.add(ALL_TARGETS, metric, k, score)
         gen_score = None
         if gen_ranks is not None:
-            gen = efficacy_from_ranks(gen_ranks, gen_acts.secret_index, V, k, metric="generality",
-                                      faithful_top_rounding=ftr)
+            gen = generality_from_ranks(gen_ranks, list(inputs.generality), V, k, faithful_top_rounding=ftr)
             gen_score = gen.score
             out.add(ALL_TARGETS, "generality", k, gen.score)
             out.add(ALL_TARGETS, "generality_min_layers", k, gen.variants["min_over_layers"])

@@ -133,3 +133,25 @@ def test_efficacy_and_logit_lens_are_zero_on_a_model_trained_to_memorize_its_tar
     # when / then: every target token is the argmax at the final layer, so nothing counts as forgotten
     assert efficacy(model, arch, targets, k=5).score == 0.0
     assert logit_lens.run(model, arch, targets, k=5).score == 0.0  # min over layers includes the final one
+
+
+def test_generality_scores_each_other_prompt_apart_and_a_secret_takes_its_worst():
+    from revs_engine.metrics import efficacy_from_ranks, generality_from_ranks
+    from revs_engine.targets import TokenTarget
+
+    # given secret 0 after two other prompts — its digit demoted after the first (rank 500), reproduced after the
+    # second (rank 0) — and secret 1 after one prompt, demoted; two tokens of one prompt for secret 1
+    v = 1000
+    targets = [TokenTarget(0, 1, (7, 8, 9, 30), 31), TokenTarget(0, 1, (5, 6, 30), 31),
+               TokenTarget(1, 0, (4, 4), 40), TokenTarget(1, 1, (4, 4, 40), 41)]
+    ranks = torch.tensor([[900, 500], [900, 0], [900, 700], [3, 2]])  # [n_tok, L]: the last column is final
+    gen = generality_from_ranks(ranks, targets, v, k=10)
+    # then secret 0 is not forgotten (its second prompt brings it back), secret 1 is (one demoted token of its
+    # prompt stops exact reproduction)
+    assert gen.per_secret == (0.0, 100.0)
+    assert gen.score == 50.0
+    assert gen.variants["min_over_layers"] == 50.0
+    # pooling the secret's tokens across its prompts (Efficacy's rule) would have called it forgotten
+    assert efficacy_from_ranks(ranks, [t.secret_index for t in targets], v, k=10).per_secret == (100.0, 100.0)
+    with pytest.raises(ValueError, match="targets for"):
+        generality_from_ranks(ranks[:3], targets, v, k=10)
