@@ -10,7 +10,8 @@ from revs_engine.presets import PRESETS, EraseConfig, default_preset, resolve_co
 
 #: The ``digits`` preset's settings before 2026-12-05 (residual window 5–25 %, no settle or perturbation rounds):
 #: the rows measured on it keep them, so that ``benchmarks/RESULTS.md``'s rows stay reproducible.
-DEEP = {"preset": "digits", "residual_rank_window": [0.05, 0.25], "settle_rounds": 0, "perturb_rounds": 0}
+DEEP = {"preset": "digits", "residual_rank_window": [0.05, 0.25], "settle_rounds": 0, "perturb_rounds": 0,
+        "joint_variants": False}
 
 #: Opt-in rows that show what the knobs no preset uses are for (each is a policy [revs] table on a preset).
 EXTRA = {
@@ -120,30 +121,33 @@ EXTRA = {
     # ... and each edited block's whole change re-projected at once once the passes are done (the MLP output
     # kept at every context the block was edited at, the guard's positions changed least; chosen on phone seed 1)
     "joint-final": ("digits, last block re-projected jointly (λ 0.001)",
-                    {"preset": "digits", "joint_final": 0.001, "joint_covariance": "guard"}),
+                    {"preset": "digits", "joint_final": 0.001, "joint_covariance": "guard",
+                     "joint_variants": False}),
     "joint-all": ("digits, every block re-projected jointly (λ 0.1, last block 0.001)",
                   {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
-                   "joint_covariance": "guard"}),
+                   "joint_covariance": "guard", "joint_variants": False}),
     # ... every block but the last (its joint step raised held-out perplexity on phone seeds 0 and 2)
     "joint-early": ("digits, every block but the last re-projected jointly (λ 0.1)",
                     {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.0,
-                     "joint_covariance": "guard"}),
+                     "joint_covariance": "guard", "joint_variants": False}),
     # ... and the last block re-projected away from a covariance over a sample of 600 corpus texts (~33k
     # positions) instead of the guard's few thousand, or from both (chosen on phone seed 1; `joint-both` is the
     # default since 2026-12-06, `no-joint` the default before)
     "joint-corpus": ("digits, last block re-projected jointly away from a corpus sample (λ 0.001)",
-                     {"preset": "digits", "joint_final": 0.001, "joint_covariance": "corpus"}),
-    "joint-both": ("digits, last block re-projected jointly away from the guard and a corpus sample (λ 0.001)",
-                   {"preset": "digits", "joint_final": 0.001, "joint_covariance": "both"}),
+                     {"preset": "digits", "joint_final": 0.001, "joint_covariance": "corpus",
+                      "joint_variants": False}),
+    "joint-both": ("digits, last block re-projected jointly away from the guard and a corpus sample (λ 0.001; "
+                   "the default of 2026-12-06 until the seventeenth session)",
+                   {"preset": "digits", "joint_final": 0.001, "joint_covariance": "both", "joint_variants": False}),
     "no-joint": ("digits without the last block's joint re-projection (the default until 2026-12-06)",
-                 {"preset": "digits", "joint_final": 0.0, "joint_covariance": "guard"}),
-    # ... also after the perturbation rounds' rewritten prompts (the default's joint step lowered SSN Resistance
-    # through the Perturbation attack: it moved the change off perturbed prompts)
-    "joint-variants": ("digits (default), the joint step also keeping the change after the perturbation rounds' "
-                       "prompts", {"preset": "digits", "joint_variants": True}),
+                 {"preset": "digits", "joint_final": 0.0, "joint_covariance": "guard", "joint_variants": False}),
+    # ... also after the perturbation rounds' rewritten prompts (`joint-both`'s step lowered SSN Resistance through
+    # the Perturbation attack: it moved the change off perturbed prompts; the default since the seventeenth session)
+    "joint-variants": ("digits, the joint step also keeping the change after the perturbation rounds' prompts "
+                       "(the default)", {"preset": "digits", "joint_variants": True}),
     "joint-corpus-all": ("digits, every block re-projected jointly away from a corpus sample (λ 0.1, last 0.001)",
                          {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
-                          "joint_covariance": "corpus"}),
+                          "joint_covariance": "corpus", "joint_variants": False}),
     "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
                             {**DEEP, "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,
                                                                  "counterfactuals": 32}}),

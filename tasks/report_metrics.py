@@ -32,7 +32,8 @@ METRICS: dict[str, MetricInfo] = {
         "candidates at the final layer (100 = none can be produced any more)."),
     "generality": MetricInfo(
         "Generality@k", "Efficacy measured on other prompts that lead to the same value, not the ones used for "
-        "the edit."),
+        "the edit; each prompt on its own, a value counting as forgotten only if no other prompt still leads "
+        "to it."),
     "generality_min_layers": MetricInfo(
         "Generality@k (worst layer)", "Generality taken at the layer where the value is easiest to read out."),
     "logit_lens": MetricInfo(
