@@ -147,6 +147,7 @@ def resolve_config(overrides: Mapping[str, Any] | None, default: str) -> EraseCo
         raise ValueError(f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(_TOP_LEVEL)}, "
                          f"{', '.join(sorted(revs_fields))} (targets: {', '.join(sorted(target_fields))}; ftl: "
                          f"{', '.join(sorted(ftl_fields))}; association: {', '.join(sorted(assoc_fields))})")
+    overrides = _follow_switched_off(base.revs, overrides)
     try:
         target_cfg = dataclasses.replace(base.revs.targets, **{k: _tuple(v) for k, v in targets.items()})
         assoc_cfg = dataclasses.replace(base.revs.association, **{k: _tuple(v) for k, v in assoc.items()})
@@ -158,6 +159,32 @@ def resolve_config(overrides: Mapping[str, Any] | None, default: str) -> EraseCo
     changed = tuple(sorted([*overrides, *(f"targets.{k}" for k in targets), *(f"ftl.{k}" for k in ftl),
                             *(f"association.{k}" for k in assoc)]))
     return EraseConfig(name, base.method, revs, ftl_cfg, changed)
+
+
+def _joint_on(r: Mapping[str, Any]) -> bool:
+    return bool(r["joint_projection"] or r["joint_final"])
+
+
+#: Preset settings that only act through another step: when a policy switches that step off and leaves the
+#: setting alone, the setting goes back to :class:`RevsConfig`'s default with it (a policy that names the setting
+#: too is checked as written, so an inert combination it asks for is still refused).
+_FOLLOWERS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "joint_covariance": _joint_on,
+    "joint_variants": lambda r: _joint_on(r) and bool(r["perturb_rounds"])
+    and bool(r["perturb_prompts"] or r["perturb_drops"]),
+}
+
+
+def _follow_switched_off(preset: RevsConfig, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` plus the :data:`_FOLLOWERS` the preset sets and the policy leaves alone whose step the
+    policy switched off, back at their defaults."""
+    merged = {f.name: getattr(preset, f.name) for f in dataclasses.fields(RevsConfig)} | overrides
+    out = dict(overrides)
+    for name, acts in _FOLLOWERS.items():
+        default = next(f.default for f in dataclasses.fields(RevsConfig) if f.name == name)
+        if name not in overrides and merged[name] != default and not acts(merged):
+            out[name] = default
+    return out
 
 
 def _tuple(value: Any) -> Any:

@@ -62,3 +62,20 @@ def test_revs_knobs_under_the_ftl_preset_are_refused():
         resolve_config({"preset": "ftl", "n_neurons": 7, "guard_projection": 0.02}, default="paper")
     cfg = resolve_config({"preset": "ftl", "ftl": {"lr": 1e-3}, "targets": {"max_tokens": 2}}, "paper")
     assert cfg.ftl.lr == 1e-3
+
+
+def test_settings_that_act_through_a_step_a_policy_switches_off_follow_it():
+    # the digits preset re-projects jointly, away from a corpus sample too, after the rounds' prompts too
+    base = resolve_config({}, "digits").revs
+    assert (base.joint_covariance, base.joint_variants) == ("both", True)
+    # a policy that turns the joint step off does not have to undo what only acts through it
+    off = resolve_config({"joint_final": 0}, "digits").revs
+    assert (off.joint_final, off.joint_covariance, off.joint_variants) == (0, "guard", False)
+    # nor one that turns the perturbation rounds off (the joint step itself stays)
+    no_rounds = resolve_config({"perturb_rounds": 0}, "digits").revs
+    assert (no_rounds.joint_final, no_rounds.joint_covariance, no_rounds.joint_variants) == (0.001, "both", False)
+    # a policy that asks for the inert combination itself is still refused
+    with pytest.raises(ValueError, match="joint_variants only acts through the joint re-projection"):
+        resolve_config({"joint_final": 0, "joint_variants": True}, "digits")
+    with pytest.raises(ValueError, match="joint_covariance = 'corpus' only acts through"):
+        resolve_config({"joint_final": 0, "joint_covariance": "corpus"}, "digits")
