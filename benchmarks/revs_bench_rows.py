@@ -138,11 +138,13 @@ EXTRA = {
                       "joint_variants": False}),
     "joint-both": ("digits, last block re-projected jointly away from the guard and a corpus sample (λ 0.001; "
                    "the default of 2026-12-06 until the seventeenth session)",
-                   {"preset": "digits", "joint_final": 0.001, "joint_covariance": "both", "joint_variants": False}),
+                   {"preset": "digits", "joint_final": 0.001, "joint_covariance": "both",
+                    "joint_variants": False}),
     "no-joint": ("digits without the last block's joint re-projection (the default until 2026-12-06)",
                  {"preset": "digits", "joint_final": 0.0, "joint_covariance": "guard", "joint_variants": False}),
-    # ... also after the perturbation rounds' rewritten prompts (`joint-both`'s step lowered SSN Resistance through
-    # the Perturbation attack: it moved the change off perturbed prompts; the default since the seventeenth session)
+    # ... also after the perturbation rounds' rewritten prompts (`joint-both`'s step lowered SSN Resistance
+    # through the Perturbation attack: it moved the change off perturbed prompts; the default since the
+    # seventeenth session)
     "joint-variants": ("digits, the joint step also keeping the change after the perturbation rounds' prompts "
                        "(the default)", {"preset": "digits", "joint_variants": True}),
     "joint-corpus-all": ("digits, every block re-projected jointly away from a corpus sample (λ 0.1, last 0.001)",
