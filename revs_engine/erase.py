@@ -256,7 +256,7 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
                        "is empty: the joint re-projection is skipped (the result's configuration says so); pass "
                        "benign corpus documents to have it", config.revs.joint_covariance)
         config = dataclasses.replace(config, revs=dataclasses.replace(
-            config.revs, joint_projection=0.0, joint_final=0.0, joint_covariance="guard"))
+            config.revs, joint_projection=0.0, joint_final=0.0, joint_covariance="guard", joint_variants=False))
     assoc = _associate(model, arch, inputs, config)
     if assoc is not None and guard_stats is not None:  # taken on the model before the association stage
         logger.info("association stage changed the model: the guard statistics are taken again")

@@ -184,7 +184,8 @@ def test_an_erase_that_reads_a_corpus_sample_takes_benign_documents_of_the_guard
     # records that it did
     bare = run_unlearn(str(setup / "base"), setup / "probes.parquet", setup / "findings.parquet", setup / "out0",
                        cache_dir=setup / "cache", overrides=policy)
-    assert (bare.config["revs"]["joint_final"], bare.config["revs"]["joint_covariance"]) == (0.0, "guard")
+    assert (bare.config["revs"]["joint_final"], bare.config["revs"]["joint_covariance"],
+            bare.config["revs"]["joint_variants"]) == (0.0, "guard", False)
     # while with the corpus it edits with the step and records the setting
     report = run_unlearn(str(setup / "base"), setup / "probes.parquet", setup / "findings.parquet",
                          setup / "out", cache_dir=setup / "cache", overrides=policy, corpus=[folder])
