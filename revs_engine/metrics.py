@@ -118,12 +118,13 @@ def generality_from_ranks(ranks: torch.Tensor, targets: Sequence[TokenTarget], v
     units = [(t.secret_index, tuple(t.prefix_ids[:len(t.prefix_ids) - t.position])) for t in targets]
     if len(units) != ranks.shape[0]:
         raise ValueError(f"{len(units)} targets for {ranks.shape[0]} rows of ranks")
-    keys = list(dict.fromkeys(units))
-    _, per_unit = secret_layer_scores(ranks, [keys.index(u) for u in units], vocab_size, k,
+    unit_of = {u: j for j, u in enumerate(dict.fromkeys(units))}  # (secret, prompt) → its row, first-seen order
+    _, per_unit = secret_layer_scores(ranks, [unit_of[u] for u in units], vocab_size, k,
                                       faithful_top_rounding=faithful_top_rounding)  # [n_units, L]
-    secrets = list(dict.fromkeys(s for s, _ in keys))
-    s = torch.stack([per_unit[[j for j, (sec, _) in enumerate(keys) if sec == secret]].min(0).values
-                     for secret in secrets])  # [n_secrets, L]
+    rows_of: dict[int, list[int]] = {}
+    for (secret, _), j in unit_of.items():
+        rows_of.setdefault(secret, []).append(j)
+    s = torch.stack([per_unit[rows].min(0).values for rows in rows_of.values()])  # [n_secrets, L]
     final = s[:, -1] * 100
     return MetricResult("generality", k, float(final.mean()), tuple(final.tolist()),
                         {"min_over_layers": float((s.mean(0) * 100).min())})
