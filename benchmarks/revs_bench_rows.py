@@ -147,6 +147,10 @@ EXTRA = {
     # seventeenth session)
     "joint-variants": ("digits, the joint step also keeping the change after the perturbation rounds' prompts "
                        "(the default)", {"preset": "digits", "joint_variants": True}),
+    # the default's joint step on every edited block, not only the last (λ 0.1 before the last block; the
+    # covariance is the default's, guard and corpus sample): does it keep other people's digits (#21)?
+    "joint-early-both": ("digits, every edited block re-projected jointly (λ 0.1 before the last, the default's "
+                         "covariance)", {"preset": "digits", "joint_projection": 0.1}),
     "joint-corpus-all": ("digits, every block re-projected jointly away from a corpus sample (λ 0.1, last 0.001)",
                          {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
                           "joint_covariance": "corpus", "joint_variants": False}),
