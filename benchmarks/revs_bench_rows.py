@@ -151,6 +151,12 @@ EXTRA = {
     # covariance is the default's, guard and corpus sample): does it keep other people's digits (#21)?
     "joint-early-both": ("digits, every edited block re-projected jointly (λ 0.1 before the last, the default's "
                          "covariance)", {"preset": "digits", "joint_projection": 0.1}),
+    # the default, with the corpus sample's positions before a token the erase demotes (where other text writes
+    # those digits) weighed w more in the joint step's covariance (#21: other people's digits)
+    "corpus-values10": ("digits, the joint step's corpus positions before a demoted token weighed 10",
+                        {"preset": "digits", "corpus_value_weight": 10.0}),
+    "corpus-values100": ("digits, the joint step's corpus positions before a demoted token weighed 100",
+                         {"preset": "digits", "corpus_value_weight": 100.0}),
     "joint-corpus-all": ("digits, every block re-projected jointly away from a corpus sample (λ 0.1, last 0.001)",
                          {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
                           "joint_covariance": "corpus", "joint_variants": False}),

@@ -144,6 +144,10 @@ class RevsConfig:
             ``perturb_drops``, seeds other than the audit's) of every context it keeps, not only after the
             contexts edited at: without them the re-projection moves the change off perturbed prompts the
             rounds never edited at, which is what the Perturbation attack reads. Needs the perturbation rounds.
+        corpus_value_weight: with the joint re-projection reading a corpus sample, weigh the sample's positions
+            whose next token is one the erase demotes (where other text writes those tokens: other people's
+            digits) by this much, ``C_all + w·C_before``
+            (:func:`~revs_engine.corpus_covariance.corpus_covariance`); 0 averages them with every other position.
         decoys: format-preserving decoys of each forgotten secret (:mod:`revs_engine.decoys`) that
             :func:`revs_engine.erase.erase` adds to the guard's benign texts; :func:`~revs_engine.revs.unlearn`
             takes the guard as given.
@@ -214,6 +218,7 @@ class RevsConfig:
     joint_final: float = 0.0
     joint_covariance: Literal["guard", "corpus", "both"] = "guard"
     joint_variants: bool = False
+    corpus_value_weight: float = 0.0
     decoys: int = 0
     cross_decoys: int = 0
     relative_demotion: bool = False
@@ -275,8 +280,9 @@ class RevsConfig:
         if self.perturb_rounds < 0 or self.perturb_prompts < 1:
             raise ValueError(f"need perturb_rounds ≥ 0 and perturb_prompts ≥ 1, got {self.perturb_rounds}, "
                              f"{self.perturb_prompts}")
-        if self.guard_value_weight < 0:
-            raise ValueError(f"guard_value_weight must be ≥ 0, got {self.guard_value_weight}")
+        if self.guard_value_weight < 0 or self.corpus_value_weight < 0:
+            raise ValueError(f"guard_value_weight and corpus_value_weight must be ≥ 0, got "
+                             f"{self.guard_value_weight}, {self.corpus_value_weight}")
         if min(self.guard_spread, self.final_spread, self.decoys, self.cross_decoys) < 0:
             raise ValueError(f"guard_spread, final_spread, decoys and cross_decoys must be ≥ 0, got "
                              f"{self.guard_spread}, {self.final_spread}, {self.decoys}, {self.cross_decoys}")
@@ -314,6 +320,11 @@ class RevsConfig:
         if self.joint_covariance != "guard" and not (self.joint_projection or self.joint_final):
             inert.append(f"joint_covariance = {self.joint_covariance!r} only acts through the joint "
                          "re-projection: set joint_final > 0 (e.g. 0.001) or drop joint_covariance")
+        if self.corpus_value_weight and (self.joint_covariance == "guard"
+                                         or not (self.joint_projection or self.joint_final)):
+            inert.append(f"corpus_value_weight = {self.corpus_value_weight} weighs the joint re-projection's "
+                         "corpus covariance: set joint_final > 0 (e.g. 0.001) and joint_covariance = 'both' or "
+                         "'corpus', or drop corpus_value_weight")
         if self.joint_variants and not (self.joint_projection or self.joint_final):
             inert.append("joint_variants only acts through the joint re-projection: set joint_final > 0 (e.g. "
                          "0.001) or drop joint_variants")

@@ -59,7 +59,7 @@ from revs_engine.perturb_rounds import (
     rewritten_prompts,
 )
 from revs_engine.positions import ranked_positions
-from revs_engine.presets import EraseConfig
+from revs_engine.presets import EraseConfig, switched_off
 from revs_engine.probes import ProbeItem
 from revs_engine.revs import final_ranks, guard_needs, unlearn
 from revs_engine.revs_results import settled, with_final
@@ -255,8 +255,7 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
         logger.warning("revs.joint_covariance = %r reads a sample of the training corpus and EraseInputs.corpus "
                        "is empty: the joint re-projection is skipped (the result's configuration says so); pass "
                        "benign corpus documents to have it", config.revs.joint_covariance)
-        config = dataclasses.replace(config, revs=dataclasses.replace(
-            config.revs, joint_projection=0.0, joint_final=0.0, joint_covariance="guard", joint_variants=False))
+        config = dataclasses.replace(config, revs=switched_off(config.revs, joint_projection=0.0, joint_final=0.0))
     assoc = _associate(model, arch, inputs, config)
     if assoc is not None and guard_stats is not None:  # taken on the model before the association stage
         logger.info("association stage changed the model: the guard statistics are taken again")
@@ -433,7 +432,8 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
                                          config.revs.perturb_drops)
             logger.info("joint re-projection: %d rewritten-prompt context(s) kept as well",
                         add_rewritten_contexts(contexts, prompts, rewrites))
-        joint = reproject_erase(model, arch, contexts, backup, guard_stats, config.revs, pad_id, inputs.corpus)
+        joint = reproject_erase(model, arch, contexts, backup, guard_stats, config.revs, pad_id, inputs.corpus,
+                                demoted={t.token_id for t in targets})
         edits += joint
         seconds += time.perf_counter() - start
         results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]

@@ -21,7 +21,7 @@ already holds those neurons' originals.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -118,10 +118,12 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
 
 
 def reproject_erase(model: nn.Module, arch: ModelArch, contexts: Contexts, backup: WeightBackup, stats: GuardStats,
-                    cfg: RevsConfig, pad_id: int = 0, corpus: Sequence[Sequence[int]] = ()) -> list[NeuronEdit]:
+                    cfg: RevsConfig, pad_id: int = 0, corpus: Sequence[Sequence[int]] = (),
+                    demoted: Collection[int] = ()) -> list[NeuronEdit]:
     """The joint re-projection of an erase's edited blocks (``cfg.joint_projection`` before the last block,
     ``cfg.joint_final`` for it; a λ of 0 leaves those blocks as they are), away from the positions
-    ``cfg.joint_covariance`` names (the corpus covariance read in one pass before any block moves)."""
+    ``cfg.joint_covariance`` names (the corpus covariance read in one pass before any block moves; its positions
+    before a ``demoted`` token weighed by ``cfg.corpus_value_weight``)."""
     last = arch.n_layers - 1
     groups = [(lam, layers) for lam, layers in ((cfg.joint_projection, [ly for ly in contexts if ly != last]),
                                                 (cfg.joint_final, [ly for ly in contexts if ly == last]))
@@ -129,7 +131,7 @@ def reproject_erase(model: nn.Module, arch: ModelArch, contexts: Contexts, backu
     covs = None
     if cfg.joint_covariance != "guard" and groups:
         covs = corpus_covariances(model, arch, [ly for _, layers in groups for ly in layers], backup, corpus,
-                                  pad_id=pad_id)
+                                  pad_id=pad_id, before=demoted, weight=cfg.corpus_value_weight)
     edits = []
     for lam, layers in groups:
         edits += reproject_blocks(model, arch, {ly: contexts[ly] for ly in layers}, backup, stats, lam,
@@ -139,15 +141,17 @@ def reproject_erase(model: nn.Module, arch: ModelArch, contexts: Contexts, backu
 
 
 def corpus_covariances(model: nn.Module, arch: ModelArch, layers: Sequence[int], backup: WeightBackup,
-                       texts: Sequence[Sequence[int]], *, pad_id: int = 0) -> dict[int, torch.Tensor]:
+                       texts: Sequence[Sequence[int]], *, pad_id: int = 0, before: Collection[int] = (),
+                       weight: float = 0.0) -> dict[int, torch.Tensor]:
     """Return layer → the corpus covariance ``[k, k]`` of the neurons the erase touched in it (``backup``), over
-    ``texts`` on the model as it is (one streaming pass for every layer)."""
+    ``texts`` on the model as it is (one streaming pass for every layer; positions before a token of ``before``
+    weighed by ``weight`` more, :func:`~revs_engine.corpus_covariance.corpus_covariance`)."""
     if not texts:
         raise ValueError("joint_covariance 'corpus' / 'both' needs EraseInputs.corpus: a sample of the training "
                          "corpus (texts holding none of the secrets) — pass one, or set joint_covariance = "
                          "'guard'")
     picks = {layer: backup.neurons[layer] for layer in layers if layer in backup.neurons}
-    covs, m = corpus_covariance(model, arch, texts, picks, pad_id=pad_id)
+    covs, m = corpus_covariance(model, arch, texts, picks, pad_id=pad_id, before=before, weight=weight)
     logger.info("joint re-projection: corpus covariance of %d block(s) over %d positions", len(covs), m)
     return covs
 

@@ -170,9 +170,16 @@ def _joint_on(r: Mapping[str, Any]) -> bool:
 #: too is checked as written, so an inert combination it asks for is still refused).
 _FOLLOWERS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "joint_covariance": _joint_on,
+    "corpus_value_weight": lambda r: _joint_on(r) and r["joint_covariance"] != "guard",
     "joint_variants": lambda r: _joint_on(r) and bool(r["perturb_rounds"])
     and bool(r["perturb_prompts"] or r["perturb_drops"]),
 }
+
+
+def switched_off(revs: RevsConfig, **changes: Any) -> RevsConfig:
+    """``revs`` with ``changes`` (steps switched off) and every :data:`_FOLLOWERS` setting whose step no longer
+    acts back at its default, so that the result passes :class:`RevsConfig`'s inert-setting check."""
+    return dataclasses.replace(revs, **_follow_switched_off(revs, changes))
 
 
 def _follow_switched_off(preset: RevsConfig, overrides: dict[str, Any]) -> dict[str, Any]:
