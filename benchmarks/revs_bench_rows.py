@@ -151,6 +151,11 @@ EXTRA = {
     # covariance is the default's, guard and corpus sample): does it keep other people's digits (#21)?
     "joint-early-both": ("digits, every edited block re-projected jointly (λ 0.1 before the last, the default's "
                          "covariance)", {"preset": "digits", "joint_projection": 0.1}),
+    "joint-early-both-0.01": ("digits, every edited block re-projected jointly (λ 0.01 before the last, the "
+                              "default's covariance)", {"preset": "digits", "joint_projection": 0.01}),
+    "joint-early-values10": ("digits, every edited block re-projected jointly (λ 0.1 before the last), the corpus "
+                             "positions before a demoted token weighed 10",
+                             {"preset": "digits", "joint_projection": 0.1, "corpus_value_weight": 10.0}),
     # the default, with the corpus sample's positions before a token the erase demotes (where other text writes
     # those digits) weighed w more in the joint step's covariance (#21: other people's digits)
     "corpus-values10": ("digits, the joint step's corpus positions before a demoted token weighed 10",
