@@ -13,26 +13,28 @@ What "the guard's positions" are is ``RevsConfig.joint_covariance``'s choice: th
 covariance over a sample of the training corpus (:mod:`revs_engine.corpus_covariance`), or both.
 
 Blocks are taken in order, each context's activations read on the model as the earlier blocks left it (a block's
-MLP input depends on the blocks before it, not on its own write vectors). The result is one more
-:class:`~revs_engine.edit.NeuronEdit` per block (``target_index`` −1), applied in place; the erase's backup
-already holds those neurons' originals.
+MLP input depends on the blocks before it, not on its own write vectors): in one forward pass over every context
+when they fit in memory (a hook on each block re-projects it just before it writes), else one pass per block.
+The result is one more :class:`~revs_engine.edit.NeuronEdit` per block (``target_index`` −1), applied in place;
+the erase's backup already holds those neurons' originals.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from revs_engine.arch import ModelArch, neuron_vectors
-from revs_engine.capture import capture_activations, right_padded
+from revs_engine.capture import capture_activations, hooks, model_forward, right_padded
 from revs_engine.config import RevsConfig
 from revs_engine.corpus_covariance import corpus_covariance
 from revs_engine.edit import NeuronEdit, WeightBackup, apply_edits
 from revs_engine.guard_projection import project_jointly
 from revs_engine.guard_stats import GuardStats
+from revs_engine.probes import batch_size_for
 from revs_engine.targets import TokenTarget
 
 logger = logging.getLogger(__name__)
@@ -96,24 +98,87 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
     """
     if covariance != "guard" and corpus is None:
         raise ValueError(f"covariance = {covariance!r} needs the corpus covariance of every re-projected block")
-    out = []
-    for layer in sorted(contexts):
-        if layer not in backup.neurons or not contexts[layer]:
-            continue
+    layers = [ly for ly in sorted(contexts) if ly in backup.neurons and contexts[ly]]
+
+    def solve(layer: int, acts: torch.Tensor) -> NeuronEdit | None:  # acts: [n, d_ff] at the layer's contexts
         neurons = backup.neurons[layer]
         weights = neuron_vectors(arch.mlp_out[layer], arch.spec.transposed)
         idx = neurons.to(weights.device)
         now = weights[idx].double() - backup.original[layer].to(weights.device).double()  # [k, d]
-        acts = _context_acts(model, arch, layer, contexts[layer], pad_id)[:, idx]  # [n, k]
         cov, unit = _covariance(stats, layer, neurons, None if corpus is None else corpus[layer], covariance)
         dev = cov.device
-        new = project_jointly(acts.to(dev), now.to(dev), cov, lam, scale=unit)
+        new = project_jointly(acts[:, idx.to(acts.device)].to(dev), now.to(dev), cov, lam, scale=unit)
         change = (new - now.to(dev)).float().to(weights.device)
         if not bool(change.abs().max() > 0):
-            continue
+            return None
         edit = NeuronEdit(layer, neurons, change)
         apply_edits(model, arch, [edit])
-        out.append(edit)
+        return edit
+
+    if _fits_one_pass(model, [contexts[ly] for ly in layers]):
+        return _in_one_pass(model, arch, {ly: contexts[ly] for ly in layers}, solve, pad_id)
+    out = []
+    for layer in layers:
+        edit = solve(layer, _context_acts(model, arch, layer, contexts[layer], pad_id))
+        if edit is not None:
+            out.append(edit)
+    return out
+
+
+#: Memory one forward pass over every context of a joint re-projection may take on the CPU (on a CUDA device:
+#: :data:`~revs_engine.probes.DEVICE_MEMORY_SHARE` of its free memory), as
+#: :func:`~revs_engine.probes.batch_size_for` counts it; more contexts than fit are read one pass per block.
+ONE_PASS_CPU_BYTES = 4 * 2**30
+
+
+def _fits_one_pass(model: nn.Module, per_layer: Sequence[Sequence[tuple[int, ...]]]) -> bool:
+    """Whether every distinct context fits one forward pass (:data:`ONE_PASS_CPU_BYTES`)."""
+    union = {p for prefixes in per_layer for p in prefixes}
+    if not union:
+        return False
+    width = max(len(p) for p in union)
+    free = None if next(model.parameters()).device.type == "cuda" else ONE_PASS_CPU_BYTES
+    return len(union) <= batch_size_for(model, width, free)
+
+
+class _DoneSignal(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by the last re-projected block's hook: nothing after its MLP input is needed."""
+
+
+def _in_one_pass(model: nn.Module, arch: ModelArch, contexts: Mapping[int, Sequence[tuple[int, ...]]],
+                 solve: Callable[[int, torch.Tensor], NeuronEdit | None], pad_id: int) -> list[NeuronEdit]:
+    """Re-project every block of ``contexts`` during one forward pass over all their contexts: a hook on each
+    block's FF2 reads its MLP input at the block's contexts and applies ``solve``'s edit before the block writes,
+    so each block reads its input as the earlier blocks' re-projections left it — what one pass per block gives,
+    at the cost of one."""
+    union: dict[tuple[int, ...], int] = {}
+    for prefixes in contexts.values():
+        for p in prefixes:
+            union.setdefault(tuple(p), len(union))
+    device = arch.unembed.weight.device
+    ids, mask = right_padded(list(union), pad_id)
+    last = (mask.sum(1) - 1).to(device)
+    final = max(contexts)
+    out: list[NeuronEdit] = []
+
+    def hook_for(layer: int) -> Callable:
+        rows = torch.tensor([union[tuple(p)] for p in contexts[layer]], device=device)
+
+        def hook(module, args, kwargs):
+            x = args[0] if args else kwargs["input"]  # [batch, seq, d_ff]
+            edit = solve(layer, x[rows, last[rows]].double())
+            if edit is not None:
+                out.append(edit)
+            if layer == final:
+                raise _DoneSignal
+        return hook
+
+    body = model if getattr(model, "base_model", model) is model else model.base_model
+    try:
+        with hooks([(arch.mlp_out[layer], "pre", hook_for(layer)) for layer in sorted(contexts)]):
+            model_forward(body, ids.to(device), mask.to(device))
+    except _DoneSignal:
+        pass
     return out
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 import torch
 
+from revs_engine import joint_reprojection
 from revs_engine.arch import neuron_vectors
 from revs_engine.edit import restore
 from revs_engine.erase import erase, guard_stats_for
@@ -197,3 +198,29 @@ def test_joint_variants_without_a_joint_step_or_perturbation_rounds_are_refused(
         dataclasses.replace(CFG, joint_variants="yes")
     dataclasses.replace(CFG, guard_projection=0.02, joint_final=0.01, perturb_rounds=1, perturb_drops=1,
                         joint_variants=True)
+
+
+def test_one_pass_over_every_context_gives_the_edits_of_one_pass_per_block(monkeypatch):
+    # given a guarded erase and the contexts of its edits, on every edited block
+    model, arch, inputs, cfg = _guarded_erase()
+    stats = guard_stats_for(model, arch, inputs, cfg)
+    result = erase(model, arch, inputs, cfg, guard_stats=stats)
+    contexts = {}
+    note_contexts(contexts, list(result.targets), [e for e in result.edits if e.target_index >= 0])
+    assert len(contexts) > 1
+    erased = {n: t.detach().clone() for n, t in model.state_dict().items()}
+    # when the blocks are re-projected in one forward pass (the contexts fit), then block by block
+    assert joint_reprojection._fits_one_pass(model, list(contexts.values()))
+    once = reproject_blocks(model, arch, contexts, result.backup, stats, 0.01)
+    after_once = {n: t.detach().clone() for n, t in model.state_dict().items()}
+    model.load_state_dict(erased)
+    monkeypatch.setattr(joint_reprojection, "ONE_PASS_CPU_BYTES", 0)
+    assert not joint_reprojection._fits_one_pass(model, list(contexts.values()))
+    per_block = reproject_blocks(model, arch, contexts, result.backup, stats, 0.01)
+    # then both re-projected the same blocks by the same change, and left the same weights
+    assert [e.layer for e in once] == [e.layer for e in per_block] == sorted(contexts)
+    for a, b in zip(once, per_block, strict=True):
+        assert torch.equal(a.neurons, b.neurons)
+        torch.testing.assert_close(a.delta, b.delta, rtol=1e-4, atol=1e-6)
+    for name, t in model.state_dict().items():
+        torch.testing.assert_close(t, after_once[name], rtol=1e-4, atol=1e-6)
