@@ -165,8 +165,9 @@ def _in_one_pass(model: nn.Module, arch: ModelArch, contexts: Mapping[int, Seque
         rows = torch.tensor([union[tuple(p)] for p in contexts[layer]], device=device)
 
         def hook(module, args, kwargs):
-            x = args[0] if args else kwargs["input"]  # [batch, seq, d_ff]
-            edit = solve(layer, x[rows, last[rows]].double())
+            x = args[0] if args else kwargs["input"]  # [batch, seq, d_ff]; blocks may sit on several devices
+            here = rows.to(x.device)
+            edit = solve(layer, x[here, last.to(x.device)[here]].double())
             if edit is not None:
                 out.append(edit)
             if layer == final:
