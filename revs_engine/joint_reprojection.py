@@ -125,10 +125,11 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
     return out
 
 
-#: Memory one forward pass over every context of a joint re-projection may take on the CPU (on a CUDA device:
-#: :data:`~revs_engine.probes.DEVICE_MEMORY_SHARE` of its free memory), as
-#: :func:`~revs_engine.probes.batch_size_for` counts it; more contexts than fit are read one pass per block.
-ONE_PASS_CPU_BYTES = 4 * 2**30
+#: Memory taken as free on the CPU when deciding whether one forward pass holds every context of a joint
+#: re-projection (:func:`~revs_engine.probes.batch_size_for` lets a pass use
+#: :data:`~revs_engine.probes.DEVICE_MEMORY_SHARE` of it; on a CUDA device, of its free memory); more contexts than
+#: fit are read one pass per block.
+ONE_PASS_CPU_BYTES = 8 * 2**30
 
 
 def _fits_one_pass(model: nn.Module, per_layer: Sequence[Sequence[tuple[int, ...]]]) -> bool:
@@ -138,7 +139,10 @@ def _fits_one_pass(model: nn.Module, per_layer: Sequence[Sequence[tuple[int, ...
         return False
     width = max(len(p) for p in union)
     free = None if next(model.parameters()).device.type == "cuda" else ONE_PASS_CPU_BYTES
-    return len(union) <= batch_size_for(model, width, free)
+    fits = len(union) <= batch_size_for(model, width, free, most=len(union))
+    logger.info("joint re-projection: %d block(s), %d distinct context(s) of up to %d tokens, %s", len(per_layer),
+                len(union), width, "one pass" if fits else "one pass per block (too many for one)")
+    return fits
 
 
 class _DoneSignal(Exception):  # noqa: N818 (a signal, not an error)

@@ -167,13 +167,14 @@ DEVICE_MEMORY_SHARE = 0.5
 MAX_BATCH = 1024
 
 
-def batch_size_for(model: torch.nn.Module, max_len: int, free_bytes: int | None = None) -> int:
+def batch_size_for(model: torch.nn.Module, max_len: int, free_bytes: int | None = None,
+                   most: int = MAX_BATCH) -> int:
     """Return the rows per probe batch for ``model`` on its device, for rows of up to ``max_len`` tokens.
 
     On a CUDA device (or when ``free_bytes`` is given): as many rows as :data:`DEVICE_MEMORY_SHARE` of the free
     memory holds, counting per token the hidden state and the attention and MLP activations of one layer in the
     model's dtype plus one fp32 row of attention scores — a forward pass without gradients keeps one layer's
-    activations at a time — between 1 and :data:`MAX_BATCH`. On the CPU: :data:`CPU_BATCH`.
+    activations at a time — between 1 and ``most`` (:data:`MAX_BATCH`). On the CPU: :data:`CPU_BATCH`.
     """
     param = next(model.parameters())
     if free_bytes is None:
@@ -185,7 +186,7 @@ def batch_size_for(model: torch.nn.Module, max_len: int, free_bytes: int | None 
     inner = int(getattr(cfg, "intermediate_size", None) or 4 * hidden)
     heads = int(getattr(cfg, "num_attention_heads", 1))
     per_token = (4 * hidden + 2 * inner) * param.element_size() + heads * max_len * 4
-    return int(max(1, min(MAX_BATCH, free_bytes * DEVICE_MEMORY_SHARE // (max_len * per_token))))
+    return int(max(1, min(most, free_bytes * DEVICE_MEMORY_SHARE // (max_len * per_token))))
 
 
 @torch.no_grad()

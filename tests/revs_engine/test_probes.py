@@ -196,5 +196,6 @@ def test_probe_batches_are_sized_to_the_devices_free_memory():
     assert batch_size_for(model, 640, free_bytes=2**26) < big / 2  # longer rows: fewer (attention grows too)
     assert batch_size_for(model, 320, free_bytes=1) == 1
     assert batch_size_for(model, 320, free_bytes=2**50) == MAX_BATCH
+    assert batch_size_for(model, 320, free_bytes=2**50, most=5 * MAX_BATCH) == 5 * MAX_BATCH  # a caller's cap
     # a bf16 model fits more rows in the same memory
     assert batch_size_for(model.to(torch.bfloat16), 320, free_bytes=2**26) > big
