@@ -22,7 +22,7 @@ the erase's backup already holds those neurons' originals.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -115,8 +115,9 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
         apply_edits(model, arch, [edit])
         return edit
 
-    if _fits_one_pass(model, [contexts[ly] for ly in layers]):
-        return _in_one_pass(model, arch, {ly: contexts[ly] for ly in layers}, solve, pad_id)
+    union = _distinct(contexts[ly] for ly in layers)
+    if _fits_one_pass(model, union, len(layers)):
+        return _in_one_pass(model, arch, {ly: contexts[ly] for ly in layers}, union, solve, pad_id)
     out = []
     for layer in layers:
         edit = solve(layer, _context_acts(model, arch, layer, contexts[layer], pad_id))
@@ -132,15 +133,23 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
 ONE_PASS_CPU_BYTES = 8 * 2**30
 
 
-def _fits_one_pass(model: nn.Module, per_layer: Sequence[Sequence[tuple[int, ...]]]) -> bool:
-    """Whether every distinct context fits one forward pass (:data:`ONE_PASS_CPU_BYTES`)."""
-    union = {p for prefixes in per_layer for p in prefixes}
+def _distinct(per_layer: Iterable[Sequence[tuple[int, ...]]]) -> dict[tuple[int, ...], int]:
+    """Every distinct context of the blocks, in first-seen order → its row in a batch of them."""
+    union: dict[tuple[int, ...], int] = {}
+    for prefixes in per_layer:
+        for p in prefixes:
+            union.setdefault(tuple(p), len(union))
+    return union
+
+
+def _fits_one_pass(model: nn.Module, union: Collection[tuple[int, ...]], blocks: int) -> bool:
+    """Whether the ``blocks``' distinct contexts ``union`` fit one forward pass (:data:`ONE_PASS_CPU_BYTES`)."""
     if not union:
         return False
     width = max(len(p) for p in union)
     free = None if next(model.parameters()).device.type == "cuda" else ONE_PASS_CPU_BYTES
     fits = len(union) <= batch_size_for(model, width, free, most=len(union))
-    logger.info("joint re-projection: %d block(s), %d distinct context(s) of up to %d tokens, %s", len(per_layer),
+    logger.info("joint re-projection: %d block(s), %d distinct context(s) of up to %d tokens, %s", blocks,
                 len(union), width, "one pass" if fits else "one pass per block (too many for one)")
     return fits
 
@@ -150,15 +159,12 @@ class _DoneSignal(Exception):  # noqa: N818 (a signal, not an error)
 
 
 def _in_one_pass(model: nn.Module, arch: ModelArch, contexts: Mapping[int, Sequence[tuple[int, ...]]],
-                 solve: Callable[[int, torch.Tensor], NeuronEdit | None], pad_id: int) -> list[NeuronEdit]:
+                 union: Mapping[tuple[int, ...], int], solve: Callable[[int, torch.Tensor], NeuronEdit | None],
+                 pad_id: int) -> list[NeuronEdit]:
     """Re-project every block of ``contexts`` during one forward pass over all their contexts: a hook on each
     block's FF2 reads its MLP input at the block's contexts and applies ``solve``'s edit before the block writes,
     so each block reads its input as the earlier blocks' re-projections left it — what one pass per block gives,
-    at the cost of one."""
-    union: dict[tuple[int, ...], int] = {}
-    for prefixes in contexts.values():
-        for p in prefixes:
-            union.setdefault(tuple(p), len(union))
+    at the cost of one. ``union``: every context → its row (:func:`_distinct`)."""
     device = arch.unembed.weight.device
     ids, mask = right_padded(list(union), pad_id)
     last = (mask.sum(1) - 1).to(device)
@@ -178,7 +184,7 @@ def _in_one_pass(model: nn.Module, arch: ModelArch, contexts: Mapping[int, Seque
                 raise _DoneSignal
         return hook
 
-    body = model if getattr(model, "base_model", model) is model else model.base_model
+    body = getattr(model, "base_model", model)  # no unembedding: only the blocks' inputs are read
     try:
         with hooks([(arch.mlp_out[layer], "pre", hook_for(layer)) for layer in sorted(contexts)]):
             model_forward(body, ids.to(device), mask.to(device))

@@ -210,12 +210,13 @@ def test_one_pass_over_every_context_gives_the_edits_of_one_pass_per_block(monke
     assert len(contexts) > 1
     erased = {n: t.detach().clone() for n, t in model.state_dict().items()}
     # when the blocks are re-projected in one forward pass (the contexts fit), then block by block
-    assert joint_reprojection._fits_one_pass(model, list(contexts.values()))
+    union = joint_reprojection._distinct(contexts.values())
+    assert joint_reprojection._fits_one_pass(model, union, len(contexts))
     once = reproject_blocks(model, arch, contexts, result.backup, stats, 0.01)
     after_once = {n: t.detach().clone() for n, t in model.state_dict().items()}
     model.load_state_dict(erased)
     monkeypatch.setattr(joint_reprojection, "ONE_PASS_CPU_BYTES", 0)
-    assert not joint_reprojection._fits_one_pass(model, list(contexts.values()))
+    assert not joint_reprojection._fits_one_pass(model, union, len(contexts))
     per_block = reproject_blocks(model, arch, contexts, result.backup, stats, 0.01)
     # then both re-projected the same blocks by the same change, and left the same weights
     assert [e.layer for e in once] == [e.layer for e in per_block] == sorted(contexts)
