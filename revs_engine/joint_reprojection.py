@@ -80,7 +80,7 @@ def add_rewritten_contexts(contexts: Contexts, prompt_ids: Sequence[Sequence[int
 
 @torch.no_grad()
 def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, Sequence[tuple[int, ...]]],
-                     backup: WeightBackup, stats: GuardStats, lam: float, *, pad_id: int = 0,
+                     backup: WeightBackup, stats: GuardStats, lam: float | Mapping[int, float], *, pad_id: int = 0,
                      corpus: Mapping[int, torch.Tensor] | None = None, covariance: str = "guard"
                      ) -> list[NeuronEdit]:
     """Re-project the change of every block in ``contexts`` (module docstring) with ridge ``lam``, in place;
@@ -90,8 +90,8 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
         contexts: layer → the prefixes its edits were made at (:func:`note_contexts`).
         backup: the erase's backup: the blocks' touched neurons and their original write vectors.
         stats: the guard's statistics with the covariance (the guard projection's).
-        lam: ridge weight relative to the touched neurons' mean squared activation (over the positions
-            ``covariance`` names).
+        lam: ridge weight (one for every block, or layer → its own) relative to the touched neurons' mean
+            squared activation (over the positions ``covariance`` names).
         corpus: layer → the corpus covariance of its touched neurons (:func:`corpus_covariances`), needed when
             ``covariance`` is ``corpus`` or ``both``.
         covariance: ``guard``, ``corpus`` or ``both`` (each scaled to unit mean variance, weighed equally).
@@ -107,7 +107,8 @@ def reproject_blocks(model: nn.Module, arch: ModelArch, contexts: Mapping[int, S
         now = weights[idx].double() - backup.original[layer].to(weights.device).double()  # [k, d]
         cov, unit = _covariance(stats, layer, neurons, None if corpus is None else corpus[layer], covariance)
         dev = cov.device
-        new = project_jointly(acts[:, idx.to(acts.device)].to(dev), now.to(dev), cov, lam, scale=unit)
+        ridge = lam if isinstance(lam, int | float) else lam[layer]
+        new = project_jointly(acts[:, idx.to(acts.device)].to(dev), now.to(dev), cov, ridge, scale=unit)
         change = (new - now.to(dev)).float().to(weights.device)
         if not bool(change.abs().max() > 0):
             return None
@@ -201,17 +202,14 @@ def reproject_erase(model: nn.Module, arch: ModelArch, contexts: Contexts, backu
     ``cfg.joint_covariance`` names (the corpus covariance read in one pass before any block moves; its positions
     before a ``demoted`` token weighed by ``cfg.corpus_value_weight``)."""
     last = arch.n_layers - 1
-    groups = [(lam, layers) for lam, layers in ((cfg.joint_projection, [ly for ly in contexts if ly != last]),
-                                                (cfg.joint_final, [ly for ly in contexts if ly == last]))
-              if lam and layers]
+    ridge = {ly: cfg.joint_final if ly == last else cfg.joint_projection for ly in contexts}
+    ridge = {ly: lam for ly, lam in ridge.items() if lam}  # one pass for every block the settings re-project
     covs = None
-    if cfg.joint_covariance != "guard" and groups:
-        covs = corpus_covariances(model, arch, [ly for _, layers in groups for ly in layers], backup, corpus,
-                                  pad_id=pad_id, before=demoted, weight=cfg.corpus_value_weight)
-    edits = []
-    for lam, layers in groups:
-        edits += reproject_blocks(model, arch, {ly: contexts[ly] for ly in layers}, backup, stats, lam,
-                                  pad_id=pad_id, corpus=covs, covariance=cfg.joint_covariance)
+    if cfg.joint_covariance != "guard" and ridge:
+        covs = corpus_covariances(model, arch, list(ridge), backup, corpus, pad_id=pad_id, before=demoted,
+                                  weight=cfg.corpus_value_weight)
+    edits = reproject_blocks(model, arch, {ly: contexts[ly] for ly in ridge}, backup, stats, ridge, pad_id=pad_id,
+                             corpus=covs, covariance=cfg.joint_covariance)
     logger.info("joint re-projection: %d block(s) re-projected", len(edits))
     return edits
 
