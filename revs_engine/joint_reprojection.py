@@ -204,8 +204,11 @@ def reproject_erase(model: nn.Module, arch: ModelArch, contexts: Contexts, backu
     last = arch.n_layers - 1
     ridge = {ly: cfg.joint_final if ly == last else cfg.joint_projection for ly in contexts}
     ridge = {ly: lam for ly, lam in ridge.items() if lam}  # one pass for every block the settings re-project
+    if not ridge:  # no edited block the settings re-project
+        logger.info("joint re-projection: 0 block(s) re-projected")
+        return []
     covs = None
-    if cfg.joint_covariance != "guard" and ridge:
+    if cfg.joint_covariance != "guard":
         covs = corpus_covariances(model, arch, list(ridge), backup, corpus, pad_id=pad_id, before=demoted,
                                   weight=cfg.corpus_value_weight)
     edits = reproject_blocks(model, arch, {ly: contexts[ly] for ly in ridge}, backup, stats, ridge, pad_id=pad_id,
