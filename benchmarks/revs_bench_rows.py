@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from revs_engine.presets import PRESETS, EraseConfig, default_preset, resolve_config
 
-#: The ``digits`` preset's joint step before 2026-12-07 (the last block re-projected alone, the corpus sample's
-#: positions unweighted): the rows that show the joint step's other settings keep it, so that their rows in
-#: ``benchmarks/RESULTS.md`` stay reproducible.
-LAST_BLOCK_JOINT = {"joint_projection": 0.0, "corpus_value_weight": 0.0}
-
 #: The ``digits`` preset's settings before 2026-12-05 (residual window 5–25 %, no settle or perturbation rounds):
 #: the rows measured on it keep them, so that ``benchmarks/RESULTS.md``'s rows stay reproducible.
 DEEP = {"preset": "digits", "residual_rank_window": [0.05, 0.25], "settle_rounds": 0, "perturb_rounds": 0,
-        "joint_variants": False, **LAST_BLOCK_JOINT}
+        "joint_variants": False}
 
 #: Opt-in rows that show what the knobs no preset uses are for (each is a policy [revs] table on a preset).
 EXTRA = {
@@ -126,54 +121,49 @@ EXTRA = {
     # ... and each edited block's whole change re-projected at once once the passes are done (the MLP output
     # kept at every context the block was edited at, the guard's positions changed least; chosen on phone seed 1)
     "joint-final": ("digits, last block re-projected jointly (λ 0.001)",
-                    {**LAST_BLOCK_JOINT, "preset": "digits", "joint_final": 0.001, "joint_covariance": "guard",
+                    {"preset": "digits", "joint_final": 0.001, "joint_covariance": "guard",
                      "joint_variants": False}),
     "joint-all": ("digits, every block re-projected jointly (λ 0.1, last block 0.001)",
-                  {"corpus_value_weight": 0.0, "preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
+                  {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
                    "joint_covariance": "guard", "joint_variants": False}),
     # ... every block but the last (its joint step raised held-out perplexity on phone seeds 0 and 2)
     "joint-early": ("digits, every block but the last re-projected jointly (λ 0.1)",
-                    {**LAST_BLOCK_JOINT, "preset": "digits", "joint_projection": 0.1, "joint_final": 0.0,
+                    {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.0,
                      "joint_covariance": "guard", "joint_variants": False}),
     # ... and the last block re-projected away from a covariance over a sample of 600 corpus texts (~33k
     # positions) instead of the guard's few thousand, or from both (chosen on phone seed 1; `joint-both` is the
     # default since 2026-12-06, `no-joint` the default before)
     "joint-corpus": ("digits, last block re-projected jointly away from a corpus sample (λ 0.001)",
-                     {**LAST_BLOCK_JOINT, "preset": "digits", "joint_final": 0.001, "joint_covariance": "corpus",
+                     {"preset": "digits", "joint_final": 0.001, "joint_covariance": "corpus",
                       "joint_variants": False}),
     "joint-both": ("digits, last block re-projected jointly away from the guard and a corpus sample (λ 0.001; "
                    "the default of 2026-12-06 until the seventeenth session)",
-                   {**LAST_BLOCK_JOINT, "preset": "digits", "joint_final": 0.001, "joint_covariance": "both",
+                   {"preset": "digits", "joint_final": 0.001, "joint_covariance": "both",
                     "joint_variants": False}),
     "no-joint": ("digits without the last block's joint re-projection (the default until 2026-12-06)",
-                 {**LAST_BLOCK_JOINT, "preset": "digits", "joint_final": 0.0, "joint_covariance": "guard",
-                  "joint_variants": False}),
+                 {"preset": "digits", "joint_final": 0.0, "joint_covariance": "guard", "joint_variants": False}),
     # ... also after the perturbation rounds' rewritten prompts (`joint-both`'s step lowered SSN Resistance
     # through the Perturbation attack: it moved the change off perturbed prompts; the default since the
-    # seventeenth session until 2026-12-07)
+    # seventeenth session)
     "joint-variants": ("digits, the joint step also keeping the change after the perturbation rounds' prompts "
-                       "(the default until 2026-12-07)",
-                       {**LAST_BLOCK_JOINT, "preset": "digits", "joint_variants": True}),
+                       "(the default)", {"preset": "digits", "joint_variants": True}),
     # the default's joint step on every edited block, not only the last (λ 0.1 before the last block; the
     # covariance is the default's, guard and corpus sample): does it keep other people's digits (#21)?
     "joint-early-both": ("digits, every edited block re-projected jointly (λ 0.1 before the last, the default's "
-                         "covariance)", {"corpus_value_weight": 0.0, "preset": "digits", "joint_projection": 0.1}),
+                         "covariance)", {"preset": "digits", "joint_projection": 0.1}),
     "joint-early-both-0.01": ("digits, every edited block re-projected jointly (λ 0.01 before the last, the "
-                              "default's covariance)",
-                              {"corpus_value_weight": 0.0, "preset": "digits", "joint_projection": 0.01}),
-    # ... and the corpus sample's positions before a demoted token weighed 10 (chosen on SSN seed 0; the default
-    # since 2026-12-07)
+                              "default's covariance)", {"preset": "digits", "joint_projection": 0.01}),
     "joint-early-values10": ("digits, every edited block re-projected jointly (λ 0.1 before the last), the corpus "
-                             "positions before a demoted token weighed 10 (the default since 2026-12-07)",
+                             "positions before a demoted token weighed 10",
                              {"preset": "digits", "joint_projection": 0.1, "corpus_value_weight": 10.0}),
     # the default, with the corpus sample's positions before a token the erase demotes (where other text writes
     # those digits) weighed w more in the joint step's covariance (#21: other people's digits)
     "corpus-values10": ("digits, the joint step's corpus positions before a demoted token weighed 10",
-                        {"joint_projection": 0.0, "preset": "digits", "corpus_value_weight": 10.0}),
+                        {"preset": "digits", "corpus_value_weight": 10.0}),
     "corpus-values100": ("digits, the joint step's corpus positions before a demoted token weighed 100",
-                         {"joint_projection": 0.0, "preset": "digits", "corpus_value_weight": 100.0}),
+                         {"preset": "digits", "corpus_value_weight": 100.0}),
     "joint-corpus-all": ("digits, every block re-projected jointly away from a corpus sample (λ 0.1, last 0.001)",
-                         {**LAST_BLOCK_JOINT, "preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
+                         {"preset": "digits", "joint_projection": 0.1, "joint_final": 0.001,
                           "joint_covariance": "corpus", "joint_variants": False}),
     "association-cf-deep": ("digits + association, no covariance weight, lr 0.01, 32 counterfactuals",
                             {**DEEP, "association": {"steps": 30, "covariance_weight": 0.0, "lr": 1e-2,

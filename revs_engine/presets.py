@@ -15,12 +15,10 @@ A preset is a configuration with a row in ``benchmarks/RESULTS.md`` (``revs_benc
   context, residual window 0.4–2 % and MLP window 0.6–90 % of the vocabulary, then two settle rounds (targets
   later edits pulled back below the window are edited again) and two perturbation rounds of four perturbed
   prompts per target (targets that come back below it after perturbed prompts are edited again after them);
-  last, every edited block's whole change re-projected at once (λ 0.1, the last block 0.001) away from the
-  positions of the guard and of a sample of the training corpus (``EraseInputs.corpus``; without one that step
-  is skipped), the sample's positions before a token the erase demotes weighed 10× (where other text writes
-  those digits). The shallow window spares other people's values that share the edited digit; the rounds give
-  back the margin it loses; the re-projection takes each block's summed trace off ordinary text and off the
-  contexts that write the demoted digits for other people.
+  last, the last block's whole change re-projected at once (λ 0.001) away from the positions of the guard and
+  of a sample of the training corpus (``EraseInputs.corpus``; without one that step is skipped). The shallow
+  window spares other people's values that share the edited digit; the rounds give back the margin it loses;
+  the re-projection takes the last block's summed trace off ordinary text.
 - ``ftl``: the FT-L baseline (constrained fine-tuning) on the ``digits`` preset's target tokens.
 
 The default (:func:`default_preset`) is ``digits`` for digit-level tokenizers and ``paper`` otherwise: the
@@ -86,9 +84,8 @@ PRESETS: dict[str, EraseConfig] = {
     "paper": EraseConfig("paper", "revs", RevsConfig()),
     "digits": EraseConfig("digits", "revs", RevsConfig(
         guard_projection=0.02, guard_spread=512, residual_rank_window=(0.004, 0.02), mlp_rank_window=(0.006, 0.9),
-        decoys=8, cross_decoys=2, settle_rounds=2, perturb_rounds=2, perturb_prompts=4, joint_projection=0.1,
-        joint_final=0.001, joint_covariance="both", joint_variants=True, corpus_value_weight=10.0,
-        targets=_DIGIT_TARGETS)),
+        decoys=8, cross_decoys=2, settle_rounds=2, perturb_rounds=2, perturb_prompts=4, joint_final=0.001,
+        joint_covariance="both", joint_variants=True, targets=_DIGIT_TARGETS)),
     # FT-L's lr is raised from the paper's 1e-5: at 1e-5 and ε = 5e-4 it barely moves SmolLM2's digits (measured)
     "ftl": EraseConfig("ftl", "ftl", RevsConfig(decoys=8, targets=_DIGIT_TARGETS),
                        FtlConfig(lr=1e-4, steps=5, epsilon=5e-4)),
