@@ -154,7 +154,7 @@ EXTRA = {
     "joint-early-both-0.01": ("digits, every edited block re-projected jointly (λ 0.01 before the last, the "
                               "default's covariance)", {"preset": "digits", "joint_projection": 0.01}),
     # ... with the corpus positions before a demoted token weighed 10 (chosen on SSN seed 0: unseen Specificity
-    # 87.33 → 92.00 over three SSN seeds; phone perplexity rose on two held-out seeds, so opt-in)
+    # 87.33 → 92.00 over three SSN seeds; phone perplexity rose on all three held-out seeds, so opt-in)
     "joint-early-values10": ("digits, every edited block re-projected jointly (λ 0.1 before the last), the corpus "
                              "positions before a demoted token weighed 10",
                              {"preset": "digits", "joint_projection": 0.1, "corpus_value_weight": 10.0}),
