@@ -158,6 +158,15 @@ EXTRA = {
     "joint-early-values10": ("digits, every edited block re-projected jointly (λ 0.1 before the last), the corpus "
                              "positions before a demoted token weighed 10",
                              {"preset": "digits", "joint_projection": 0.1, "corpus_value_weight": 10.0}),
+    # ... and the settle and perturbation checks run once more after the joint step (it moves each block's
+    # change, and nothing re-checked the ranks after it: `joint-early-values10` lost phone Efficacy there)
+    "joint-settle": ("digits, settle and perturbation checks again after the joint step",
+                     {"preset": "digits", "joint_settle_rounds": 1}),
+    "joint-early-values10-settle": ("digits, every edited block re-projected jointly (λ 0.1 before the last), the "
+                                    "corpus positions before a demoted token weighed 10, then the settle and "
+                                    "perturbation checks again",
+                                    {"preset": "digits", "joint_projection": 0.1, "corpus_value_weight": 10.0,
+                                     "joint_settle_rounds": 1}),
     # the default, with the corpus sample's positions before a token the erase demotes (where other text writes
     # those digits) weighed w more in the joint step's covariance (#21: other people's digits)
     "corpus-values10": ("digits, the joint step's corpus positions before a demoted token weighed 10",

@@ -144,6 +144,11 @@ class RevsConfig:
             ``perturb_drops``, seeds other than the audit's) of every context it keeps, not only after the
             contexts edited at: without them the re-projection moves the change off perturbed prompts the
             rounds never edited at, which is what the Perturbation attack reads. Needs the perturbation rounds.
+        joint_settle_rounds: after the joint re-projection, up to this many settle rounds and then as many
+            perturbation rounds again (0: none). The joint step keeps each block's summed change at the contexts
+            it was edited at only approximately (its ridge), so a target a shallow window left with little margin
+            can fall back inside it; nothing else re-checks the ranks after that step. Those later edits are not
+            re-projected.
         corpus_value_weight: with the joint re-projection reading a corpus sample, weigh the sample's positions
             whose next token is one the erase demotes (where other text writes those tokens: other people's
             digits) by this much, ``C_all + w·C_before``
@@ -219,6 +224,7 @@ class RevsConfig:
     joint_covariance: Literal["guard", "corpus", "both"] = "guard"
     joint_variants: bool = False
     corpus_value_weight: float = 0.0
+    joint_settle_rounds: int = 0
     decoys: int = 0
     cross_decoys: int = 0
     relative_demotion: bool = False
@@ -271,8 +277,9 @@ class RevsConfig:
             raise ValueError(f"relative_demotion must be true or false, got {self.relative_demotion!r}")
         if not isinstance(self.perturb_plain, bool):
             raise ValueError(f"perturb_plain must be true or false, got {self.perturb_plain!r}")
-        if self.settle_rounds < 0:
-            raise ValueError(f"settle_rounds must be ≥ 0, got {self.settle_rounds}")
+        if self.settle_rounds < 0 or self.joint_settle_rounds < 0:
+            raise ValueError(f"settle_rounds and joint_settle_rounds must be ≥ 0, got {self.settle_rounds}, "
+                             f"{self.joint_settle_rounds}")
         if not 0 <= self.promoting_mlp < 1:
             raise ValueError(f"promoting_mlp is a fraction of the vocabulary in [0, 1), got {self.promoting_mlp}")
         if self.perturb_drops < 0:
@@ -325,6 +332,9 @@ class RevsConfig:
             inert.append(f"corpus_value_weight = {self.corpus_value_weight} weighs the joint re-projection's "
                          "corpus covariance: set joint_final > 0 (e.g. 0.001) and joint_covariance = 'both' or "
                          "'corpus', or drop corpus_value_weight")
+        if self.joint_settle_rounds and not (self.joint_projection or self.joint_final):
+            inert.append(f"joint_settle_rounds = {self.joint_settle_rounds} checks the ranks after the joint "
+                         "re-projection: set joint_final > 0 (e.g. 0.001) or drop joint_settle_rounds")
         if self.joint_variants and not (self.joint_projection or self.joint_final):
             inert.append("joint_variants only acts through the joint re-projection: set joint_final > 0 (e.g. "
                          "0.001) or drop joint_variants")

@@ -28,7 +28,9 @@ What happens, in order (each step only when the configuration uses it):
 6. the joint re-projection (``revs.joint_projection``, ``revs.joint_final``,
    :mod:`revs_engine.joint_reprojection`): each edited block's whole change re-projected at once, keeping the
    MLP output at every context it was edited at and changing least the positions of the guard and/or of a
-   corpus sample (``revs.joint_covariance``, :attr:`EraseInputs.corpus`; skipped, and said so, without one).
+   corpus sample (``revs.joint_covariance``, :attr:`EraseInputs.corpus`; skipped, and said so, without one);
+   then, with ``revs.joint_settle_rounds``, the settle and perturbation checks once more (the targets the joint
+   step moved back inside the window are edited again; those edits are not re-projected).
 The model's weights are edited in place; ``edit.restore(model, arch, result.backup)`` undoes everything.
 """
 
@@ -361,38 +363,46 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
     results, edits = list(first.targets), list(first.edits)
     backup, seconds = first.backup, first.seconds
     low = config.revs.bounds(arch.vocab_size)["residual"][0]
-    for _ in range(config.revs.settle_rounds):
-        lagging = [j for j, r in enumerate(results) if r.rank_final < low]
-        if not lagging:
-            break
-        logger.info("settle: %d target(s) below the residual window after the pass; editing them again",
-                    len(lagging))
-        again = unlearn(model, arch, [targets[j] for j in lagging], config.revs, **kw)
-        note_contexts(contexts, [targets[j] for j in lagging], again.edits)
-        for j, r in zip(lagging, again.targets, strict=True):
-            results[j] = settled(results[j], r)
-        edits += _renumbered(again.edits, lagging)
-        backup, seconds = backup.merged(again.backup), seconds + again.seconds
-        results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
+    variants = None
     if config.revs.perturb_rounds:  # erase checked encode and decode before the first edit
         tok = ([s.prompt_ids for s in inputs.forget], inputs.decode, inputs.encode)
         variants = perturbed_variants(targets, *tok, config.revs.perturb_prompts)
         variants += dropped_variants(targets, *tok, config.revs.perturb_drops)
         if config.revs.perturb_plain:  # the targets after their own prompts, at every layer
             variants = [list(targets), *variants]
-    for _ in range(config.revs.perturb_rounds):
-        lagging = lagging_after_perturbation(model, arch, lens, variants, low)
-        if not lagging:
-            break
-        logger.info("perturbation round: %d target(s) below the residual window at some layer after a measured "
-                    "prompt; editing them again after the worst", len(lagging))
-        again = unlearn(model, arch, [t for _, t, _ in lagging], config.revs, **kw)
-        note_contexts(contexts, [t for _, t, _ in lagging], again.edits)
-        for (j, _, _), r in zip(lagging, again.targets, strict=True):
-            results[j] = settled(results[j], r)
-        edits += _renumbered(again.edits, [j for j, _, _ in lagging])
-        backup, seconds = backup.merged(again.backup), seconds + again.seconds
-        results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
+
+    def rounds(n_settle: int, n_perturb: int) -> None:
+        """Edit again the targets below the residual window: at the final layer after their own prompts (up to
+        ``n_settle`` rounds), then at some layer after a perturbed prompt (up to ``n_perturb`` rounds)."""
+        nonlocal results, edits, backup, seconds
+        for _ in range(n_settle):
+            lagging = [j for j, r in enumerate(results) if r.rank_final < low]
+            if not lagging:
+                break
+            logger.info("settle: %d target(s) below the residual window after the pass; editing them again",
+                        len(lagging))
+            again = unlearn(model, arch, [targets[j] for j in lagging], config.revs, **kw)
+            note_contexts(contexts, [targets[j] for j in lagging], again.edits)
+            for j, r in zip(lagging, again.targets, strict=True):
+                results[j] = settled(results[j], r)
+            edits += _renumbered(again.edits, lagging)
+            backup, seconds = backup.merged(again.backup), seconds + again.seconds
+            results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
+        for _ in range(n_perturb if variants else 0):
+            lagging = lagging_after_perturbation(model, arch, lens, variants, low)
+            if not lagging:
+                break
+            logger.info("perturbation round: %d target(s) below the residual window at some layer after a "
+                        "measured prompt; editing them again after the worst", len(lagging))
+            again = unlearn(model, arch, [t for _, t, _ in lagging], config.revs, **kw)
+            note_contexts(contexts, [t for _, t, _ in lagging], again.edits)
+            for (j, _, _), r in zip(lagging, again.targets, strict=True):
+                results[j] = settled(results[j], r)
+            edits += _renumbered(again.edits, [j for j, _, _ in lagging])
+            backup, seconds = backup.merged(again.backup), seconds + again.seconds
+            results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
+
+    rounds(config.revs.settle_rounds, config.revs.perturb_rounds)
     used = [set(r[:n_first]) for r in ranked]
     for _ in range(config.revs.targets.fallback):
         done = {t.secret_index for t, r in zip(targets, results, strict=True) if r.rank_final >= low}
@@ -437,6 +447,8 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         edits += joint
         seconds += time.perf_counter() - start
         results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
+        if config.revs.joint_settle_rounds:  # the joint step moved each block's change: check the ranks again
+            rounds(config.revs.joint_settle_rounds, config.revs.joint_settle_rounds)
     outcomes = [TargetOutcome(r.secret_index, r.position, r.rank_before, r.rank_after, r.rank_final, r.converged)
                 for r in results]
     return EraseResult(config, tuple(targets), tuple(outcomes), tuple(edits), backup, seconds, counts, first)

@@ -225,3 +225,39 @@ def test_one_pass_over_every_context_gives_the_edits_of_one_pass_per_block(monke
         torch.testing.assert_close(a.delta, b.delta, rtol=1e-4, atol=1e-6)
     for name, t in model.state_dict().items():
         torch.testing.assert_close(t, after_once[name], rtol=1e-4, atol=1e-6)
+
+
+def test_the_checks_after_the_joint_step_edit_again_the_targets_it_moved_back(monkeypatch):
+    # given a guarded erase whose joint step (stubbed) moves every block's change back to the original weights
+    from revs_engine import erase as erase_module
+
+    model, arch, inputs, cfg = _guarded_erase(joint_final=0.01)
+    base = weights_sha256(model)
+    low = cfg.revs.bounds(arch.vocab_size)["residual"][0]
+
+    def undone(model, arch, contexts, backup, *args, **kwargs):
+        restore(model, arch, backup)
+        return []
+
+    monkeypatch.setattr(erase_module, "reproject_erase", undone)
+    plain = erase(model, arch, inputs, cfg)
+    restore(model, arch, plain.backup)
+    # when the erase runs the settle check once more after that step
+    settle = dataclasses.replace(cfg, revs=dataclasses.replace(cfg.revs, joint_settle_rounds=1))
+    checked = erase(model, arch, inputs, settle)
+    # then without the check the targets are back where they began; with it each one left below the window is
+    # edited once more, and they end lower than they began
+    assert [o.rank_final for o in plain.outcomes] == [o.rank_before for o in plain.outcomes]
+    lagging = {j for j, o in enumerate(plain.outcomes) if o.rank_final < low}
+    assert lagging
+
+    def edited(result, j):
+        return sum(e.target_index == j for e in result.edits)
+
+    assert all(edited(checked, j) > edited(plain, j) for j in lagging)
+    assert sum(o.rank_final for o in checked.outcomes) > sum(o.rank_final for o in plain.outcomes)
+    restore(model, arch, checked.backup)
+    assert weights_sha256(model) == base
+    # and the setting does nothing without a joint step, so it is refused there
+    with pytest.raises(ValueError, match="joint_settle_rounds = 1 checks the ranks after the joint"):
+        dataclasses.replace(CFG, joint_settle_rounds=1)
