@@ -167,6 +167,10 @@ EXTRA = {
                                     "perturbation checks again",
                                     {"preset": "digits", "joint_projection": 0.1, "corpus_value_weight": 10.0,
                                      "joint_settle_rounds": 1}),
+    # ... and, after each target's prefix, the other tokens that begin writing its text demoted too (`c`, `ch`,
+    # `che` where the address has `chen`: the one e-mail extraction left, seed 0, was `chen` re-spelled `c|hen`)
+    "spellings": ("digits, the other tokens that begin each target's text demoted too",
+                  {"preset": "digits", "targets": {"spellings": True}}),
     # the default, with the corpus sample's positions before a token the erase demotes (where other text writes
     # those digits) weighed w more in the joint step's covariance (#21: other people's digits)
     "corpus-values10": ("digits, the joint step's corpus positions before a demoted token weighed 10",

@@ -14,6 +14,7 @@ What happens, in order (each step only when the configuration uses it):
    computed in one streaming pass (:func:`guard_stats_for`, memory independent of the guard's size);
 2. the target positions of each secret: skip/stop rules per entity type, then the ``distinct`` rule (positions
    least like the guard's contexts, :mod:`revs_engine.positions`) or a token-id rule (:mod:`revs_engine.targets`);
+   with ``targets.spellings``, the other tokens that begin writing each target's text too;
 3. REVS (:func:`revs_engine.revs.unlearn`) or FT-L (:func:`revs_engine.ftl.unlearn_ftl`) on those targets;
    settle rounds (``revs.settle_rounds``): targets that later edits pulled back below the residual window (or
    that stopped short of it) are edited again, until every final rank holds or the rounds run out;
@@ -73,6 +74,7 @@ from revs_engine.targets import (
     eligible_positions,
     order_positions,
     shared_positions,
+    spelling_targets,
     targets_at,
 )
 
@@ -280,6 +282,13 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     ranked = ranked_positions_of(inputs.forget, config, guard_stats, inputs.decode, shared)
     n_first = config.revs.targets.max_tokens
     targets = _targets(inputs.forget, [r[:n_first] for r in ranked])
+    if config.revs.targets.spellings and config.method == "revs":
+        if inputs.encode is None:
+            raise ValueError("targets.spellings needs EraseInputs.encode (text → ids) to find the other tokens "
+                             "that spell each target's text: pass the tokenizer, or set spellings = false")
+        spelled = spelling_targets(targets, [s.token_texts for s in inputs.forget], inputs.encode)
+        logger.info("spellings: %d other token(s) that begin the targets' text demoted as well", len(spelled))
+        targets += spelled
     counts = {"guard_items": len(guard.items) if guard else 0,
               "guard_benign": len(guard.benign) + len(guard.lookalikes) - n_decoys if guard else 0,
               "guard_decoys": n_decoys, **({"corpus_texts": len(inputs.corpus)} if corpus_asked else {})}

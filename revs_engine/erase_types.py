@@ -113,10 +113,11 @@ class EraseResult:
         return sum(o.converged for o in self.outcomes)
 
     def positions(self, n_secrets: int) -> list[list[int]]:
-        """Return the edited positions of each of ``n_secrets`` secrets (sorted; empty when none)."""
-        out: list[list[int]] = [[] for _ in range(n_secrets)]
+        """Return the edited positions of each of ``n_secrets`` secrets (sorted, each once: several tokens can be
+        demoted at one position, ``targets.spellings``; empty when none)."""
+        out: list[set[int]] = [set() for _ in range(n_secrets)]
         for t in self.targets:
-            out[t.secret_index].append(t.position)
+            out[t.secret_index].add(t.position)
         return [sorted(p) for p in out]
 
     def summary(self) -> dict[str, Any]:

@@ -69,6 +69,10 @@ class TargetConfig:
             in that value too (a surname piece two people's e-mail addresses share). A value whose every
             eligible token is shared (an SSN's digits) keeps its order (applied by
             :func:`revs_engine.erase.erase`).
+        spellings: also demote, after each target's prefix, every other single token that starts writing the
+            same text (:func:`other_spellings`: ``c``, ``ch``, ``che`` where the secret has ``chen``). Generation
+            can spell the demoted token's characters with other tokens, and the text is what an attacker reads
+            (needs the tokenizer's encoder; applied by :func:`revs_engine.erase.erase`).
     """
 
     max_tokens: int | None = 2
@@ -81,6 +85,7 @@ class TargetConfig:
     cover_ranks: tuple[int, int] | None = None
     copied_last: bool = False
     shared_last: bool = False
+    spellings: bool = False
 
     def __post_init__(self) -> None:
         cover = self.cover_ranks
@@ -210,6 +215,34 @@ def targets_at(prompt_ids: Sequence[int], secret_ids: Sequence[int], positions: 
         raise ValueError(f"positions {list(positions)} outside a secret of {len(secret_ids)} tokens")
     return [TokenTarget(secret_index, p, tuple(prompt_ids) + tuple(secret_ids[:p]), int(secret_ids[p]))
             for p in sorted(set(positions))]
+
+
+def other_spellings(token_texts: Sequence[str], position: int, token_id: int,
+                    encode: Callable[[str], list[int]]) -> list[int]:
+    """Return the single tokens other than ``token_id`` that start writing the secret's text from ``position``.
+
+    Every prefix of that remaining text (``"".join(token_texts[position:])``) that ``encode`` writes as one token
+    is a way to begin it: shorter pieces of the token (``c``, ``ch``, ``che`` for ``chen``) and longer ones that
+    run into the next (``chen4``). Whitespace- or punctuation-only pieces are left out, as targets are. Sorted by
+    length of the piece."""
+    rest = "".join(token_texts[position:])
+    out: list[int] = []
+    for n in range(1, len(rest) + 1):
+        piece = rest[:n]
+        if _is_filler(piece):
+            continue
+        ids = encode(piece)
+        if len(ids) == 1 and ids[0] != token_id and ids[0] not in out:
+            out.append(ids[0])
+    return out
+
+
+def spelling_targets(targets: Sequence[TokenTarget], token_texts: Sequence[Sequence[str]],
+                     encode: Callable[[str], list[int]]) -> list[TokenTarget]:
+    """Return, for each of ``targets``, a target of every :func:`other_spellings` of its token after the same
+    prefix (``token_texts[i]``: the decoded tokens of secret ``i``)."""
+    return [TokenTarget(t.secret_index, t.position, t.prefix_ids, alt) for t in targets
+            for alt in other_spellings(token_texts[t.secret_index], t.position, t.token_id, encode)]
 
 
 def encoder(tokenizer) -> Callable[[str], list[int]]:

@@ -94,14 +94,15 @@ def benign_tail_pairs(benign: Sequence[str]) -> list[tuple[int, str, str]]:
 
 
 def edited_positions(model_dir: Path) -> dict[str, list[int]]:
-    """Return finding id → targeted token positions from an edit's ``targets.parquet`` (empty when absent)."""
+    """Return finding id → targeted token positions from an edit's ``targets.parquet`` (in the file's order, each
+    once: an edit can demote several tokens at one position; empty when absent)."""
     path = Path(model_dir) / "targets.parquet"
     if not path.is_file():
         return {}
-    out: dict[str, list[int]] = {}
+    out: dict[str, dict[int, None]] = {}
     for row in pq.read_table(path, columns=["finding_id", "position"]).to_pylist():
-        out.setdefault(row["finding_id"], []).append(int(row["position"]))
-    return out
+        out.setdefault(row["finding_id"], {})[int(row["position"])] = None
+    return {f: list(p) for f, p in out.items()}
 
 
 def audit_inputs(tokenizer, forget: pa.Table, *, positions: dict[str, list[int]] | None = None,

@@ -122,7 +122,8 @@ def test_the_audit_scores_the_positions_the_edit_targeted_also_for_a_deduplicate
     copy.write_text((setup / "doc0.txt").read_text())
     forget = pa.Table.from_pylist([rows[0], {**rows[0], "finding_id": "f2", "source": str(copy)}],
                                   schema=FINDINGS_SCHEMA)
-    write_table(pa.Table.from_pylist([{"finding_id": "f0", "position": 2}, {"finding_id": "f0", "position": 0}]),
+    write_table(pa.Table.from_pylist([{"finding_id": "f0", "position": 2}, {"finding_id": "f0", "position": 0},
+                                      {"finding_id": "f0", "position": 2}]),  # two tokens demoted at position 2
                 setup / "edit" / "targets.parquet")
     positions = edited_positions(setup / "edit")
     # when

@@ -231,6 +231,34 @@ def test_cover_edits_every_other_eligible_position_to_the_shallow_window(fake_re
     assert seen[1].mlp_rank_window == (4 / V, 0.9)
 
 
+def test_spellings_demote_the_other_tokens_that_begin_each_targets_text_at_the_same_place(monkeypatch):
+    # given an e-mail-like secret written "chen" | "42" and an encoder that also has "c", "ch" and "chen4"
+    seen = []
+
+    def unlearn(model, arch, targets, cfg, **kw):
+        seen.append([(t.secret_index, t.position, t.prefix_ids, t.token_id) for t in targets])
+        return _fake_result([(t.secret_index, t.position, 2 * LOW) for t in targets])
+
+    monkeypatch.setattr(erase_module, "unlearn", unlearn)
+    pieces = {"chen": 40, "42": 41, "c": 42, "ch": 43, "chen4": 44, "4": 45, "2": 46}
+
+    def encode(text):
+        return [pieces[text]] if text in pieces else [1] * (len(text) + 1)
+
+    secret = Secret((1, 2), (40, 41), ("chen", "42"), "EMAIL_ADDRESS")
+    rules = TargetConfig(max_tokens=1, method="first", spellings=True)
+    # when
+    result = erase(None, SimpleNamespace(vocab_size=V), EraseInputs((secret,), encode=encode),
+                   EraseConfig(revs=RevsConfig(targets=rules)), lens=object())
+    # then the target and each other first piece of "chen42" are demoted after the same prefix, in one pass
+    assert seen == [[(0, 0, (1, 2), 40), (0, 0, (1, 2), 42), (0, 0, (1, 2), 43), (0, 0, (1, 2), 44)]]
+    assert result.positions(1) == [[0]]  # one position, however many tokens were demoted there
+    # and without the encoder the setting is refused with what to do
+    with pytest.raises(ValueError, match="spellings needs EraseInputs.encode"):
+        erase(None, SimpleNamespace(vocab_size=V), EraseInputs((secret,)), EraseConfig(revs=RevsConfig(
+            targets=rules)), lens=object())
+
+
 # -- end to end on tiny models ---------------------------------------------------------------------------------
 def _inputs(model, n=2, keep=4):
     g = torch.Generator().manual_seed(7)

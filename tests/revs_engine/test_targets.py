@@ -1,6 +1,14 @@
 import pytest
 
-from revs_engine.targets import TargetConfig, eligible_positions, select_targets
+from revs_engine.targets import (
+    TargetConfig,
+    TokenTarget,
+    eligible_positions,
+    encoder,
+    other_spellings,
+    select_targets,
+    spelling_targets,
+)
 
 SSN_TEXTS = [" ", "5", "4", "5", "-", "7", "1", "-", "4", "7", "3", "5"]
 SSN_IDS = [216, 37, 36, 37, 29, 39, 33, 29, 36, 39, 35, 37]
@@ -98,3 +106,50 @@ def test_shared_positions_are_those_whose_token_another_value_holds():
 
     assert shared_positions([5, 6, 7, 5], {5, 9}) == {0, 3}
     assert shared_positions([5, 6], set()) == set()
+
+
+_PIECES = {"c": 1, "ch": 2, "che": 3, "chen": 4, "chen4": 5, "4": 6, "2": 7, " c": 8, ".": 9, "@": 10, "h": 11}
+
+
+def _piece_encode(text):
+    """One id for a known piece, else one id per character (never a single token for an unknown piece)."""
+    return [_PIECES[text]] if text in _PIECES else [100 + ord(c) for c in text] * 2
+
+
+def test_other_spellings_are_every_single_token_that_begins_the_rest_of_the_secret():
+    # given a secret written "chen" | "42" | "@" and its target "chen"
+    texts = ["chen", "42", "@"]
+    # when
+    alts = other_spellings(texts, 0, _PIECES["chen"], _piece_encode)
+    # then the shorter pieces and the one running into the next token, never the target itself, shortest first
+    assert alts == [1, 2, 3, 5]
+    # a piece of whitespace or punctuation only is never one ("@" alone), and a later position has its own rest
+    assert other_spellings(["@", "42"], 0, 9, _piece_encode) == []
+    assert other_spellings(texts, 1, 6, _piece_encode) == []
+    assert other_spellings(["h", "42"], 0, 99, _piece_encode) == [11]
+
+
+def test_spelling_targets_keep_the_targets_prefix_and_position():
+    t = TokenTarget(3, 0, (7, 8), _PIECES["chen"])
+    out = spelling_targets([t], {3: ["chen", "42"]}, _piece_encode)
+    assert [(o.secret_index, o.position, o.prefix_ids) for o in out] == [(3, 0, (7, 8))] * 4
+    assert [o.token_id for o in out] == [1, 2, 3, 5]
+
+
+def test_other_spellings_on_a_real_tokenizer_decode_to_the_start_of_the_rest():
+    from tests.revs_engine._tokenizer import make_tiny_tokenizer
+
+    tok = make_tiny_tokenizer()
+    ids = tok(" john.doe@example.com", add_special_tokens=False)["input_ids"]
+    texts = [tok.decode([i]) for i in ids]
+    encode = encoder(tok)
+    found = 0
+    for p, own in enumerate(ids):
+        rest = "".join(texts[p:])
+        for alt in other_spellings(texts, p, own, encode):
+            piece = tok.decode([alt])
+            assert alt != own
+            assert rest.startswith(piece)
+            assert piece.strip()
+            found += 1
+    assert found  # a byte-level BPE always has the single letters
