@@ -173,6 +173,7 @@ _FOLLOWERS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "corpus_value_weight": lambda r: _joint_on(r) and r["joint_covariance"] != "guard",
     "joint_variants": lambda r: _joint_on(r) and bool(r["perturb_rounds"])
     and bool(r["perturb_prompts"] or r["perturb_drops"]),
+    "joint_settle_rounds": _joint_on,
 }
 
 

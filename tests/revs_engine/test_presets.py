@@ -85,13 +85,15 @@ def test_settings_that_act_through_a_step_a_policy_switches_off_follow_it():
 
 def test_switching_a_step_off_in_code_resets_what_only_acts_through_it():
     # given the digits preset with the corpus positions before demoted tokens weighed too
-    weighed = dataclasses.replace(resolve_config({}, "digits").revs, corpus_value_weight=2.0)
+    weighed = dataclasses.replace(resolve_config({}, "digits").revs, corpus_value_weight=2.0,
+                                  joint_settle_rounds=1)
     # when the joint step is switched off (as an erase without a corpus sample does)
     off = switched_off(weighed, joint_projection=0.0, joint_final=0.0)
     # then everything that acts only through it is back at its default, and the rest is kept
-    assert (off.joint_final, off.joint_covariance, off.joint_variants, off.corpus_value_weight) == \
-        (0.0, "guard", False, 0.0)
+    assert (off.joint_final, off.joint_covariance, off.joint_variants, off.corpus_value_weight,
+            off.joint_settle_rounds) == (0.0, "guard", False, 0.0, 0)
     assert (off.perturb_rounds, off.guard_projection) == (weighed.perturb_rounds, weighed.guard_projection)
     # and switching the corpus off alone keeps the joint step, without the weight
     guard_only = switched_off(weighed, joint_covariance="guard")
-    assert (guard_only.joint_final, guard_only.corpus_value_weight) == (0.001, 0.0)
+    assert (guard_only.joint_final, guard_only.corpus_value_weight, guard_only.joint_settle_rounds) == \
+        (0.001, 0.0, 1)
