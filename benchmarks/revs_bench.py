@@ -188,7 +188,8 @@ def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targ
     out, positions = {}, None
     for name in names:
         label, cfg = variant(name, data.erase.encode)
-        key = (cfg.revs.decoys, cfg.revs.cross_decoys, cfg.revs.targets, cfg.revs.guard_value_weight)
+        key = (cfg.revs.decoys, cfg.revs.cross_decoys, cfg.revs.cross_secrets, cfg.revs.targets,
+               cfg.revs.guard_value_weight)
         if cfg.uses_guard and key not in stats:
             stats[key] = guard_stats_for(model, arch, data.erase, cfg, complete=True)
         result = erase(model, arch, data.erase, cfg, lens=lens, guard_stats=stats.get(key))

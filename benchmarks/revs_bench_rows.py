@@ -171,6 +171,10 @@ EXTRA = {
     # `che` where the address has `chen`: the one e-mail extraction left, seed 0, was `chen` re-spelled `c|hen`)
     "spellings": ("digits, the other tokens that begin each target's text demoted too",
                   {"preset": "digits", "targets": {"spellings": True}}),
+    # ... and each secret itself guarded after other people's prompts (an e-mail's surname piece that another
+    # person's name spells: the e-mail erase breaks other people's addresses at the tokens it edits)
+    "cross-secrets": ("digits, each secret itself guarded after other people's prompts",
+                      {"preset": "digits", "cross_secrets": True}),
     # the default, with the corpus sample's positions before a token the erase demotes (where other text writes
     # those digits) weighed w more in the joint step's covariance (#21: other people's digits)
     "corpus-values10": ("digits, the joint step's corpus positions before a demoted token weighed 10",

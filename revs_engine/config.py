@@ -162,6 +162,11 @@ class RevsConfig:
             none — giving every secret its look-alikes was measured no better) written after *that item's*
             prompt; the guard holds their value positions (:attr:`~revs_engine.guard.RetainGuard.lookalikes`):
             the digit positions of other people's values, where the edit must not act either.
+        cross_secrets: after each of those retained items' prompts, also secret ``j mod #secrets`` itself, its
+            value positions guarded: what the model writes for the secret's tokens after another person's context
+            (an e-mail's surname piece, copied from that person's name) is not this person's memory and must
+            stay. Only for retained items of other people: after the same person's other sentence it would guard
+            the very association the erase removes.
         relative_demotion: demote each target token relative to the tokens its value's format allows in its place
             (a digit among the other digits, :func:`revs_engine.erase.format_alternatives`): the least-squares
             direction that lowers the token's logit while every alternative's logit stays where it is. The paper's
@@ -227,6 +232,7 @@ class RevsConfig:
     joint_settle_rounds: int = 0
     decoys: int = 0
     cross_decoys: int = 0
+    cross_secrets: bool = False
     relative_demotion: bool = False
     settle_rounds: int = 0
     perturb_rounds: int = 0
@@ -275,6 +281,8 @@ class RevsConfig:
             raise ValueError(f"neuron_score must be 'rank' or 'contrast', got {self.neuron_score!r}")
         if not isinstance(self.relative_demotion, bool):
             raise ValueError(f"relative_demotion must be true or false, got {self.relative_demotion!r}")
+        if not isinstance(self.cross_secrets, bool):
+            raise ValueError(f"cross_secrets must be true or false, got {self.cross_secrets!r}")
         if not isinstance(self.perturb_plain, bool):
             raise ValueError(f"perturb_plain must be true or false, got {self.perturb_plain!r}")
         if self.settle_rounds < 0 or self.joint_settle_rounds < 0:
@@ -354,6 +362,10 @@ class RevsConfig:
             inert.append(f"decoys = {self.decoys} only feed the retain guard, and nothing in this configuration "
                          "uses it: set guard_projection, neuron_score = 'contrast', guard_check or targets.method "
                          "= 'distinct', or drop decoys")
+        if self.cross_secrets and not self.uses_guard:
+            inert.append("cross_secrets only feeds the retain guard, and nothing in this configuration uses it: "
+                         "set guard_projection, neuron_score = 'contrast', guard_check or targets.method = "
+                         "'distinct', or drop cross_secrets")
         if inert:
             raise ValueError("; ".join(inert))
 

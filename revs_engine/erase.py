@@ -98,13 +98,15 @@ GUARD_CROSS_ITEMS = 128
 MAX_ALTERNATIVES = 99
 
 
-def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0) -> tuple[RetainGuard | None, int]:
+def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0,
+                cross_secrets: bool = False) -> tuple[RetainGuard | None, int]:
     """Return the retain guard of an erase (None when empty) and how many decoys it holds.
 
     Retained items and benign texts beyond :data:`GUARD_ITEMS` / :data:`GUARD_BENIGN` are dropped; every sequence
     is cut to its last :data:`GUARD_PREFIX_TOKENS` tokens (benign texts to their first). ``decoys`` look-alikes of
     each secret follow its own prompt; ``cross_decoys`` look-alikes of secret ``j mod #secrets`` follow retained
-    item ``j``'s prompt (:attr:`~revs_engine.config.RevsConfig.cross_decoys`).
+    item ``j``'s prompt (:attr:`~revs_engine.config.RevsConfig.cross_decoys`); with ``cross_secrets``, secret
+    ``j mod #secrets`` itself follows it too (:attr:`~revs_engine.config.RevsConfig.cross_secrets`).
     """
     cut = GUARD_PREFIX_TOKENS
     items = [ProbeItem(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]]
@@ -120,6 +122,9 @@ def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0) -> tupl
                       for j, it in enumerate(items[:GUARD_CROSS_ITEMS])
                       for d in decoy_values(inputs.forget[j % len(inputs.forget)].text, cross_decoys,
                                             seed=10_000 + j)]
+    if cross_secrets and inputs.forget:  # each secret itself after other people's prompts: what is not its own
+        lookalikes += [ProbeItem(it.prefix_ids, inputs.forget[j % len(inputs.forget)].secret_ids)
+                       for j, it in enumerate(items[:GUARD_CROSS_ITEMS])]
     n_decoys = len(own) + len(lookalikes)
     guard = RetainGuard.from_items(items, texts + own, lookalikes)
     return (guard if len(guard) else None), n_decoys
@@ -160,7 +165,7 @@ def guard_stats_for(model: nn.Module, arch: ModelArch, inputs: EraseInputs, conf
     several configurations of the same decoy count, e.g. the benchmark, reuses it)."""
     if not config.uses_guard:
         return None
-    guard, _ = build_guard(inputs, config.revs.decoys, config.revs.cross_decoys)
+    guard, _ = build_guard(inputs, config.revs.decoys, config.revs.cross_decoys, config.revs.cross_secrets)
     if guard is None:
         return None
     covariance, collateral, distinct = _stats_needed(config, guard)
@@ -264,8 +269,8 @@ def erase(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: EraseC
     if assoc is not None and guard_stats is not None:  # taken on the model before the association stage
         logger.info("association stage changed the model: the guard statistics are taken again")
         guard_stats = None
-    guard, n_decoys = (build_guard(inputs, config.revs.decoys, config.revs.cross_decoys) if config.uses_guard
-                       else (None, 0))
+    guard, n_decoys = (build_guard(inputs, config.revs.decoys, config.revs.cross_decoys, config.revs.cross_secrets)
+                       if config.uses_guard else (None, 0))
     distinct = config.revs.targets.method == "distinct"
     if guard is None:
         guard_stats = None

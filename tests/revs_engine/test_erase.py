@@ -93,6 +93,24 @@ def test_cross_decoys_follow_each_retained_items_prompt_with_a_secrets_shape():
         RevsConfig(cross_decoys=-1)
 
 
+def test_cross_secrets_guard_each_secret_itself_after_other_peoples_prompts():
+    # given two secrets and three retained items of other people
+    secrets = (_secret((1, 2), (5, 6, 7)), _secret((3, 4, 9), (8, 9)))
+    keep = tuple(ProbeItem((40 + j, 41 + j), (7, 8)) for j in range(3))
+    # when the guard is built with the secrets themselves after those prompts (and one look-alike each)
+    guard, n_decoys = build_guard(EraseInputs(secrets, keep, encode=_encode), decoys=0, cross_decoys=1,
+                                  cross_secrets=True)
+    # then after the look-alikes, item j's prompt is followed by secret j mod 2 itself, its value positions guarded
+    assert n_decoys == 6
+    exact = guard.lookalikes[3:]
+    assert [(x.prefix_ids, x.target_ids) for x in exact] == [
+        (keep[j].prefix_ids, secrets[j % 2].secret_ids) for j in range(3)]
+    assert all(x.target_ids != s.secret_ids for x, s in zip(guard.lookalikes[:3], secrets * 2, strict=False))
+    # and the setting needs a guard reader
+    with pytest.raises(ValueError, match="cross_secrets only feeds the retain guard"):
+        RevsConfig(cross_secrets=True)
+
+
 # -- fallback positions ----------------------------------------------------------------------------------------
 def _fake_result(target_ranks, layer=0):
     targets = [SimpleNamespace(secret_index=s, position=p, rank_final=r, rank_after=r, rank_before=0,
