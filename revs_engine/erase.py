@@ -105,8 +105,9 @@ def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0,
     Retained items and benign texts beyond :data:`GUARD_ITEMS` / :data:`GUARD_BENIGN` are dropped; every sequence
     is cut to its last :data:`GUARD_PREFIX_TOKENS` tokens (benign texts to their first). ``decoys`` look-alikes of
     each secret follow its own prompt; ``cross_decoys`` look-alikes of secret ``j mod #secrets`` follow retained
-    item ``j``'s prompt (:attr:`~revs_engine.config.RevsConfig.cross_decoys`); with ``cross_secrets``, secret
-    ``j mod #secrets`` itself follows it too (:attr:`~revs_engine.config.RevsConfig.cross_secrets`).
+    item ``j``'s prompt (:attr:`~revs_engine.config.RevsConfig.cross_decoys`); with ``cross_secrets``, the
+    secrets themselves follow those prompts, taken in turn until every secret and every prompt had one
+    (:attr:`~revs_engine.config.RevsConfig.cross_secrets`).
     """
     cut = GUARD_PREFIX_TOKENS
     items = [ProbeItem(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]]
@@ -122,9 +123,11 @@ def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0,
                       for j, it in enumerate(items[:GUARD_CROSS_ITEMS])
                       for d in decoy_values(inputs.forget[j % len(inputs.forget)].text, cross_decoys,
                                             seed=10_000 + j)]
-    if cross_secrets and inputs.forget:  # each secret itself after other people's prompts: what is not its own
-        lookalikes += [ProbeItem(it.prefix_ids, inputs.forget[j % len(inputs.forget)].secret_ids)
-                       for j, it in enumerate(items[:GUARD_CROSS_ITEMS])]
+    cross = items[:GUARD_CROSS_ITEMS]
+    if cross_secrets and inputs.forget and cross:  # each secret itself after other people's prompts, in turn
+        n = len(inputs.forget)
+        lookalikes += [ProbeItem(cross[k % len(cross)].prefix_ids, inputs.forget[k % n].secret_ids)
+                       for k in range(max(len(cross), n))]
     n_decoys = len(own) + len(lookalikes)
     guard = RetainGuard.from_items(items, texts + own, lookalikes)
     return (guard if len(guard) else None), n_decoys

@@ -106,6 +106,11 @@ def test_cross_secrets_guard_each_secret_itself_after_other_peoples_prompts():
     assert [(x.prefix_ids, x.target_ids) for x in exact] == [
         (keep[j].prefix_ids, secrets[j % 2].secret_ids) for j in range(3)]
     assert all(x.target_ids != s.secret_ids for x, s in zip(guard.lookalikes[:3], secrets * 2, strict=False))
+    # and with more secrets than guarded prompts, the prompts are taken in turn until every secret had one
+    five = tuple(_secret((1, k), (5, k)) for k in range(5))
+    wide, _ = build_guard(EraseInputs(five, keep[:2], encode=_encode), decoys=0, cross_secrets=True)
+    assert [(x.prefix_ids, x.target_ids) for x in wide.lookalikes] == [
+        (keep[k % 2].prefix_ids, five[k].secret_ids) for k in range(5)]
     # and the setting needs a guard reader
     with pytest.raises(ValueError, match="cross_secrets only feeds the retain guard"):
         RevsConfig(cross_secrets=True)
