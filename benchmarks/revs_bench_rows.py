@@ -175,6 +175,12 @@ EXTRA = {
     # person's name spells: the e-mail erase breaks other people's addresses at the tokens it edits)
     "cross-secrets": ("digits, each secret itself guarded after other people's prompts",
                       {"preset": "digits", "cross_secrets": True}),
+    # ... with the other spellings demoted too, and the perturbation rounds also measuring each target after its
+    # own prompt at every layer (cross-secrets lost Logit-Lens and Perturbation Resistance on e-mail seed 0)
+    "cross-secrets-plain": ("digits, each secret itself guarded after other people's prompts, other spellings "
+                            "demoted, the rounds measuring the plain prompt too",
+                            {"preset": "digits", "cross_secrets": True, "perturb_plain": True,
+                             "targets": {"spellings": True}}),
     # the default, with the corpus sample's positions before a token the erase demotes (where other text writes
     # those digits) weighed w more in the joint step's covariance (#21: other people's digits)
     "corpus-values10": ("digits, the joint step's corpus positions before a demoted token weighed 10",
