@@ -168,9 +168,13 @@ EXTRA = {
                                     {"preset": "digits", "joint_projection": 0.1, "corpus_value_weight": 10.0,
                                      "joint_settle_rounds": 1}),
     # ... and, after each target's prefix, the other tokens that begin writing its text demoted too (`c`, `ch`,
-    # `che` where the address has `chen`: the one e-mail extraction left, seed 0, was `chen` re-spelled `c|hen`)
+    # `che` where the address has `chen`: the one e-mail extraction left, seed 0, was `chen` re-spelled `c|hen`;
+    # the default since the twenty-second session, `no-spellings` the default before; no SSN or phone position
+    # of the benchmark has another spelling, so on those sets the two are the same edit)
     "spellings": ("digits, the other tokens that begin each target's text demoted too",
                   {"preset": "digits", "targets": {"spellings": True}}),
+    "no-spellings": ("digits without demoting other spellings (the default until the twenty-second session)",
+                     {"preset": "digits", "targets": {"spellings": False}}),
     # ... and each secret itself guarded after other people's prompts (an e-mail's surname piece that another
     # person's name spells: the e-mail erase breaks other people's addresses at the tokens it edits)
     "cross-secrets": ("digits, each secret itself guarded after other people's prompts",

@@ -85,7 +85,8 @@ PRESETS: dict[str, EraseConfig] = {
     "digits": EraseConfig("digits", "revs", RevsConfig(
         guard_projection=0.02, guard_spread=512, residual_rank_window=(0.004, 0.02), mlp_rank_window=(0.006, 0.9),
         decoys=8, cross_decoys=2, settle_rounds=2, perturb_rounds=2, perturb_prompts=4, joint_final=0.001,
-        joint_covariance="both", joint_variants=True, targets=_DIGIT_TARGETS)),
+        joint_covariance="both", joint_variants=True,
+        targets=dataclasses.replace(_DIGIT_TARGETS, spellings=True))),
     # FT-L's lr is raised from the paper's 1e-5: at 1e-5 and ε = 5e-4 it barely moves SmolLM2's digits (measured)
     "ftl": EraseConfig("ftl", "ftl", RevsConfig(decoys=8, targets=_DIGIT_TARGETS),
                        FtlConfig(lr=1e-4, steps=5, epsilon=5e-4)),
