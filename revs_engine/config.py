@@ -157,9 +157,9 @@ class RevsConfig:
             :func:`revs_engine.erase.erase` adds to the guard's benign texts; :func:`~revs_engine.revs.unlearn`
             takes the guard as given.
         cross_decoys: for each retained item of the guard (the first
-            :data:`~revs_engine.erase.GUARD_CROSS_ITEMS`), this many values shaped like a forgotten secret (item
-            ``j`` takes secret ``j mod #secrets``: with fewer guarded items than secrets, the later secrets get
-            none — giving every secret its look-alikes was measured no better) written after *that item's*
+            :data:`~revs_engine.erase_guard.GUARD_CROSS_ITEMS`), this many values shaped like a forgotten secret
+            (item ``j`` takes secret ``j mod #secrets``: with fewer guarded items than secrets, the later secrets
+            get none — giving every secret its look-alikes was measured no better) written after *that item's*
             prompt; the guard holds their value positions (:attr:`~revs_engine.guard.RetainGuard.lookalikes`):
             the digit positions of other people's values, where the edit must not act either.
         cross_secrets: after those retained items' prompts, also the secrets themselves (in turn, until every

@@ -1,15 +1,17 @@
 """The one erase entry point: "these secrets must go, these items must stay" → the edits.
 
-Offers :func:`build_guard` and :func:`erase`, with its inputs and results (:class:`Secret`, :class:`EraseInputs`,
-:class:`TargetOutcome`, :class:`EraseResult`, defined in :mod:`revs_engine.erase_types`). ``revs unlearn``, both
+Offers :func:`erase`, with its inputs and results (:class:`Secret`, :class:`EraseInputs`, :class:`TargetOutcome`,
+:class:`EraseResult`, defined in :mod:`revs_engine.erase_types`) and its guard (:func:`build_guard`, in
+:mod:`revs_engine.erase_guard`). ``revs unlearn``, both
 flows, the demo and ``revs_bench`` call :func:`erase` with an :class:`~revs_engine.presets.EraseConfig`; nothing
 else assembles guards, positions or fallbacks.
 
 What happens, in order (each step only when the configuration uses it):
 0. the association stage (``revs.association``, :mod:`revs_engine.association`): the middle layers stop
    preferring each secret's digits after its prompt, kept away from the retained items and benign text;
-1. the retain guard (:mod:`revs_engine.guard`): the retained memorized items, benign text and format-preserving
-   decoys of every secret after its own prompt (:mod:`revs_engine.decoys`), each cut to its last
+1. the retain guard (:mod:`revs_engine.erase_guard`, :mod:`revs_engine.guard`): the retained memorized items,
+   benign text and format-preserving decoys of every secret after its own prompt (:mod:`revs_engine.decoys`), each
+   cut to its last
    :data:`GUARD_PREFIX_TOKENS` tokens; what the edit needs from its activations on the unedited model is
    computed in one streaming pass (:func:`guard_stats_for`, memory independent of the guard's size);
 2. the target positions of each secret: skip/stop rules per entity type, then the ``distinct`` rule (positions
@@ -47,8 +49,15 @@ from torch import nn
 from revs_engine.arch import ModelArch
 from revs_engine.association import AssociationResult, ValueSequence, loosen_associations
 from revs_engine.config import RevsConfig
-from revs_engine.decoys import decoy_sequences, decoy_values
+from revs_engine.decoys import decoy_values
 from revs_engine.edit import NeuronEdit
+from revs_engine.erase_guard import (
+    GUARD_BENIGN,
+    GUARD_ITEMS,
+    GUARD_PREFIX_TOKENS,
+    build_guard,
+    guarded_value_tokens,
+)
 from revs_engine.erase_types import EraseInputs, EraseResult, Secret, TargetOutcome
 from revs_engine.ftl import unlearn_ftl
 from revs_engine.guard import RetainGuard
@@ -63,7 +72,6 @@ from revs_engine.perturb_rounds import (
 )
 from revs_engine.positions import ranked_positions
 from revs_engine.presets import EraseConfig, switched_off
-from revs_engine.probes import ProbeItem
 from revs_engine.revs import final_ranks, guard_needs, unlearn
 from revs_engine.revs_results import settled, with_final
 from revs_engine.targets import (
@@ -80,57 +88,12 @@ from revs_engine.targets import (
 
 logger = logging.getLogger(__name__)
 
-#: Guard budget: retained prefixes, benign texts and decoy prompts are cut to their last this-many tokens; at most
-#: :data:`GUARD_ITEMS` retained items and :data:`GUARD_BENIGN` benign texts guard an edit. The guard projection
-#: fits each layer's edit to the guard's positions, so more benign text carries over to text it never saw (the
-#: held-out perplexity measured for 16, 48 and 96 texts is in the README's demo section).
-GUARD_PREFIX_TOKENS = 64
-GUARD_ITEMS = 256
-GUARD_BENIGN = 96
 #: The association stage's covariance reads benign texts up to this many tokens (its guard is only the
 #: retained items and the benign texts, so each text's later positions count).
 ASSOCIATION_TEXT_TOKENS = 256
-#: Cross decoys (:attr:`~revs_engine.config.RevsConfig.cross_decoys`) follow at most this many retained items'
-#: prompts: every position of a decoy is guarded, so each costs the guard pass a whole prompt.
-GUARD_CROSS_ITEMS = 128
 #: A token's format alternatives are listed only while there are at most this many (every other digit string of
 #: its length: one- and two-digit tokens); longer number tokens keep the paper's demotion direction.
 MAX_ALTERNATIVES = 99
-
-
-def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0,
-                cross_secrets: bool = False) -> tuple[RetainGuard | None, int]:
-    """Return the retain guard of an erase (None when empty) and how many decoys it holds.
-
-    Retained items and benign texts beyond :data:`GUARD_ITEMS` / :data:`GUARD_BENIGN` are dropped; every sequence
-    is cut to its last :data:`GUARD_PREFIX_TOKENS` tokens (benign texts to their first). ``decoys`` look-alikes of
-    each secret follow its own prompt; ``cross_decoys`` look-alikes of secret ``j mod #secrets`` follow retained
-    item ``j``'s prompt (:attr:`~revs_engine.config.RevsConfig.cross_decoys`); with ``cross_secrets``, the
-    secrets themselves follow those prompts, taken in turn until every secret and every prompt had one
-    (:attr:`~revs_engine.config.RevsConfig.cross_secrets`).
-    """
-    cut = GUARD_PREFIX_TOKENS
-    items = [ProbeItem(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]]
-    texts = [list(b[:cut]) for b in inputs.benign[:GUARD_BENIGN]]
-    if (decoys or cross_decoys) and inputs.forget and inputs.encode is None:
-        raise ValueError("decoys need EraseInputs.encode (text → ids) to write each look-alike value")
-    # each secret's look-alikes after its own prompt: every position guarded, like a benign text
-    own = [seq for i, s in enumerate(inputs.forget) if decoys
-           for seq in decoy_sequences(s.prompt_ids[-cut:], s.text, inputs.encode, decoys, seed=i)]
-    lookalikes = []
-    if cross_decoys and inputs.forget:  # the secrets in turn after the first retained items' prompts: values only
-        lookalikes = [ProbeItem(it.prefix_ids, tuple(inputs.encode(d)))
-                      for j, it in enumerate(items[:GUARD_CROSS_ITEMS])
-                      for d in decoy_values(inputs.forget[j % len(inputs.forget)].text, cross_decoys,
-                                            seed=10_000 + j)]
-    cross = items[:GUARD_CROSS_ITEMS]
-    if cross_secrets and inputs.forget and cross:  # each secret itself after other people's prompts, in turn
-        n = len(inputs.forget)
-        lookalikes += [ProbeItem(cross[k % len(cross)].prefix_ids, inputs.forget[k % n].secret_ids)
-                       for k in range(max(len(cross), n))]
-    n_decoys = len(own) + len(lookalikes)
-    guard = RetainGuard.from_items(items, texts + own, lookalikes)
-    return (guard if len(guard) else None), n_decoys
 
 
 def format_alternatives(secrets: Sequence[Secret], encode: Callable[[str], list[int]]
@@ -217,12 +180,6 @@ def ranked_positions_of(secrets: Sequence[Secret], cfg: EraseConfig, stats: Guar
             order = copied_last(order, copied_positions(s.token_texts, decode(list(s.prompt_ids))))
         out.append(order)
     return out
-
-
-def guarded_value_tokens(inputs: EraseInputs) -> set[int]:
-    """Every token of the retained values the erase's guard holds (its first :data:`GUARD_ITEMS` items): other
-    people's memorized values, which ``targets.shared_last`` keeps the edit's tokens away from."""
-    return {t for it in inputs.keep[:GUARD_ITEMS] for t in it.target_ids}
 
 
 def cover_config(cfg: RevsConfig, vocab_size: int) -> RevsConfig:

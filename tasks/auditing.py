@@ -16,7 +16,7 @@ from prefect import task
 
 from pii_detect.schema import FINDINGS_SCHEMA
 from revs_engine.audit_table import layer_ranks, summary, verdict_metrics
-from revs_engine.erase import GUARD_ITEMS
+from revs_engine.erase_guard import GUARD_ITEMS
 from revs_engine.schema import AUDIT_SCHEMA
 from tasks import _io, audit_io
 from tasks._logging import run_logger

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from prefect import task
 
 from pii_detect.schema import FINDINGS_SCHEMA
-from revs_engine.erase import GUARD_ITEMS
+from revs_engine.erase_guard import GUARD_ITEMS
 from revs_engine.schema import AUDIT_SCHEMA, PROBES_SCHEMA
 from tasks import _io
 from tasks._logging import run_logger
@@ -141,7 +141,7 @@ def split_inventory(inventory: Path, exclude: Path, out_dir: Path, holdout_pct: 
                     holdout_limit: int, extra_guard: Path | None = None) -> dict[str, Any]:
     """Split the memorized findings of an inventory, minus every value of ``exclude`` (what is being erased), into
     the erasure's guard and the audit's held-out slice (seeded; ``holdout_pct`` % held out, at least one of two
-    or more, at most ``holdout_limit``; the guard at most :data:`revs_engine.erase.GUARD_ITEMS`).
+    or more, at most ``holdout_limit``; the guard at most :data:`revs_engine.erase_guard.GUARD_ITEMS`).
     ``extra_guard``: findings the guard holds in any case (the run's own retained memorized findings).
 
     Returns:

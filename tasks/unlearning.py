@@ -38,7 +38,7 @@ def unlearn(model_dir: Path, probes: Path, findings: Path, out_dir: Path, revs: 
         The staged version (``config``: the resolved preset and overrides,
         :meth:`revs_engine.presets.EraseConfig.to_dict`).
     """
-    from revs_engine.erase import GUARD_BENIGN
+    from revs_engine.erase_guard import GUARD_BENIGN
     from tasks._workspace import workspace_dir
     from tasks.unlearning_io import run_unlearn
 

@@ -28,14 +28,13 @@ import pyarrow as pa
 from pii_detect.schema import FINDINGS_SCHEMA
 from revs_engine.arch import resolve_arch
 from revs_engine.erase import (
-    GUARD_BENIGN,
-    GUARD_ITEMS,
     EraseInputs,
     EraseResult,
     Secret,
     erase,
     reads_corpus,
 )
+from revs_engine.erase_guard import GUARD_BENIGN, GUARD_ITEMS
 from revs_engine.hashing import weights_sha256
 from revs_engine.lens import VocabLens
 from revs_engine.loading import load_model

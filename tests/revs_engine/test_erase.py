@@ -10,7 +10,6 @@ from revs_engine import erase as erase_module
 from revs_engine.config import RevsConfig
 from revs_engine.edit import WeightBackup, restore
 from revs_engine.erase import (
-    GUARD_CROSS_ITEMS,
     GUARD_PREFIX_TOKENS,
     EraseInputs,
     Secret,
@@ -18,6 +17,7 @@ from revs_engine.erase import (
     erase,
     guarded_value_tokens,
 )
+from revs_engine.erase_guard import GUARD_CROSS_ITEMS
 from revs_engine.guard import guarded_rows
 from revs_engine.hashing import weights_sha256
 from revs_engine.presets import PRESETS, EraseConfig
