@@ -23,6 +23,7 @@ GUARD_BENIGN = 96
 #: prompts: every position of a decoy is guarded, so each costs the guard pass a whole prompt.
 GUARD_CROSS_ITEMS = 128
 
+
 def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0,
                 cross_secrets: bool = False) -> tuple[RetainGuard | None, int]:
     """Return the retain guard of an erase (None when empty) and how many decoys it holds.
@@ -42,13 +43,11 @@ def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0,
     # each secret's look-alikes after its own prompt: every position guarded, like a benign text
     own = [seq for i, s in enumerate(inputs.forget) if decoys
            for seq in decoy_sequences(s.prompt_ids[-cut:], s.text, inputs.encode, decoys, seed=i)]
-    lookalikes = []
+    lookalikes, cross = [], items[:GUARD_CROSS_ITEMS]
     if cross_decoys and inputs.forget:  # the secrets in turn after the first retained items' prompts: values only
-        lookalikes = [ProbeItem(it.prefix_ids, tuple(inputs.encode(d)))
-                      for j, it in enumerate(items[:GUARD_CROSS_ITEMS])
+        lookalikes = [ProbeItem(it.prefix_ids, tuple(inputs.encode(d))) for j, it in enumerate(cross)
                       for d in decoy_values(inputs.forget[j % len(inputs.forget)].text, cross_decoys,
                                             seed=10_000 + j)]
-    cross = items[:GUARD_CROSS_ITEMS]
     if cross_secrets and inputs.forget and cross:  # each secret itself after other people's prompts, in turn
         n = len(inputs.forget)
         lookalikes += [ProbeItem(cross[k % len(cross)].prefix_ids, inputs.forget[k % n].secret_ids)
