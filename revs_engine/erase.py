@@ -345,36 +345,34 @@ def _erase_revs(model: nn.Module, arch: ModelArch, inputs: EraseInputs, config: 
         if config.revs.perturb_plain:  # the targets after their own prompts, at every layer
             variants = [list(targets), *variants]
 
+    def redo(index: list[int], again_targets: list[TokenTarget]) -> None:
+        """Edit ``again_targets`` (the erase's targets ``index``, perhaps after another prompt) once more."""
+        nonlocal results, edits, backup, seconds
+        again = unlearn(model, arch, again_targets, config.revs, **kw)
+        note_contexts(contexts, again_targets, again.edits)
+        for j, r in zip(index, again.targets, strict=True):
+            results[j] = settled(results[j], r)
+        edits += _renumbered(again.edits, index)
+        backup, seconds = backup.merged(again.backup), seconds + again.seconds
+        results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
+
     def rounds(n_settle: int, n_perturb: int) -> None:
         """Edit again the targets below the residual window: at the final layer after their own prompts (up to
         ``n_settle`` rounds), then at some layer after a perturbed prompt (up to ``n_perturb`` rounds)."""
-        nonlocal results, edits, backup, seconds
         for _ in range(n_settle):
             lagging = [j for j, r in enumerate(results) if r.rank_final < low]
             if not lagging:
                 break
             logger.info("settle: %d target(s) below the residual window after the pass; editing them again",
                         len(lagging))
-            again = unlearn(model, arch, [targets[j] for j in lagging], config.revs, **kw)
-            note_contexts(contexts, [targets[j] for j in lagging], again.edits)
-            for j, r in zip(lagging, again.targets, strict=True):
-                results[j] = settled(results[j], r)
-            edits += _renumbered(again.edits, lagging)
-            backup, seconds = backup.merged(again.backup), seconds + again.seconds
-            results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
+            redo(lagging, [targets[j] for j in lagging])
         for _ in range(n_perturb if variants else 0):
             lagging = lagging_after_perturbation(model, arch, lens, variants, low)
             if not lagging:
                 break
             logger.info("perturbation round: %d target(s) below the residual window at some layer after a "
                         "measured prompt; editing them again after the worst", len(lagging))
-            again = unlearn(model, arch, [t for _, t, _ in lagging], config.revs, **kw)
-            note_contexts(contexts, [t for _, t, _ in lagging], again.edits)
-            for (j, _, _), r in zip(lagging, again.targets, strict=True):
-                results[j] = settled(results[j], r)
-            edits += _renumbered(again.edits, [j for j, _, _ in lagging])
-            backup, seconds = backup.merged(again.backup), seconds + again.seconds
-            results = [with_final(r, k) for r, k in zip(results, final_ranks(model, arch, targets), strict=True)]
+            redo([j for j, _, _ in lagging], [t for _, t, _ in lagging])
 
     rounds(config.revs.settle_rounds, config.revs.perturb_rounds)
     used = [set(r[:n_first]) for r in ranked]
