@@ -165,8 +165,9 @@ class RevsConfig:
         cross_secrets: after those retained items' prompts, also the secrets themselves (in turn, until every
             secret and every prompt had one), their value positions guarded: what the model writes for a
             secret's tokens after another person's context (an e-mail's surname piece, copied from that person's
-            name) is not this person's memory and must stay. Only for retained items of other people: after the
-            same person's other sentence it would guard the very association the erase removes.
+            name) is not this person's memory and must stay. Only after retained items of other people: after the
+            same person's other sentence it would guard the very association the erase removes, so items
+            ``EraseInputs.keep_related`` marks are left out.
         relative_demotion: demote each target token relative to the tokens its value's format allows in its place
             (a digit among the other digits, :func:`revs_engine.erase.format_alternatives`): the least-squares
             direction that lowers the token's logit while every alternative's logit stays where it is. The paper's

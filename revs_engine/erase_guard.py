@@ -33,7 +33,8 @@ def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0,
     each secret follow its own prompt; ``cross_decoys`` look-alikes of secret ``j mod #secrets`` follow retained
     item ``j``'s prompt (:attr:`~revs_engine.config.RevsConfig.cross_decoys`); with ``cross_secrets``, the
     secrets themselves follow those prompts, taken in turn until every secret and every prompt had one
-    (:attr:`~revs_engine.config.RevsConfig.cross_secrets`).
+    (:attr:`~revs_engine.config.RevsConfig.cross_secrets`), leaving out the prompts ``inputs.keep_related``
+    marks (they may speak of a person being erased).
     """
     cut = GUARD_PREFIX_TOKENS
     items = [ProbeItem(it.prefix_ids[-cut:], it.target_ids) for it in inputs.keep[:GUARD_ITEMS]]
@@ -48,13 +49,19 @@ def build_guard(inputs: EraseInputs, decoys: int, cross_decoys: int = 0,
         lookalikes = [ProbeItem(it.prefix_ids, tuple(inputs.encode(d))) for j, it in enumerate(cross)
                       for d in decoy_values(inputs.forget[j % len(inputs.forget)].text, cross_decoys,
                                             seed=10_000 + j)]
-    if cross_secrets and inputs.forget and cross:  # each secret itself after other people's prompts, in turn
+    others = _unrelated(cross, inputs.keep_related)
+    if cross_secrets and inputs.forget and others:  # each secret itself after other people's prompts, in turn
         n = len(inputs.forget)
-        lookalikes += [ProbeItem(cross[k % len(cross)].prefix_ids, inputs.forget[k % n].secret_ids)
-                       for k in range(max(len(cross), n))]
+        lookalikes += [ProbeItem(others[k % len(others)].prefix_ids, inputs.forget[k % n].secret_ids)
+                       for k in range(max(len(others), n))]
     n_decoys = len(own) + len(lookalikes)
     guard = RetainGuard.from_items(items, texts + own, lookalikes)
     return (guard if len(guard) else None), n_decoys
+
+
+def _unrelated(cross: list[ProbeItem], related: tuple[bool, ...]) -> list[ProbeItem]:
+    """The cross prompts that speak of nobody being erased (``EraseInputs.keep_related`` unset)."""
+    return [it for j, it in enumerate(cross) if not (related and related[j])]
 
 
 def guarded_value_tokens(inputs: EraseInputs) -> set[int]:

@@ -58,6 +58,9 @@ class EraseInputs:
             (``revs.joint_covariance`` ``corpus`` / ``both``: the positions the joint re-projection keeps its
             change away from); each text is read up to
             :data:`~revs_engine.corpus_covariance.CORPUS_TEXT_TOKENS` tokens.
+        keep_related: per ``keep`` item, whether its prompt may speak of a person being erased (e.g. it shares a
+            document with an erased value); empty: none does. ``revs.cross_secrets`` never writes a secret after
+            such a prompt (guarding it there would guard the very association being erased).
     """
 
     forget: tuple[Secret, ...] = field(repr=False)
@@ -66,6 +69,12 @@ class EraseInputs:
     encode: Callable[[str], list[int]] | None = field(default=None, repr=False, compare=False)
     decode: Callable[[list[int]], str] | None = field(default=None, repr=False, compare=False)
     corpus: tuple[tuple[int, ...], ...] = field(default=(), repr=False)
+    keep_related: tuple[bool, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.keep_related) not in (0, len(self.keep)):
+            raise ValueError(f"keep_related must hold one flag per keep item ({len(self.keep)}) or be empty, got "
+                             f"{len(self.keep_related)}")
 
 
 @dataclass(frozen=True, slots=True)

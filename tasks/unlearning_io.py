@@ -175,12 +175,25 @@ def memorized_kept(probes: Path | pa.Table, findings: Path | pa.Table, erased: S
     return findings.filter(pa.array(keep, pa.bool_()))
 
 
-def keep_items(tokenizer, retain: pa.Table | None) -> list:
-    """Return the retained findings as ``(prefix, value)`` probe items (at most :data:`GUARD_ITEMS`)."""
+def keep_items(tokenizer, retain: pa.Table | None) -> tuple[list[str], list]:
+    """Return the retained findings' ids and ``(prefix, value)`` probe items (at most :data:`GUARD_ITEMS`)."""
     if retain is None or not retain.num_rows:
-        return []
-    _, items = probe_items(tokenizer, read_probe_texts(retain.slice(0, GUARD_ITEMS), max_prefix_chars=2000))
-    return items
+        return [], []
+    return probe_items(tokenizer, read_probe_texts(retain.slice(0, GUARD_ITEMS), max_prefix_chars=2000))
+
+
+def related_to_erased(keep_ids: Sequence[str], retain: pa.Table | None, findings: pa.Table,
+                      erased: Sequence[UnlearnItem]) -> tuple[bool, ...]:
+    """Per retained finding, whether it shares a document with an erased one: its prompt may speak of the person
+    being erased (``EraseInputs.keep_related``)."""
+    if retain is None or not keep_ids:
+        return ()
+    gone = {i.finding_id for i in erased}
+    docs = {(r["source"], r["doc_key"]) for r in findings.select(["finding_id", "source", "doc_key"]).to_pylist()
+            if r["finding_id"] in gone}
+    where = {r["finding_id"]: (r["source"], r["doc_key"])
+             for r in retain.select(["finding_id", "source", "doc_key"]).to_pylist()}
+    return tuple(where.get(f) in docs for f in keep_ids)
 
 
 def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path | pa.Table, out_dir: Path, *,
@@ -220,8 +233,10 @@ def run_unlearn(model_spec: str, probes_path: Path, findings_path: Path | pa.Tab
                                                     dict.fromkeys(findings.column("source").to_pylist())]
         sample = tuple(tuple(encode(t)) for t in corpus_sample(list(files), findings))
         logger.info("erase: corpus sample of %d documents", len(sample))
-    inputs = EraseInputs(tuple(i.secret for i in items), tuple(keep_items(tok, retain)),
-                         tuple(tuple(encode(t)) for t in benign), encode, tok.decode, corpus=sample)
+    keep_ids, keep = keep_items(tok, retain)
+    inputs = EraseInputs(tuple(i.secret for i in items), tuple(keep), tuple(tuple(encode(t)) for t in benign),
+                         encode, tok.decode, corpus=sample,
+                         keep_related=related_to_erased(keep_ids, retain, findings, items))
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     result = erase(model, arch, inputs, cfg, lens=VocabLens(model, arch), pad_id=pad, progress=progress)
     logger.info("erase: %s", result.summary())

@@ -192,3 +192,21 @@ def test_an_erase_that_reads_a_corpus_sample_takes_benign_documents_of_the_guard
                          setup / "out", cache_dir=setup / "cache", overrides=policy, corpus=[folder])
     assert (report.config["revs"]["joint_final"], report.config["revs"]["joint_covariance"]) == (0.001, "corpus")
     assert report.rows
+
+
+def test_retained_findings_from_an_erased_persons_document_are_marked_related(setup):
+    # given f0 erased, f1 retained in another document and f3 retained in f0's own document
+    from tasks._io import read_table
+    from tasks.unlearning_io import read_items, related_to_erased
+
+    findings = read_table(setup / "findings.parquet", FINDINGS_SCHEMA)
+    rows = findings.to_pylist()
+    retain = pa.Table.from_pylist([rows[1], {**rows[0], "finding_id": "f3"}], schema=FINDINGS_SCHEMA)
+    items = [i for i in read_items(setup / "probes.parquet", findings, make_tiny_tokenizer(), only_memorized=False)
+             if i.finding_id == "f0"]
+    # when
+    flags = related_to_erased(["f1", "f3"], retain, findings, items)
+    # then only the finding beside the erased one may speak of the erased person
+    assert flags == (False, True)
+    assert related_to_erased([], retain, findings, items) == ()
+    assert related_to_erased(["f1"], None, findings, items) == ()

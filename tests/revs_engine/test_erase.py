@@ -116,6 +116,26 @@ def test_cross_secrets_guard_each_secret_itself_after_other_peoples_prompts():
         RevsConfig(cross_secrets=True)
 
 
+def test_cross_secrets_never_follow_a_prompt_that_may_speak_of_an_erased_person():
+    # given two secrets and three retained items, the middle one from an erased person's own document
+    secrets = (_secret((1, 2), (5, 6, 7)), _secret((3, 4, 9), (8, 9)))
+    keep = tuple(ProbeItem((40 + j, 41 + j), (7, 8)) for j in range(3))
+    inputs = EraseInputs(secrets, keep, encode=_encode, keep_related=(False, True, False))
+    # when the guard writes the secrets after retained prompts
+    guard, n_decoys = build_guard(inputs, decoys=0, cross_secrets=True)
+    # then only the other two prompts carry them (the related item is still guarded as itself)
+    assert guard.items == keep
+    assert n_decoys == 2
+    assert [(x.prefix_ids, x.target_ids) for x in guard.lookalikes] == [
+        (keep[0].prefix_ids, secrets[0].secret_ids), (keep[2].prefix_ids, secrets[1].secret_ids)]
+    # and with every prompt related there is nowhere to write them
+    assert build_guard(EraseInputs(secrets, keep, encode=_encode, keep_related=(True,) * 3), decoys=0,
+                       cross_secrets=True)[1] == 0
+    # and the flags must match the items
+    with pytest.raises(ValueError, match="one flag per keep item"):
+        EraseInputs(secrets, keep, keep_related=(True,))
+
+
 # -- fallback positions ----------------------------------------------------------------------------------------
 def _fake_result(target_ranks, layer=0):
     targets = [SimpleNamespace(secret_index=s, position=p, rank_final=r, rank_after=r, rank_before=0,
