@@ -167,6 +167,10 @@ EXTRA = {
                                     "perturbation checks again",
                                     {"preset": "digits", "joint_projection": 0.1, "corpus_value_weight": 10.0,
                                      "joint_settle_rounds": 1}),
+    # ... and 4 word-dropped prompts per perturbation round with the checks again after the joint step (`drop4`
+    # raised phone Generality on seed 0, 79.45 → 84.30, and lost a target's Efficacy, 100 → 99.05; chosen there)
+    "drop4-settle": ("digits, 4 word-dropped prompts per round, the checks again after the joint step",
+                     {"preset": "digits", "perturb_drops": 4, "joint_settle_rounds": 1}),
     # ... and, after each target's prefix, the other tokens that begin writing its text demoted too (`c`, `ch`,
     # `che` where the address has `chen`: the one e-mail extraction left, seed 0, was `chen` re-spelled `c|hen`;
     # the default since the twenty-second session, `no-spellings` the default before; no SSN or phone position
