@@ -171,7 +171,8 @@ FORMAT_COLUMNS = (("exposure", "exposure_bits"), ("exposure_control", "control_e
 
 #: The rank attacks on never-seen values (:mod:`revs_engine.rank_controls`): benchmark column → audit row.
 RANK_CONTROL_COLUMNS = (("resistance_control", "control_resistance_score"), ("lla_control", "control_logit_lens"),
-                        ("da_control", "control_delta"), ("pa_control", "control_perturb"))
+                        ("da_control", "control_delta"), ("pa_control", "control_perturb"),
+                        ("gen_control", "control_generality"))
 
 
 ENTITY_LABELS = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail", "surname": "surname"}
@@ -257,7 +258,8 @@ FORMAT_TABLE = [("exposure", "exposure (bits)"), ("exposure_control", "control e
                 ("partial", "partial %")]
 RANK_CONTROL_TABLE = [("resistance", "RS@100"), ("resistance_control", "never-seen RS@100"), ("lla", "LLA@100"),
                       ("lla_control", "never-seen LLA@100"), ("da", "DA@100"), ("da_control", "never-seen DA@100"),
-                      ("pa", "PA@100"), ("pa_control", "never-seen PA@100")]
+                      ("pa", "PA@100"), ("pa_control", "never-seen PA@100"), ("generality", "Gen@100"),
+                      ("gen_control", "never-seen Gen@100")]
 #: reference/revs-method.md §3.1-3.2, Llama-3-8B SSN, k = 100.
 PAPER = {"unedited": {"unlearning": 0.0, "efficacy": 0.0, "generality": 0.0, "specificity": 100.0},
          "FT-L": {"unlearning": 36.98, "efficacy": 63.88, "generality": 50.35, "specificity": 24.33,

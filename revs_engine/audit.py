@@ -23,7 +23,8 @@ Rows (``AUDIT_SCHEMA``; ``target_id == "*"`` is the aggregate; scores in percent
   same on never-seen control values (``control_*``), see :mod:`revs_engine.audit_formats`;
 - the rank attacks on never-seen values of the same formats at the same token positions (after the edit, when the
   inputs carry formats): ``control_logit_lens``, ``control_delta``, ``control_perturb`` and
-  ``control_resistance_score`` per ``k``, see :mod:`revs_engine.rank_controls` — the attacks' floor on this model.
+  ``control_resistance_score`` per ``k``, and ``control_generality`` when the inputs carry other prompts, see
+  :mod:`revs_engine.rank_controls` — the attacks' (and Generality's) floor on this model.
 """
 
 from __future__ import annotations
@@ -295,7 +296,7 @@ def never_seen_ranks(model: torch.nn.Module, arch: ModelArch, lens: VocabLens, i
                          inputs.encode, inputs.decode, ks=cfg.ks, sets=cfg.rank_control_sets,
                          seed=cfg.formats.seed, n_spaces=cfg.n_spaces, perturb_seed=cfg.perturb_seed,
                          delta_top=cfg.delta_top, batch_size=cfg.batch_size,
-                         faithful_top_rounding=cfg.faithful_top_rounding)
+                         faithful_top_rounding=cfg.faithful_top_rounding, generality=inputs.generality)
 
 
 def _controls_ranks(inputs: AuditInputs, cfg: AuditConfig, stage: str) -> bool:

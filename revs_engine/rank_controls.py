@@ -32,7 +32,7 @@ from revs_engine.attacks.perturb import perturbed_targets
 from revs_engine.audit_formats import control_values
 from revs_engine.formats import SecretFormat
 from revs_engine.lens import VocabLens
-from revs_engine.metrics import resistance_score
+from revs_engine.metrics import generality_from_ranks, resistance_score
 from revs_engine.probes import ProbeItem
 from revs_engine.targets import TokenTarget
 
@@ -45,14 +45,38 @@ def control_targets(forget: Sequence[TokenTarget], forget_items: Sequence[ProbeI
                     decode: Callable[[list[int]], str], seed: int) -> list[TokenTarget]:
     """The evaluated tokens of ``forget`` moved onto one never-seen value per secret (module docstring): the same
     secret index, position within the value and prompt; the control value's own tokens before that position."""
+    values = _control_ids(forget_items, formats, encode, decode, seed)
+    return _moved(forget, values, [tuple(it.prefix_ids) for it in forget_items])
+
+
+def control_generality_targets(generality: Sequence[TokenTarget], forget_items: Sequence[ProbeItem],
+                               formats: Sequence[SecretFormat], encode: Callable[[str], list[int]],
+                               decode: Callable[[list[int]], str], seed: int) -> list[TokenTarget]:
+    """The evaluated tokens of the erased secrets after their *other* prompts (``generality``: each token's prefix
+    is its prompt then the value's tokens before it) moved onto the same never-seen values as
+    :func:`control_targets` with ``seed``: the same prompt and position, the control value's tokens."""
+    values = _control_ids(forget_items, formats, encode, decode, seed)
+    return _moved(generality, values, [t.prefix_ids[:len(t.prefix_ids) - t.position] for t in generality],
+                  per_target=True)
+
+
+def _control_ids(forget_items, formats, encode, decode, seed: int) -> list[list[int]]:
+    """One never-seen value per secret as ids (:func:`~revs_engine.audit_formats.control_values`)."""
     texts = [decode(list(it.target_ids)) for it in forget_items]
-    values = [encode(v) for v in control_values(formats, texts, seed)]
+    return [encode(v) for v in control_values(formats, texts, seed)]
+
+
+def _moved(targets: Sequence[TokenTarget], values: list[list[int]], prompts: list[tuple[int, ...]], *,
+           per_target: bool = False) -> list[TokenTarget]:
+    """``targets`` on ``values[secret_index]`` after ``prompts`` (per secret, or per target with ``per_target``);
+    a position past the control value's end is left out."""
     out = []
-    for t in forget:
+    for j, t in enumerate(targets):
         ids = values[t.secret_index]
         if t.position < len(ids):
-            prefix = tuple(forget_items[t.secret_index].prefix_ids) + tuple(ids[:t.position])
-            out.append(TokenTarget(t.secret_index, t.position, prefix, int(ids[t.position])))
+            prompt = tuple(prompts[j] if per_target else prompts[t.secret_index])
+            out.append(TokenTarget(t.secret_index, t.position, prompt + tuple(ids[:t.position]),
+                                   int(ids[t.position])))
     return out
 
 
@@ -61,10 +85,13 @@ def rank_controls(model: torch.nn.Module, arch: ModelArch, lens: VocabLens, forg
                   forget_items: Sequence[ProbeItem], prompts: Sequence[str], formats: Sequence[SecretFormat],
                   encode: Callable[[str], list[int]], decode: Callable[[list[int]], str], *, ks: Sequence[int],
                   sets: int, seed: int = 0, n_spaces: int = 10, perturb_seed: int = 0, delta_top: int = 500,
-                  batch_size: int = 16, faithful_top_rounding: bool = False) -> dict[tuple[str, int], float]:
+                  batch_size: int = 16, faithful_top_rounding: bool = False,
+                  generality: Sequence[TokenTarget] = ()) -> dict[tuple[str, int], float]:
     """Return ``{(metric, k): score}`` for every metric of :data:`CONTROLLED` and ``k`` of ``ks``: its mean over
     ``sets`` sets of never-seen values (the Perturbation attack with the audit's ``n_spaces`` / ``perturb_seed``,
-    the Delta attack's lists ``delta_top`` long)."""
+    the Delta attack's lists ``delta_top`` long); with ``generality`` (the erased secrets' tokens after their
+    other prompts) also ``("generality", k)``: Generality@k of the same never-seen values after those prompts
+    (:func:`control_generality_targets`), the floor of the audit's Generality."""
     if sets < 1:
         raise ValueError(f"sets must be ≥ 1, got {sets}")
     V, ftr = arch.vocab_size, faithful_top_rounding
@@ -85,4 +112,10 @@ def rank_controls(model: torch.nn.Module, arch: ModelArch, lens: VocabLens, forg
                                   faithful_top_rounding=ftr).score
             for metric, score in zip(CONTROLLED, (lla, da, pa, resistance_score(lla, da, pa)), strict=True):
                 scores.setdefault((metric, k), []).append(score)
+        gen = control_generality_targets(generality, forget_items, formats, encode, decode, seed + j)
+        if gen:
+            gen_ranks = stream_ranks(capture_targets(model, arch, gen, batch_size=batch_size), lens)
+            for k in ks:
+                scores.setdefault(("generality", k), []).append(
+                    generality_from_ranks(gen_ranks, gen, V, k, faithful_top_rounding=ftr).score)
     return {key: statistics.fmean(values) for key, values in scores.items()}

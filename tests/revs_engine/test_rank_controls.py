@@ -1,5 +1,6 @@
 """The rank attacks on never-seen values (revs_engine.rank_controls) and their rows in the audit."""
 
+import dataclasses
 import statistics
 
 import pytest
@@ -12,8 +13,9 @@ from revs_engine.audit import AuditConfig, AuditInputs, audit, audit_units
 from revs_engine.audit_formats import FormatAuditConfig
 from revs_engine.format_entities import ssn_format
 from revs_engine.lens import VocabLens
+from revs_engine.metrics import generality_from_ranks
 from revs_engine.probes import ProbeItem
-from revs_engine.rank_controls import CONTROLLED, control_targets, rank_controls
+from revs_engine.rank_controls import CONTROLLED, control_generality_targets, control_targets, rank_controls
 from revs_engine.targets import targets_at
 from tests.revs_engine.test_format_aware import SSN, SSN_PROMPT, char_decode, char_encode, plant
 
@@ -90,6 +92,48 @@ def test_rank_controls_score_the_attacks_on_each_set_and_average_over_sets(plant
                       char_decode, sets=0, **kw)
 
 
+#: Another prompt before each planted SSN (the audit's Generality reads the secret after such prompts).
+THIRD_PROMPT = "Records:"
+
+
+def _generality(items):
+    """Each planted secret's evaluated tokens (places 5 and 11) after :data:`THIRD_PROMPT`, not its prompt."""
+    prompt = tuple(char_encode(THIRD_PROMPT))
+    return tuple(t for i, it in enumerate(items)
+                 for t in targets_at(prompt, it.target_ids, [5, 11], secret_index=i))
+
+
+def test_generality_controls_put_the_never_seen_values_after_the_other_prompts_and_score_them(planted):
+    model, arch, items, forget = planted
+    lens = VocabLens(model, arch)
+    formats = (ssn_format(SSN), ssn_format(OTHER))
+    gen = _generality(items)
+    # when
+    tt = control_generality_targets(gen, items, formats, char_encode, char_decode, seed=3)
+    scores = rank_controls(model, arch, lens, forget, items, (SSN_PROMPT, OTHER_PROMPT), formats, char_encode,
+                           char_decode, ks=(3, 10), sets=2, seed=3, n_spaces=2, generality=gen)
+    # then each control token keeps its secret, place and other prompt, on the same never-seen value the rank
+    # attacks' controls of that seed use
+    same_seed = {(t.secret_index, t.position): t.token_id
+                 for t in control_targets(forget, items, formats, char_encode, char_decode, seed=3)}
+    prompt = tuple(char_encode(THIRD_PROMPT))
+    assert [(t.secret_index, t.position) for t in tt] == [(t.secret_index, t.position) for t in gen]
+    for t in tt:
+        assert t.prefix_ids[:len(prompt)] == prompt
+        assert len(t.prefix_ids) == len(prompt) + t.position
+        assert t.token_id == same_seed[(t.secret_index, t.position)]
+    # and Generality@k of the controls is averaged over the sets, as the audit scores the erased secrets
+    for k in (3, 10):
+        want = statistics.fmean(
+            generality_from_ranks(stream_ranks(capture_targets(model, arch, c), lens), c, arch.vocab_size, k).score
+            for c in (control_generality_targets(gen, items, formats, char_encode, char_decode, seed)
+                      for seed in (3, 4)))
+        assert scores[("generality", k)] == pytest.approx(want)
+    # without other prompts there is no Generality control
+    assert ("generality", 3) not in rank_controls(model, arch, lens, forget, items, (SSN_PROMPT, OTHER_PROMPT),
+                                                  formats, char_encode, char_decode, ks=(3,), sets=1, n_spaces=2)
+
+
 def test_the_audit_adds_the_never_seen_rank_rows_after_an_edit_when_it_knows_the_formats(planted):
     model, arch, items, forget = planted
     cfg = AuditConfig(ks=(10,), n_samples=0, n_spaces=2, formats=FormatAuditConfig(candidates=0),
@@ -111,6 +155,14 @@ def test_the_audit_adds_the_never_seen_rank_rows_after_an_edit_when_it_knows_the
     assert {key: rows[(f"control_{key[0]}", key[1])].score for key in want} == pytest.approx(want)
     for report in (before, without, off):
         assert not [r for r in report.rows if r.metric.startswith("control_")]
+    # with other prompts in the inputs, the Generality control joins them
+    with_gen = dataclasses.replace(_inputs(items, forget), generality=_generality(items))
+    rows = {(r.metric, r.k): r.score for r in audit(model, arch, with_gen, cfg, stage="after", lens=lens).rows
+            if r.metric.startswith("control_")}
+    assert set(rows) == {(f"control_{m}", 10) for m in (*CONTROLLED, "generality")}
+    assert rows[("control_generality", 10)] == pytest.approx(rank_controls(
+        model, arch, lens, forget, items, (SSN_PROMPT, OTHER_PROMPT), (ssn_format(SSN), ssn_format(OTHER)),
+        char_encode, char_decode, ks=(10,), sets=2, n_spaces=2, generality=_generality(items))[("generality", 10)])
     assert audit_units(_inputs(items, forget), cfg, "after") == audit_units(_inputs(items, forget), cfg,
                                                                                "before") + 1
     with pytest.raises(ValueError, match="rank_control_sets"):
