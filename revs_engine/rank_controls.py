@@ -56,8 +56,12 @@ def control_generality_targets(generality: Sequence[TokenTarget], forget_items: 
     is its prompt then the value's tokens before it) moved onto the same never-seen values as
     :func:`control_targets` with ``seed``: the same prompt and position, the control value's tokens."""
     values = _control_ids(forget_items, formats, encode, decode, seed)
-    return _moved(generality, values, [t.prefix_ids[:len(t.prefix_ids) - t.position] for t in generality],
-                  per_target=True)
+    return _moved(generality, values, _other_prompts(generality), per_target=True)
+
+
+def _other_prompts(targets: Sequence[TokenTarget]) -> list[tuple[int, ...]]:
+    """Each target's prompt: its prefix without the value's tokens before it."""
+    return [tuple(t.prefix_ids[:len(t.prefix_ids) - t.position]) for t in targets]
 
 
 def _control_ids(forget_items, formats, encode, decode, seed: int) -> list[list[int]]:
@@ -97,7 +101,14 @@ def rank_controls(model: torch.nn.Module, arch: ModelArch, lens: VocabLens, forg
     V, ftr = arch.vocab_size, faithful_top_rounding
     scores: dict[tuple[str, int], list[float]] = {}
     for j in range(sets):
-        tt = control_targets(forget, forget_items, formats, encode, decode, seed + j)
+        values = _control_ids(forget_items, formats, encode, decode, seed + j)
+        gen = _moved(generality, values, _other_prompts(generality), per_target=True)
+        if gen:
+            gen_ranks = stream_ranks(capture_targets(model, arch, gen, batch_size=batch_size), lens)
+            for k in ks:
+                scores.setdefault(("generality", k), []).append(
+                    generality_from_ranks(gen_ranks, gen, V, k, faithful_top_rounding=ftr).score)
+        tt = _moved(forget, values, [tuple(it.prefix_ids) for it in forget_items])
         if not tt:
             continue
         acts = capture_targets(model, arch, tt, batch_size=batch_size)
@@ -112,10 +123,4 @@ def rank_controls(model: torch.nn.Module, arch: ModelArch, lens: VocabLens, forg
                                   faithful_top_rounding=ftr).score
             for metric, score in zip(CONTROLLED, (lla, da, pa, resistance_score(lla, da, pa)), strict=True):
                 scores.setdefault((metric, k), []).append(score)
-        gen = control_generality_targets(generality, forget_items, formats, encode, decode, seed + j)
-        if gen:
-            gen_ranks = stream_ranks(capture_targets(model, arch, gen, batch_size=batch_size), lens)
-            for k in ks:
-                scores.setdefault(("generality", k), []).append(
-                    generality_from_ranks(gen_ranks, gen, V, k, faithful_top_rounding=ftr).score)
     return {key: statistics.fmean(values) for key, values in scores.items()}
