@@ -46,7 +46,7 @@ def control_targets(forget: Sequence[TokenTarget], forget_items: Sequence[ProbeI
     """The evaluated tokens of ``forget`` moved onto one never-seen value per secret (module docstring): the same
     secret index, position within the value and prompt; the control value's own tokens before that position."""
     values = _control_ids(forget_items, formats, encode, decode, seed)
-    return _moved(forget, values, [tuple(it.prefix_ids) for it in forget_items])
+    return _moved(forget, values, _own_prompts(forget, forget_items))
 
 
 def control_generality_targets(generality: Sequence[TokenTarget], forget_items: Sequence[ProbeItem],
@@ -56,7 +56,12 @@ def control_generality_targets(generality: Sequence[TokenTarget], forget_items: 
     is its prompt then the value's tokens before it) moved onto the same never-seen values as
     :func:`control_targets` with ``seed``: the same prompt and position, the control value's tokens."""
     values = _control_ids(forget_items, formats, encode, decode, seed)
-    return _moved(generality, values, _other_prompts(generality), per_target=True)
+    return _moved(generality, values, _other_prompts(generality))
+
+
+def _own_prompts(targets: Sequence[TokenTarget], forget_items: Sequence[ProbeItem]) -> list[tuple[int, ...]]:
+    """Each target's secret's prompt."""
+    return [tuple(forget_items[t.secret_index].prefix_ids) for t in targets]
 
 
 def _other_prompts(targets: Sequence[TokenTarget]) -> list[tuple[int, ...]]:
@@ -70,16 +75,15 @@ def _control_ids(forget_items, formats, encode, decode, seed: int) -> list[list[
     return [encode(v) for v in control_values(formats, texts, seed)]
 
 
-def _moved(targets: Sequence[TokenTarget], values: list[list[int]], prompts: list[tuple[int, ...]], *,
-           per_target: bool = False) -> list[TokenTarget]:
-    """``targets`` on ``values[secret_index]`` after ``prompts`` (per secret, or per target with ``per_target``);
-    a position past the control value's end is left out."""
+def _moved(targets: Sequence[TokenTarget], values: list[list[int]], prompts: list[tuple[int, ...]]
+           ) -> list[TokenTarget]:
+    """``targets`` on ``values[secret_index]``, each after its own entry of ``prompts``; a position past the
+    control value's end is left out."""
     out = []
     for j, t in enumerate(targets):
         ids = values[t.secret_index]
         if t.position < len(ids):
-            prompt = tuple(prompts[j] if per_target else prompts[t.secret_index])
-            out.append(TokenTarget(t.secret_index, t.position, prompt + tuple(ids[:t.position]),
+            out.append(TokenTarget(t.secret_index, t.position, prompts[j] + tuple(ids[:t.position]),
                                    int(ids[t.position])))
     return out
 
@@ -102,13 +106,13 @@ def rank_controls(model: torch.nn.Module, arch: ModelArch, lens: VocabLens, forg
     scores: dict[tuple[str, int], list[float]] = {}
     for j in range(sets):
         values = _control_ids(forget_items, formats, encode, decode, seed + j)
-        gen = _moved(generality, values, _other_prompts(generality), per_target=True)
+        gen = _moved(generality, values, _other_prompts(generality))
         if gen:
             gen_ranks = stream_ranks(capture_targets(model, arch, gen, batch_size=batch_size), lens)
             for k in ks:
                 scores.setdefault(("generality", k), []).append(
                     generality_from_ranks(gen_ranks, gen, V, k, faithful_top_rounding=ftr).score)
-        tt = _moved(forget, values, [tuple(it.prefix_ids) for it in forget_items])
+        tt = _moved(forget, values, _own_prompts(forget, forget_items))
         if not tt:
             continue
         acts = capture_targets(model, arch, tt, batch_size=batch_size)
