@@ -34,14 +34,15 @@ LONG_MARKERS = ("slow", "real_model")
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist's ``--dist loadgroup``: one work unit per test file, the store writers' files together
     (:data:`STORE_WRITERS`) and first, then the files holding long tests (:data:`LONG_MARKERS`), then the rest,
-    each file's tests in their order. Without xdist nothing changes."""
+    each file's tests in their order. Any other run keeps its collection as it is."""
     if getattr(config.option, "dist", "no") != "loadgroup":
         return
     tests_dir = Path(__file__).resolve().parent
     unit, rank = {}, {}
     for item in items:
-        rel = Path(str(item.path)).resolve().relative_to(tests_dir)
-        group = "stores" if rel.parts[0] in STORE_WRITERS else rel.as_posix()
+        path = Path(str(item.path)).resolve()
+        rel = path.relative_to(tests_dir) if path.is_relative_to(tests_dir) else None
+        group = "stores" if rel and rel.parts[0] in STORE_WRITERS else (rel or path).as_posix()
         unit[item] = group
         long = any(item.get_closest_marker(m) for m in LONG_MARKERS)
         rank[group] = min(rank.get(group, 2), 0 if group == "stores" else 1 if long else 2)

@@ -43,6 +43,13 @@ def test_under_loadgroup_the_store_writers_run_as_one_unit_first_then_long_files
     assert all(m.name == "xdist_group" for it in items for m in it.marks)
 
 
+def test_a_test_file_outside_the_tests_folder_is_its_own_unit(tmp_path):
+    items = [_Item("flows/test_f.py"), _Item("pii_detect/test_a.py")]
+    items[1].path = tmp_path / "test_elsewhere.py"
+    pytest_collection_modifyitems(_config("loadgroup"), items)
+    assert [it.marks[0].args[0] for it in items] == ["stores", (tmp_path / "test_elsewhere.py").as_posix()]
+
+
 @pytest.mark.parametrize("dist", ["no", "load", "loadfile"])
 def test_other_runs_keep_the_collection_as_it_is(dist):
     items = [_Item("pii_detect/test_a.py"), _Item("flows/test_f.py")]
