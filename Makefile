@@ -25,13 +25,8 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/revs demo
 
-# Two pytest-xdist workers (one on a one-core machine), each with its share of the cores (tests/conftest.py): the
-# tests that write workspaces run on one, in order; the other takes the rest file by file, the long ones first.
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -ge 2 ] && echo 2 || echo 1)
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
-
 test: setup chromium
-	$(PYTEST)
+	$(BIN)/python -m pytest -q
 
 # The HTML report test renders in headless Chromium (Debian `chromium`). Install it when we can (root + apt-get);
 # never fail the build when we cannot: the test then skips and says why.
@@ -44,7 +39,7 @@ chromium:
 	else echo "note: chromium not installed and apt-get unavailable; the rendering test will be skipped"; fi
 
 test-fast: setup
-	$(PYTEST) -m "not slow and not real_model"
+	$(BIN)/python -m pytest -q -m "not slow and not real_model"
 
 lint: setup
 	$(BIN)/ruff check .
