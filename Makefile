@@ -25,8 +25,13 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/revs demo
 
+# Two pytest-xdist workers (one on a one-core machine), each with its share of the cores (tests/conftest.py): the
+# tests that write workspaces run on one, in order; the other takes the rest file by file, the long ones first.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -ge 2 ] && echo 2 || echo 1)
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
 test: setup chromium
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # The HTML report test renders in headless Chromium (Debian `chromium`). Install it when we can (root + apt-get);
 # never fail the build when we cannot: the test then skips and says why.
@@ -39,7 +44,7 @@ chromium:
 	else echo "note: chromium not installed and apt-get unavailable; the rendering test will be skipped"; fi
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not real_model"
+	$(PYTEST) -m "not slow and not real_model"
 
 lint: setup
 	$(BIN)/ruff check .
