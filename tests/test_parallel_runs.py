@@ -79,6 +79,7 @@ def test_two_workers_keep_a_file_together_and_the_group_reaches_the_scheduler():
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     lines = [ln for ln in run.stdout.splitlines() if " PASSED " in ln]
     mine = [ln for ln in lines if "test_process_settings.py::" in ln]
-    assert len(mine) == 2 and all(ln.rstrip().endswith("@test_process_settings.py") for ln in mine), mine
+    assert len(mine) == 2, mine
+    assert all(ln.rstrip().endswith("@test_process_settings.py") for ln in mine), mine
     assert len({ln.split()[0] for ln in mine}) == 1, mine  # one worker, e.g. "[gw0]"
     assert len({ln.split()[0] for ln in lines}) == 2, "both workers took a unit"
