@@ -24,8 +24,8 @@ class _Item:
         self.marks.append(mark)
 
 
-def _config(dist: str):
-    return SimpleNamespace(option=SimpleNamespace(dist=dist))
+def _config(dist: str, **more):
+    return SimpleNamespace(option=SimpleNamespace(dist=dist, **more))
 
 
 def test_under_loadgroup_the_store_writers_run_as_one_unit_first_then_long_files_each_file_in_order():
@@ -48,6 +48,13 @@ def test_a_test_file_outside_the_tests_folder_is_its_own_unit(tmp_path):
     items[1].path = tmp_path / "test_elsewhere.py"
     pytest_collection_modifyitems(_config("loadgroup"), items)
     assert [it.marks[0].args[0] for it in items] == ["stores", (tmp_path / "test_elsewhere.py").as_posix()]
+
+
+def test_a_worker_of_a_loadgroup_run_marks_its_units_too():
+    """pytest-xdist's workers, where collection happens, see ``dist == "no"`` and ``loadgroup`` set."""
+    items = [_Item("pii_detect/test_a.py"), _Item("flows/test_f.py")]
+    pytest_collection_modifyitems(_config("no", loadgroup=True), items)
+    assert [it.marks[0].args[0] for it in items] == ["stores", "pii_detect/test_a.py"]
 
 
 @pytest.mark.parametrize("dist", ["no", "load", "loadfile"])
