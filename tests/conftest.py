@@ -35,8 +35,8 @@ def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist's ``--dist loadgroup``: one work unit per test file, the store writers' files together
     (:data:`STORE_WRITERS`) and first, then the files holding long tests (:data:`LONG_MARKERS`), then the rest,
     each file's tests in their order. Any other run keeps its collection as it is."""
-    # an xdist worker (where collection happens) sees ``dist == "no"`` and ``loadgroup`` set; the controller the
-    # opposite
+    # an xdist worker (where collection happens) sees ``dist == "no"`` and ``loadgroup`` set; the controller sees
+    # ``dist == "loadgroup"``
     if not (getattr(config.option, "loadgroup", False) or getattr(config.option, "dist", "no") == "loadgroup"):
         return
     tests_dir = Path(__file__).resolve().parent
