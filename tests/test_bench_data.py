@@ -24,7 +24,7 @@ def test_every_entity_gives_40_distinct_values_in_5_domains_each(entity):
         assert all(r.sentence == f"{r.prompt} {r.ssn}." for r in mine)
 
 
-@pytest.mark.parametrize("entity", ["ssn", "phone", "email"])
+@pytest.mark.parametrize("entity", ["ssn", "phone", "email", "card"])
 def test_values_fit_their_entity_format_not_the_shape_fallback(entity, caplog):
     kind = ENTITIES[entity]
     for r in make_dataset(entity=entity)[::5]:
@@ -32,6 +32,19 @@ def test_values_fit_their_entity_format_not_the_shape_fallback(entity, caplog):
         assert fmt.name == kind
         assert fmt.fits(r.target)
     assert "does not fit its entity format" not in caplog.text
+
+
+def test_card_numbers_are_16_luhn_valid_digits_in_groups_of_four_with_both_separators():
+    from benchmarks.ssn_data import make_cards
+    from revs_engine.format_checks import luhn_valid
+
+    cards = make_cards(40)
+    digits = [c.replace(" ", "").replace("-", "") for c in cards]
+    assert len(set(digits)) == 40
+    assert all(len(d) == 16 and d.isdigit() and luhn_valid(d) for d in digits)
+    assert all(c[4] == c[9] == c[14] and c[4] in " -" for c in cards)
+    assert {c[4] for c in cards} == {" ", "-"}
+    assert not luhn_valid(digits[0][:-1] + str((int(digits[0][-1]) + 1) % 10))  # the check digit is the only one
 
 
 def test_a_surname_is_guessed_by_its_shape_a_capital_then_lowercase_letters():
