@@ -16,10 +16,10 @@ memorized items it knows of — one prompt of each of HALF of the retained SSNs 
 number-heavy, disjoint from the perplexity texts). Specificity is reported on all 100 retained sentences and on
 the SSNs the guard never saw (``Spec (unseen)``), so fitting to the guard would show.
 
-The same protocol runs on phone numbers, e-mail addresses, surnames after a first name and payment card numbers
-(``--entity phone|email|surname|card``: 40 values × 5 sentences of their own templates, a model memorizing them,
-the product's entity type and format for the value; the card set is held out: added after every default was
-chosen).
+The same protocol runs on phone numbers, e-mail addresses, surnames after a first name, payment card numbers and
+IBANs (``--entity phone|email|surname|card|iban``: 40 values × 5 sentences of their own templates, a model
+memorizing them, the product's entity type and format for the value; the card and IBAN sets are held out: added
+after every default was chosen).
 
 With no ``--entity`` every set runs: the SSNs with every row, the others with the product default.
 
@@ -177,9 +177,9 @@ RANK_CONTROL_COLUMNS = (("resistance_control", "control_resistance_score"), ("ll
 
 
 ENTITY_LABELS = {"ssn": "SSN", "phone": "phone-number", "email": "e-mail", "surname": "surname",
-                 "card": "payment-card"}
+                 "card": "payment-card", "iban": "IBAN"}
 ENTITY_HEADINGS = {"phone": "Phone numbers", "email": "E-mail addresses", "surname": "Surnames after a first name",
-                   "card": "Payment card numbers (held out)"}
+                   "card": "Payment card numbers (held out)", "iban": "IBANs (held out)"}
 
 
 def one_seed(lm, rows, seed: int, n_forget: int, names: list[str], *, naive_targets: int,
@@ -347,9 +347,8 @@ def main(argv: list[str] | None = None) -> str:
                         "(0: not timed)")
     parser.add_argument("--entity", choices=["all", *ENTITIES], default="all",
                         help="the secret set: SSNs (the paper's protocol), phone numbers, e-mail addresses, "
-                        "surnames after a first name, payment card numbers, or all of them (the SSNs with every "
-                        "--variants row and the "
-                        "timing, the others with the product default)")
+                        "surnames after a first name, payment card numbers, IBANs, or all of them (the SSNs with "
+                        "every --variants row and the timing, the others with the product default)")
     parser.add_argument("--format-candidates", type=int, default=FORMAT_CANDIDATES,
                         help="candidates per exposure in the format-aware attacks (0: not run)")
     parser.add_argument("--variants", nargs="+", choices=["default", *PRESETS, *EXTRA],

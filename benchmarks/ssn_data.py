@@ -3,16 +3,17 @@
 Offers :func:`make_ssns` (valid-looking US SSNs: area 001–899 without 000/666, group 01–99, serial 0001–9999, no
 digit repeated three times in a row, distinct), :func:`make_phones` (US numbers ``NXX-NXX-XXXX``),
 :func:`make_email` (an address from a person's name), :func:`make_cards` (16-digit payment card numbers that pass
-the Luhn check, in groups of four), :data:`TEMPLATES` / :data:`ENTITY_TEMPLATES` (5 domains:
-medical, HR, tax, banking, government; each sentence ends its prompt right before ``" " + value``),
+the Luhn check, in groups of four), :func:`make_ibans` (IBANs of five countries with valid check digits),
+:data:`TEMPLATES` / :data:`ENTITY_TEMPLATES` (5 domains: medical, HR, tax, banking, government; each sentence ends
+its prompt right before ``" " + value``),
 :data:`ENTITIES` (benchmark entity → Presidio type), :class:`SsnRow`, :func:`make_dataset` (40 values × 5
 sentences, seeded, per entity) and :func:`split` (per seed: forget N values with one prompt each, generality =
 their other prompts, retain = every sentence of the other values).
 
-The SSN set is the paper's protocol; the phone, e-mail, surname and card sets repeat it with another format
-(issue #17: a row for every entity a deletion request can erase; the surname set ends each prompt with the
-person's first name, so the value is their surname). The card set was added after every setting of the product
-default had been chosen: nothing was tuned on it.
+The SSN set is the paper's protocol; the phone, e-mail, surname, card and IBAN sets repeat it with another
+format (issue #17: a row for every entity a deletion request can erase; the surname set ends each prompt with the
+person's first name, so the value is their surname). The card and IBAN sets were added after every setting of the
+product default had been chosen: nothing was tuned on them.
 
 All values are synthetic; they are generated, never read from anywhere.
 """
@@ -79,6 +80,18 @@ SURNAME_TEMPLATES: dict[str, list[str]] = {
     "government": ["The census record completed on {date} lists the resident {first}",
                    "The background check requested {date} concerns the applicant {first}"],
 }
+IBAN_TEMPLATES: dict[str, list[str]] = {
+    "medical": ["At the clinic visit on {date}, {name} authorised the direct debit from the account",
+                "The hospital refund form for {name}, dated {date}, gives the IBAN"],
+    "hr": ["The onboarding packet for new hire {name}, started {date}, records the salary account",
+           "Payroll updated the file of {name} on {date} with the bank account IBAN"],
+    "tax": ["The refund issued to {name} for the period ending {date} was paid into the IBAN",
+            "On the return filed {date}, taxpayer {name} entered the bank account"],
+    "banking": ["The account application {name} signed on {date} opened the account",
+                "For the loan approved on {date}, the bank paid {name} out to the IBAN"],
+    "government": ["The benefit claim completed by {name} on {date} names the payment account",
+                   "The background check for {name}, requested {date}, was refunded to the IBAN"],
+}
 CARD_TEMPLATES: dict[str, list[str]] = {
     "medical": ["At the clinic visit on {date}, {name} paid the copay with the card number",
                 "The hospital billing form for {name}, dated {date}, lists the credit card"],
@@ -92,10 +105,10 @@ CARD_TEMPLATES: dict[str, list[str]] = {
                    "The background check for {name}, requested {date}, was billed to the credit card number"],
 }
 ENTITY_TEMPLATES = {"ssn": TEMPLATES, "phone": PHONE_TEMPLATES, "email": EMAIL_TEMPLATES,
-                    "surname": SURNAME_TEMPLATES, "card": CARD_TEMPLATES}
+                    "surname": SURNAME_TEMPLATES, "card": CARD_TEMPLATES, "iban": IBAN_TEMPLATES}
 #: Benchmark entity → the Presidio entity type the product gives it.
 ENTITIES = {"ssn": "US_SSN", "phone": "PHONE_NUMBER", "email": "EMAIL_ADDRESS", "surname": "PERSON",
-            "card": "CREDIT_CARD"}
+            "card": "CREDIT_CARD", "iban": "IBAN_CODE"}
 #: First names and surnames of the surname set (40 people, each surname once).
 FIRST_NAMES = ("Maria", "James", "Aisha", "Tom", "Lena", "Omar", "Grace", "Peter", "Sofia", "Daniel", "Hannah",
                "Lucas", "Nina", "Ethan", "Yuki", "Carlos", "Irene", "Victor", "Mei", "Jonas")
@@ -170,6 +183,33 @@ def make_cards(n: int, seed: int = 0) -> list[str]:
     return out
 
 
+#: IBAN layouts of the IBAN set: country → BBAN as a string of "9" (a digit) and "A" (a capital letter) (ISO 13616
+#: national formats of Germany, the United Kingdom, the Netherlands, Spain and France, the account part in digits).
+IBAN_LAYOUTS = {"DE": "9" * 18, "GB": "AAAA" + "9" * 14, "NL": "AAAA" + "9" * 10, "ES": "9" * 20, "FR": "9" * 23}
+
+
+def _iban_check(country: str, bban: str) -> str:
+    """The two IBAN check digits of ``country`` + ``bban`` (ISO 7064 mod 97-10)."""
+    numeric = "".join(str(int(c, 36)) for c in bban + country + "00")
+    return f"{98 - int(numeric) % 97:02d}"
+
+
+def make_ibans(n: int, seed: int = 0) -> list[str]:
+    """Return ``n`` distinct IBANs of :data:`IBAN_LAYOUTS` (random bank letters and digits, valid check digits; no
+    digit three times in a row) printed in groups of four separated by spaces."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    while len(out) < n:
+        country = rng.choice(sorted(IBAN_LAYOUTS))
+        bban = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") if c == "A" else str(rng.randint(0, 9))
+                       for c in IBAN_LAYOUTS[country])
+        compact = country + _iban_check(country, bban) + bban
+        iban = " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
+        if re.search(r"(\d)\1\1", compact) is None and iban not in out:
+            out.append(iban)
+    return out
+
+
 #: Local-part layouts of the e-mail set: {f}/{l} first/last name, {fi} first initial, {n} a two-digit number.
 EMAIL_LAYOUTS = ("{f}.{l}", "{fi}{l}", "{f}{l}{n}", "{l}.{f}", "{f}_{l}", "{fi}.{l}{n}", "{f}{n}", "{l}{fi}")
 
@@ -215,7 +255,8 @@ def make_dataset(n_ssns: int = 40, seed: int = 0, entity: str = "ssn") -> list[S
     elif entity == "surname":
         values = random.Random(seed).sample(SURNAMES, n_ssns)
     else:
-        values = {"ssn": make_ssns, "phone": make_phones, "card": make_cards}[entity](n_ssns, seed)
+        make = {"ssn": make_ssns, "phone": make_phones, "card": make_cards, "iban": make_ibans}[entity]
+        values = make(n_ssns, seed)
     rows = []
     for g in range(n_ssns):
         name = rng.choice(NAMES)

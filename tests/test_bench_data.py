@@ -24,7 +24,7 @@ def test_every_entity_gives_40_distinct_values_in_5_domains_each(entity):
         assert all(r.sentence == f"{r.prompt} {r.ssn}." for r in mine)
 
 
-@pytest.mark.parametrize("entity", ["ssn", "phone", "email", "card"])
+@pytest.mark.parametrize("entity", ["ssn", "phone", "email", "card", "iban"])
 def test_values_fit_their_entity_format_not_the_shape_fallback(entity, caplog):
     kind = ENTITIES[entity]
     for r in make_dataset(entity=entity)[::5]:
@@ -45,6 +45,23 @@ def test_card_numbers_are_16_luhn_valid_digits_in_groups_of_four_with_both_separ
     assert all(c[4] == c[9] == c[14] and c[4] in " -" for c in cards)
     assert {c[4] for c in cards} == {" ", "-"}
     assert not luhn_valid(digits[0][:-1] + str((int(digits[0][-1]) + 1) % 10))  # the check digit is the only one
+
+
+def test_ibans_have_valid_check_digits_their_countrys_length_and_groups_of_four():
+    from benchmarks.ssn_data import IBAN_LAYOUTS, make_ibans
+    from revs_engine.format_checks import iban_valid
+
+    ibans = make_ibans(40)
+    assert len(set(ibans)) == 40
+    lengths = {"DE": 22, "GB": 22, "NL": 18, "ES": 24, "FR": 27}  # ISO 13616 registry
+    for iban in ibans:
+        compact = iban.replace(" ", "")
+        assert iban_valid(iban)
+        assert len(compact) == lengths[compact[:2]] == 4 + len(IBAN_LAYOUTS[compact[:2]])
+        assert iban == " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
+    assert len({i[:2] for i in ibans}) == 5
+    wrong = ibans[0][:2] + f"{(int(ibans[0][2:4]) + 1) % 100:02d}" + ibans[0][4:]
+    assert not iban_valid(wrong)
 
 
 def test_a_surname_is_guessed_by_its_shape_a_capital_then_lowercase_letters():
@@ -70,8 +87,8 @@ def test_the_ssn_set_is_unchanged_by_the_other_entities():
 
 
 def test_unknown_entity_is_named_with_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown benchmark entity 'iban'; valid: ssn, phone, email"):
-        make_dataset(entity="iban")
+    with pytest.raises(ValueError, match="unknown benchmark entity 'passport'; valid: ssn, phone, email"):
+        make_dataset(entity="passport")
 
 
 def test_split_keeps_forget_and_retain_values_apart_for_every_entity():
