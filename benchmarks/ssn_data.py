@@ -24,6 +24,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from revs_engine.format_checks import fix_check
+
 NAMES = ["Maria Lopez", "James Carter", "Aisha Khan", "Tom Becker", "Lena Novak", "Omar Haddad", "Grace Liu",
          "Peter Walsh", "Sofia Rossi", "Daniel Kim", "Hannah Weber", "Lucas Moreau", "Nina Petrov", "Ethan Brooks",
          "Yuki Tanaka", "Carlos Mendes", "Irene Dubois", "Victor Hale", "Mei Chen", "Jonas Berg"]
@@ -152,15 +154,6 @@ def make_phones(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def _luhn_digit(body: str) -> str:
-    """The Luhn check digit that completes ``body`` (digits only)."""
-    total = 0
-    for i, c in enumerate(reversed(body)):  # the check digit will sit right of body[-1]: double every other
-        d = int(c) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return str(-total % 10)
-
-
 #: Issuer prefixes of the card set (Visa, Mastercard), each completed to 16 digits.
 CARD_PREFIXES = ("4", "51", "52", "53", "54", "55")
 
@@ -175,7 +168,7 @@ def make_cards(n: int, seed: int = 0) -> list[str]:
     while len(out) < n:
         prefix = rng.choice(CARD_PREFIXES)
         body = prefix + "".join(str(rng.randint(0, 9)) for _ in range(15 - len(prefix)))
-        digits = body + _luhn_digit(body)
+        digits = fix_check("luhn", body + "0")
         card = rng.choice(" -").join(digits[i:i + 4] for i in range(0, 16, 4))
         if re.search(r"(\d)\1\1", digits) is None and digits not in seen:
             seen.add(digits)
@@ -188,12 +181,6 @@ def make_cards(n: int, seed: int = 0) -> list[str]:
 IBAN_LAYOUTS = {"DE": "9" * 18, "GB": "AAAA" + "9" * 14, "NL": "AAAA" + "9" * 10, "ES": "9" * 20, "FR": "9" * 23}
 
 
-def _iban_check(country: str, bban: str) -> str:
-    """The two IBAN check digits of ``country`` + ``bban`` (ISO 7064 mod 97-10)."""
-    numeric = "".join(str(int(c, 36)) for c in bban + country + "00")
-    return f"{98 - int(numeric) % 97:02d}"
-
-
 def make_ibans(n: int, seed: int = 0) -> list[str]:
     """Return ``n`` distinct IBANs of :data:`IBAN_LAYOUTS` (random bank letters and digits, valid check digits; no
     digit three times in a row) printed in groups of four separated by spaces."""
@@ -203,7 +190,7 @@ def make_ibans(n: int, seed: int = 0) -> list[str]:
         country = rng.choice(sorted(IBAN_LAYOUTS))
         bban = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") if c == "A" else str(rng.randint(0, 9))
                        for c in IBAN_LAYOUTS[country])
-        compact = country + _iban_check(country, bban) + bban
+        compact = fix_check("iban", country + "00" + bban)
         iban = " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
         if re.search(r"(\d)\1\1", compact) is None and iban not in out:
             out.append(iban)
