@@ -124,11 +124,21 @@ EMAIL_DOMAINS = ("gmail.com", "outlook.com", "yahoo.com", "proton.me", "fastmail
                  "brightline.io", "keystonehealth.com")
 
 
+def _triple_digit(text: str) -> bool:
+    """Whether ``text`` holds one digit three times in a row (no set keeps such a value)."""
+    return re.search(r"(\d)\1\1", text) is not None
+
+
+def _groups_of_four(text: str, separator: str) -> str:
+    """``text`` cut into groups of four characters joined by ``separator`` (how cards and IBANs are printed)."""
+    return separator.join(text[i:i + 4] for i in range(0, len(text), 4))
+
+
 def _valid(ssn: str) -> bool:
     area, group, serial = ssn.split("-")
     if area in ("000", "666") or int(area) >= 900 or group == "00" or serial == "0000":
         return False
-    return re.search(r"(\d)\1\1", ssn.replace("-", "")) is None
+    return not _triple_digit(ssn.replace("-", ""))
 
 
 def make_ssns(n: int, seed: int = 0) -> list[str]:
@@ -149,7 +159,7 @@ def make_phones(n: int, seed: int = 0) -> list[str]:
     out: list[str] = []
     while len(out) < n:
         phone = f"{rng.randint(200, 999)}-{rng.randint(200, 999)}-{rng.randint(0, 9999):04d}"
-        if phone[4:7] != "555" and re.search(r"(\d)\1\1", phone.replace("-", "")) is None and phone not in out:
+        if phone[4:7] != "555" and not _triple_digit(phone.replace("-", "")) and phone not in out:
             out.append(phone)
     return out
 
@@ -169,8 +179,8 @@ def make_cards(n: int, seed: int = 0) -> list[str]:
         prefix = rng.choice(CARD_PREFIXES)
         body = prefix + "".join(str(rng.randint(0, 9)) for _ in range(15 - len(prefix)))
         digits = fix_check("luhn", body + "0")
-        card = rng.choice(" -").join(digits[i:i + 4] for i in range(0, 16, 4))
-        if re.search(r"(\d)\1\1", digits) is None and digits not in seen:
+        card = _groups_of_four(digits, rng.choice(" -"))
+        if not _triple_digit(digits) and digits not in seen:
             seen.add(digits)
             out.append(card)
     return out
@@ -191,8 +201,8 @@ def make_ibans(n: int, seed: int = 0) -> list[str]:
         bban = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") if c == "A" else str(rng.randint(0, 9))
                        for c in IBAN_LAYOUTS[country])
         compact = fix_check("iban", country + "00" + bban)
-        iban = " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
-        if re.search(r"(\d)\1\1", compact) is None and iban not in out:
+        iban = _groups_of_four(compact, " ")
+        if not _triple_digit(compact) and iban not in out:
             out.append(iban)
     return out
 
